@@ -1,0 +1,252 @@
+"""`mlci`: the one entry point. This module only parses arguments, calls the stage modules, and
+prints; `run_command` is the one place that maps failures to exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ml import config as config_module
+from ml import console
+from ml.errors import BadInput, MlciError, Unreachable
+
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+def _unreachable(error: BaseException) -> Unreachable | None:
+    """MLflow's client raises plain exceptions when a server dies mid-command; name them for ops."""
+    text = str(error)
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if names & {"ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError", "NewConnectionError"} or (
+            "MlflowException" in names and ("API request to" in text or "Max retries exceeded" in text)):
+        first = text.splitlines()[0][:300] if text else type(error).__name__
+        return Unreachable(f"the MLflow tracking server stopped answering: {first}",
+                           hint="check the server and MLFLOW_TRACKING_URI, then run the command again")
+    return None
+
+
+def run_command(name: str) -> Callable:
+    """Decorate a command: user-caused failures print a message (no traceback) and set the exit code."""
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except MlciError as error:
+                console.error(error, name)
+                sys.exit(error.exit_code)
+            except Exception as error:  # noqa: BLE001 - translated or re-raised below
+                translated = _unreachable(error)
+                if translated is None:
+                    raise
+                console.error(translated, name)
+                sys.exit(translated.exit_code)
+        return wrapper
+    return decorate
+
+
+def _config(ctx: click.Context) -> config_module.Config:
+    return config_module.load(ctx.obj["config_path"])
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="MLCI_CONFIG", default=config_module.DEFAULT_CONFIG,
+              show_default=True, help="The project config (env MLCI_CONFIG).")
+@click.version_option(package_name="mlci")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str) -> None:
+    """mlci: test, train, track, gate, package, build and deploy ML models — the same line on a laptop and in Jenkins.
+
+    Exit codes: 0 success, 1 a check said no, 2 bad input or config, 3 an unreachable dependency.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@cli.command("test")
+@click.pass_context
+@run_command("test")
+def test_command(ctx: click.Context) -> None:
+    """Run the project's tests (tests.paths in mlci.yaml) with JUnit and coverage XML under reports/."""
+    from ml import testing
+
+    config = _config(ctx)
+    console.header("test", f"running the tests of {config.project}: {' '.join(config.tests.paths)}")
+    result = testing.run(config)
+    if result.passed:
+        console.result(True, f"tests passed: {result.summary}; JUnit in {result.junit}")
+        return
+    console.result(False, f"tests failed: {result.summary}; see {result.junit}")
+    sys.exit(1)
+
+
+@cli.command()
+@click.pass_context
+@run_command("train")
+def train(ctx: click.Context) -> None:
+    """Validate the data, train with the committed parameters, track in MLflow, register a version (@candidate)."""
+    from ml import data
+    from ml import train as train_module
+
+    config = _config(ctx)
+    console.header("train", f"training {config.model_name} on {config.data.path}")
+    dataset = data.load(config)
+    fp = dataset.fingerprint
+    console.facts({
+        "data": f"{fp.path}: {fp.rows} rows, {fp.columns} columns, sha256 {fp.sha256[:16]}…",
+        "estimator": f"{config.model.estimator} {json.dumps(config.model.params, sort_keys=True)}",
+        "split": f"test {config.split.test_size:g}, seed {config.split.seed}, {config.split.cv_folds}-fold CV",
+        "tracking": config.tracking_uri,
+    })
+    result = train_module.train(config, dataset)
+    rows = [(m, f"{result.cv_metrics[f'cv_{m}_mean']:.4f} ± {result.cv_metrics[f'cv_{m}_std']:.4f}",
+             _metric(v)) for m, v in result.metrics.items()]
+    console.table(["metric", "cross-validation", "held-out test"], rows)
+    console.facts({"commit": f"{result.provenance['commit']} ({result.provenance['branch']})",
+                   "author": result.provenance["author"], "run": result.run_id})
+    console.result(True, f"registered {result.model_name} version {result.version} as @{result.alias}; "
+                         f"test {result.primary_metric} {result.metrics[result.primary_metric]:.4f} "
+                         f"in {result.duration_s:.1f} s")
+
+
+@cli.command()
+@click.option("--version", "version", default=None, help="Model version to judge (default: @candidate).")
+@click.pass_context
+@run_command("gate")
+def gate(ctx: click.Context, version: str | None) -> None:
+    """Compare the candidate with production on the same held-out data; exit 1 when it does not pass."""
+    from ml import gate as gate_module
+
+    config = _config(ctx)
+    console.header("gate", f"judging {config.model_name} {'v' + version if version else '@candidate'} "
+                           f"against @production on {config.data.path}")
+    result = gate_module.gate(config, version)
+    console.facts({"primary metric": f"{result.primary_metric} "
+                                      f"({'higher' if config.metrics.higher_is_better else 'lower'} is better)",
+                   "held-out rows": result.rows_scored})
+    console.out.print(result.table, markup=False)
+    if result.passed:
+        against = f"v{result.production['version']}" if result.production else "the floor (no production model yet)"
+        console.result(True, f"candidate v{result.candidate['version']} passes the gate against {against}")
+        return
+    console.result(False, f"candidate v{result.candidate['version']} fails the gate: " + "; ".join(result.reasons))
+    sys.exit(1)
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--to", "alias", required=True, help="The alias to point at VERSION (e.g. production).")
+@click.pass_context
+@run_command("promote")
+def promote(ctx: click.Context, version: str, alias: str) -> None:
+    """Point a registry alias at a model version and record who and when."""
+    from ml import registry, tracking
+
+    if not version.isdigit():
+        raise BadInput(f"VERSION must be a model version number, got {version!r}")
+    if not ALIAS_PATTERN.match(alias):
+        raise BadInput(f"alias {alias!r} is not valid", hint="use lowercase letters, digits, - and _ (e.g. production)")
+    config = _config(ctx)
+    console.header("promote", f"pointing {config.model_name}@{alias} at version {version}")
+    client = tracking.connect(config)
+    previous = registry.alias_map(client, config.model_name).get(alias)
+    info = registry.set_alias(client, config.model_name, alias, version)
+    console.facts({"previous": f"v{previous}" if previous else "none", "by": info.tags.get(f"mlci.{alias}.by"),
+                   "commit": info.commit})
+    console.result(True, f"{config.model_name}@{alias} -> version {info.version}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@run_command("status")
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Model versions with their aliases, primary metric, commit, data, author and date."""
+    from ml import status as status_module
+
+    config = _config(ctx)
+    report = status_module.collect(config)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    console.header("status", f"model {config.model_name} in {report['tracking_uri']}")
+    primary = config.metrics.primary
+    rows = [(v["version"], " ".join("@" + a for a in v["aliases"]), _metric(v["metrics"].get(primary)),
+             v["commit"][:10], (v["data_sha256"] or "")[:12], v["author"], v["created_at"], v["gate"] or "-")
+            for v in report["versions"]]
+    console.table(["version", "aliases", primary, "commit", "data sha256", "author", "created", "gate"], rows)
+    aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report["aliases"].items())) or "none"
+    console.result(True, f"{len(rows)} version(s); aliases: {aliases}")
+
+
+def _pick_version(version: str | None, alias: str | None) -> None:
+    if version and alias:
+        raise BadInput("give --version or --alias, not both")
+
+
+@cli.command()
+@click.option("--version", default=None, help="Model version number.")
+@click.option("--alias", default=None, help="Registry alias (default: candidate).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
+@click.pass_context
+@run_command("package")
+def package(ctx: click.Context, version: str | None, alias: str | None, out: str) -> None:
+    """Export a registered model version to a model bundle: ONNX (parity-checked), metadata, reference rows."""
+    from pathlib import Path
+
+    from ml import package as package_module
+
+    _pick_version(version, alias)
+    config = _config(ctx)
+    which = f"version {version}" if version else f"@{alias or 'candidate'}"
+    console.header("package", f"packaging {config.model_name} {which} into {out}")
+    summary = package_module.package(config, Path(out), version=version, alias=alias)
+    parity = summary["parity"]
+    console.facts({"format": f"{summary['format']} ({summary['precision']})",
+                   "parity": f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
+                             f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {summary['parity_tolerance']:g})",
+                   "reference rows": summary["reference_rows"],
+                   "files": ", ".join(f"{n} ({s:,} B)" for n, s in summary["files"].items())})
+    if summary["fallback_reason"]:
+        console.info(f"warning: shipping the scikit-learn model (package.allow_sklearn_fallback): "
+                     f"{summary['fallback_reason']}")
+    console.result(True, f"bundle of {config.model_name} version {summary['version']} in {summary['bundle']}")
+
+
+@cli.command()
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(file_okay=False), help="Model bundle folder.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@run_command("serve")
+def serve(bundle_dir: str, host: str, port: int, workers: int) -> None:
+    """Run the prediction API on a model bundle (uvicorn, uvloop, httptools)."""
+    from pathlib import Path
+
+    from api import server
+    from ml import bundle
+
+    loaded = bundle.load_bundle(Path(bundle_dir))  # a missing or corrupt bundle is exit 2, before uvicorn starts
+    meta = loaded.metadata
+    console.header("serve", f"serving {meta['name']} version {meta['version']} from {bundle_dir}")
+    console.facts({"listen": f"http://{host}:{port}", "workers": workers, "format": meta["format"],
+                   "docs": f"http://{host}:{port}/docs"})
+    server.serve(Path(bundle_dir), host=host, port=port, workers=workers)
+
+
+def main() -> None:
+    cli(prog_name="mlci")
+
+
+if __name__ == "__main__":
+    main()

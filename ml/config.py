@@ -1,0 +1,273 @@
+"""The project config, `mlci.yaml`: one strict pydantic model, loaded in one place.
+
+Unknown keys and wrong types are errors that name the key (pydantic's `extra="forbid"` and its
+error locations). Environment variables override only what operators own: the tracking URI, the
+Docker host and the port of each environment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ml.errors import ConfigError
+
+DEFAULT_CONFIG = "mlci.yaml"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(Strict):
+    type: Literal["numeric", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    # None: follow `data.missing` (reject unless the policy is `impute`).
+    nullable: bool | None = None
+
+    @model_validator(mode="after")
+    def _bounds_fit_type(self) -> Feature:
+        if self.type == "categorical" and (self.min is not None or self.max is not None):
+            raise ValueError("min/max apply to numeric features only")
+        if self.type == "numeric" and self.categories is not None:
+            raise ValueError("categories apply to categorical features only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Data(Strict):
+    path: Path
+    target: str
+    features: dict[str, Feature] = Field(min_length=1)
+    missing: Literal["reject", "impute"] = "reject"
+    min_rows: int = Field(default=50, ge=2)
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `mean_radius: numeric` is short for `mean_radius: {type: numeric}`.
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _target_is_not_a_feature(self) -> Data:
+        if self.target in self.features:
+            raise ValueError(f"target {self.target!r} is also listed under features")
+        return self
+
+    def nullable(self, name: str) -> bool:
+        declared = self.features[name].nullable
+        return self.missing == "impute" if declared is None else declared
+
+
+class Split(Strict):
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+    cv_folds: int = Field(default=5, ge=2, le=20)
+
+
+class NumericPreprocessing(Strict):
+    impute: Literal["mean", "median", "most_frequent", "constant"] = "median"
+    scale: bool = True
+
+
+class CategoricalPreprocessing(Strict):
+    impute: Literal["most_frequent", "constant"] = "most_frequent"
+    one_hot: bool = True
+
+
+class Preprocessing(Strict):
+    numeric: NumericPreprocessing = NumericPreprocessing()
+    categorical: CategoricalPreprocessing = CategoricalPreprocessing()
+
+
+class Model(Strict):
+    name: str | None = Field(default=None, description="registered model name; default: project")
+    estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    params: dict[str, Any] = {}
+    preprocessing: Preprocessing = Preprocessing()
+
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+Metric = Literal["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"]
+
+
+class Metrics(Strict):
+    primary: Metric = "roc_auc"
+    direction: Literal["maximize", "minimize"] | None = None
+    # Binary problems: the class f1/precision/recall are about; default the last in sorted order.
+    positive_label: str | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        if self.direction is not None:
+            return self.direction == "maximize"
+        return self.primary != "log_loss"
+
+
+class Threshold(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class Gate(Strict):
+    # The absolute floor (or ceiling, for a metric to minimize) of the primary metric.
+    threshold: float
+    max_regression: float = Field(default=0.0, ge=0)
+    secondary: dict[Metric, Threshold] = {}
+
+
+class Package(Strict):
+    allow_sklearn_fallback: bool = False
+    parity_tolerance: float = Field(default=1e-5, gt=0)
+    reference_rows: int = Field(default=20, ge=1, le=1000)
+
+
+class Tracking(Strict):
+    uri: str | None = None
+    experiment: str | None = None
+
+
+class Checks(Strict):
+    ready_timeout: float = Field(default=60, gt=0)
+    smoke_tolerance: float = Field(default=1e-6, ge=0)
+    verify_seconds: float = Field(default=5, ge=0)
+
+
+class Environment(Strict):
+    port: int = Field(ge=1, le=65535)
+    docker_host: str | None = None
+    checks: Checks = Checks()
+
+
+class Tests(Strict):
+    """What `mlci test` runs: the project's own pytest suite."""
+
+    paths: list[str] = Field(default=["tests"], min_length=1)
+    coverage: list[str] = []
+    args: list[str] = []
+
+
+class Images(Strict):
+    registry: str | None = None
+
+
+class Config(Strict):
+    project: Annotated[str, Field(pattern=NAME_PATTERN)]
+    data: Data
+    split: Split = Split()
+    model: Model
+    metrics: Metrics = Metrics()
+    gate: Gate
+    package: Package = Package()
+    tracking: Tracking = Tracking()
+    tests: Tests = Tests()
+    images: Images = Images()
+    environments: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Environment] = {}
+
+    # Where the file was read from: relative paths in it are relative to this folder.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name or self.project
+
+    @property
+    def data_path(self) -> Path:
+        return self.data.path if self.data.path.is_absolute() else self.root / self.data.path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".mlci"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def tracking_uri(self) -> str:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
+        if uri:
+            return uri
+        return f"sqlite:///{(self.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.project
+
+    def environment(self, name: str) -> Environment:
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(f"environment {name!r} is not in mlci.yaml (known: {known})")
+        env = self.environments[name]
+        overrides: dict[str, Any] = {}
+        key = re.sub(r"\W", "_", name).upper()
+        if port := os.environ.get(f"MLCI_{key}_PORT"):
+            if not port.isdigit():
+                raise ConfigError(f"MLCI_{key}_PORT must be a port number, got {port!r}")
+            overrides["port"] = int(port)
+        if host := os.environ.get(f"MLCI_{key}_DOCKER_HOST"):
+            overrides["docker_host"] = host
+        return env.model_copy(update=overrides) if overrides else env
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem, each naming the key as a dotted path."""
+    lines = []
+    for item in error.errors():
+        where = _location(item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key (check its spelling)")
+        elif item["type"] == "missing":
+            lines.append(f"{where}: required key is missing")
+        else:
+            got = item.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{where}: {item['msg']}{shown}")
+    return lines
+
+
+def parse(raw: Any, root: Path = Path("."), source: str = DEFAULT_CONFIG) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    try:
+        config = Config.model_validate({**raw, "root": root})
+    except ValidationError as error:
+        problems = describe_errors(error)
+        raise ConfigError(f"{source} is invalid ({len(problems)} problem(s)):", details=problems) from None
+    if not all(math.isfinite(v) for v in (config.gate.threshold, config.gate.max_regression)):
+        raise ConfigError(f"{source}: gate thresholds must be finite numbers")
+    return config
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    return Path(path or os.environ.get("MLCI_CONFIG") or DEFAULT_CONFIG)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    file = config_path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} not found", hint="run mlci from the project folder or pass --config PATH")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file} is not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    return parse(raw, root=file.resolve().parent, source=str(file))

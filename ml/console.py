@@ -1,0 +1,69 @@
+"""Output for ops reading build logs: a header (what, on what), key facts, tables, one result line.
+
+Plain text when not on a terminal (Jenkins), so logs stay greppable; errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ml.errors import MlciError
+
+_width = int(os.environ.get("COLUMNS", "0")) or 120
+out = Console(highlight=False, soft_wrap=False, width=_width, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=False)
+
+
+def header(command: str, doing: str) -> None:
+    out.print(f"[bold]mlci {command}[/bold]: {doing}", markup=True)
+
+
+def facts(items: Mapping[str, Any]) -> None:
+    width = max((len(k) for k in items), default=0)
+    for key, value in items.items():
+        out.print(f"  {key:<{width}}  {value}", markup=False)
+
+
+def info(message: str) -> None:
+    out.print(f"  {message}", markup=False)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
+    t = Table(*columns, title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+    for row in rows:
+        t.add_row(*("" if cell is None else str(cell) for cell in row))
+    out.print(t)
+    return t
+
+
+def result(ok: bool, message: str) -> None:
+    word = "OK" if ok else "FAILED"
+    style = "green" if ok else "red"
+    out.print(f"[{style}]RESULT {word}[/{style}]: {message}", markup=True)
+
+
+def error(failure: MlciError, command: str) -> None:
+    err.print(f"[red]mlci {command}: error[/red]: {failure.message}", markup=True)
+    for line in failure.details:
+        err.print(f"  - {line}", markup=False)
+    if failure.hint:
+        err.print(f"  what to do: {failure.hint}", markup=False)
+
+
+def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The same table as text, for reports and Jenkins build descriptions."""
+    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(columns)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def flush() -> None:
+    sys.stdout.flush()

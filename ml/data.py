@@ -1,0 +1,151 @@
+"""Data validation before any training, and the dataset fingerprint.
+
+Every violation is collected and reported in one message: a user fixing a CSV wants the whole
+list, not one problem per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.config import Config
+from ml.errors import DataError
+
+MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    path: str
+    sha256: str
+    rows: int
+    columns: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    frame: pd.DataFrame
+    fingerprint: Fingerprint
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rows(mask: pd.Series) -> str:
+    # Line numbers as a user sees them in an editor: header is line 1.
+    lines = [str(i + 2) for i in mask[mask].index[:MAX_EXAMPLES]]
+    more = int(mask.sum()) - len(lines)
+    return ", ".join(lines) + (f" and {more} more" if more > 0 else "")
+
+
+def _guess_delimiter(path: Path, expected: str) -> str | None:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        sample = handle.read(8192)
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return None
+    return found if found != expected else None
+
+
+def read_csv(path: Path, delimiter: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"dataset {path} not found", hint="check data.path in mlci.yaml (relative to the config file)")
+    if path.stat().st_size == 0:
+        raise DataError(f"dataset {path} is empty", hint="commit the data file with a header row and data rows")
+    try:
+        # Everything as text first: type checks below must see the raw values to report them.
+        frame = pd.read_csv(path, sep=delimiter, dtype=str, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"dataset {path} has no header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"dataset {path} cannot be parsed as CSV: {str(error).strip()}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _check_numeric(name: str, raw: pd.Series, config: Config, problems: list[str]) -> None:
+    feature = config.data.features[name]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = raw.notna() & values.isna()
+    infinite = values.notna() & ~np.isfinite(values.astype(float))
+    bad |= infinite
+    if bad.any():
+        examples = ", ".join(repr(v) for v in raw[bad].unique()[:MAX_EXAMPLES])
+        problems.append(f"column {name!r}: {int(bad.sum())} non-numeric value(s) such as {examples} (lines {_rows(bad)})")
+    finite = values.where(~bad)
+    if feature.min is not None and (low := finite < feature.min).any():
+        problems.append(f"column {name!r}: {int(low.sum())} value(s) below min {feature.min:g}, "
+                        f"lowest {finite[low].min():g} (lines {_rows(low)})")
+    if feature.max is not None and (high := finite > feature.max).any():
+        problems.append(f"column {name!r}: {int(high.sum())} value(s) above max {feature.max:g}, "
+                        f"highest {finite[high].max():g} (lines {_rows(high)})")
+
+
+def _check_categorical(name: str, raw: pd.Series, config: Config, problems: list[str]) -> None:
+    allowed = config.data.features[name].categories
+    if allowed is None:
+        return
+    outside = raw.notna() & ~raw.isin(allowed)
+    if outside.any():
+        examples = ", ".join(repr(v) for v in raw[outside].unique()[:MAX_EXAMPLES])
+        problems.append(f"column {name!r}: {int(outside.sum())} value(s) outside the allowed categories "
+                        f"{allowed}: {examples} (lines {_rows(outside)})")
+
+
+def validate_frame(frame: pd.DataFrame, config: Config, source: str) -> list[str]:
+    """All the problems of a raw (all-text) frame against the config, as lines for a human."""
+    data = config.data
+    expected = [*data.features, data.target]
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        present = ", ".join(frame.columns[:8]) + (" …" if len(frame.columns) > 8 else "")
+        return [f"missing column(s): {', '.join(missing)} (the file has: {present})"]
+    problems: list[str] = []
+    if len(frame) < data.min_rows:
+        problems.append(f"{len(frame)} data row(s), at least {data.min_rows} required (data.min_rows)")
+    for name, feature in data.features.items():
+        raw = frame[name]
+        if feature.type == "numeric":
+            _check_numeric(name, raw, config, problems)
+        else:
+            _check_categorical(name, raw, config, problems)
+        if raw.isna().any() and not data.nullable(name):
+            problems.append(f"column {name!r}: {int(raw.isna().sum())} missing value(s) (lines {_rows(raw.isna())}); "
+                            f"fill them, or set data.missing: impute (or nullable: true on the feature)")
+    target = frame[data.target]
+    if target.isna().any():
+        problems.append(f"target {data.target!r}: {int(target.isna().sum())} missing label(s) (lines {_rows(target.isna())})")
+    classes = target.dropna().unique()
+    if len(classes) < 2:
+        shown = f"only {classes[0]!r}" if len(classes) else "no labels"
+        problems.append(f"target {data.target!r}: at least two classes are needed to train a classifier, found {shown}")
+    return problems
+
+
+def load(config: Config) -> Dataset:
+    """Read, validate and fingerprint the dataset named in the config; raise DataError listing every problem."""
+    path = config.data_path
+    frame = read_csv(path, config.data.delimiter)
+    problems = validate_frame(frame, config, str(path))
+    if problems:
+        hint = "fix the data or mlci.yaml, then run again"
+        if len(frame.columns) == 1 and (found := _guess_delimiter(path, config.data.delimiter)):
+            hint = f"the file looks delimited by {found!r}, not {config.data.delimiter!r}: set data.delimiter in mlci.yaml"
+        raise DataError(f"dataset {path} failed validation ({len(problems)} problem(s)):", details=problems, hint=hint)
+    fingerprint = Fingerprint(path=str(config.data.path), sha256=sha256_of(path), rows=len(frame), columns=len(frame.columns))
+    return Dataset(frame=frame, fingerprint=fingerprint)

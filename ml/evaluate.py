@@ -1,0 +1,96 @@
+"""Held-out split and classification metrics, shared by training and the gate.
+
+The gate must score the candidate and production on the same rows as training held out, so the
+split lives here, driven only by the config (test fraction and seed) and the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from ml.config import CLASSIFICATION_METRICS, Config
+from ml.data import Dataset
+from ml.errors import DataError
+from ml.model import model_frame
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def holdout(dataset: Dataset, config: Config) -> Split:
+    x = model_frame(dataset.frame, config)
+    y = dataset.frame[config.data.target].astype(str)
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=config.split.test_size, random_state=config.split.seed, stratify=y)
+    except ValueError as error:
+        raise DataError(f"cannot split the data into train and test sets: {error}",
+                        hint="each class needs at least two rows; add data or change split.test_size") from None
+    return Split(x_train, x_test, y_train, y_test)
+
+
+def positive_label(classes: np.ndarray, config: Config) -> str:
+    wanted = config.metrics.positive_label
+    if wanted is not None:
+        if wanted not in classes:
+            raise DataError(f"metrics.positive_label {wanted!r} is not a class of the target (classes: {list(classes)})")
+        return wanted
+    return str(sorted(classes)[-1])
+
+
+def score(model, x: pd.DataFrame, y: pd.Series, config: Config) -> dict[str, float]:
+    """Every classification metric mlci knows, for a fitted classifier on (x, y)."""
+    classes = model.classes_
+    predicted = model.predict(x)
+    proba = model.predict_proba(x)
+    binary = len(classes) == 2
+    average = {"average": "binary", "pos_label": positive_label(classes, config)} if binary else {"average": "macro"}
+    result = {
+        "accuracy": skm.accuracy_score(y, predicted),
+        "balanced_accuracy": skm.balanced_accuracy_score(y, predicted),
+        "f1": skm.f1_score(y, predicted, zero_division=0, **average),
+        "precision": skm.precision_score(y, predicted, zero_division=0, **average),
+        "recall": skm.recall_score(y, predicted, zero_division=0, **average),
+        "log_loss": skm.log_loss(y, proba, labels=classes),
+    }
+    if len(set(y)) < 2:
+        result["roc_auc"] = float("nan")
+    elif binary:
+        positive = list(classes).index(positive_label(classes, config))
+        result["roc_auc"] = skm.roc_auc_score(y == classes[positive], proba[:, positive])
+    else:
+        result["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
+    assert set(result) == set(CLASSIFICATION_METRICS)
+    return {k: float(v) for k, v in result.items()}
+
+
+def cross_validate(pipeline, split: Split, config: Config) -> dict[str, float]:
+    """Mean and standard deviation of each metric over stratified folds of the training rows."""
+    folds = StratifiedKFold(n_splits=config.split.cv_folds, shuffle=True, random_state=config.split.seed)
+    per_fold: list[dict[str, float]] = []
+    try:
+        for train_idx, valid_idx in folds.split(split.x_train, split.y_train):
+            model = clone(pipeline).fit(split.x_train.iloc[train_idx], split.y_train.iloc[train_idx])
+            per_fold.append(score(model, split.x_train.iloc[valid_idx], split.y_train.iloc[valid_idx], config))
+    except ValueError as error:
+        if "n_splits" not in str(error):
+            raise
+        raise DataError(f"cannot cross-validate with {config.split.cv_folds} folds: {error}",
+                        hint="lower split.cv_folds or add rows of the rarest class") from None
+    summary = {}
+    for name in CLASSIFICATION_METRICS:
+        values = np.array([fold[name] for fold in per_fold])
+        summary[f"cv_{name}_mean"] = float(np.mean(values))
+        summary[f"cv_{name}_std"] = float(np.std(values))
+    return summary

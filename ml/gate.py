@@ -1,0 +1,123 @@
+"""`mlci gate`: may the candidate go further? Candidate and production are scored on the same
+held-out rows; the candidate must reach the absolute floor of the primary metric, regress no more
+than the tolerance against production, and meet the secondary thresholds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ml import data, evaluate, registry, reports, tracking
+from ml.config import Config
+from ml.console import plain_table
+
+COLUMNS = ("check", "candidate", "production", "required", "result")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    candidate: float
+    production: float | None
+    required: str
+    passed: bool
+
+    def row(self) -> list[str]:
+        production = "-" if self.production is None else f"{self.production:.4f}"
+        return [self.name, f"{self.candidate:.4f}", production, self.required, "pass" if self.passed else "FAIL"]
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    model_name: str
+    primary_metric: str
+    candidate: dict[str, object]
+    production: dict[str, object] | None
+    checks: list[Check]
+    reasons: list[str] = field(default_factory=list)
+    rows_scored: int = 0
+
+    @property
+    def table(self) -> str:
+        candidate = f"candidate v{self.candidate['version']}"
+        production = f"production v{self.production['version']}" if self.production else "production (none)"
+        return plain_table([COLUMNS[0], candidate, production, *COLUMNS[3:]], [c.row() for c in self.checks])
+
+    def report(self) -> dict[str, object]:
+        payload = asdict(self)
+        payload["checks"] = [asdict(c) for c in self.checks]
+        payload["table"] = self.table
+        return payload
+
+
+def _at_least(value: float, bound: float) -> bool:
+    return math.isfinite(value) and value >= bound
+
+
+def _at_most(value: float, bound: float) -> bool:
+    return math.isfinite(value) and value <= bound
+
+
+def decide(config: Config, candidate: dict[str, float], production: dict[str, float] | None) -> list[Check]:
+    """The checks, in the order a human reads them: floor, regression, secondary thresholds."""
+    primary = config.metrics.primary
+    higher = config.metrics.higher_is_better
+    gate = config.gate
+    value = candidate[primary]
+    prod_value = production[primary] if production else None
+    checks = [Check(
+        name=f"{primary} {'floor' if higher else 'ceiling'}", candidate=value, production=prod_value,
+        required=f"{'>=' if higher else '<='} {gate.threshold:g}",
+        passed=_at_least(value, gate.threshold) if higher else _at_most(value, gate.threshold))]
+    if prod_value is not None:
+        bound = prod_value - gate.max_regression if higher else prod_value + gate.max_regression
+        checks.append(Check(
+            name=f"{primary} vs production", candidate=value, production=prod_value,
+            required=f"{'>=' if higher else '<='} {bound:.4f} (tolerance {gate.max_regression:g})",
+            passed=_at_least(value, bound) if higher else _at_most(value, bound)))
+    for metric, threshold in gate.secondary.items():
+        secondary = candidate[metric]
+        other = production[metric] if production else None
+        if threshold.min is not None:
+            checks.append(Check(f"{metric} min", secondary, other, f">= {threshold.min:g}",
+                                _at_least(secondary, threshold.min)))
+        if threshold.max is not None:
+            checks.append(Check(f"{metric} max", secondary, other, f"<= {threshold.max:g}",
+                                _at_most(secondary, threshold.max)))
+    return checks
+
+
+def _score_version(config: Config, version: str, split: evaluate.Split) -> dict[str, float]:
+    import mlflow
+
+    model = mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
+    return evaluate.score(model, split.x_test, split.y_test, config)
+
+
+def gate(config: Config, version: str | None = None) -> GateResult:
+    dataset = data.load(config)
+    split = evaluate.holdout(dataset, config)
+    client = tracking.connect(config)
+    candidate = registry.resolve(client, config.model_name, version=version)
+    production_version = registry.alias_map(client, config.model_name).get(registry.PRODUCTION)
+
+    candidate_metrics = _score_version(config, candidate.version, split)
+    production_metrics = None
+    if production_version is not None:
+        production_metrics = (candidate_metrics if production_version == candidate.version
+                              else _score_version(config, production_version, split))
+    checks = decide(config, candidate_metrics, production_metrics)
+    passed = all(c.passed for c in checks)
+    reasons = [f"{c.name}: {c.candidate:.4f} is not {c.required}" for c in checks if not c.passed]
+    result = GateResult(
+        passed=passed, model_name=config.model_name, primary_metric=config.metrics.primary,
+        candidate={"version": candidate.version, "run_id": candidate.run_id, "metrics": candidate_metrics},
+        production=None if production_metrics is None else {"version": production_version, "metrics": production_metrics},
+        checks=checks, reasons=reasons, rows_scored=len(split.y_test))
+    client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.result", "passed" if passed else "failed")
+    client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.at", registry.now())
+    if production_version is not None:
+        client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.against", production_version)
+    reports.write(config, "gate", result.report())
+    return result

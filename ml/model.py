@@ -1,0 +1,97 @@
+"""The scikit-learn Pipeline described by `mlci.yaml`: preprocessing per feature type + estimator.
+
+Everything the model sees goes through `model_frame`, so training, packaging and serving agree on
+one input representation: numeric columns as float64 with NaN for missing, categorical columns as
+strings with "" for missing (ONNX string tensors have no NaN, so "" is the missing marker there too).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from ml.config import Config
+from ml.errors import ConfigError
+
+MISSING_CATEGORY = ""
+
+
+def load_estimator_class(path: str) -> type[BaseEstimator]:
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ConfigError(f"model.estimator: cannot import module {module_name!r}",
+                          hint="use a full import path such as sklearn.ensemble.RandomForestClassifier") from None
+    cls = getattr(module, class_name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, BaseEstimator)):
+        raise ConfigError(f"model.estimator: {path!r} is not a scikit-learn estimator class")
+    return cls
+
+
+def build_estimator(config: Config) -> BaseEstimator:
+    cls = load_estimator_class(config.model.estimator)
+    params = dict(config.model.params)
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(f"model.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}",
+                          hint=f"valid parameters: {', '.join(p for p in accepted if p != 'self')}")
+    # Determinism: a randomised estimator without an explicit seed takes the split seed.
+    if "random_state" in accepted and "random_state" not in params:
+        params["random_state"] = config.split.seed
+    try:
+        estimator = cls(**params)
+        estimator._validate_params()
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model.params: {cls.__name__} rejects its parameters: {error}") from None
+    if not is_classifier(estimator):
+        raise ConfigError(f"model.estimator: {cls.__name__} is not a classifier",
+                          hint="mlci trains classifiers; use e.g. sklearn.linear_model.LogisticRegression")
+    return estimator
+
+
+def numeric_features(config: Config) -> list[str]:
+    return [n for n, f in config.data.features.items() if f.type == "numeric"]
+
+
+def categorical_features(config: Config) -> list[str]:
+    return [n for n, f in config.data.features.items() if f.type == "categorical"]
+
+
+def build_pipeline(config: Config) -> Pipeline:
+    pre = config.model.preprocessing
+    transformers = []
+    if numeric := numeric_features(config):
+        steps = [("impute", SimpleImputer(strategy=pre.numeric.impute))]
+        if pre.numeric.scale:
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("numeric", Pipeline(steps), numeric))
+    if categorical := categorical_features(config):
+        steps = [("impute", SimpleImputer(strategy=pre.categorical.impute, missing_values=MISSING_CATEGORY,
+                                          fill_value="missing"))]
+        if pre.categorical.one_hot:
+            steps.append(("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
+        transformers.append(("categorical", Pipeline(steps), categorical))
+    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", preprocess), ("model", build_estimator(config))])
+
+
+def model_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The feature columns, in config order, in the one representation the model accepts."""
+    columns = {}
+    for name, feature in config.data.features.items():
+        column = frame[name]
+        if feature.type == "numeric":
+            columns[name] = pd.to_numeric(column, errors="raise").astype(np.float64)
+        else:
+            columns[name] = column.astype(object).where(column.notna(), MISSING_CATEGORY).astype(str)
+    return pd.DataFrame(columns, index=frame.index)

@@ -1,0 +1,109 @@
+"""Who trained what, from which commit, on which build: the facts every run and version carries."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+LOCK_FILE = Path("requirements") / "dev.txt"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    commit: str
+    branch: str
+    dirty: bool | None
+    author: str
+    job_name: str | None
+    build_number: str | None
+    build_url: str | None
+    mlci_version: str
+    python_version: str
+    sklearn_version: str
+    lock_sha256: str
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:8] if self.commit != UNKNOWN else "nocommit"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def tags(self) -> dict[str, str]:
+        """As MLflow tags (strings only; unset Jenkins facts left out)."""
+        tags = {
+            "mlflow.source.git.commit": self.commit,
+            "mlci.commit": self.commit,
+            "mlci.branch": self.branch,
+            "mlci.dirty": UNKNOWN if self.dirty is None else str(self.dirty).lower(),
+            "mlci.author": self.author,
+            "mlflow.user": self.author,
+            "mlci.version": self.mlci_version,
+            "mlci.python_version": self.python_version,
+            "mlci.sklearn_version": self.sklearn_version,
+            "mlci.lock_sha256": self.lock_sha256,
+        }
+        for key in ("job_name", "build_number", "build_url"):
+            if value := getattr(self, key):
+                tags[f"jenkins.{key}"] = value
+        return tags
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _branch(root: Path) -> str:
+    # Jenkins checks out a detached HEAD; its multibranch jobs name the branch in the environment.
+    for variable in ("BRANCH_NAME", "GIT_BRANCH"):
+        if value := os.environ.get(variable):
+            return value
+    name = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    return name if name and name != "HEAD" else UNKNOWN
+
+
+def _author(root: Path) -> str:
+    if user := os.environ.get("BUILD_USER_ID"):
+        return user
+    return (_git(root, "log", "-1", "--format=%an <%ae>") or _git(root, "config", "user.name")
+            or os.environ.get("USER") or UNKNOWN)
+
+
+def lock_sha256(root: Path) -> str:
+    lock = root / LOCK_FILE
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else UNKNOWN
+
+
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return UNKNOWN
+
+
+def collect(root: Path) -> Provenance:
+    commit = _git(root, "rev-parse", "HEAD") or UNKNOWN
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return Provenance(
+        commit=commit,
+        branch=_branch(root),
+        dirty=None if status is None else bool(status),
+        author=_author(root),
+        job_name=os.environ.get("JOB_NAME"),
+        build_number=os.environ.get("BUILD_NUMBER"),
+        build_url=os.environ.get("BUILD_URL"),
+        mlci_version=package_version("mlci"),
+        python_version=platform.python_version(),
+        sklearn_version=package_version("scikit-learn"),
+        lock_sha256=lock_sha256(root),
+    )

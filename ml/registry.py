@@ -1,0 +1,114 @@
+"""The model registry: versions, the aliases that say which version each environment runs, and
+who moved them when (as tags on the version)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ml.errors import BadInput
+
+CANDIDATE = "candidate"
+STAGING = "staging"
+PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    run_id: str
+    aliases: list[str]
+    created_at: str
+    tags: dict[str, str]
+
+    @property
+    def commit(self) -> str:
+        return self.tags.get("mlci.commit", "unknown")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def actor() -> str:
+    """Who is acting: the Jenkins user when a build runs it, else the local user."""
+    return os.environ.get("BUILD_USER_ID") or os.environ.get("USER") or getpass.getuser()
+
+
+def _is_missing(error: Exception) -> bool:
+    return getattr(error, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def _info(mv, aliases: list[str]) -> VersionInfo:
+    created = datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds")
+    return VersionInfo(version=str(mv.version), run_id=mv.run_id, aliases=sorted(aliases), created_at=created,
+                       tags=dict(mv.tags or {}))
+
+
+def alias_map(client, name: str) -> dict[str, str]:
+    """alias -> version, empty when the model is not registered yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+    except MlflowException as error:
+        if _is_missing(error):
+            return {}
+        raise
+
+
+def versions(client, name: str) -> list[VersionInfo]:
+    """Every version of the model, newest first, with its aliases."""
+    by_version: dict[str, list[str]] = {}
+    for alias, version in alias_map(client, name).items():
+        by_version.setdefault(version, []).append(alias)
+    found = client.search_model_versions(f"name = '{name}'")
+    infos = [_info(mv, by_version.get(str(mv.version), [])) for mv in found]
+    return sorted(infos, key=lambda info: int(info.version), reverse=True)
+
+
+def resolve(client, name: str, version: str | None = None, alias: str | None = None) -> VersionInfo:
+    """The version asked for (by number or alias; default the candidate), or BadInput saying what exists."""
+    from mlflow.exceptions import MlflowException
+
+    aliases = alias_map(client, name)
+    if not aliases and not client.search_model_versions(f"name = '{name}'"):
+        raise BadInput(f"model {name!r} has no registered version", hint="run mlci train first")
+    if version is None:
+        alias = alias or CANDIDATE
+        if alias not in aliases:
+            known = ", ".join(f"@{a} -> v{v}" for a, v in sorted(aliases.items())) or "none"
+            raise BadInput(f"model {name!r} has no version with alias @{alias} (aliases: {known})")
+        version = aliases[alias]
+    if not str(version).isdigit():
+        raise BadInput(f"model version must be a number, got {version!r}")
+    try:
+        mv = client.get_model_version(name, str(version))
+    except MlflowException as error:
+        if _is_missing(error):
+            raise BadInput(f"model {name!r} has no version {version}", hint="mlci status lists the versions") from None
+        raise
+    return _info(mv, [a for a, v in aliases.items() if v == str(mv.version)])
+
+
+def set_alias(client, name: str, alias: str, version: str, by: str | None = None, **facts: str) -> VersionInfo:
+    """Point the alias at the version and record who and when (plus any facts) as tags on it."""
+    target = resolve(client, name, version=version)
+    client.set_registered_model_alias(name, alias, target.version)
+    stamp = {"by": by or actor(), "at": now(), **{k: v for k, v in facts.items() if v}}
+    for key, value in stamp.items():
+        client.set_model_version_tag(name, target.version, f"mlci.{alias}.{key}", str(value))
+    return resolve(client, name, version=target.version)
+
+
+def restore_alias(client, name: str, alias: str, version: str | None) -> None:
+    """Put an alias back where it was (None: it did not exist), e.g. after a failed deploy."""
+    if version is None:
+        try:
+            client.delete_registered_model_alias(name, alias)
+        except Exception:  # noqa: BLE001 - already absent is the state we want
+            pass
+    else:
+        client.set_registered_model_alias(name, alias, version)

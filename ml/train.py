@@ -1,0 +1,187 @@
+"""`mlci train`: a reproducible training run, traced end to end in MLflow.
+
+Order matters for "nothing half-done": config, data and estimator are checked before MLflow is
+touched; the model version is registered only after everything else is logged, and the run is
+marked FINISHED only after the version and its `candidate` alias exist. Any failure leaves the run
+FAILED and no version behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml import data, evaluate, provenance, registry, reports, tracking
+from ml.config import Config
+from ml.model import build_pipeline
+
+# Tree models are saved with skops; these are the types our pipelines need that skops does not
+# trust by default (MLflow 3 refuses to save a model it could not load back).
+SKOPS_EXTRA_TRUSTED = ["sklearn.tree._tree.Tree"]
+
+
+@dataclass
+class TrainResult:
+    model_name: str
+    version: str
+    run_id: str
+    experiment_id: str
+    primary_metric: str
+    metrics: dict[str, float]
+    cv_metrics: dict[str, float]
+    data: dict[str, object]
+    provenance: dict[str, object]
+    estimator: str
+    params: dict[str, object]
+    duration_s: float
+    alias: str = registry.CANDIDATE
+    plots: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, object]:
+        payload = asdict(self)
+        payload["commit"] = self.provenance["commit"]
+        payload["primary_value"] = self.metrics[self.primary_metric]
+        return payload
+
+
+def trusted_types(model) -> list[str]:
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return sorted(set(untrusted) | set(SKOPS_EXTRA_TRUSTED))
+
+
+def _log_plots(model, split: evaluate.Split, config: Config) -> list[str]:
+    """Confusion matrix (and ROC for binary problems) on the held-out rows, logged as run artifacts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    def log(name: str, draw) -> str:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        try:
+            draw(ax)
+            mlflow.log_figure(fig, name)
+        finally:
+            plt.close(fig)
+        return name
+
+    names = [log("plots/confusion_matrix.png", lambda ax: (
+        ConfusionMatrixDisplay.from_estimator(model, split.x_test, split.y_test, ax=ax, colorbar=False),
+        ax.set_title(f"{config.model_name}: confusion matrix (test)")))]
+    if len(model.classes_) == 2:
+        positive = evaluate.positive_label(model.classes_, config)
+        names.append(log("plots/roc_curve.png", lambda ax: (
+            RocCurveDisplay.from_estimator(model, split.x_test, split.y_test, pos_label=positive, ax=ax),
+            ax.set_title(f"{config.model_name}: ROC (test, positive = {positive})"))))
+    return names
+
+
+def _params(config: Config, pipeline) -> dict[str, object]:
+    estimator = pipeline.named_steps["model"]
+    params = {f"model.{k}": v for k, v in estimator.get_params().items()}
+    params.update({
+        "estimator": config.model.estimator,
+        "split.test_size": config.split.test_size,
+        "split.seed": config.split.seed,
+        "split.cv_folds": config.split.cv_folds,
+        "preprocessing.numeric.impute": config.model.preprocessing.numeric.impute,
+        "preprocessing.numeric.scale": config.model.preprocessing.numeric.scale,
+        "preprocessing.categorical.impute": config.model.preprocessing.categorical.impute,
+        "preprocessing.categorical.one_hot": config.model.preprocessing.categorical.one_hot,
+        "data.missing": config.data.missing,
+    })
+    return params
+
+
+def fit(config: Config, dataset: data.Dataset):
+    """Build the pipeline, cross-validate on the training rows, fit, and score the held-out rows."""
+    pipeline = build_pipeline(config)
+    split = evaluate.holdout(dataset, config)
+    cv_metrics = evaluate.cross_validate(pipeline, split, config)
+    pipeline.fit(split.x_train, split.y_train)
+    metrics = evaluate.score(pipeline, split.x_test, split.y_test, config)
+    return pipeline, split, metrics, cv_metrics
+
+
+def _log_model(pipeline, split: evaluate.Split):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = split.x_test.head(3)
+    signature = infer_signature(example, pipeline.predict(example))
+    # Explicit requirements: MLflow's inference of them loads the model in a subprocess (seconds).
+    requirements = [f"{name}=={provenance.package_version(name)}"
+                    for name in ("scikit-learn", "skops", "numpy", "pandas", "scipy")]
+    return mlflow.sklearn.log_model(
+        pipeline, name="model", signature=signature, input_example=example,
+        serialization_format="skops", skops_trusted_types=trusted_types(pipeline),
+        pip_requirements=requirements)
+
+
+def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
+    started = time.monotonic()
+    dataset = dataset or data.load(config)
+    facts = provenance.collect(config.root)
+    pipeline, split, metrics, cv_metrics = fit(config, dataset)
+
+    import mlflow
+
+    client = tracking.connect(config)
+    experiment = tracking.experiment_id(client, config)
+    version = None
+    run_name = f"{config.model_name}-{facts.short_commit}"
+    try:
+        with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=facts.tags()) as run:
+            params = _params(config, pipeline)
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+            mlflow.log_metrics({k: v for k, v in cv_metrics.items() if np.isfinite(v)})
+            mlflow.set_tags({"mlci.data.sha256": dataset.fingerprint.sha256,
+                             "mlci.data.rows": str(dataset.fingerprint.rows),
+                             "mlci.data.path": dataset.fingerprint.path,
+                             "mlci.primary_metric": config.metrics.primary})
+            source = mlflow.data.from_pandas(dataset.frame, source=str(config.data_path), targets=config.data.target,
+                                             name=Path(dataset.fingerprint.path).name)
+            mlflow.log_input(source, context="training", tags={"sha256": dataset.fingerprint.sha256})
+            plots = _log_plots(pipeline, split, config)
+            config_file = config.root / "mlci.yaml"
+            if config_file.is_file():
+                mlflow.log_artifact(str(config_file), artifact_path="config")
+            model_info = _log_model(pipeline, split)
+            version_tags = {
+                "mlci.commit": facts.commit, "mlci.branch": facts.branch, "mlci.author": facts.author,
+                "mlci.data.sha256": dataset.fingerprint.sha256, "mlci.data.path": dataset.fingerprint.path,
+                "mlci.primary_metric": config.metrics.primary,
+                f"mlci.metric.{config.metrics.primary}": repr(metrics[config.metrics.primary]),
+                "mlci.trained_at": registry.now(),
+            }
+            if facts.build_url:
+                version_tags["jenkins.build_url"] = facts.build_url
+            with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered…" there
+                registered = mlflow.register_model(model_info.model_uri, config.model_name, tags=version_tags)
+            version = str(registered.version)
+            registry.set_alias(client, config.model_name, registry.CANDIDATE, version, by=facts.author,
+                               build=facts.build_url or "")
+    except BaseException:
+        # The run is already FAILED (start_run's context manager); drop a version registered before the failure.
+        if version is not None:
+            client.delete_model_version(config.model_name, version)
+        raise
+
+    result = TrainResult(
+        model_name=config.model_name, version=version, run_id=run.info.run_id, experiment_id=experiment,
+        primary_metric=config.metrics.primary, metrics=metrics, cv_metrics=cv_metrics,
+        data=dataset.fingerprint.as_dict(), provenance=facts.as_dict(), estimator=config.model.estimator,
+        params={k: v for k, v in config.model.params.items()}, duration_s=round(time.monotonic() - started, 2),
+        plots=plots)
+    reports.write(config, "train", result.report())
+    return result

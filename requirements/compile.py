@@ -1,0 +1,44 @@
+"""Compile the lock files from setup.cfg (run through `make lock`).
+
+dev.txt is the one resolution of everything (all extras); the per-image files are compiled from
+one extra each, constrained by dev.txt, so a package has the same version everywhere and the API
+image gets no training stack.
+"""
+
+import configparser
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+COMMON = ["--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
+          "--no-emit-find-links", "--resolver=backtracking"]
+IMAGES = ("api", "dashboard")
+
+
+def compile_dev(upgrade: bool) -> None:
+    args = ["--all-extras", "-o", str(HERE / "dev.txt"), str(ROOT / "setup.cfg")]
+    subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, *(["--upgrade"] if upgrade else []), *args],
+                   check=True, cwd=ROOT)
+
+
+def compile_extra(extra: str) -> None:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    requirements = [line.strip() for line in parser["options.extras_require"][extra].splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / f"{extra}.in"
+        source.write_text("\n".join([f"-c {HERE / 'dev.txt'}", *requirements]) + "\n")
+        subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, "-o", str(HERE / f"{extra}.txt"),
+                        str(source)], check=True, cwd=ROOT)
+    # pip-compile records the temporary input path; name the real source instead.
+    text = (HERE / f"{extra}.txt").read_text()
+    (HERE / f"{extra}.txt").write_text(text.replace(str(source), f"setup.cfg [{extra}] constrained by dev.txt"))
+
+
+if __name__ == "__main__":
+    compile_dev(upgrade="--upgrade" in sys.argv)
+    for name in IMAGES:
+        compile_extra(name)

@@ -1,0 +1,107 @@
+"""The server path: a real `mlflow server` process started by the test, and one that is not there."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(uri + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        if process.poll() is not None:
+            pytest.fail("mlflow server exited:\n" + (root / "server.log").read_text()[-2000:])
+    else:
+        process.kill()
+        pytest.fail("mlflow server did not answer /health within 90 s")
+    yield uri
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_train_gate_status_against_a_tracking_server(project, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    trained = project.mlci("train")
+    assert trained.exit_code == 0, trained.stderr
+    assert mlflow_server in trained.stdout
+    assert project.mlci("gate").exit_code == 0
+    listing = json.loads(project.mlci("status", "--json").stdout)
+    assert listing["tracking_uri"] == mlflow_server
+    assert listing["versions"][0]["aliases"] == ["candidate"]
+    assert not (project.root / ".mlci").exists(), "nothing may be written to the embedded store"
+    # Artifacts went through the server's proxy, not to a local folder.
+    runs = httpx.post(f"{mlflow_server}/api/2.0/mlflow/runs/search",
+                      json={"experiment_ids": [project.report("train")["experiment_id"]]}).json()["runs"]
+    assert runs[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
+
+
+def test_unreachable_tracking_server_fails_fast_with_exit_3(project, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    for command in (["train"], ["gate"], ["status"], ["promote", "1", "--to", "production"]):
+        started = time.monotonic()
+        result = project.mlci(*command)
+        elapsed = time.monotonic() - started
+        assert result.exit_code == 3, (command, result.stderr)
+        assert "is unreachable" in result.stderr and "MLFLOW_TRACKING_URI" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert elapsed < 15, f"{command} took {elapsed:.1f} s"
+    assert not (project.root / ".mlci").exists()
+
+
+def test_server_dying_mid_command_is_reported_as_unreachable(project, monkeypatch):
+    """A server that answers /health but then refuses the API is exit 3, not a traceback."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import threading
+
+    class HealthOnly(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/health":
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"OK")
+            else:
+                self.connection.close()  # drop the connection: what a crashed server looks like
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), HealthOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        result = project.mlci("status")
+    finally:
+        server.shutdown()
+    assert result.exit_code == 3, result.stderr
+    assert "stopped answering" in result.stderr and "Traceback" not in result.stderr
