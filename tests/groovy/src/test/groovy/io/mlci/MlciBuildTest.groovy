@@ -1,0 +1,51 @@
+package io.mlci
+
+import org.junit.Test
+
+class MlciBuildTest extends LibraryTestBase {
+
+    @Test
+    void 'runs mlci build with registry credentials and returns the build report'() {
+        givenFile('reports/build.json', buildReport())
+
+        Map report = step('mlciBuild', [registryCredentialsId: 'registry-ci']) as Map
+
+        ShCall call = onlyMlciCall('build')
+        assert call.script.contains('"$MLCI_BIN" build "$@"')
+        assert call.env.MLCI_VERSION == ''
+        assert call.env.MLCI_ALIAS == ''
+        assert call.env.MLCI_REGISTRY_USERNAME == 'user-of-registry-ci'
+        assert call.env.MLCI_REGISTRY_PASSWORD == 'secret-of-registry-ci'
+        assert report.images.api.tag == 'mlci-api:3-abc1234'
+        assert log.any { it.contains('mlci-api:3-abc1234 (not pushed)') }
+    }
+
+    @Test
+    void 'version and alias are passed as quoted arguments from the environment'() {
+        givenFile('reports/build.json', buildReport())
+
+        step('mlciBuild', [version: '3'])
+
+        ShCall call = onlyMlciCall('build')
+        assert call.env.MLCI_VERSION == '3'
+        assert call.script.contains('set -- --version "$MLCI_VERSION"')
+        assert call.script.contains('set -- --alias "$MLCI_ALIAS"')
+        assert !call.script.contains('3')
+    }
+
+    @Test
+    void 'version and alias together are refused before running anything'() {
+        assert stepError('mlciBuild', [version: '3', alias: 'candidate']).contains('either version or alias')
+        assert shCalls.isEmpty()
+    }
+
+    @Test
+    void 'exit 1, 2 and 3 each say what to look at'() {
+        exitCode('build', 1)
+        assert stepError('mlciBuild').contains('an image failed its check (exit 1)')
+        exitCode('build', 2)
+        assert stepError('mlciBuild').contains('(exit 2)')
+        exitCode('build', 3)
+        assert stepError('mlciBuild').contains('Docker engine')
+    }
+}

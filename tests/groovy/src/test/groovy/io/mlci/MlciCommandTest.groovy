@@ -1,0 +1,127 @@
+package io.mlci
+
+import org.junit.Test
+
+class MlciCommandTest extends LibraryTestBase {
+
+    static final String STATUS = '"$MLCI_BIN" status --json'
+
+    @Test
+    void 'runs the given script once with MLCI_BIN and MLCI_CONFIG in its environment'() {
+        int status = step('mlciCommand', [command: 'status', script: STATUS]) as int
+
+        assert status == 0
+        ShCall call = onlyMlciCall('status')
+        assert call.script == STATUS
+        assert call.label == 'mlci status'
+        assert call.env.MLCI_BIN == '.venv/bin/mlci'
+        assert call.env.MLCI_CONFIG == 'mlci.yaml'
+        assert !call.env.containsKey('MLFLOW_TRACKING_URI')
+        assert !events.any { it.startsWith('withCredentials') }
+    }
+
+    @Test
+    void 'the config defaults to env MLCI_CONFIG, for example a build parameter'() {
+        envVars.MLCI_CONFIG = 'configs/ci.yaml'
+
+        step('mlciCommand', [command: 'status', script: STATUS])
+
+        assert onlyMlciCall('status').env.MLCI_CONFIG == 'configs/ci.yaml'
+    }
+
+    @Test
+    void 'extra vars, the tracking URI and the MLflow credentials reach the command through the environment'() {
+        step('mlciCommand', [command: 'status', script: STATUS, vars: ['MLCI_ENV=staging'],
+                             mlflowTrackingUri: 'https://mlflow.example.com', mlflowCredentialsId: 'mlflow-ci'])
+
+        ShCall call = onlyMlciCall('status')
+        assert call.env.MLCI_ENV == 'staging'
+        assert call.env.MLFLOW_TRACKING_URI == 'https://mlflow.example.com'
+        assert call.env.MLFLOW_TRACKING_USERNAME == 'user-of-mlflow-ci'
+        assert call.env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
+        assert events.indexOf('withCredentials:mlflow-ci') < events.indexOf('sh:status')
+        assert !call.script.contains('secret')
+        assert !log.any { it.contains('secret-of') }
+    }
+
+    @Test
+    void 'credential ids and the tracking URI can come from the environment block of a Jenkinsfile'() {
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-env'
+        envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-env'
+        envVars.MLCI_MLFLOW_TRACKING_URI = 'http://mlflow:5000'
+
+        step('mlciCommand', [command: 'status', script: STATUS, registry: true])
+
+        ShCall call = onlyMlciCall('status')
+        assert call.env.MLFLOW_TRACKING_USERNAME == 'user-of-mlflow-env'
+        assert call.env.MLCI_REGISTRY_PASSWORD == 'secret-of-registry-env'
+        assert call.env.MLFLOW_TRACKING_URI == 'http://mlflow:5000'
+    }
+
+    @Test
+    void 'registry credentials are bound only for commands that need the registry'() {
+        step('mlciCommand', [command: 'status', script: STATUS, registryCredentialsId: 'registry'])
+
+        ShCall call = onlyMlciCall('status')
+        assert !call.env.containsKey('MLCI_REGISTRY_USERNAME')
+        assert !events.any { it.startsWith('withCredentials') }
+    }
+
+    @Test
+    void 'secrets are gone from the environment after the command'() {
+        step('mlciCommand', [command: 'status', script: STATUS, mlflowCredentialsId: 'mlflow-ci'])
+
+        assert !envVars.containsKey('MLFLOW_TRACKING_PASSWORD')
+        assert !envVars.containsKey('MLCI_BIN')
+    }
+
+    @Test
+    void 'exit 1 is returned to the step, which explains which check said no'() {
+        exitCode('status', 1)
+
+        assert step('mlciCommand', [command: 'status', script: STATUS]) == 1
+        assert !events.any { it.startsWith('error:') }
+    }
+
+    @Test
+    void 'exit 2 fails the build and says to fix the config or the parameters'() {
+        exitCode('status', 2)
+
+        String message = stepError('mlciCommand', [command: 'status', script: STATUS, config: 'ops.yaml'])
+
+        assert message.startsWith('mlci status rejected its input (exit 2)')
+        assert message.contains('fix ops.yaml or the step parameters')
+    }
+
+    @Test
+    void 'exit 3 fails the build and says what to check'() {
+        exitCode('status', 3)
+
+        String message = stepError('mlciCommand', [command: 'status', script: STATUS])
+
+        assert message.startsWith('mlci status could not reach a dependency (exit 3)')
+        assert message.contains('MLFLOW_TRACKING_URI')
+        assert message.contains('docker info')
+    }
+
+    @Test
+    void 'exit 127 says mlciSetup did not run'() {
+        exitCode('status', 127)
+
+        assert stepError('mlciCommand', [command: 'status', script: STATUS]).contains('Run mlciSetup first')
+    }
+
+    @Test
+    void 'another exit status is reported as unexpected'() {
+        exitCode('status', 137)
+
+        assert stepError('mlciCommand', [command: 'status', script: STATUS]).contains('unexpected exit status 137')
+    }
+
+    @Test
+    void 'a missing required key is named'() {
+        assert stepError('mlciCommand', [command: 'status']) == "mlciCommand: missing required parameter 'script'"
+        assert stepError('mlciCommand', [script: STATUS]) == "mlciCommand: missing required parameter 'command'"
+        assert shCalls.isEmpty()
+    }
+}

@@ -1,0 +1,42 @@
+package io.mlci
+
+import org.junit.Test
+
+class MlciRollbackTest extends LibraryTestBase {
+
+    @Test
+    void 'rolls the environment back under its lock and returns the report'() {
+        givenFile('reports/deploy-production.json', deployReport('production', [colour: 'blue', model_version: '2']))
+
+        Map report = step('mlciRollback', [env: 'production']) as Map
+
+        ShCall call = onlyMlciCall('rollback')
+        assert call.script == '"$MLCI_BIN" rollback --env "$MLCI_ENV"'
+        assert call.env.MLCI_ENV == 'production'
+        assert call.locks == ['mlci-ml-mlci-production'] as Set
+        assert report.current.model_version == '2'
+        assert build.description.contains('production: rolled back to model v2 (blue)')
+    }
+
+    @Test
+    void 'env is required'() {
+        assert stepError('mlciRollback').startsWith("mlciRollback: missing required parameter 'env'")
+    }
+
+    @Test
+    void 'exit 1 says the environment is unchanged'() {
+        exitCode('rollback', 1)
+
+        String message = stepError('mlciRollback', [env: 'production'])
+
+        assert message.contains('was refused (exit 1)')
+        assert message.contains('the environment is unchanged')
+    }
+
+    @Test
+    void 'exit 3 says what to check'() {
+        exitCode('rollback', 3)
+
+        assert stepError('mlciRollback', [env: 'production']).contains('could not reach a dependency')
+    }
+}

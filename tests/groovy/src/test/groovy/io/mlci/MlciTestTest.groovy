@@ -1,0 +1,72 @@
+package io.mlci
+
+import org.junit.Test
+
+class MlciTestTest extends LibraryTestBase {
+
+    @Test
+    void 'runs mlci test then publishes JUnit and coverage'() {
+        givenFile('reports/junit.xml', '<testsuite/>')
+        givenFile('reports/coverage.xml', '<coverage/>')
+
+        step('mlciTest')
+
+        ShCall call = onlyMlciCall('test')
+        assert call.script == '"$MLCI_BIN" test'
+        assert call.env.MLCI_BIN == '.venv/bin/mlci'
+        int sh = events.indexOf('sh:test')
+        assert events.indexOf('junit:reports/junit.xml') > sh
+        assert events.indexOf('recordCoverage:reports/coverage.xml') > sh
+        assert !events.contains('archive:reports/**')
+    }
+
+    @Test
+    void 'failing tests are still published, then fail the build with a pointer to them'() {
+        givenFile('reports/junit.xml', '<testsuite failures="1"/>')
+        exitCode('test', 1)
+
+        String message = stepError('mlciTest')
+
+        assert events.contains('junit:reports/junit.xml')
+        assert message.contains('the test suite failed (exit 1)')
+        assert message.contains('reports/junit.xml')
+    }
+
+    @Test
+    void 'results are published even when mlci test cannot run'() {
+        givenFile('reports/junit.xml', '<testsuite/>')
+        exitCode('test', 2)
+
+        assert stepError('mlciTest').contains('exit 2')
+        assert events.contains('junit:reports/junit.xml')
+    }
+
+    @Test
+    void 'publish false leaves publishing to the post section'() {
+        givenFile('reports/junit.xml', '<testsuite/>')
+
+        step('mlciTest', [publish: false])
+
+        assert !events.any { it.startsWith('junit') }
+    }
+
+    @Test
+    void 'without the coverage plugin the coverage file is archived instead'() {
+        givenFile('reports/coverage.xml', '<coverage/>')
+        helper.registerAllowedMethod('recordCoverage', [Map], { Map args ->
+            throw new NoSuchMethodError("No such DSL method 'recordCoverage' found among steps")
+        })
+
+        step('mlciTest')
+
+        assert events.contains('archive:reports/coverage.xml')
+        assert log.any { it.contains('Coverage plugin is not installed') }
+    }
+
+    @Test
+    void 'exit 3 points at the dependencies'() {
+        exitCode('test', 3)
+
+        assert stepError('mlciTest').contains('could not reach a dependency (exit 3)')
+    }
+}

@@ -1,0 +1,54 @@
+/**
+ * mlciRollback: switches an environment back to the colour still running the previous model
+ * (`mlci rollback --env ENV`), under the same per-environment lock as mlciDeploy.
+ *
+ * Parameters (defaults in brackets):
+ *   env       environment name from mlci.yaml, e.g. 'production' (required)
+ *   project   project part of the lock name [env.MLCI_PROJECT or the job name]
+ *   lock      take the lock 'mlci-<project>-<env>' [true]
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *
+ * Returns the parsed reports/deploy-ENV.json.
+ *
+ * Example (a parameterised "rollback" job):
+ *   mlciRollback(env: 'production')
+ */
+def call(Map config = [:]) {
+    Map c = [env: '', project: env.MLCI_PROJECT ?: '', lock: true] + config
+    if (!c.env) {
+        error("mlciRollback: missing required parameter 'env' (the environment to roll back, e.g. 'production')")
+    }
+    Map run = c + [
+        command: "rollback --env ${c.env}",
+        script: '"$MLCI_BIN" rollback --env "$MLCI_ENV"',
+        vars: ["MLCI_ENV=${c.env}"],
+    ]
+    int status = 0
+    if (c.lock) {
+        String resource = "mlci-${c.project ?: mlciProjectName()}-${c.env}"
+        lock(resource: resource) {
+            status = mlciCommand(run)
+        }
+    } else {
+        status = mlciCommand(run)
+    }
+    if (status == 1) {
+        error("mlci rollback --env ${c.env} was refused (exit 1): there is no previous colour to go back to " +
+            "or it failed its check; the environment is unchanged. See reports/deploy-${c.env}.json.")
+    }
+    Map result = readJSON(file: "reports/deploy-${c.env}.json")
+    echo("mlci rollback: ${c.env} serves model v${result.current?.model_version} from the " +
+        "${result.current?.colour} slot again")
+    currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: rolled back to model " +
+        "v${result.current?.model_version} (${result.current?.colour})").trim()
+    return result
+}
+
+/** The job's project name: the multibranch project, not the branch. */
+String mlciProjectName() {
+    List parts = (env.JOB_NAME ?: 'mlci').tokenize('/')
+    if (env.BRANCH_NAME && parts.size() > 1) {
+        parts = parts.subList(0, parts.size() - 1)
+    }
+    return parts.join('-')
+}

@@ -1,0 +1,29 @@
+/**
+ * mlciTest: runs the project's test suite (`mlci test`, pytest) and publishes JUnit results and
+ * coverage (reports/junit.xml, reports/coverage.xml) even when tests fail.
+ *
+ * Parameters (defaults in brackets):
+ *   publish    publish JUnit and coverage here [true]; false when `post` calls mlciPublish()
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *
+ * Returns the exit status (0). Failing tests fail the build with a pointer to the results.
+ *
+ * Example:
+ *   mlciTest()
+ */
+def call(Map config = [:]) {
+    Map c = [publish: true] + config
+    int status = 0
+    try {
+        status = mlciCommand(c + [command: 'test', script: '"$MLCI_BIN" test'])
+    } finally {
+        if (c.publish) {
+            mlciPublish(archive: false)
+        }
+    }
+    if (status == 1) {
+        error('mlci test: the test suite failed (exit 1). See the Test Result page or reports/junit.xml ' +
+            'for the failing tests.')
+    }
+    return status
+}
