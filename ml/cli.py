@@ -244,6 +244,45 @@ def serve(bundle_dir: str, host: str, port: int, workers: int) -> None:
     server.serve(Path(bundle_dir), host=host, port=port, workers=workers)
 
 
+@cli.command()
+@click.option("--version", default=None, help="Model version number.")
+@click.option("--alias", default=None, help="Registry alias (default: candidate).")
+@click.option("--only", "roles", multiple=True, type=click.Choice(["api", "dashboard", "router"]),
+              help="Build only these images (repeatable; default all).")
+@click.pass_context
+@run_command("build")
+def build(ctx: click.Context, version: str | None, alias: str | None, roles: tuple[str, ...]) -> None:
+    """Package the model and build the API image (bundle baked in), the dashboard and router images."""
+    from ml import images
+
+    _pick_version(version, alias)
+    config = _config(ctx)
+    which = f"version {version}" if version else f"@{alias or 'candidate'}"
+    console.header("build", f"building the images of {config.model_name} {which}")
+    result = images.build(config, version=version, alias=alias, roles=roles or ("api", "dashboard", "router"))
+    rows = [(role, i["tag"], (i["id"] or "")[7:19], f"{(i['size'] or 0) / 1e6:.0f} MB",
+             f"{i['cached_steps']}/{i['steps']} cached", f"{i['seconds']:.1f} s") for role, i in result["images"].items()]
+    console.table(["image", "tag", "id", "size", "layers", "time"], rows)
+    where = f"pushed to {result['registry']}" if result["pushed"] else "kept local (no registry configured: set images.registry or MLCI_REGISTRY to push)"
+    console.result(True, f"{len(rows)} image(s) for {result['model_name']} version {result['version']}, {where}")
+
+
+@cli.command()
+@click.option("--api", "api_url", default="http://127.0.0.1:8000", show_default=True, envvar="MLCI_API_URL",
+              help="Base URL of the prediction API (env MLCI_API_URL).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@run_command("dashboard")
+def dashboard(api_url: str, host: str, port: int) -> None:
+    """Run the Streamlit dashboard against a prediction API."""
+    from dashboard import launch
+
+    if not api_url.startswith(("http://", "https://")):
+        raise BadInput(f"--api must be an http(s) URL, got {api_url!r}")
+    console.header("dashboard", f"dashboard on http://{host}:{port} using the API at {api_url}")
+    launch.run(api_url, port, host=host)
+
+
 def main() -> None:
     cli(prog_name="mlci")
 

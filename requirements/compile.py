@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COMMON = ["--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
           "--no-emit-find-links", "--resolver=backtracking"]
-IMAGES = ("api", "dashboard")
+IMAGES = ("api", "dashboard", "server")
 
 
 def compile_dev(upgrade: bool) -> None:

@@ -1,0 +1,127 @@
+"""The app factory: one bundle, loaded once, read-only; state on app.state, nothing global."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.batcher import MicroBatcher
+from api.bundle import Bundle, load_bundle
+from api.observability import APP_LOGGER, Metrics, RequestEnvelope, configure_logging, log_event
+from api.responses import error_response
+from api.routes import health, info, metrics, predict
+from api.schema import example_record, request_model
+from api.settings import Settings
+from api.state import ServiceState
+
+API_VERSION = "1"
+
+
+def schema_document(bundle: Bundle, settings: Settings) -> dict:
+    return {"model": {"name": bundle.name, "version": bundle.version}, "task": bundle.metadata.get("task"),
+            "features": [f.to_dict() for f in bundle.features], "classes": bundle.classes,
+            "example": example_record(bundle), "max_batch": settings.max_batch}
+
+
+def warm_up(state: ServiceState) -> None:
+    """Run the reference rows; ready only if they reproduce the outputs recorded at packaging time."""
+    bundle = state.bundle
+    started = time.perf_counter()
+    records = bundle.reference.get("records") or []
+    expected = bundle.reference.get("expected") or []
+    if not records:
+        state.ready, state.ready_reason = False, "bundle has no reference records to warm up with"
+        return
+    try:
+        validated = [state.request_model.model_validate({"records": [r]}).records[0].__dict__ for r in records]
+        labels, probabilities = bundle.predict(bundle.columns_from_records(validated))
+    except Exception as error:  # noqa: BLE001 - reported by /ready and in the startup line
+        state.ready, state.ready_reason = False, f"warm-up failed: {type(error).__name__}: {error}"
+        return
+    tolerance = float((bundle.metadata.get("parity") or {}).get("tolerance", 1e-5))
+    for i, (label, row, want) in enumerate(zip(labels, probabilities, expected)):
+        got = dict(zip(bundle.classes, row))
+        if label != want["label"] or any(not math.isclose(got[c], p, rel_tol=0, abs_tol=tolerance)
+                                         for c, p in want["probabilities"].items()):
+            state.ready, state.ready_reason = False, (
+                f"warm-up: reference record {i} gives {label} {got}, the bundle expects {want}")
+            return
+    state.warmup_ms = round((time.perf_counter() - started) * 1000, 3)
+    state.ready, state.ready_reason = True, "ready"
+
+
+def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    log = logging.getLogger(APP_LOGGER)
+    bundle = load_bundle(Path(bundle_dir))
+    metrics_ = Metrics(bundle.name, bundle.version)
+    batcher = MicroBatcher(bundle.predict, max_rows=settings.batch_max_rows, max_wait=settings.batch_wait_ms / 1000,
+                           on_batch=metrics_.observe_batch)
+    state = ServiceState(bundle=bundle, settings=settings, metrics=metrics_, batcher=batcher,
+                         request_model=request_model(bundle, settings.max_batch),
+                         schema=schema_document(bundle, settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        warm_up(state)
+        meta = bundle.metadata
+        log_event(log, logging.INFO if state.ready else logging.ERROR, event="startup", pid=os.getpid(),
+                  bundle=str(bundle.path), name=bundle.name, version=bundle.version, run_id=meta.get("run_id"),
+                  commit=meta.get("commit"), format=bundle.format, precision=meta.get("precision"),
+                  model_sha256=meta.get("model_sha256"), features=len(bundle.features), classes=bundle.classes,
+                  data_sha256=(meta.get("data") or {}).get("sha256"), colour=settings.colour,
+                  environment=settings.environment, max_batch=settings.max_batch,
+                  ready=state.ready, reason=state.ready_reason, warmup_ms=state.warmup_ms)
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(
+        title=f"{bundle.name or 'model'} prediction API",
+        version=f"{bundle.version or '0'}",
+        description=(f"Serves model {bundle.name!r} version {bundle.version} ({bundle.format}). "
+                     "Every response names the model version and carries an X-Request-ID header."),
+        lifespan=lifespan,
+    )
+    app.state.mlci = state
+    for module in (predict, health, info, metrics):
+        app.include_router(module.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(request, exc.status_code, error, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        details = [{"record": None, "field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                   for e in exc.errors()]
+        return error_response(request, 422, "invalid_input", details[0]["problem"] if details else "invalid", details)
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        body = state.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(body.pop("$defs", {}))
+        schemas["PredictRequest"] = body
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(RequestEnvelope, metrics=metrics_, max_body_bytes=settings.max_body_bytes,
+                       model_version=bundle.version)
+    return app

@@ -1,0 +1,28 @@
+"""`app` for uvicorn, built from the environment: `uvicorn api.main:app`.
+
+MLCI_BUNDLE (required) the bundle directory; MLCI_COLOUR, MLCI_ENV, MLCI_MAX_BATCH (1000),
+MLCI_MAX_BODY_BYTES (1 MiB), MLCI_BATCH_WAIT_MS (0), MLCI_BATCH_MAX_ROWS (64), MLCI_LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from api.app import create_app
+from api.bundle import BundleError
+from api.settings import Settings, SettingsError
+
+
+def app_from_env():
+    bundle = os.environ.get("MLCI_BUNDLE")
+    if not bundle:
+        sys.exit("MLCI_BUNDLE is not set: point it at a model bundle directory (written by `mlci package --out DIR`)")
+    try:
+        return create_app(bundle, Settings.from_env())
+    except (BundleError, SettingsError) as error:
+        hint = getattr(error, "hint", None)
+        sys.exit(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))
+
+
+app = app_from_env()

@@ -1,0 +1,94 @@
+"""Request and response models generated from the bundle's feature schema, so OpenAPI shows real fields.
+
+Strict: unknown fields are refused, every feature is required (null is allowed only for a nullable
+feature), numbers must be JSON numbers (no strings, no booleans), finite and within the data
+contract's min/max, categories must be one of the allowed values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from api.bundle import NUMERIC, Bundle, Feature
+
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _field(feature: Feature, example: Any) -> tuple[Any, Any]:
+    description = f"{feature.type} feature" + ("; null = missing" if feature.nullable else "")
+    if feature.type == NUMERIC:
+        kind: Any = float
+        extra: dict[str, Any] = {"allow_inf_nan": False, "strict": True}
+        if feature.min is not None:
+            extra["ge"] = feature.min
+        if feature.max is not None:
+            extra["le"] = feature.max
+    else:
+        kind = Literal[tuple(feature.categories)] if feature.categories else str
+        # A Literal only matches its exact strings (and refuses `strict`); free text is strict str.
+        extra = {} if feature.categories else {"max_length": 200, "strict": True}
+    if feature.nullable:
+        kind = Optional[kind]
+    examples = [example] if example is not None or feature.nullable else None
+    return kind, Field(..., description=description, examples=examples, **extra)
+
+
+def example_record(bundle: Bundle) -> dict[str, Any]:
+    records = bundle.reference.get("records") or []
+    if records:
+        return dict(records[0])
+    example: dict[str, Any] = {}
+    for f in bundle.features:
+        if f.type == NUMERIC:
+            example[f.name] = f.min if f.min is not None else (f.max if f.max is not None else 0.0)
+        else:
+            example[f.name] = f.categories[0] if f.categories else "a"
+    return example
+
+
+def record_model(bundle: Bundle) -> type[BaseModel]:
+    example = example_record(bundle)
+    fields = {f.name: _field(f, example.get(f.name)) for f in bundle.features}
+    return create_model("Record", __config__=STRICT, **fields)
+
+
+def request_model(bundle: Bundle, max_batch: int) -> type[BaseModel]:
+    record = record_model(bundle)
+    config = ConfigDict(extra="forbid", strict=True,
+                        json_schema_extra={"examples": [{"records": [example_record(bundle)]}]})
+    return create_model(
+        "PredictRequest", __config__=config,
+        records=(list[record], Field(..., min_length=1, max_length=max_batch,
+                                     description=f"1 to {max_batch} records")),
+    )
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    request_id: str
+    predictions: list[Prediction]
+
+
+class ErrorItem(BaseModel):
+    record: Optional[int] = Field(None, description="index of the record in `records`")
+    field: Optional[str] = None
+    problem: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    request_id: str
+    details: list[ErrorItem] = []

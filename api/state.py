@@ -1,0 +1,31 @@
+"""What the app holds for its lifetime, on `app.state.mlci` (nothing global)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from api.batcher import MicroBatcher
+from api.bundle import Bundle
+from api.observability import Metrics
+from api.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    bundle: Bundle
+    settings: Settings
+    metrics: Metrics
+    batcher: MicroBatcher
+    request_model: type[BaseModel]
+    schema: dict[str, Any]
+    ready: bool = False
+    ready_reason: str = "warming up"
+    warmup_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def service(request) -> ServiceState:
+    return request.app.state.mlci

@@ -1,0 +1,319 @@
+"""The model bundle, export side: convert a fitted pipeline to ONNX, prove parity, write the files.
+
+Conversion is float64 wherever the converter can do it (numeric inputs are DoubleTensorType, the
+imputer and tree classifiers go through `ml.onnx_double`): in float32 the scaler's rounding crosses
+split thresholds and moves a RandomForest's probabilities by up to 1e-2. An estimator skl2onnx cannot
+run in float64 (e.g. GradientBoostingClassifier) gets float64 preprocessing and a cast to float32 just
+before it. Whatever was converted must then reproduce scikit-learn on the whole held-out frame: same
+labels, probabilities within `package.parity_tolerance`. Otherwise packaging fails, unless
+`package.allow_sklearn_fallback` is set, in which case the scikit-learn pipeline ships instead (skops).
+
+The file format (names, constants) and the loader live in `api.bundle`, which the API image imports
+without scikit-learn; this module is the only writer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from api import bundle as fmt
+from ml.config import Config
+from ml.errors import BadInput, CheckFailed
+
+FALLBACK_HINT = ("set `package.allow_sklearn_fallback: true` in mlci.yaml to ship the scikit-learn model "
+                 "instead (slower, and the API image then needs scikit-learn)")
+ONNX_OPSET = 18
+MAX_ROWS_SHOWN = 10
+
+
+def mlci_version() -> str:
+    try:
+        return importlib_metadata.version("mlci")
+    except importlib_metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def feature_schema(config: Config) -> list[dict[str, Any]]:
+    return [fmt.Feature(name=name, type=f.type, min=f.min, max=f.max,
+                        categories=tuple(f.categories) if f.categories is not None else None,
+                        nullable=config.data.nullable(name)).to_dict()
+            for name, f in config.data.features.items()]
+
+
+def onnx_columns(frame: pd.DataFrame, config: Config) -> dict[str, np.ndarray]:
+    """The model frame as onnxruntime feeds: one [N, 1] tensor per feature."""
+    columns = {}
+    for name, feature in config.data.features.items():
+        if feature.type == "numeric":
+            columns[name] = frame[name].to_numpy(dtype=np.float64).reshape(-1, 1)
+        else:
+            columns[name] = frame[name].astype(str).to_numpy(dtype=object).reshape(-1, 1)
+    return columns
+
+
+# --- conversion -------------------------------------------------------------------------------------
+
+def _initial_types(config: Config):
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    return [(name, DoubleTensorType([None, 1]) if f.type == "numeric" else StringTensorType([None, 1]))
+            for name, f in config.data.features.items()]
+
+
+def _convert(pipeline: Pipeline, config: Config) -> bytes:
+    from skl2onnx import convert_sklearn
+
+    from ml import onnx_double
+
+    onnx_double.register()
+    estimator = pipeline.steps[-1][1]
+    with onnx_double.ml_opset():
+        model = convert_sklearn(pipeline, initial_types=_initial_types(config),
+                                options={id(estimator): {"zipmap": False}},
+                                target_opset={"": ONNX_OPSET, "ai.onnx.ml": onnx_double.TREE_ENSEMBLE_OPSET})
+    return model.SerializeToString()
+
+
+def _cast_before_estimator(pipeline: Pipeline) -> Pipeline:
+    """The same fitted steps with a float32 cast in front of the estimator (converter only does float)."""
+    from skl2onnx.sklapi import CastTransformer
+
+    *head, last = pipeline.steps
+    cast = CastTransformer(dtype=np.float32)
+    cast.fit(np.zeros((1, 1)))
+    return Pipeline([*head, ("cast_float32", cast), last])
+
+
+def _parity(runner, pipeline: Pipeline, frame: pd.DataFrame, config: Config) -> dict[str, Any]:
+    feeds = onnx_columns(frame, config)
+    labels, probabilities = runner(feeds)
+    labels = np.asarray(labels).ravel().astype(str)
+    expected_labels = np.asarray(pipeline.predict(frame)).astype(str)
+    expected_proba = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.shape != expected_proba.shape:
+        return {"rows": len(frame), "labels_equal": False, "max_abs_proba_diff": math.inf,
+                "label_mismatch_rows": [], "proba_mismatch_rows": [],
+                "problem": f"probabilities have shape {probabilities.shape}, scikit-learn's {expected_proba.shape}"}
+    diff = np.abs(probabilities - expected_proba)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    row_diff = diff.max(axis=1) if diff.size else np.zeros(len(frame))
+    label_rows = np.flatnonzero(labels != expected_labels)
+    proba_rows = np.flatnonzero(row_diff > config.package.parity_tolerance)
+    return {"rows": int(len(frame)), "labels_equal": bool(label_rows.size == 0),
+            "max_abs_proba_diff": float(row_diff.max()) if row_diff.size else 0.0,
+            "label_mismatch_rows": [int(i) for i in label_rows],
+            "proba_mismatch_rows": [int(i) for i in proba_rows]}
+
+
+def _parity_problem(parity: dict[str, Any], tolerance: float) -> str | None:
+    if "problem" in parity:
+        return parity["problem"]
+    problems = []
+    if not parity["labels_equal"]:
+        rows = parity["label_mismatch_rows"]
+        problems.append(f"labels differ from scikit-learn's on {len(rows)} of {parity['rows']} rows "
+                        f"(rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})")
+    if parity["proba_mismatch_rows"]:
+        rows = parity["proba_mismatch_rows"]
+        problems.append(f"probabilities differ by up to {parity['max_abs_proba_diff']:.3g} (tolerance {tolerance:g}) "
+                        f"on {len(rows)} rows (rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})")
+    return "; ".join(problems) or None
+
+
+def convert_with_parity(pipeline: Pipeline, config: Config, frame: pd.DataFrame) -> dict[str, Any]:
+    """Try float64, then float64 preprocessing + float32 estimator; the first that converts and matches wins.
+
+    Returns {"ok", "model" (bytes), "precision", "parity", "attempts": [{"precision", "error"}]}.
+    """
+    attempts: list[dict[str, Any]] = []
+    candidates = [("float64", lambda: pipeline),
+                  ("float64 preprocessing, float32 estimator", lambda: _cast_before_estimator(pipeline))]
+    for precision, build in candidates:
+        try:
+            model = _convert(build(), config)
+            runner = fmt.OnnxRunner(fmt.open_onnx_session(model), [fmt.Feature(n, f.type)
+                                                                    for n, f in config.data.features.items()])
+            parity = _parity(runner, pipeline, frame, config)
+        except Exception as error:  # noqa: BLE001 - any converter/runtime failure means "unsupported"
+            attempts.append({"precision": precision, "error": f"{type(error).__name__}: {error}".strip()})
+            continue
+        problem = _parity_problem(parity, config.package.parity_tolerance)
+        attempts.append({"precision": precision, "error": problem, "parity": parity})
+        if problem is None:
+            return {"ok": True, "model": model, "precision": precision, "parity": parity, "attempts": attempts}
+    return {"ok": False, "attempts": attempts}
+
+
+# --- files ------------------------------------------------------------------------------------------
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def reference_records(frame: pd.DataFrame, config: Config, rows: int) -> list[dict[str, Any]]:
+    records = []
+    for _, row in frame.head(rows).iterrows():
+        record = {}
+        for name, feature in config.data.features.items():
+            value = row[name]
+            if feature.type == "numeric":
+                record[name] = None if pd.isna(value) else float(value)
+            else:
+                record[name] = None if value == fmt.MISSING_CATEGORY else str(value)
+        records.append(record)
+    return records
+
+
+def _expected(pipeline: Pipeline, frame: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+    labels = pipeline.predict(frame)
+    probabilities = pipeline.predict_proba(frame)
+    return [{"label": str(label), "probabilities": {c: float(p) for c, p in zip(classes, row)}}
+            for label, row in zip(labels, probabilities)]
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n",
+                    encoding="utf-8")
+
+
+def _replace_dir(staging: Path, out_dir: Path) -> None:
+    """Move the finished staging dir to out_dir; an old bundle there is swapped out, then removed."""
+    old = None
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise BadInput(f"--out {out_dir} exists and is not a directory")
+        if any(out_dir.iterdir()) and not (out_dir / fmt.METADATA_FILE).is_file():
+            raise BadInput(f"--out {out_dir} is a non-empty directory that is not a model bundle",
+                           hint="choose an empty or new directory; mlci only replaces an earlier bundle")
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    try:
+        os.replace(staging, out_dir)
+    except OSError:
+        if old is not None:
+            os.replace(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_inputs(pipeline: Pipeline, config: Config, frame: pd.DataFrame) -> list[str]:
+    if not hasattr(pipeline, "predict_proba"):
+        raise BadInput("the model has no predict_proba; mlci packages classifiers only")
+    try:
+        classes = [str(c) for c in pipeline.classes_]
+    except AttributeError:
+        raise BadInput("the pipeline is not fitted (no classes_)") from None
+    missing = [n for n in config.data.features if n not in frame.columns]
+    if missing:
+        raise BadInput(f"the parity frame lacks feature column(s) {', '.join(missing)}",
+                       hint="pass the held-out features through ml.model.model_frame first")
+    if frame.empty:
+        raise BadInput("the parity frame is empty: parity needs the held-out rows")
+    return classes
+
+
+def export_bundle(pipeline: Pipeline, config: Config, metadata: dict[str, Any], parity_frame: pd.DataFrame,
+                  out_dir: Path) -> dict[str, Any]:
+    """Write a self-contained bundle to out_dir (atomically) and return a summary for reports/package.json."""
+    out_dir = Path(out_dir)
+    frame = parity_frame[list(config.data.features)]
+    classes = _check_inputs(pipeline, config, frame)
+    tolerance = config.package.parity_tolerance
+
+    result = convert_with_parity(pipeline, config, frame)
+    fallback_reason = None
+    if result["ok"]:
+        fmt_name, model_file = fmt.FORMAT_ONNX, fmt.ONNX_FILE
+        parity = result["parity"]
+        precision = result["precision"]
+    else:
+        details = [f"{a['precision']}: {a['error']}" for a in result["attempts"]]
+        reason = "ONNX conversion unsupported or not equal to scikit-learn — " + " | ".join(details)
+        if not config.package.allow_sklearn_fallback:
+            raise CheckFailed(f"cannot package {metadata.get('name', 'the model')} as ONNX: the converted model "
+                              f"does not reproduce scikit-learn (parity tolerance {tolerance:g})",
+                              details=details, hint=FALLBACK_HINT)
+        fmt_name, model_file, fallback_reason = fmt.FORMAT_SKLEARN, fmt.SKLEARN_FILE, reason
+        parity = {"rows": int(len(frame)), "labels_equal": True, "max_abs_proba_diff": 0.0}
+        precision = "scikit-learn (float64)"
+    public_parity = {k: parity[k] for k in ("rows", "labels_equal", "max_abs_proba_diff")}
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it 0700; the bundle is copied into images run by other users
+        model_path = staging / model_file
+        if fmt_name == fmt.FORMAT_ONNX:
+            model_path.write_bytes(result["model"])
+        else:
+            import skops.io as sio
+
+            sio.dump(pipeline, model_path)
+        records = reference_records(frame, config, config.package.reference_rows)
+        reference_frame = frame.head(config.package.reference_rows)
+        full_metadata = {
+            **metadata,
+            "bundle_format": fmt.BUNDLE_FORMAT_VERSION,
+            "format": fmt_name,
+            "model_file": model_file,
+            "model_sha256": fmt.sha256_file(model_path),
+            "precision": precision,
+            "task": "classification",
+            "estimator": type(pipeline.steps[-1][1]).__name__,
+            "features": feature_schema(config),
+            "classes": classes,
+            "parity": {**public_parity, "tolerance": tolerance},
+            "fallback_reason": fallback_reason,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "mlci_version": mlci_version(),
+        }
+        _write_json(staging / fmt.METADATA_FILE, full_metadata)
+        _write_json(staging / fmt.REFERENCE_FILE,
+                    {"records": records, "expected": _expected(pipeline, reference_frame, classes)})
+        _replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
+    return {
+        "bundle": str(out_dir),
+        "format": fmt_name,
+        "model_file": model_file,
+        "model_sha256": full_metadata["model_sha256"],
+        "precision": precision,
+        "parity": public_parity,
+        "parity_tolerance": tolerance,
+        "fallback_reason": fallback_reason,
+        "attempts": [{k: v for k, v in a.items() if k != "parity"} for a in result["attempts"]],
+        "classes": classes,
+        "reference_rows": len(records),
+        "files": files,
+        "name": metadata.get("name"),
+        "version": metadata.get("version"),
+    }
+
+
+def load_bundle(path: str | Path) -> fmt.Bundle:
+    """`api.bundle.load_bundle` with mlci's error type (exit code 2) for a missing/corrupt bundle."""
+    try:
+        return fmt.load_bundle(path)
+    except fmt.BundleError as error:
+        raise BadInput(error.message, hint=error.hint) from None

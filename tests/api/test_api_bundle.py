@@ -1,0 +1,181 @@
+"""Export side: conversion, parity, fallback, the files; serving side: load_bundle errors, import purity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from api import bundle as fmt
+from ml.bundle import export_bundle, load_bundle, onnx_columns
+from ml.errors import BadInput, CheckFailed
+
+
+def assert_parity(fitted, bundle_dir):
+    """The bundle, loaded as the API loads it, reproduces scikit-learn on the whole held-out set."""
+    bundle = load_bundle(bundle_dir)
+    labels, probabilities = bundle.predict(onnx_columns(fitted.test_frame, fitted.config))
+    expected_labels = [str(x) for x in fitted.pipeline.predict(fitted.test_frame)]
+    expected_proba = fitted.pipeline.predict_proba(fitted.test_frame)
+    assert labels == expected_labels
+    diff = float(np.max(np.abs(probabilities - expected_proba)))
+    assert diff <= fitted.config.package.parity_tolerance
+    return diff
+
+
+def test_random_forest_parity_on_demo_data(demo_fitted, demo_bundle):
+    diff = assert_parity(demo_fitted, demo_bundle)
+    meta = json.loads((demo_bundle / fmt.METADATA_FILE).read_text())
+    assert meta["format"] == "onnx" and meta["precision"] == "float64"
+    assert meta["parity"]["rows"] == len(demo_fitted.test_frame)
+    assert meta["parity"]["labels_equal"] is True
+    assert meta["parity"]["max_abs_proba_diff"] == pytest.approx(diff, abs=1e-12)
+
+
+def test_parity_with_categoricals_and_missing_values(loans_fitted, loans_bundle):
+    frame = loans_fitted.test_frame
+    assert frame.select_dtypes("number").isna().any().any(), "the held-out loans rows must contain NaN"
+    assert (frame.select_dtypes(exclude="number") == "").any().any(), "and missing categories"
+    assert_parity(loans_fitted, loans_bundle)
+
+
+def test_logistic_regression_parity(helpers, loans_config, tmp_path):
+    fitted = helpers.fit(helpers.with_estimator(loans_config, "sklearn.linear_model.LogisticRegression", {"max_iter": 500}))
+    summary = export_bundle(fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b")
+    assert summary["precision"] == "float64"
+    assert assert_parity(fitted, tmp_path / "b") < 1e-12
+
+
+def test_tree_ties_keep_scikit_learns_label(helpers, loans_config, tmp_path):
+    # 100 trees on loans: several held-out rows are exact 0.5/0.5 ties that float32 sums break.
+    fitted = helpers.fit(helpers.with_estimator(loans_config, "sklearn.ensemble.RandomForestClassifier", {"random_state": 42}))
+    proba = fitted.pipeline.predict_proba(fitted.test_frame)
+    export_bundle(fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b")
+    assert assert_parity(fitted, tmp_path / "b") == 0.0
+    assert proba.shape[0] > 0
+
+
+def test_float32_only_estimator_gets_a_cast(helpers, loans_config, tmp_path):
+    fitted = helpers.fit(helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30}))
+    summary = export_bundle(fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b")
+    assert summary["precision"] == "float64 preprocessing, float32 estimator"
+    assert summary["attempts"][0]["error"]  # the float64 attempt said why it could not be used
+    assert_parity(fitted, tmp_path / "b")
+
+
+def test_parity_failure_fails_loudly_and_writes_nothing(helpers, loans_config, tmp_path):
+    config = helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30},
+                            parity_tolerance=1e-15)
+    fitted = helpers.fit(config)
+    with pytest.raises(CheckFailed) as caught:
+        export_bundle(fitted.pipeline, config, helpers.metadata(config), fitted.test_frame, tmp_path / "b")
+    error = caught.value
+    assert "parity tolerance 1e-15" in error.message
+    assert any("probabilities differ by up to" in d and "rows [" in d for d in error.details)
+    assert "allow_sklearn_fallback" in error.hint
+    assert list(tmp_path.iterdir()) == []  # no bundle, no temp dir
+
+
+def test_fallback_ships_scikit_learn_and_says_so(helpers, loans_config, tmp_path):
+    config = helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30},
+                            parity_tolerance=1e-15, allow_sklearn_fallback=True)
+    fitted = helpers.fit(config)
+    summary = export_bundle(fitted.pipeline, config, helpers.metadata(config), fitted.test_frame, tmp_path / "b")
+    assert summary["format"] == "sklearn" and summary["model_file"] == fmt.SKLEARN_FILE
+    assert "parity" in summary["fallback_reason"] or "differ" in summary["fallback_reason"]
+    meta = json.loads((tmp_path / "b" / fmt.METADATA_FILE).read_text())
+    assert meta["format"] == "sklearn" and meta["fallback_reason"] == summary["fallback_reason"]
+    assert_parity(fitted, tmp_path / "b")
+
+
+def test_metadata_and_reference_files(loans_fitted, loans_bundle):
+    meta = json.loads((loans_bundle / fmt.METADATA_FILE).read_text())
+    for key in ("name", "version", "run_id", "commit", "data", "metrics", "trained_at", "trained_by",
+                "primary_metric", "created_at", "mlci_version", "model_sha256"):
+        assert meta[key], key
+    assert meta["task"] == "classification" and meta["model_file"] == fmt.ONNX_FILE
+    assert meta["classes"] == [str(c) for c in loans_fitted.pipeline.classes_]
+    features = {f["name"]: f for f in meta["features"]}
+    assert list(features) == list(loans_fitted.config.data.features)
+    assert features["region"]["categories"] == ["north", "south", "east", "west"]
+    assert features["debt_ratio"]["nullable"] is False and features["income"]["nullable"] is True
+    assert features["age"]["min"] == 18 and features["age"]["max"] == 120
+    reference = json.loads((loans_bundle / fmt.REFERENCE_FILE).read_text())
+    n = loans_fitted.config.package.reference_rows
+    assert len(reference["records"]) == len(reference["expected"]) == n
+    head = loans_fitted.test_frame.head(n)
+    for record, (_, row) in zip(reference["records"], head.iterrows()):
+        for name in ("income", "age"):
+            assert (record[name] is None) == bool(np.isnan(row[name]))
+        assert (record["region"] is None) == (row["region"] == "")
+    expected = loans_fitted.pipeline.predict(head)
+    assert [e["label"] for e in reference["expected"]] == list(expected)
+
+
+def test_out_dir_that_is_not_a_bundle_is_refused(helpers, demo_fitted, tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(BadInput, match="not a model bundle"):
+        export_bundle(demo_fitted.pipeline, demo_fitted.config, helpers.metadata(demo_fitted.config),
+                      demo_fitted.test_frame, out)
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
+
+
+def test_an_earlier_bundle_is_replaced(helpers, loans_fitted, tmp_path):
+    out = tmp_path / "b"
+    for version in ("1", "2"):
+        export_bundle(loans_fitted.pipeline, loans_fitted.config, helpers.metadata(loans_fitted.config, version),
+                      loans_fitted.test_frame, out)
+    assert json.loads((out / fmt.METADATA_FILE).read_text())["version"] == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no_dir", "not a directory"),
+    ("bad_json", "not valid JSON"),
+    ("no_model", "is missing"),
+    ("altered_model", "does not match the sha256"),
+    ("no_reference", "reference rows"),
+])
+def test_load_bundle_names_what_is_wrong(loans_bundle, tmp_path, damage, message):
+    import shutil
+
+    target = tmp_path / "b"
+    if damage != "no_dir":
+        shutil.copytree(loans_bundle, target)
+    if damage == "bad_json":
+        (target / fmt.METADATA_FILE).write_text("{not json")
+    elif damage == "no_model":
+        (target / fmt.ONNX_FILE).unlink()
+    elif damage == "altered_model":
+        with (target / fmt.ONNX_FILE).open("ab") as handle:
+            handle.write(b"\0")
+    elif damage == "no_reference":
+        (target / fmt.REFERENCE_FILE).unlink()
+    with pytest.raises(BadInput, match=message):
+        load_bundle(target)
+    with pytest.raises(fmt.BundleError, match=message):
+        fmt.load_bundle(target)
+
+
+def test_api_imports_neither_ml_nor_the_training_stack(helpers, loans_bundle):
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "import api.app, api.server, api.bundle\n"
+        f"app = api.app.create_app({str(loans_bundle)!r})\n"
+        "with TestClient(app) as c:\n"
+        "    r = c.post('/predict', json={'records': [app.state.mlci.bundle.reference['records'][0]]})\n"
+        "    assert r.status_code == 200, r.text\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ml', 'sklearn', 'pandas', 'scipy', 'mlflow', 'skl2onnx'))\n"
+        "print('LOADED=' + ','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=helpers.root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = [line for line in result.stdout.splitlines() if line.startswith("LOADED=")]
+    assert loaded == ["LOADED="], loaded
