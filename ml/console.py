@@ -16,7 +16,7 @@ from rich.table import Table
 from ml.errors import MlciError
 
 _width = int(os.environ.get("COLUMNS", "0")) or 120
-out = Console(highlight=False, soft_wrap=False, width=_width, emoji=False)
+out = Console(highlight=False, soft_wrap=True, width=_width, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=False)
 
 

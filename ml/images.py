@@ -1,0 +1,161 @@
+"""`mlci build`: the model bundle baked into the API image, plus the dashboard and router images.
+
+Builds run from the repository root (the .dockerignore allow-lists what is sent) with the lock
+files for Python packages, taken either from `PIP_INDEX_URL` (a corporate mirror) or from a
+wheelhouse downloaded on the host, so nothing inside a build needs the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ml import console, package, provenance, reports
+from ml.config import Config
+from ml.docker import Docker
+from ml.errors import BadInput
+
+BUILD_DIR = Path("build")
+BUNDLE_DIR = BUILD_DIR / "bundle"
+WHEELHOUSE = BUILD_DIR / "wheelhouse"
+# Public defaults a corporate user pulls; air-gapped agents override them (docker/base-image.sh).
+DEFAULT_BASE = "python:3.11-slim-bookworm"
+DEFAULT_ROUTER_BASE = "nginx:1.26-bookworm"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    role: str  # api | dashboard | router
+    dockerfile: str
+    lock: str | None
+    base_env: str
+    default_base: str
+
+
+SPECS = (
+    ImageSpec("api", "docker/api.Dockerfile", "requirements/api.txt", "MLCI_BASE_IMAGE", DEFAULT_BASE),
+    ImageSpec("dashboard", "docker/dashboard.Dockerfile", "requirements/dashboard.txt", "MLCI_BASE_IMAGE",
+              DEFAULT_BASE),
+    ImageSpec("router", "docker/router.Dockerfile", None, "MLCI_ROUTER_BASE_IMAGE", DEFAULT_ROUTER_BASE),
+)
+
+
+def image_name(config: Config, role: str) -> str:
+    registry = (os.environ.get("MLCI_REGISTRY") or config.images.registry or "").rstrip("/")
+    return f"{registry + '/' if registry else ''}{config.project}-{role}"
+
+
+def api_tag(config: Config, model_version: str, short_commit: str) -> str:
+    return f"{image_name(config, 'api')}:{model_version}-{short_commit}"
+
+
+def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
+    """Download the locked wheels for the images on the host (skipped when PIP_INDEX_URL is set)."""
+    folder = config.root / WHEELHOUSE
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("PIP_INDEX_URL"):
+        return None
+    for lock in locks:
+        args = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                "--require-hashes", "--only-binary=:all:", "--no-deps", "-r", str(config.root / lock),
+                "-d", str(folder)]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BadInput(f"cannot download the wheels of {lock} into {WHEELHOUSE}",
+                           details=done.stderr.strip().splitlines()[-5:],
+                           hint="check access to the package index, or set PIP_INDEX_URL to a mirror")
+    return folder
+
+
+def _base_image(spec: ImageSpec) -> str:
+    return os.environ.get(spec.base_env) or spec.default_base
+
+
+def _labels_args(values: dict[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in values.items():
+        args += ["--build-arg", f"{key}={value}"]
+    return args
+
+
+def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build_args: dict[str, str]) -> dict:
+    started = time.monotonic()
+    args = ["build", "-f", spec.dockerfile, "-t", tag, "--build-arg", f"BASE_IMAGE={_base_image(spec)}"]
+    if index := os.environ.get("PIP_INDEX_URL"):
+        args += ["--build-arg", f"PIP_INDEX_URL={index}"]
+    args += _labels_args(build_args)
+    args.append(str(config.root))
+    steps = 0
+
+    def show(line: str) -> None:
+        nonlocal steps
+        # The classic builder's "Step n/m" lines and errors: progress without pages of pip output.
+        if line.startswith("Step ") or "error" in line.lower() or line.startswith("Successfully"):
+            console.info(f"[{spec.role}] {' '.join(line.split())[:160]}")
+        if line.startswith("Step "):
+            steps += 1
+
+    lines = docker.stream(args, show)
+    cached = sum(1 for line in lines if "Using cache" in line)
+    info = docker.inspect("image", tag) or {}
+    return {"tag": tag, "id": info.get("Id"), "size": info.get("Size"), "digest": None,
+            "labels": (info.get("Config") or {}).get("Labels") or {}, "base_image": _base_image(spec),
+            "steps": steps, "cached_steps": cached, "seconds": round(time.monotonic() - started, 2)}
+
+
+def push(docker: Docker, tag: str) -> str | None:
+    user, password = os.environ.get("MLCI_REGISTRY_USERNAME"), os.environ.get("MLCI_REGISTRY_PASSWORD")
+    if user and password:
+        registry = tag.split("/", 1)[0]
+        docker.run("login", "--username", user, "--password-stdin", registry, input=password)
+    docker.stream(["push", tag], lambda line: console.info(f"[push] {line}"))
+    info = docker.inspect("image", tag) or {}
+    digests = info.get("RepoDigests") or []
+    return digests[0] if digests else None
+
+
+def build(config: Config, version: str | None = None, alias: str | None = None,
+          roles: tuple[str, ...] = ("api", "dashboard", "router")) -> dict:
+    started = time.monotonic()
+    docker = Docker()
+    engine = docker.check()
+    facts = provenance.collect(config.root)
+    specs = [s for s in SPECS if s.role in roles and (config.root / s.dockerfile).is_file()]
+
+    bundle = package.package(config, config.root / BUNDLE_DIR, version=version, alias=alias)
+    metadata = json.loads((config.root / BUNDLE_DIR / "metadata.json").read_text(encoding="utf-8"))
+    console.info(f"bundle: {bundle['name']} version {bundle['version']} ({bundle['format']}, "
+                 f"parity max |Δp| {bundle['parity']['max_abs_proba_diff']:.1e})")
+    wheelhouse = ensure_wheelhouse(config, [s.lock for s in specs if s.lock])
+    console.info(f"python packages: {'PIP_INDEX_URL' if wheelhouse is None else 'wheelhouse ' + str(WHEELHOUSE)}")
+
+    common = {"REVISION": facts.commit, "CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "SOURCE": os.environ.get("GIT_URL") or str(config.root), "VERSION": facts.mlci_version}
+    images: dict[str, dict] = {}
+    for spec in specs:
+        if spec.role == "api":
+            tag = api_tag(config, str(bundle["version"]), facts.short_commit)
+            extra = {"VERSION": f"{bundle['version']}-{facts.short_commit}", "MODEL_NAME": str(bundle["name"]),
+                     "MODEL_VERSION": str(bundle["version"]), "RUN_ID": str(metadata.get("run_id") or ""),
+                     "DATA_SHA256": str((metadata.get("data") or {}).get("sha256") or "")}
+        else:
+            tag = f"{image_name(config, spec.role)}:{facts.mlci_version}-{facts.short_commit}"
+            extra = {}
+        console.info(f"building {spec.role} image {tag} from {spec.dockerfile}")
+        images[spec.role] = build_image(docker, config, spec, tag, {**common, **extra})
+
+    registry = os.environ.get("MLCI_REGISTRY") or config.images.registry
+    if registry:
+        for image in images.values():
+            image["digest"] = push(docker, image["tag"])
+    result = {"model_name": bundle["name"], "version": str(bundle["version"]), "commit": facts.commit,
+              "engine": engine, "registry": registry, "pushed": bool(registry), "images": images,
+              "bundle": str(BUNDLE_DIR), "duration_s": round(time.monotonic() - started, 2)}
+    reports.write(config, "build", result)
+    return result
