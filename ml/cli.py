@@ -168,13 +168,23 @@ def promote(ctx: click.Context, version: str, alias: str) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--env", "env_names", multiple=True, help="Only this environment's deployment (repeatable).")
 @click.pass_context
 @run_command("status")
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Model versions with their aliases, primary metric, commit, data, author and date."""
+def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> None:
+    """Model versions with their aliases, primary metric, commit, data, author and date; and what each
+    environment serves (colours, images, health, last deploys)."""
     from ml import status as status_module
 
     config = _config(ctx)
+    if env_names:
+        environments = [status_module.environment(config, name) for name in env_names]
+        if as_json:
+            click.echo(json.dumps(environments, indent=2))
+            return
+        for env in environments:
+            _print_environment(env)
+        return
     report = status_module.collect(config)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -186,7 +196,26 @@ def status(ctx: click.Context, as_json: bool) -> None:
             for v in report["versions"]]
     console.table(["version", "aliases", primary, "commit", "data sha256", "author", "created", "gate"], rows)
     aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report["aliases"].items())) or "none"
+    for env in report["environments"]:
+        _print_environment(env)
     console.result(True, f"{len(rows)} version(s); aliases: {aliases}")
+
+
+def _print_environment(env: dict) -> None:
+    if "error" in env:
+        console.info(f"environment {env['env']}: {env['error']}")
+        return
+    console.out.print(f"environment {env['env']}: router {env['router']} at {env['url']}, live colour "
+                      f"{env['live'] or 'none'}", markup=False)
+    rows = [(colour, "live" if slot["live"] else "idle", slot["model_version"], slot["image"], slot["state"],
+             slot["health"] or "-", slot["deployed_at"]) for colour, slot in env["slots"].items() if slot]
+    if rows:
+        console.table(["slot", "role", "version", "image", "state", "health", "started"], rows)
+    for record in env["last_deploys"][-3:]:
+        console.info(f"{record['deployed_at']} {record['kind']} {record['result']}: v{record.get('model_version')} "
+                     f"({record.get('colour')}) by {record['deployed_by']}"
+                     + (f", approved by {record['approver']}" if record.get("approver") else "")
+                     + (f", build {record['build_url']}" if record.get("build_url") else ""))
 
 
 def _pick_version(version: str | None, alias: str | None) -> None:
@@ -281,6 +310,65 @@ def dashboard(api_url: str, host: str, port: int) -> None:
         raise BadInput(f"--api must be an http(s) URL, got {api_url!r}")
     console.header("dashboard", f"dashboard on http://{host}:{port} using the API at {api_url}")
     launch.run(api_url, port, host=host)
+
+
+def _lock_timeout(option):
+    return click.option("--lock-timeout", default=300.0, show_default=True, type=click.FloatRange(0),
+                        help="Seconds to wait when another deploy holds the environment.")(option)
+
+
+@cli.command()
+@click.option("--env", "env_name", required=True, help="Environment from mlci.yaml (staging, production, …).")
+@click.option("--version", default=None, help="Model version (its image must have been built).")
+@click.option("--image", default=None, help="An API image reference instead.")
+@click.option("--approver", envvar="MLCI_APPROVER", default=None, help="Who approved (env MLCI_APPROVER).")
+@_lock_timeout
+@click.pass_context
+@run_command("deploy")
+def deploy(ctx: click.Context, env_name: str, version: str | None, image: str | None, approver: str | None,
+           lock_timeout: float) -> None:
+    """Blue/green deploy: idle slot up, ready, smoke-tested, router switched without a reload, verified."""
+    from ml import deploy as deploy_module
+
+    config = _config(ctx)
+    what = f"version {version}" if version else (image or "the image of the last mlci build")
+    console.header("deploy", f"deploying {config.model_name} {what} to {env_name}")
+    outcome = deploy_module.deploy(config, env_name, version=version, image=image, approver=approver,
+                                   lock_timeout=lock_timeout)
+    console.result(True, f"{env_name} serves {outcome.model_name} v{outcome.model_version} from {outcome.colour} "
+                         f"at {outcome.url} (previous colour: {outcome.previous_colour or 'none'}) "
+                         f"in {outcome.seconds:.1f} s")
+
+
+@cli.command()
+@click.option("--env", "env_name", required=True, help="Environment from mlci.yaml.")
+@_lock_timeout
+@click.pass_context
+@run_command("rollback")
+def rollback(ctx: click.Context, env_name: str, lock_timeout: float) -> None:
+    """Switch the environment back to the previous colour (or redeploy the previous image)."""
+    from ml import deploy as deploy_module
+
+    config = _config(ctx)
+    console.header("rollback", f"rolling {env_name} back to what served before")
+    outcome = deploy_module.rollback(config, env_name, lock_timeout=lock_timeout)
+    console.result(True, f"{env_name} serves {outcome.model_name} v{outcome.model_version} from {outcome.colour} "
+                         f"again at {outcome.url}")
+
+
+@cli.command()
+@click.option("--env", "env_name", required=True, help="Environment from mlci.yaml.")
+@_lock_timeout
+@click.pass_context
+@run_command("down")
+def down(ctx: click.Context, env_name: str, lock_timeout: float) -> None:
+    """Remove an environment's containers, network and socket volume (and its registry alias)."""
+    from ml import deploy as deploy_module
+
+    config = _config(ctx)
+    console.header("down", f"removing environment {env_name} of {config.project}")
+    removed = deploy_module.down(config, env_name, lock_timeout=lock_timeout)
+    console.result(True, f"{env_name} removed ({len(removed)} object(s))" if removed else f"{env_name} was not running")
 
 
 def main() -> None:

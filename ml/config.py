@@ -141,15 +141,43 @@ class Tracking(Strict):
 
 
 class Checks(Strict):
+    # Seconds the new slot has to answer /ready before the deploy gives up.
     ready_timeout: float = Field(default=60, gt=0)
+    # Largest difference allowed between a reference row's expected and served probabilities.
     smoke_tolerance: float = Field(default=1e-6, ge=0)
+    # Seconds of error-free probes through the router after the switch (must outlast the drain).
     verify_seconds: float = Field(default=5, ge=0)
 
 
 class Environment(Strict):
     port: int = Field(ge=1, le=65535)
+    # The router's preview listener, straight to the idle slot (default: port + 10000).
+    preview_port: int | None = Field(default=None, ge=1, le=65535)
+    # The dashboard container that follows this environment's router (none when unset).
+    dashboard_port: int | None = Field(default=None, ge=1, le=65535)
     docker_host: str | None = None
+    # Where mlci reaches the published ports (the Docker host's address for a remote engine).
+    address: str = "127.0.0.1"
+    # uvicorn worker processes per slot.
+    workers: int = Field(default=1, ge=1, le=16)
+    # Seconds an upstream keep-alive connection to the previous colour may live after a switch.
+    drain_seconds: float = Field(default=2, gt=0, le=60)
     checks: Checks = Checks()
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Environment:
+        if self.port + 10000 > 65535 and self.preview_port is None:
+            raise ValueError("port + 10000 is not a valid port: set preview_port")
+        ports = [p for p in (self.port, self.preview_port, self.dashboard_port) if p is not None]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"port, preview_port and dashboard_port must differ (got {ports})")
+        if self.checks.verify_seconds and self.checks.verify_seconds <= self.drain_seconds:
+            raise ValueError("checks.verify_seconds must be longer than drain_seconds")
+        return self
+
+    @property
+    def preview(self) -> int:
+        return self.preview_port or self.port + 10000
 
 
 class Tests(Strict):
@@ -179,6 +207,18 @@ class Config(Strict):
 
     # Where the file was read from: relative paths in it are relative to this folder.
     root: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _environments_do_not_share_ports(self) -> Config:
+        seen: dict[int, str] = {}
+        for name, env in self.environments.items():
+            for kind, port in (("port", env.port), ("preview_port", env.preview), ("dashboard_port", env.dashboard_port)):
+                if port is None:
+                    continue
+                if port in seen:
+                    raise ValueError(f"environments.{name}.{kind} {port} is already used by {seen[port]}")
+                seen[port] = f"environments.{name}.{kind}"
+        return self
 
     @property
     def model_name(self) -> str:

@@ -149,6 +149,9 @@ def build(config: Config, version: str | None = None, alias: str | None = None,
             extra = {}
         console.info(f"building {spec.role} image {tag} from {spec.dockerfile}")
         images[spec.role] = build_image(docker, config, spec, tag, {**common, **extra})
+        if spec.role != "api":
+            # Router and dashboard do not change with the model: deploys find the newest as :latest.
+            docker.run("tag", tag, f"{image_name(config, spec.role)}:latest")
 
     registry = os.environ.get("MLCI_REGISTRY") or config.images.registry
     if registry:

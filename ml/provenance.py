@@ -91,6 +91,12 @@ def package_version(name: str) -> str:
         return UNKNOWN
 
 
+def collect_ci() -> dict[str, str | None]:
+    """The Jenkins build acting now (unset outside Jenkins)."""
+    return {"build_url": os.environ.get("BUILD_URL"), "build_number": os.environ.get("BUILD_NUMBER"),
+            "job_name": os.environ.get("JOB_NAME")}
+
+
 def collect(root: Path) -> Provenance:
     commit = _git(root, "rev-parse", "HEAD") or UNKNOWN
     status = _git(root, "status", "--porcelain", "--untracked-files=no")

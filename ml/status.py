@@ -47,4 +47,18 @@ def collect(config: Config) -> dict[str, object]:
         "primary_metric": config.metrics.primary,
         "aliases": registry.alias_map(client, config.model_name),
         "versions": [_version_row(client, v) for v in versions],
+        "environments": [environment(config, name, quiet=True) for name in config.environments],
     }
+
+
+def environment(config: Config, name: str, quiet: bool = False) -> dict[str, object]:
+    """What an environment serves; with quiet, an unreachable Docker engine is a note, not a failure."""
+    from ml import deploy
+    from ml.errors import Unreachable
+
+    try:
+        return deploy.environment_status(config, name)
+    except Unreachable as error:
+        if not quiet:
+            raise
+        return {"env": name, "error": error.message}

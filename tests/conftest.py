@@ -99,6 +99,12 @@ def make_project(tmp_path: Path, config_source: Path, data_files: list[Path], fa
     return project
 
 
+@pytest.fixture(scope="session")
+def project_factory():
+    """make_project, for fixtures of wider scope than a test."""
+    return make_project
+
+
 @pytest.fixture
 def project(tmp_path) -> Project:
     """The demo project (breast-cancer RandomForest), in a temp folder with its own store."""

@@ -56,6 +56,12 @@ def copy_build_sources(root: Path) -> None:
         shutil.copytree(wheelhouse, root / "build" / "wheelhouse", copy_function=os.link, dirs_exist_ok=True)
 
 
+@pytest.fixture(scope="session")
+def build_sources():
+    """copy_build_sources and remove_images, for fixtures of wider scope than a test."""
+    return copy_build_sources, remove_images
+
+
 @pytest.fixture
 def image_project(project, base_images, monkeypatch):
     """The demo project, able to build images (sources + local base images), with images cleaned up."""

@@ -82,11 +82,13 @@ def test_router_image_rejects_an_invalid_config(built):
     router = report["images"]["router"]["tag"]
     # The image's own placeholder config is valid: nginx -t passes in a throw-away container.
     assert docker("run", "--rm", "--entrypoint", "nginx", router, "-t", check=False).returncode == 0
-    invalid = subprocess.run(["docker", "run", "--rm", "-i", "--entrypoint", "sh", router, "-c",
-                              "cat > /etc/mlci/router.conf && exec /usr/local/bin/mlci-router"],
-                             input="server { listen 8080; bogus_directive on; }\n", capture_output=True, text=True,
-                             timeout=60)
+    invalid = subprocess.run(["docker", "run", "--rm", "-e", "MLCI_ROUTER_CONF=server { listen 8080; bogus_directive on; }",
+                              "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/etc/mlci:uid=10001,gid=10001", router],
+                             capture_output=True, text=True, timeout=60)
     assert invalid.returncode == 2
+    checked = subprocess.run(["docker", "run", "--rm", "-i", router, "check"], input="server { listen 8080; }\nbogus;\n",
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 1 and "unknown directive" in checked.stderr
     assert "bogus_directive" in invalid.stderr and "not starting" in invalid.stderr
 
 

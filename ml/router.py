@@ -1,0 +1,173 @@
+"""An environment's Nginx router and its two slots, as Docker objects.
+
+The live colour is a symlink in the environment's socket volume: `live.sock -> blue.sock`. Nginx
+connects through it for every new upstream connection, so switching is an atomic rename inside
+the router container — no reload, no dropped keep-alive request (docs/deploy.md has the
+measurement). `preview.sock` points at the idle slot: the router's second listener reaches it
+directly for readiness and smoke checks before any user traffic does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jinja2
+
+from ml.config import Config, Environment
+from ml.docker import Docker
+from ml.errors import BadInput, CheckFailed, MlciError
+
+COLOURS = ("blue", "green")
+SOCKET_DIR = "/run/mlci"
+LIVE, PREVIEW = "live", "preview"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Docker names of one environment: containers <project>-<env>-<blue|green|router>, network <project>-<env>."""
+
+    project: str
+    env: str
+
+    @property
+    def network(self) -> str:
+        return f"{self.project}-{self.env}"
+
+    @property
+    def volume(self) -> str:
+        return f"{self.project}-{self.env}-sockets"
+
+    @property
+    def router(self) -> str:
+        return f"{self.project}-{self.env}-router"
+
+    @property
+    def dashboard(self) -> str:
+        return f"{self.project}-{self.env}-dashboard"
+
+    def slot(self, colour: str) -> str:
+        return f"{self.project}-{self.env}-{colour}"
+
+    def labels(self, role: str, **extra: str) -> list[str]:
+        values = {"io.mlci.project": self.project, "io.mlci.env": self.env, "io.mlci.role": role, **extra}
+        args: list[str] = []
+        for key, value in values.items():
+            args += ["--label", f"{key}={value}"]
+        return args
+
+
+def other(colour: str) -> str:
+    return COLOURS[1 - COLOURS.index(colour)]
+
+
+def render(config: Config, env_name: str, env: Environment) -> str:
+    jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    return jinja.get_template("router.conf.j2").render(
+        project=config.project, env=env_name, drain_seconds=f"{env.drain_seconds:g}", max_body="2m",
+        read_timeout=30)
+
+
+def validate(docker: Docker, image: str, text: str) -> None:
+    """`nginx -t` on the rendered config, in a throw-away router container, before anything uses it."""
+    if docker.inspect("image", image) is None:
+        raise BadInput(f"router image {image} is not on {docker.where}",
+                       hint="run mlci build (it builds the router image), or set MLCI_ROUTER_IMAGE")
+    done = docker.run("run", "--rm", "-i", "--network", "none", image, "check", input=text, check=False, timeout=60)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line][-3:]
+        raise CheckFailed("the rendered router config is invalid (nginx -t); nothing was changed",
+                          details=lines, hint="this is a bug in the router template or its values: report it")
+
+
+class Router:
+    """The router container of one environment, and the symlinks that pick the colours."""
+
+    def __init__(self, docker: Docker, names: Names, env: Environment):
+        self.docker, self.names, self.env = docker, names, env
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.env.address}:{self.env.port}"
+
+    @property
+    def preview_url(self) -> str:
+        return f"http://{self.env.address}:{self.env.preview}"
+
+    def state(self) -> dict | None:
+        return self.docker.inspect("container", self.names.router)
+
+    def ensure(self, image: str, text: str) -> str:
+        """Make sure the router runs with `text` as its config; say what was done."""
+        names = self.names
+        if self.docker.inspect("network", names.network) is None:
+            self.docker.run("network", "create", "--label", f"io.mlci.project={names.project}",
+                            "--label", f"io.mlci.env={names.env}", names.network)
+        state = self.state()
+        if state is None:
+            validate(self.docker, image, text)
+            self.docker.run(
+                "run", "-d", "--name", names.router, "--network", names.network, "--network-alias", "router",
+                "-v", f"{names.volume}:{SOCKET_DIR}", "--read-only", "--tmpfs", "/tmp",
+                "--tmpfs", "/etc/mlci:uid=10001,gid=10001,mode=0755",
+                "-p", f"{self.env.address}:{self.env.port}:8080", "-p", f"{self.env.address}:{self.env.preview}:8081",
+                "-e", f"MLCI_ROUTER_CONF={text}", "--restart", "unless-stopped", *names.labels("router"), image)
+            self.wait_up()
+            return "created"
+        if not state["State"]["Running"]:
+            self.docker.run("start", names.router)
+            self.wait_up()
+            return "started"
+        current = self.docker.run("exec", names.router, "cat", "/etc/mlci/router.conf").stdout
+        if current.strip() != text.strip():
+            # A structural change (ports, drain): validated first, then the one kind of reload we allow.
+            validate(self.docker, image, text)
+            done = self.docker.run("exec", "-i", names.router, "/usr/local/bin/mlci-router", "reload", input=text,
+                                   check=False)
+            if done.returncode != 0:
+                raise CheckFailed("the router refused its new config; the running one is unchanged",
+                                  details=done.stderr.strip().splitlines()[-3:])
+            return "reloaded (structural change)"
+        return "unchanged"
+
+    def wait_up(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/router/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            state = self.state()
+            if state is not None and not state["State"]["Running"]:
+                logs = self.docker.run("logs", "--tail", "5", self.names.router, check=False)
+                raise CheckFailed(f"router {self.names.router} exited at start",
+                                  details=(logs.stderr or logs.stdout).strip().splitlines())
+            time.sleep(0.2)
+        raise CheckFailed(f"router {self.names.router} did not answer on {self.url} within {timeout:.0f} s",
+                          hint=f"is port {self.env.port} free on {self.env.address}?")
+
+    def colour(self, which: str = LIVE) -> str | None:
+        """The colour `live` (or `preview`) points at, None when unset."""
+        done = self.docker.run("exec", self.names.router, "readlink", f"{SOCKET_DIR}/{which}.sock", check=False)
+        target = done.stdout.strip()
+        return target.removesuffix(".sock") if done.returncode == 0 and target.removesuffix(".sock") in COLOURS else None
+
+    def point(self, which: str, colour: str | None) -> None:
+        """Atomically repoint `live`/`preview` at a colour (rename of a fresh symlink), or remove it."""
+        link = f"{SOCKET_DIR}/{which}.sock"
+        if colour is None:
+            self.docker.run("exec", self.names.router, "rm", "-f", link)
+            return
+        if colour not in COLOURS:
+            raise MlciError(f"unknown colour {colour!r}")
+        tmp = f"{SOCKET_DIR}/.{which}.sock.tmp"
+        self.docker.run("exec", self.names.router, "sh", "-c", 'ln -sfn "$1" "$2" && mv -fT "$2" "$3"', "sh",
+                        f"{colour}.sock", tmp, link)
+
+    def remove_socket(self, colour: str) -> None:
+        self.docker.run("exec", self.names.router, "rm", "-f", f"{SOCKET_DIR}/{colour}.sock")

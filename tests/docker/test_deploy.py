@@ -1,0 +1,304 @@
+"""Blue/green deploys on a real Docker engine and Nginx: staging and production side by side, a
+switch without a lost request, rollback, and every fault of the deploy issue."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from filelock import FileLock
+
+from ml import router as router_module
+from ml.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+DRAIN = 1.0
+
+
+def docker(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=300, input=input)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Line:
+    """The demo project with two model versions built into API images, and two environments."""
+
+    def __init__(self, project):
+        self.project = project
+        self.name = project.config["project"]
+        self.images: dict[str, str] = {}
+
+    def mlci(self, *args: str):
+        return CliRunner().invoke(cli, ["--config", str(self.project.config_file), *args])
+
+    def env(self, env: str) -> dict:
+        return self.project.config["environments"][env]
+
+    def url(self, env: str) -> str:
+        return f"http://127.0.0.1:{self.env(env)['port']}"
+
+    def served(self, env: str) -> str:
+        return str(httpx.get(f"{self.url(env)}/version", timeout=5).json()["version"])
+
+    def live(self, env: str) -> str:
+        return docker("exec", f"{self.name}-{env}-router", "readlink", "/run/mlci/live.sock").stdout.strip()
+
+    def alias(self, env: str) -> str | None:
+        version = self.project.client().get_registered_model("breast-cancer-classifier").aliases.get(env)
+        return None if version is None else str(version)
+
+    def derived(self, tag: str, dockerfile: str) -> str:  # noqa: D401
+        """An image made from version 1's: how a broken build would look to the deploy."""
+        image = f"{self.name}-api:{tag}"
+        docker("build", "-t", image, "-", input=f"FROM {self.images['1']}\n{dockerfile}\n")
+        return image
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory, base_images, project_factory, build_sources):
+    copy_sources, remove_images = build_sources
+    project = project_factory(tmp_path_factory.mktemp("deploy"), REPO / "mlci.yaml", [REPO / "data" / "breast_cancer.csv"])
+    copy_sources(project.root)
+    name = f"it-{uuid.uuid4().hex[:8]}"
+    staging, staging_preview, production, production_preview = free_ports(4)
+    checks = {"ready_timeout": 30, "verify_seconds": 2.5}
+    project.edit(project=name, environments={
+        "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": DRAIN, "checks": checks},
+        "production": {"port": production, "preview_port": production_preview, "drain_seconds": DRAIN,
+                       "checks": checks}})
+    project.commit("build sources")
+    monkeypatch = pytest.MonkeyPatch()
+    for key, value in base_images.items():
+        monkeypatch.setenv(key, value)
+    line = Line(project)
+    try:
+        for version, depth in (("1", 8), ("2", 5)):
+            project.edit(**{"model.params.max_depth": depth})
+            project.commit(f"depth {depth}")
+            assert line.mlci("train").exit_code == 0
+            roles = ("--only", "api") + (("--only", "router") if version == "1" else ())
+            built = line.mlci("build", *roles)
+            assert built.exit_code == 0, built.output
+            line.images[version] = project.report("build")["images"]["api"]["tag"]
+        yield line
+    finally:
+        for env in ("staging", "production"):
+            line.mlci("down", "--env", env)
+        monkeypatch.undo()
+        remove_images(name)
+
+
+class Load:
+    """Bounded load through a router: keep-alive connections sending predictions; each response's
+    status and model version recorded with its send and receive times."""
+
+    def __init__(self, url: str, record: dict, connections: int = 4, max_seconds: float = 300):
+        self.url, self.record, self.max_seconds = url, record, max_seconds
+        self.results: list[tuple[float, float, int, str | None]] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(connections)]
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() - started < self.max_seconds:
+                sent = time.monotonic()
+                try:
+                    response = client.post(f"{self.url}/predict", json={"records": [self.record]})
+                except httpx.HTTPError as error:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+                    continue
+                self.results.append((sent, time.monotonic(), response.status_code,
+                                     response.headers.get("x-model-version")))
+                if response.status_code != 200:
+                    self.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    def __enter__(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+def reference_record(line: Line) -> dict:
+    return json.loads((line.project.root / "build" / "bundle" / "reference.json").read_text())["records"][0]
+
+
+def deploy(line: Line, env: str, *args: str, expect: int = 0):
+    result = line.mlci("deploy", "--env", env, *args)
+    assert result.exit_code == expect, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def production_v1(line):
+    deploy(line, "production", "--version", "1")
+    return line
+
+
+def test_staging_and_production_side_by_side_isolated(line):
+    deploy(line, "staging", "--version", "2")
+    deploy(line, "production", "--version", "1")
+    assert (line.served("staging"), line.served("production")) == ("2", "1")
+    assert (line.alias("staging"), line.alias("production")) == ("2", "1")
+    networks = {env: json.loads(docker("inspect", f"{line.name}-{env}-blue").stdout)[0]["NetworkSettings"]["Networks"]
+                for env in ("staging", "production")}
+    assert set(networks["staging"]) == {f"{line.name}-staging"}
+    assert set(networks["production"]) == {f"{line.name}-production"}
+    ports = json.loads(docker("inspect", f"{line.name}-production-router").stdout)[0]["HostConfig"]["PortBindings"]
+    assert all(binding["HostIp"] == "127.0.0.1" for bindings in ports.values() for binding in bindings)
+    report = json.loads((line.project.root / "reports" / "deploy-production.json").read_text())
+    assert report["current"]["model_version"] == "1" and report["current"]["colour"] == "blue"
+    status = line.mlci("status", "--env", "production", "--json")
+    env = json.loads(status.output)[0]
+    assert env["live"] == "blue" and env["slots"]["blue"]["model_version"] == "1"
+
+
+def test_deploys_and_rollback_under_load_lose_no_request(production_v1):
+    line = production_v1
+    switches: list[tuple[float, str]] = [(0.0, line.served("production"))]
+    with Load(line.url("production"), reference_record(line)) as load:
+        for version in ("2", "1", "2"):
+            deploy(line, "production", "--version", version)
+            switches.append((time.monotonic(), version))
+            assert line.alias("production") == version
+        rolled = line.mlci("rollback", "--env", "production")
+        assert rolled.exit_code == 0, rolled.output
+        switches.append((time.monotonic(), "1"))
+        time.sleep(DRAIN + 0.5)
+    assert load.failures == []
+    assert len(load.results) > 200
+    assert line.served("production") == "1" and line.alias("production") == "1"
+
+    # Every answer came from a version live during the request. A switch happens inside its deploy
+    # command, so version i may serve from the end of deploy i-1 until the end of deploy i+1 plus
+    # the drain of the connections pooled to it.
+    times = [at for at, _ in switches]
+
+    def live_during(start: float, end: float) -> set[str]:
+        versions = set()
+        for i, (_, version) in enumerate(switches):
+            begin = times[i - 1] if i else float("-inf")
+            finish = times[i + 1] + DRAIN if i + 1 < len(times) else float("inf")
+            if begin <= end and start <= finish:
+                versions.add(version)
+        return versions
+    stale = [(s, e, v) for s, e, _, v in load.results if v not in live_during(s, e)]
+    assert stale == []
+    assert {v for *_, v in load.results} == {"1", "2"}
+
+
+def test_rollback_with_no_previous_colour(line):
+    line.mlci("down", "--env", "staging")
+    deploy(line, "staging", "--version", "1")
+    result = line.mlci("rollback", "--env", "staging")
+    assert result.exit_code == 2
+    assert "no previous colour running and no earlier deploy" in result.output
+    assert line.live("staging") == "blue.sock" and line.served("staging") == "1"
+
+
+def fault(line: Line, *args: str, expect: int, message: str):
+    """Deploy something broken to production under load: it must fail clearly, with production
+    still on its colour and version, and not one failed request."""
+    live, version = line.live("production"), line.served("production")
+    with Load(line.url("production"), reference_record(line), connections=2) as load:
+        result = deploy(line, "production", *args, expect=expect)
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert load.failures == [] and len(load.results) > 20
+    assert line.live("production") == live and line.served("production") == version
+    assert line.alias("production") == version
+    return result
+
+
+def test_new_container_exits_at_start(production_v1):
+    image = production_v1.derived("exits", "ENV MLCI_BUNDLE=/nonexistent")
+    fault(production_v1, "--image", image, expect=1, message="exited at start")
+
+
+def test_new_container_never_ready(production_v1, monkeypatch):
+    line = production_v1
+    image = line.derived("hangs", 'CMD ["sleep", "infinity"]')
+    env = line.env("production")
+    line.project.edit(**{"environments.production.checks": {"ready_timeout": 3, "verify_seconds": 2.5}})
+    try:
+        fault(line, "--image", image, expect=1, message="did not become ready within 3 s")
+    finally:
+        line.project.edit(**{"environments.production.checks": env["checks"]})
+
+
+def test_smoke_test_gets_wrong_outputs(production_v1):
+    # An image that claims version 1 but serves version 2's model (a mislabelled retag): its own
+    # warm-up passes, the deploy's smoke test through the preview listener must not.
+    line = production_v1
+    image = f"{line.name}-api:mislabelled"
+    docker("build", "-t", image, "-", input=f"FROM {line.images['2']}\nLABEL io.mlci.model.version=1\n")
+    fault(line, "--image", image, expect=1, message="smoke test: /version of the new slot names")
+
+
+def test_invalid_router_config_is_refused(production_v1, monkeypatch):
+    original = router_module.render
+    monkeypatch.setattr("ml.deploy.render", lambda *a: original(*a).replace("proxy_pass ", "proxy_passs ", 1))
+    fault(production_v1, "--version", "2", expect=1, message="the rendered router config is invalid")
+
+
+def test_two_deploys_at_once(production_v1):
+    line = production_v1
+    lock = line.project.root / ".mlci" / "locks" / f"{line.name}-production.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        lock.with_suffix(".holder").write_text('{"by": "alice", "build": "job/7"}')
+        result = fault(line, "--version", "2", "--lock-timeout", "1", expect=1, message="is locked by")
+    assert "alice" in result.output
+
+
+def test_unreachable_docker_engine(production_v1, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    result = production_v1.mlci("deploy", "--env", "production", "--version", "2")
+    assert result.exit_code == 3 and "no Docker engine answers" in result.output
+
+
+def test_missing_router_is_recreated_on_the_live_colour(production_v1):
+    line = production_v1
+    live = line.live("production")
+    docker("rm", "-f", f"{line.name}-production-router")
+    result = deploy(line, "production", "--version", "2")
+    assert "created" in result.output
+    assert line.served("production") == "2" and line.live("production") != live
+    deploy(line, "production", "--version", "1")  # leave production as the other tests expect it
+
+
+def test_down_removes_everything(line):
+    deploy(line, "staging", "--version", "1")
+    result = line.mlci("down", "--env", "staging")
+    assert result.exit_code == 0, result.output
+    left = docker("ps", "-a", "--filter", f"label=io.mlci.env=staging", "--filter",
+                  f"label=io.mlci.project={line.name}", "-q").stdout.strip()
+    assert left == ""
+    assert docker("network", "inspect", f"{line.name}-staging", check=False).returncode != 0
+    assert line.alias("staging") is None
