@@ -4,13 +4,13 @@
 #   docker build -f docker/api.Dockerfile --build-arg BASE_IMAGE=mlci-base/python:3.11-bookworm .
 #
 # Python packages come from requirements/api.txt (hashes checked) through PIP_INDEX_URL (a
-# corporate mirror) or, when it is empty, from build/wheelhouse (no network inside the build).
+# corporate mirror) or, when it is empty, from build/wheelhouse/api (no network inside the build).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS deps
 ARG PIP_INDEX_URL=
 COPY requirements/api.txt /tmp/requirements.txt
-COPY build/wheelhouse/ /tmp/wheelhouse/
+COPY build/wheelhouse/api/ /tmp/wheelhouse/
 # One venv, then trim what a server never reads: pip itself, tests, caches.
 RUN set -eu; \
     if [ -n "$PIP_INDEX_URL" ]; then source="--index-url $PIP_INDEX_URL"; \

@@ -132,15 +132,34 @@ def resolve_target(config: Config, docker: Docker, version: str | None, image: s
     return _target(docker, built["images"]["api"]["tag"], config)
 
 
-def router_image(config: Config) -> str:
-    if image := os.environ.get("MLCI_ROUTER_IMAGE"):
+def role_image(config: Config, role: str) -> str:
+    """The router or dashboard image: MLCI_<ROLE>_IMAGE, else the last build's, else <name>:latest."""
+    if image := os.environ.get(f"MLCI_{role.upper()}_IMAGE"):
         return image
     built = reports.read(config, "build") or {}
-    if tag := (built.get("images", {}).get("router") or {}).get("tag"):
+    if tag := (built.get("images", {}).get(role) or {}).get("tag"):
         return tag
     from ml.images import image_name
 
-    return f"{image_name(config, 'router')}:latest"
+    return f"{image_name(config, role)}:latest"
+
+
+def ensure_dashboard(config: Config, docker: Docker, names: Names, env_name: str, env: Environment) -> str | None:
+    """The environment's dashboard, pointed at its router: created once, it follows every switch."""
+    if env.dashboard_port is None:
+        return None
+    state = docker.inspect("container", names.dashboard)
+    if state is not None and state["State"]["Running"]:
+        return f"dashboard on http://{env.address}:{env.dashboard_port}: running"
+    image = role_image(config, "dashboard")
+    if docker.inspect("image", image) is None:
+        return f"warning: no dashboard image {image} (run mlci build); the dashboard is not started"
+    docker.run("rm", "-f", names.dashboard, check=False)
+    docker.run("run", "-d", "--name", names.dashboard, "--network", names.network, "--read-only", "--tmpfs", "/tmp",
+               "-e", "MLCI_API_URL=http://router:8080", "-e", f"MLCI_ENV={env_name}",
+               "-p", f"{env.address}:{env.dashboard_port}:8501", "--restart", "unless-stopped",
+               *names.labels("dashboard"), image)
+    return f"dashboard on http://{env.address}:{env.dashboard_port}: started ({image})"
 
 
 # --- the slot ---------------------------------------------------------------------------------
@@ -274,8 +293,10 @@ def _deploy_locked(config, env_name, env, docker, names, router, target, approve
         step(message)
 
     try:
-        did = router.ensure(router_image(config), render(config, env_name, env))
+        did = router.ensure(role_image(config, "router"), render(config, env_name, env))
         note(f"router {names.router} on {router.url}: {did}")
+        if dashboard := ensure_dashboard(config, docker, names, env_name, env):
+            note(dashboard)
         live = router.colour(LIVE)
         idle = other(live) if live else COLOURS[0]
         outcome.previous_colour, outcome.colour = live, idle

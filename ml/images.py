@@ -56,15 +56,20 @@ def api_tag(config: Config, model_version: str, short_commit: str) -> str:
 
 
 def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
-    """Download the locked wheels for the images on the host (skipped when PIP_INDEX_URL is set)."""
+    """Download the locked wheels for the images on the host (skipped when PIP_INDEX_URL is set).
+
+    One folder per lock (build/wheelhouse/api, …): an image's context then holds only its own
+    wheels, and a new wheel for one image never invalidates another image's package layer."""
     folder = config.root / WHEELHOUSE
     folder.mkdir(parents=True, exist_ok=True)
     if os.environ.get("PIP_INDEX_URL"):
+        for lock in locks:  # the Dockerfiles COPY the folder even when a mirror is used
+            (folder / Path(lock).stem).mkdir(exist_ok=True)
         return None
     for lock in locks:
         args = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                 "--require-hashes", "--only-binary=:all:", "--no-deps", "-r", str(config.root / lock),
-                "-d", str(folder)]
+                "-d", str(folder / Path(lock).stem)]
         done = subprocess.run(args, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BadInput(f"cannot download the wheels of {lock} into {WHEELHOUSE}",

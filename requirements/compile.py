@@ -8,7 +8,6 @@ image gets no training stack.
 import configparser
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -19,7 +18,7 @@ IMAGES = ("api", "dashboard", "server")
 
 
 def compile_dev(upgrade: bool) -> None:
-    args = ["--all-extras", "-o", str(HERE / "dev.txt"), str(ROOT / "setup.cfg")]
+    args = ["--all-extras", "-o", "requirements/dev.txt", "setup.cfg"]
     subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, *(["--upgrade"] if upgrade else []), *args],
                    check=True, cwd=ROOT)
 
@@ -28,14 +27,16 @@ def compile_extra(extra: str) -> None:
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
     requirements = [line.strip() for line in parser["options.extras_require"][extra].splitlines() if line.strip()]
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / f"{extra}.in"
-        source.write_text("\n".join([f"-c {HERE / 'dev.txt'}", *requirements]) + "\n")
-        subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, "-o", str(HERE / f"{extra}.txt"),
-                        str(source)], check=True, cwd=ROOT)
-    # pip-compile records the temporary input path; name the real source instead.
+    # The input sits beside the locks only while compiling: paths in the output stay relative.
+    source = HERE / f".{extra}.in"
+    source.write_text("\n".join(["-c dev.txt", *requirements]) + "\n")
+    try:
+        subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, "-o", f"requirements/{extra}.txt",
+                        f"requirements/.{extra}.in"], check=True, cwd=ROOT)
+    finally:
+        source.unlink()
     text = (HERE / f"{extra}.txt").read_text()
-    (HERE / f"{extra}.txt").write_text(text.replace(str(source), f"setup.cfg [{extra}] constrained by dev.txt"))
+    (HERE / f"{extra}.txt").write_text(text.replace(f"requirements/.{extra}.in", f"setup.cfg [{extra}] constrained by dev.txt"))
 
 
 if __name__ == "__main__":

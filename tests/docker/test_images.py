@@ -133,3 +133,33 @@ def test_a_bundle_failing_parity_never_becomes_an_image(image_project):
     assert "does not reproduce scikit-learn" in result.stderr
     name = image_project.config["project"]
     assert docker("images", "-q", f"{name}-api").stdout.strip() == ""
+
+
+def test_dashboard_image_runs_read_only_as_non_root(image_project):
+    assert image_project.mlci("train").exit_code == 0
+    result = image_project.mlci("build", "--only", "dashboard")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    dashboard = image_project.report("build")["images"]["dashboard"]
+    assert dashboard["labels"]["org.opencontainers.image.revision"] == image_project.git("rev-parse", "HEAD")
+    port = free_port()
+    name = f"{image_project.config['project']}-dashboard-test"
+    docker("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "-e", "MLCI_API_URL=http://127.0.0.1:9",
+           "-p", f"127.0.0.1:{port}:8501", dashboard["tag"])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("dashboard container not healthy: " + docker("logs", name, check=False).stderr[-2000:])
+        assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
+        # No training stack in it: the Models page uses mlflow-skinny, predictions come from the API.
+        present = docker("exec", name, "python3", "-c",
+                         "import importlib.util as u; print([m for m in ('sklearn', 'scipy', 'onnxruntime', 'flask') "
+                         "if u.find_spec(m)], bool(u.find_spec('mlflow')))").stdout.strip()
+        assert present == "[] True"
+    finally:
+        docker("rm", "-f", name, check=False)

@@ -1,0 +1,202 @@
+"""The dashboard's logic without Streamlit: schema helpers, CSV checks, chunking, result tables.
+
+Pages stay thin (layout and widgets); everything that can be wrong is here and plain Python.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+
+# -- schema ---------------------------------------------------------------------------------------
+def features(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(schema.get("features") or [])
+
+
+def feature_names(schema: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in features(schema)]
+
+
+def max_batch(schema: dict[str, Any], default: int = 100) -> int:
+    try:
+        value = int(schema.get("max_batch") or default)
+    except (TypeError, ValueError):
+        value = default
+    return max(1, value)
+
+
+def range_text(feature: dict[str, Any]) -> str:
+    """'0 ≤ x ≤ 1', '≥ 18', 'any number', or the allowed categories."""
+    if feature.get("type") == CATEGORICAL:
+        cats = feature.get("categories")
+        return "one of: " + ", ".join(map(str, cats)) if cats else "any text"
+    low, high = feature.get("min"), feature.get("max")
+    if low is not None and high is not None:
+        text = f"{low:g} ≤ x ≤ {high:g}"
+    elif low is not None:
+        text = f"≥ {low:g}"
+    elif high is not None:
+        text = f"≤ {high:g}"
+    else:
+        text = "any number"
+    return text + ("; may be empty" if feature.get("nullable") else "")
+
+
+# -- the form ---------------------------------------------------------------------------------------
+def numeric_step(feature: dict[str, Any], example: Any) -> float:
+    """A sensible +/- step for a number input: about 1% of the range or of the example's magnitude."""
+    low, high = feature.get("min"), feature.get("max")
+    span = (high - low) if low is not None and high is not None and high > low else abs(float(example or 0)) or 1.0
+    exponent = math.floor(math.log10(span / 100)) if span > 0 else 0
+    return float(10 ** exponent)
+
+
+def record_from_form(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The record to send: numbers as floats, categories as strings, None only where the widget was empty."""
+    record: dict[str, Any] = {}
+    for f in features(schema):
+        value = values.get(f["name"])
+        if value is None or (isinstance(value, str) and value == "" and f.get("type") == NUMERIC):
+            record[f["name"]] = None
+        elif f.get("type") == NUMERIC:
+            record[f["name"]] = float(value)
+        else:
+            record[f["name"]] = str(value)
+    return record
+
+
+def probability_frame(probabilities: dict[str, float]) -> pd.DataFrame:
+    frame = pd.DataFrame({"class": list(probabilities), "probability": list(probabilities.values())})
+    return frame.set_index("class")
+
+
+# -- the batch ----------------------------------------------------------------------------------------
+@dataclass
+class CsvCheck:
+    """What a CSV holds against the schema; `ok` when it can be sent."""
+
+    frame: pd.DataFrame | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)     # block sending
+    warnings: list[str] = field(default_factory=list)   # sent anyway (e.g. extra columns are dropped)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.records)
+
+
+def _listing(items: list[Any], limit: int = 8) -> str:
+    shown = ", ".join(map(str, items[:limit]))
+    return shown + (f" … ({len(items)} in all)" if len(items) > limit else "")
+
+
+def check_csv(data: bytes | str, schema: dict[str, Any], *, max_rows: int = 100_000) -> CsvCheck:
+    """Parse a CSV and check its columns and values against the API's schema, before sending anything."""
+    check = CsvCheck()
+    text = data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else data
+    if not text.strip():
+        check.errors.append("the file is empty")
+        return check
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, TypeError) as error:
+        check.errors.append(f"not a readable CSV: {error}")
+        return check
+    frame.columns = [str(c).strip() for c in frame.columns]
+    check.frame = frame
+    wanted = feature_names(schema)
+    if duplicated := sorted({c for c in frame.columns if list(frame.columns).count(c) > 1}):
+        check.errors.append(f"duplicated columns: {_listing(duplicated)}")
+    if missing := [name for name in wanted if name not in frame.columns]:
+        check.errors.append(f"missing columns the model needs: {_listing(missing)}")
+    if extra := [c for c in frame.columns if c not in wanted]:
+        check.warnings.append(f"columns the model does not use (kept in the results, not sent): {_listing(extra)}")
+    if frame.empty:
+        check.errors.append("the file has a header but no rows")
+    if len(frame) > max_rows:
+        check.errors.append(f"{len(frame)} rows is over the dashboard's limit of {max_rows}; split the file")
+    if check.errors:
+        return check
+    columns: dict[str, list[Any]] = {}
+    for f in features(schema):
+        raw = frame[f["name"]].str.strip()
+        empty = raw == ""
+        name = f["name"]
+        if empty.any() and not f.get("nullable"):
+            rows = [int(i) + 1 for i in empty[empty].index]
+            check.errors.append(f"column {name!r}: empty values in rows {_listing(rows)} (this feature is required)")
+        if f.get("type") == NUMERIC:
+            numbers = pd.to_numeric(raw.where(~empty), errors="coerce")
+            bad = numbers.isna() & ~empty
+            if bad.any():
+                rows = [int(i) + 1 for i in bad[bad].index]
+                check.errors.append(f"column {name!r}: not a number in rows {_listing(rows)}")
+            low, high = f.get("min"), f.get("max")
+            out = pd.Series(False, index=frame.index)
+            if low is not None:
+                out |= numbers < low
+            if high is not None:
+                out |= numbers > high
+            if out.any():
+                rows = [int(i) + 1 for i in out[out].index]
+                check.errors.append(f"column {name!r}: outside {range_text(f)} in rows {_listing(rows)}")
+            columns[name] = [None if pd.isna(v) else float(v) for v in numbers]
+        else:
+            allowed = f.get("categories")
+            if allowed:
+                bad = ~raw.isin([str(c) for c in allowed]) & ~empty
+                if bad.any():
+                    values = sorted(set(raw[bad]))
+                    check.errors.append(f"column {name!r}: values {_listing(values)} are not one of "
+                                        f"{', '.join(map(str, allowed))}")
+            columns[name] = [None if e else v for v, e in zip(raw, empty)]
+    if not check.errors:
+        names = list(columns)
+        check.records = [dict(zip(names, row)) for row in zip(*(columns[n] for n in names))]
+    return check
+
+
+def chunks(records: list[dict[str, Any]], size: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(offset, chunk) pairs of at most `size` records."""
+    size = max(1, size)
+    for start in range(0, len(records), size):
+        yield start, records[start:start + size]
+
+
+def results_frame(source: pd.DataFrame, labels: list[str], probabilities: list[dict[str, float]],
+                  classes: list[str], versions: list[str]) -> pd.DataFrame:
+    """The uploaded rows with `prediction`, `p_<class>` and `model_version` columns added."""
+    out = source.iloc[:len(labels)].copy().reset_index(drop=True)
+    out["prediction"] = labels
+    for cls in classes:
+        out[f"p_{cls}"] = [p.get(cls) for p in probabilities]
+    out["model_version"] = versions
+    return out
+
+
+# -- the live model -------------------------------------------------------------------------------------
+def model_key(version: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What identifies the model being served: name, version, run, colour."""
+    return (str(version.get("name", "")), str(version.get("version", "")), str(version.get("run_id", "")),
+            str(version.get("colour", "")))
+
+
+def describe(version: dict[str, Any]) -> str:
+    return (f"{version.get('name', '?')} v{version.get('version', '?')}"
+            f" ({version.get('colour', '?')}, {version.get('environment', '?')})")
+
+
+def primary_metric(version: dict[str, Any]) -> tuple[str | None, float | None]:
+    metrics = version.get("metrics") or {}
+    name = version.get("primary_metric") or (next(iter(metrics)) if metrics else None)
+    value = metrics.get(name) if name else None
+    return name, (float(value) if isinstance(value, (int, float)) else None)

@@ -1,0 +1,87 @@
+"""Models: the MLflow registry's versions of the served model — aliases, primary metric, provenance. Read-only."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import registry, ui
+from dashboard.client import ApiError
+
+REGISTRY_TTL = 15
+
+
+@st.cache_data(ttl=REGISTRY_TTL, show_spinner="Reading the MLflow registry…")
+def _load(uri: str, name: str) -> registry.RegistryView:
+    return registry.load(uri, name)
+
+
+def _metric_chart(chart: pd.DataFrame, metric: str):
+    """A line with a point per version; the y axis fits the scores (they differ in the 2nd or 3rd decimal)."""
+    import altair as alt
+
+    base = alt.Chart(chart).encode(
+        x=alt.X("version:O", title="model version", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False, nice=True)),
+        tooltip=["version", alt.Tooltip(f"{metric}:Q", format=".4f")])
+    return (base.mark_line() + base.mark_point(filled=True, size=70)).properties(height=260)
+
+
+def _model_name() -> str | None:
+    live = st.session_state.get("mlci_live")
+    api_name = live.get("name") if live else None
+    if api_name is None and not registry.model_name(None):
+        try:
+            api_name = ui.client().version().get("name")
+        except ApiError:
+            api_name = None
+    return registry.model_name(api_name)
+
+
+def page() -> None:
+    st.title("Models")
+    uri = registry.tracking_uri()
+    if uri is None:
+        st.info(registry.HOW_TO_CONFIGURE, icon=":material/info:")
+        return
+    name = _model_name()
+    if not name:
+        st.warning("Which model? Set `MLCI_MODEL_NAME`, or start the API so the dashboard can read the served "
+                   "model's name from GET /version.", icon=":material/warning:")
+        return
+    try:
+        view = _load(uri, name)
+    except registry.RegistryError as error:
+        st.error(f"**The model registry is unavailable.** {error.message}", icon=":material/error:")
+        if error.hint:
+            st.caption(error.hint)
+        if st.button("Retry now", key="retry-models", type="primary"):
+            _load.clear()
+            st.rerun()
+        return
+    st.caption(f"Registered model `{view.model_name}` in `{view.tracking_uri}` (read-only; refreshed every "
+               f"{REGISTRY_TTL} s).")
+    if not view.rows:
+        st.info(f"Model `{view.model_name}` has no registered version yet (`mlci train` registers one).")
+        return
+    live = st.session_state.get("mlci_live") or {}
+    if view.aliases:
+        cols = st.columns(max(len(view.aliases), 1) + 1)
+        for col, (alias, version) in zip(cols, sorted(view.aliases.items())):
+            col.metric(f"@{alias}", f"v{version}")
+        if live.get("name") == view.model_name:
+            cols[-1].metric("API serves", f"v{live.get('version')}")
+    frame = pd.DataFrame(view.rows)
+    metric = view.primary_metric or "primary metric"
+    frame = frame.rename(columns={"metric": metric})
+    chart = frame[["version", metric]].dropna().sort_values("version")
+    if not chart.empty:
+        st.markdown(f"#### {metric} over versions")
+        st.altair_chart(_metric_chart(chart, metric), width="stretch")
+    st.markdown("#### Versions")
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"version": st.column_config.NumberColumn("version", format="v%d"),
+                                metric: st.column_config.NumberColumn(metric, format="%.4f")})
+
+
+ui.guard(page, key="models")

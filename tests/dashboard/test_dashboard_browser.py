@@ -1,0 +1,246 @@
+"""End to end in a real browser: Debian's chromium (Playwright) → `streamlit run` → a real API process.
+
+Submits the form, checks the prediction and the version shown, then swaps the API behind the
+dashboard's URL for a second model version (stop the process on port P, start the other bundle on P:
+a blue/green switch as seen from outside) and checks the page shows the new version within 15 s
+without a reload. Screenshots of every page go to reports/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "reports" / "screenshots"
+CHROMIUM = os.environ.get("MLCI_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SWITCH_DEADLINE_MS = 15_000
+REFRESH = "1.5"  # seconds between live-model checks in this test's dashboard
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture(scope="module")
+def blue(apis, bundles, api_port):
+    return apis.start(bundles["v1"], port=api_port, colour="blue", environment="production",
+                      extra_env={"MLCI_MAX_BATCH": "16"})
+
+
+@pytest.fixture(scope="module")
+def dashboard(blue, registry_store, tmp_path_factory):
+    """`mlci dashboard`'s launcher (dashboard.launch.run) in a process of its own, stopped at teardown."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("dashboard-e2e") / "streamlit.log"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": str(registry_store["uri"]), "MLCI_DASHBOARD_REFRESH": REFRESH,
+           "PYTHONPATH": str(ROOT)}
+    env.pop("MLCI_MODEL_NAME", None)  # the Models page takes the name from the API's /version
+    code = f"from dashboard.launch import run; run({blue.url!r}, {port})"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(url + "/_stcore/health", timeout=1).text.strip() == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer on {url} within 60 s: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(f"no chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.wait_for_timeout(600)  # let charts finish drawing
+    # Streamlit scrolls inside its main block, so full_page alone cuts the page: grow the viewport to fit.
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 4000))})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path
+
+
+def go(page, title: str) -> None:
+    """Client-side navigation through the sidebar (a websocket page switch, not a browser reload)."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+
+
+def field(page, name: str):
+    return page.get_by_role("spinbutton", name=name, exact=True)
+
+
+def request_id(page) -> str:
+    """The request id of the prediction on screen (a 32-hex code element), or ''."""
+    ids = page.locator("code", has_text=re.compile("^[0-9a-f]{32}$"))
+    return ids.first.inner_text() if ids.count() else ""
+
+
+def no_traceback(page) -> None:
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and "File \"" not in body, body[-2000:]
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_dashboard_in_a_real_browser(dashboard, blue, apis, bundles, api_port, browser, demo_csv):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=20_000)  # the first Models page imports mlflow: seconds on a busy agent
+    schema = httpx.get(blue.url + "/schema").json()
+    expected = httpx.post(blue.url + "/predict", json={"records": [schema["example"]]}).json()["predictions"][0]
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    main = page.locator('[data-testid="stMain"]')
+    try:
+        # Live model
+        page.goto(dashboard + "/")
+        expect(main).to_contain_text("Serving breast-cancer-classifier version 1")
+        expect(main).to_contain_text("alice")              # trained by
+        expect(main).to_contain_text("1111111aaaa")        # commit
+        expect(main).to_contain_text("1" * 64)             # data fingerprint
+        expect(main).to_contain_text("0.9700")             # primary metric
+        expect(sidebar).to_contain_text("v1")
+        shot(page, "live_model")
+
+        # Predict: the form, prefilled from the schema, answered by the API
+        go(page, "Predict")
+        submit = page.get_by_role("button", name="Predict", exact=True)
+        expect(submit).to_be_visible()
+        expect(field(page, "mean_radius")).to_have_value(f"{schema['example']['mean_radius']:.6g}")
+        submit.click()
+        expect(main).to_contain_text("Answered by breast-cancer-classifier v1")
+        expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text(expected["label"])
+        shot(page, "predict")
+
+        # A value the API refuses: its message sits under the field it names
+        field(page, "mean_texture").fill("-2")
+        field(page, "mean_texture").press("Enter")
+        submit.click()
+        expect(main).to_contain_text("greater than or equal to 0")
+        expect(main).to_contain_text("The API refused this record")
+        shot(page, "predict_field_error")
+        field(page, "mean_texture").fill(str(schema["example"]["mean_texture"]))
+        field(page, "mean_texture").press("Enter")
+
+        # Batch: upload, check, send in chunks of 16, show and offer the results
+        go(page, "Batch")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            files=[{"name": "rows.csv", "mimeType": "text/csv", "buffer": demo_csv(40)}])
+        send = page.get_by_role("button", name="Predict 40 rows")
+        expect(send).to_be_visible()
+        expect(main).to_contain_text("3 request(s)")
+        send.click()
+        expect(main).to_contain_text("40 of 40 rows predicted by model version(s) v1")
+        expect(page.get_by_role("button", name="Download results (CSV)")).to_be_visible()
+        shot(page, "batch")
+
+        # Models: the MLflow registry, model name taken from the API
+        go(page, "Models")
+        expect(main).to_contain_text("roc_auc over versions")
+        expect(main).to_contain_text("@production")
+        expect(page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]').first
+               ).to_be_visible()
+        shot(page, "models")
+
+        # The swap: back on Predict, then a new model version behind the same URL
+        go(page, "Predict")
+        before = request_id(page)
+        page.get_by_role("button", name="Predict", exact=True).click()
+        expect(main).to_contain_text("Answered by breast-cancer-classifier v1")
+        expect(page.locator("code", has_text=re.compile("^[0-9a-f]{32}$")).first).not_to_have_text(before)
+        page.evaluate("window.__mlciNoReload = 42")
+        blue.stop()
+        green = apis.start(bundles["v2"], port=api_port, colour="green", environment="production",
+                           extra_env={"MLCI_MAX_BATCH": "16"})
+        switched = time.monotonic()
+        expect(sidebar).to_contain_text("Serving breast-cancer-classifier v2", timeout=SWITCH_DEADLINE_MS)
+        expect(sidebar).to_contain_text("green slot")
+        expect(sidebar).to_contain_text("Model changed")
+        seen_after = time.monotonic() - switched
+        assert seen_after < SWITCH_DEADLINE_MS / 1000
+        assert page.evaluate("window.__mlciNoReload") == 42, "the page was reloaded"
+        page.get_by_role("button", name="Predict", exact=True).click()
+        expect(main).to_contain_text("Answered by breast-cancer-classifier v2")
+        shot(page, "predict_after_switch")
+        go(page, "Live model")
+        expect(main).to_contain_text("Serving breast-cancer-classifier version 2")
+        expect(main).to_contain_text("The served model changed")
+        expect(main).to_contain_text("bob")
+        assert page.evaluate("window.__mlciNoReload") == 42, "the page was reloaded"
+        shot(page, "live_model_after_switch")
+
+        # The API stops: a banner and a retry button, never a traceback
+        green.stop()
+        expect(main).to_contain_text("The prediction API is unavailable", timeout=SWITCH_DEADLINE_MS)
+        expect(page.get_by_role("button", name="Retry now")).to_be_visible()
+        expect(sidebar).to_contain_text("API unavailable")
+        no_traceback(page)
+        shot(page, "api_down")
+        go(page, "Predict")
+        expect(main).to_contain_text("The prediction API is unavailable")
+        no_traceback(page)
+        shot(page, "api_down_predict")
+
+        # ... and the page recovers by itself when the API is back (no click on Retry)
+        apis.start(bundles["v2"], port=api_port, colour="green", environment="production")
+        expect(page.get_by_role("button", name="Predict", exact=True)).to_be_visible(timeout=SWITCH_DEADLINE_MS)
+        expect(sidebar).not_to_contain_text("API unavailable")
+        no_traceback(page)
+        print(f"new version shown {seen_after:.1f} s after the new API was ready; screenshots in {SHOTS}")
+    finally:
+        context.close()
