@@ -1,6 +1,7 @@
 # mlci — the two commands a newcomer needs: `make demo` and `make test`.
 # Both create the virtualenv from the lock file themselves (python3.11 is the only prerequisite).
 
+SHELL  := /bin/bash
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,10 +9,18 @@ LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: demo test test-python test-groovy venv lock clean help
+# No registry needed: images build on local Debian bases (docker/base-image.sh). Corporate
+# agents that pull python:3.11-slim-bookworm / nginx set these to the public images instead.
+export MLCI_BASE_IMAGE ?= mlci-base/python:3.11-bookworm
+export MLCI_ROUTER_BASE_IMAGE ?= mlci-base/nginx:bookworm
+MLFLOW_UI_PORT ?= 5000
+
+.PHONY: demo down test test-python test-groovy venv lock clean help mlflow-ui
 
 help:
-	@echo "make demo   run the main job on the demo project (train, gate, status)"
+	@echo "make demo   the whole line on the demo project: test, train, gate, build, deploy staging,"
+	@echo "            approve, deploy production; leaves routers, dashboard and MLflow UI running"
+	@echo "make down   stop everything make demo started"
 	@echo "make test   run every test (Python and Groovy)"
 	@echo "make lock   recompile requirements/*.txt from setup.cfg"
 
@@ -26,9 +35,37 @@ $(STAMP): $(LOCK) setup.cfg pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/mlci train
-	$(BIN)/mlci gate
-	$(BIN)/mlci status
+	@bash docker/engine.sh
+	@bash docker/base-image.sh all
+	$(BIN)/mlci pipeline run --approve
+	@$(MAKE) --no-print-directory mlflow-ui
+	@echo
+	@echo "Running now:"
+	@echo "  production API  http://127.0.0.1:8080/docs   (router; blue/green behind it)"
+	@echo "  staging API     http://127.0.0.1:8081/docs"
+	@echo "  dashboard       http://127.0.0.1:8501        (follows production)"
+	@echo "  MLflow UI       http://127.0.0.1:$(MLFLOW_UI_PORT)"
+	@echo "  status          $(BIN)/mlci status"
+	@echo "Change a hyperparameter in mlci.yaml and run make demo again; make down stops everything."
+
+# The MLflow UI on the embedded store, in the background (pid in .mlci/mlflow-ui.pid).
+mlflow-ui: $(STAMP)
+	@if [ -f .mlci/mlflow-ui.pid ] && kill -0 "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null; then \
+		echo "MLflow UI already running (pid $$(cat .mlci/mlflow-ui.pid))"; \
+	else \
+		mkdir -p .mlci; \
+		nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_UI_PORT) \
+			--backend-store-uri sqlite:///$(CURDIR)/.mlci/mlflow.db >.mlci/mlflow-ui.log 2>&1 & \
+		echo $$! > .mlci/mlflow-ui.pid; \
+		for i in $$(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/$(MLFLOW_UI_PORT)) 2>/dev/null && break; sleep 1; done; \
+		echo "MLflow UI started (pid $$(cat .mlci/mlflow-ui.pid), log .mlci/mlflow-ui.log)"; \
+	fi
+
+down: $(STAMP)
+	-$(BIN)/mlci down --env production
+	-$(BIN)/mlci down --env staging
+	@if [ -f .mlci/mlflow-ui.pid ]; then kill "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null || true; rm -f .mlci/mlflow-ui.pid; \
+		echo "MLflow UI stopped"; fi
 
 test: test-python test-groovy
 

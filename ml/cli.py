@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -369,6 +370,54 @@ def down(ctx: click.Context, env_name: str, lock_timeout: float) -> None:
     console.header("down", f"removing environment {env_name} of {config.project}")
     removed = deploy_module.down(config, env_name, lock_timeout=lock_timeout)
     console.result(True, f"{env_name} removed ({len(removed)} object(s))" if removed else f"{env_name} was not running")
+
+
+@cli.group()
+def pipeline() -> None:
+    """The whole line: the Jenkinsfile's stages, in the same order, on this machine."""
+
+
+@pipeline.command("stages")
+def pipeline_stages() -> None:
+    """List the stages, in order (the Jenkinsfile's stage names)."""
+    from ml.pipeline import STAGES
+
+    for name in STAGES:
+        click.echo(name)
+
+
+@pipeline.command("run")
+@click.option("--from", "first", default=None, help="First stage to run (name or slug, e.g. train).")
+@click.option("--to", "last", default=None, help="Last stage to run (e.g. gate).")
+@click.option("--approve/--no-approve", default=None,
+              help="Answer the production approval without asking (default: ask on a terminal).")
+@click.pass_context
+@run_command("pipeline run")
+def pipeline_run(ctx: click.Context, first: str | None, last: str | None, approve: bool | None) -> None:
+    """Run test, train, gate, build, deploy staging, approve, deploy production; stop at the first failure."""
+    from ml import pipeline as pipeline_module
+
+    started = time.monotonic()
+    config = _config(ctx)
+    console.header("pipeline run", f"the assembly line of {config.project} ({config.model_name})")
+    try:
+        state = pipeline_module.run(config, first=first, last=last, approve=approve)
+    except MlciError as error:
+        _pipeline_summary(config, getattr(error, "pipeline", None), started)
+        raise
+    _pipeline_summary(config, state, started)
+    console.result(True, f"pipeline done in {time.monotonic() - started:.0f} s")
+
+
+def _pipeline_summary(config, state, started: float) -> None:
+    from ml import pipeline as pipeline_module
+
+    if state is not None:
+        console.table(["stage", "result", "time"], [(n, r, f"{s:.1f} s") for n, r, s in state.results],
+                      title="pipeline summary")
+    for env_name, line in pipeline_module.serving(config):
+        console.info(f"{env_name}: {line}")
+    console.info(f"MLflow: {config.tracking_uri}; total {time.monotonic() - started:.0f} s")
 
 
 def main() -> None:

@@ -1,0 +1,176 @@
+"""`mlci pipeline run`: the Jenkinsfile's stages, in the same order, on a laptop.
+
+Each stage calls the same function as its `mlci` command (and the Jenkinsfile's step), so the
+local run and Jenkins cannot drift apart; a test holds STAGES equal to the Jenkinsfile's stage names.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import click
+
+from ml import console, reports
+from ml.config import Config
+from ml.errors import BadInput, CheckFailed, MlciError
+
+STAGES = ("Setup", "Test", "Train", "Gate", "Build images", "Deploy staging", "Approve", "Deploy production")
+
+
+def slug(name: str) -> str:
+    return name.lower().replace(" images", "").replace(" ", "-")
+
+
+def stage_named(value: str) -> str:
+    for name in STAGES:
+        if value.lower() in (name.lower(), slug(name)):
+            return name
+    raise BadInput(f"unknown stage {value!r}", hint="stages: " + ", ".join(slug(s) for s in STAGES))
+
+
+@dataclass
+class Run:
+    config: Config
+    approve: bool | None
+    interactive: bool
+    approver: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    results: list[tuple[str, str, float]] = field(default_factory=list)
+
+
+def _setup(run: Run) -> str:
+    from ml import tracking
+    from ml.docker import Docker
+
+    tracking.connect(run.config)
+    engine = Docker().check()
+    for name in ("staging", "production"):
+        run.config.environment(name)
+    return f"config valid, MLflow at {run.config.tracking_uri}, Docker engine {engine}"
+
+
+def _test(run: Run) -> str:
+    from ml import testing
+
+    result = testing.run(run.config)
+    if not result.passed:
+        raise CheckFailed(f"tests failed: {result.summary}", hint=f"see {result.junit} and the output above")
+    return result.summary
+
+
+def _train(run: Run) -> str:
+    from ml import train
+
+    result = train.train(run.config)
+    run.facts["version"] = result.version
+    return (f"{result.model_name} v{result.version} @candidate, test {result.primary_metric} "
+            f"{result.metrics[result.primary_metric]:.4f}")
+
+
+def _gate(run: Run) -> str:
+    from ml import gate
+
+    result = gate.gate(run.config)
+    console.out.print(result.table, markup=False)
+    if not result.passed:
+        raise CheckFailed(f"candidate v{result.candidate['version']} fails the gate: " + "; ".join(result.reasons))
+    against = f"production v{result.production['version']}" if result.production else "the floor"
+    run.facts["gate"] = f"passed against {against}"
+    return f"v{result.candidate['version']} passes against {against}"
+
+
+def _build(run: Run) -> str:
+    from ml import images
+
+    result = images.build(run.config)
+    run.facts["image"] = result["images"]["api"]["tag"]
+    return ", ".join(i["tag"] for i in result["images"].values())
+
+
+def _deploy(env_name: str) -> Callable[[Run], str]:
+    def deploy_stage(run: Run) -> str:
+        from ml import deploy
+
+        outcome = deploy.deploy(run.config, env_name, image=run.facts.get("image"),
+                                approver=run.approver if env_name == "production" else None)
+        return f"v{outcome.model_version} live on {outcome.colour} at {outcome.url}"
+    return deploy_stage
+
+
+def _approve(run: Run) -> str:
+    gate = reports.read(run.config, "gate") or {}
+    staging = (reports.read(run.config, "deploy-staging") or {}).get("current") or {}
+    version = run.facts.get("version") or (gate.get("candidate") or {}).get("version", "?")
+    console.info(f"approval: {run.config.model_name} v{version} to production; staging: {staging.get('url', '-')}")
+    if gate.get("table"):
+        console.out.print(gate["table"], markup=False)
+    if run.approve is None:
+        if not run.interactive:
+            raise BadInput("approval needed and no terminal to ask on",
+                           hint="pass --approve or --no-approve for a non-interactive run")
+        run.approve = click.confirm(f"Deploy v{version} to production?", default=False)
+    if not run.approve:
+        raise NotApproved(f"v{version} was not approved: production is untouched")
+    from ml.registry import actor
+
+    run.approver = actor()
+    return f"approved by {run.approver}"
+
+
+class NotApproved(CheckFailed):
+    pass
+
+
+ACTIONS: dict[str, Callable[[Run], str]] = {
+    "Setup": _setup, "Test": _test, "Train": _train, "Gate": _gate, "Build images": _build,
+    "Deploy staging": _deploy("staging"), "Approve": _approve, "Deploy production": _deploy("production"),
+}
+assert tuple(ACTIONS) == STAGES
+
+
+def _progress(index: int, total: int, name: str, state: str, seconds: float | None = None) -> None:
+    elapsed = "" if seconds is None else f" ({seconds:.1f} s)"
+    console.out.print(f"[bold]── stage {index}/{total}: {name} — {state}{elapsed}[/bold]", markup=True)
+
+
+def run(config: Config, first: str | None = None, last: str | None = None, approve: bool | None = None,
+        interactive: bool | None = None) -> Run:
+    """Run the stages from `first` to `last`; stop at the first failure, re-raising its error."""
+    begin = STAGES.index(stage_named(first)) if first else 0
+    end = STAGES.index(stage_named(last)) if last else len(STAGES) - 1
+    if begin > end:
+        raise BadInput(f"--from {STAGES[begin]} comes after --to {STAGES[end]}")
+    selected = STAGES[begin:end + 1]
+    state = Run(config=config, approve=approve, interactive=sys.stdin.isatty() if interactive is None else interactive)
+    for index, name in enumerate(selected, start=1):
+        _progress(index, len(selected), name, "running")
+        started = time.monotonic()
+        try:
+            summary = ACTIONS[name](state)
+        except MlciError as error:
+            elapsed = time.monotonic() - started
+            state.results.append((name, f"FAILED: {error.message}", elapsed))
+            _progress(index, len(selected), name, "stopped" if isinstance(error, NotApproved) else "FAILED", elapsed)
+            error.stage = name  # type: ignore[attr-defined]
+            error.pipeline = state  # type: ignore[attr-defined]
+            raise
+        elapsed = time.monotonic() - started
+        state.results.append((name, summary, elapsed))
+        _progress(index, len(selected), name, f"ok: {summary}", elapsed)
+    return state
+
+
+def serving(config: Config) -> list[tuple[str, str]]:
+    """What serves where, from the deploy reports: (environment, description)."""
+    lines = []
+    for env_name, env in config.environments.items():
+        current = (reports.read(config, f"deploy-{env_name}") or {}).get("current")
+        if current:
+            dashboard = f", dashboard http://{env.address}:{env.dashboard_port}" if env.dashboard_port else ""
+            lines.append((env_name, f"v{current['model_version']} ({current['colour']}) at {current['url']}{dashboard}"))
+        else:
+            lines.append((env_name, "nothing deployed"))
+    return lines
