@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,3 +84,47 @@ def remove_images(project_name: str) -> None:
     if tags:
         # --no-prune keeps the shared parent layers: the next test's build reuses them.
         subprocess.run(["docker", "rmi", "--no-prune", *tags], capture_output=True)
+
+
+class Load:
+    """Bounded load through a router: keep-alive connections sending predictions; each response's
+    status and model version recorded with its send and receive times."""
+
+    def __init__(self, url: str, record: dict, connections: int = 4, max_seconds: float = 300):
+        self.url, self.record, self.max_seconds = url, record, max_seconds
+        self.results: list[tuple[float, float, int, str | None]] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(connections)]
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() - started < self.max_seconds:
+                sent = time.monotonic()
+                try:
+                    response = client.post(f"{self.url}/predict", json={"records": [self.record]})
+                except httpx.HTTPError as error:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+                    continue
+                self.results.append((sent, time.monotonic(), response.status_code,
+                                     response.headers.get("x-model-version")))
+                if response.status_code != 200:
+                    self.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    def __enter__(self) -> "Load":
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def load_generator():
+    """The Load class: bounded prediction traffic through a router, recording every answer."""
+    return Load

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -107,44 +106,6 @@ def line(tmp_path_factory, base_images, project_factory, build_sources):
         remove_images(name)
 
 
-class Load:
-    """Bounded load through a router: keep-alive connections sending predictions; each response's
-    status and model version recorded with its send and receive times."""
-
-    def __init__(self, url: str, record: dict, connections: int = 4, max_seconds: float = 300):
-        self.url, self.record, self.max_seconds = url, record, max_seconds
-        self.results: list[tuple[float, float, int, str | None]] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(connections)]
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set() and time.monotonic() - started < self.max_seconds:
-                sent = time.monotonic()
-                try:
-                    response = client.post(f"{self.url}/predict", json={"records": [self.record]})
-                except httpx.HTTPError as error:
-                    self.failures.append(f"{type(error).__name__}: {error}")
-                    continue
-                self.results.append((sent, time.monotonic(), response.status_code,
-                                     response.headers.get("x-model-version")))
-                if response.status_code != 200:
-                    self.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
-
-    def __enter__(self) -> "Load":
-        for thread in self._threads:
-            thread.start()
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-
 def reference_record(line: Line) -> dict:
     return json.loads((line.project.root / "build" / "bundle" / "reference.json").read_text())["records"][0]
 
@@ -179,10 +140,10 @@ def test_staging_and_production_side_by_side_isolated(line):
     assert env["live"] == "blue" and env["slots"]["blue"]["model_version"] == "1"
 
 
-def test_deploys_and_rollback_under_load_lose_no_request(production_v1):
+def test_deploys_and_rollback_under_load_lose_no_request(production_v1, load_generator):
     line = production_v1
     switches: list[tuple[float, str]] = [(0.0, line.served("production"))]
-    with Load(line.url("production"), reference_record(line)) as load:
+    with load_generator(line.url("production"), reference_record(line)) as load:
         for version in ("2", "1", "2"):
             deploy(line, "production", "--version", version)
             switches.append((time.monotonic(), version))
@@ -222,11 +183,11 @@ def test_rollback_with_no_previous_colour(line):
     assert line.live("staging") == "blue.sock" and line.served("staging") == "1"
 
 
-def fault(line: Line, *args: str, expect: int, message: str):
+def fault(line: Line, load_generator, *args: str, expect: int, message: str):
     """Deploy something broken to production under load: it must fail clearly, with production
     still on its colour and version, and not one failed request."""
     live, version = line.live("production"), line.served("production")
-    with Load(line.url("production"), reference_record(line), connections=2) as load:
+    with load_generator(line.url("production"), reference_record(line), connections=2) as load:
         result = deploy(line, "production", *args, expect=expect)
     assert message in result.output, result.output
     assert "Traceback" not in result.output
@@ -236,44 +197,44 @@ def fault(line: Line, *args: str, expect: int, message: str):
     return result
 
 
-def test_new_container_exits_at_start(production_v1):
+def test_new_container_exits_at_start(production_v1, load_generator):
     image = production_v1.derived("exits", "ENV MLCI_BUNDLE=/nonexistent")
-    fault(production_v1, "--image", image, expect=1, message="exited at start")
+    fault(production_v1, load_generator, "--image", image, expect=1, message="exited at start")
 
 
-def test_new_container_never_ready(production_v1, monkeypatch):
+def test_new_container_never_ready(production_v1, monkeypatch, load_generator):
     line = production_v1
     image = line.derived("hangs", 'CMD ["sleep", "infinity"]')
     env = line.env("production")
     line.project.edit(**{"environments.production.checks": {"ready_timeout": 3, "verify_seconds": 2.5}})
     try:
-        fault(line, "--image", image, expect=1, message="did not become ready within 3 s")
+        fault(line, load_generator, "--image", image, expect=1, message="did not become ready within 3 s")
     finally:
         line.project.edit(**{"environments.production.checks": env["checks"]})
 
 
-def test_smoke_test_gets_wrong_outputs(production_v1):
+def test_smoke_test_gets_wrong_outputs(production_v1, load_generator):
     # An image that claims version 1 but serves version 2's model (a mislabelled retag): its own
     # warm-up passes, the deploy's smoke test through the preview listener must not.
     line = production_v1
     image = f"{line.name}-api:mislabelled"
     docker("build", "-t", image, "-", input=f"FROM {line.images['2']}\nLABEL io.mlci.model.version=1\n")
-    fault(line, "--image", image, expect=1, message="smoke test: /version of the new slot names")
+    fault(line, load_generator, "--image", image, expect=1, message="smoke test: /version of the new slot names")
 
 
-def test_invalid_router_config_is_refused(production_v1, monkeypatch):
+def test_invalid_router_config_is_refused(production_v1, monkeypatch, load_generator):
     original = router_module.render
     monkeypatch.setattr("ml.deploy.render", lambda *a: original(*a).replace("proxy_pass ", "proxy_passs ", 1))
-    fault(production_v1, "--version", "2", expect=1, message="the rendered router config is invalid")
+    fault(production_v1, load_generator, "--version", "2", expect=1, message="the rendered router config is invalid")
 
 
-def test_two_deploys_at_once(production_v1):
+def test_two_deploys_at_once(production_v1, load_generator):
     line = production_v1
     lock = line.project.root / ".mlci" / "locks" / f"{line.name}-production.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock)):
         lock.with_suffix(".holder").write_text('{"by": "alice", "build": "job/7"}')
-        result = fault(line, "--version", "2", "--lock-timeout", "1", expect=1, message="is locked by")
+        result = fault(line, load_generator, "--version", "2", "--lock-timeout", "1", expect=1, message="is locked by")
     assert "alice" in result.output
 
 
