@@ -193,7 +193,8 @@ def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> Non
     console.header("status", f"model {config.model_name} in {report['tracking_uri']}")
     primary = config.metrics.primary
     rows = [(v["version"], " ".join("@" + a for a in v["aliases"]), _metric(v["metrics"].get(primary)),
-             v["commit"][:10], (v["data_sha256"] or "")[:12], v["author"], v["created_at"], v["gate"] or "-")
+             v["commit"][:10], (v["data_sha256"] or "")[:12], (v["author"] or "").split(" <")[0],
+             v["created_at"][:16].replace("T", " "), v["gate"] or "-")
             for v in report["versions"]]
     console.table(["version", "aliases", primary, "commit", "data sha256", "author", "created", "gate"], rows)
     aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report["aliases"].items())) or "none"
@@ -209,14 +210,18 @@ def _print_environment(env: dict) -> None:
     console.out.print(f"environment {env['env']}: router {env['router']} at {env['url']}, live colour "
                       f"{env['live'] or 'none'}", markup=False)
     rows = [(colour, "live" if slot["live"] else "idle", slot["model_version"], slot["image"], slot["state"],
-             slot["health"] or "-", slot["deployed_at"]) for colour, slot in env["slots"].items() if slot]
+             slot["health"] or "-", (slot["deployed_at"] or "")[:19].replace("T", " "))
+            for colour, slot in env["slots"].items() if slot]
     if rows:
         console.table(["slot", "role", "version", "image", "state", "health", "started"], rows)
     for record in env["last_deploys"][-3:]:
-        console.info(f"{record['deployed_at']} {record['kind']} {record['result']}: v{record.get('model_version')} "
-                     f"({record.get('colour')}) by {record['deployed_by']}"
+        what = (f"v{record.get('model_version')} on {record.get('colour')}" if record.get("model_version")
+                else "environment removed")
+        console.info(f"{record['deployed_at'][:19].replace('T', ' ')} {record['kind']} ({record['result']}): {what}, "
+                     f"by {record['deployed_by']}"
                      + (f", approved by {record['approver']}" if record.get("approver") else "")
-                     + (f", build {record['build_url']}" if record.get("build_url") else ""))
+                     + (f", build {record['build_url']}" if record.get("build_url") else "")
+                     + (f"; {record['reason']}" if record.get("reason") else ""))
 
 
 def _pick_version(version: str | None, alias: str | None) -> None:

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ml.errors import MlciError
 
-_width = int(os.environ.get("COLUMNS", "0")) or 120
+_width = int(os.environ.get("COLUMNS", "0")) or 160
 out = Console(highlight=False, soft_wrap=True, width=_width, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=False)
 
