@@ -7,8 +7,10 @@ wheelhouse downloaded on the host, so nothing inside a build needs the network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -67,6 +69,8 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
             (folder / Path(lock).stem).mkdir(exist_ok=True)
         return None
     for lock in locks:
+        if wheelhouse_complete(config.root / lock, folder / Path(lock).stem):
+            continue
         args = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                 "--require-hashes", "--only-binary=:all:", "--no-deps", "-r", str(config.root / lock),
                 "-d", str(folder / Path(lock).stem)]
@@ -76,6 +80,27 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
                            details=done.stderr.strip().splitlines()[-5:],
                            hint="check access to the package index, or set PIP_INDEX_URL to a mirror")
     return folder
+
+
+def locked_hashes(lock: Path) -> list[set[str]]:
+    """For each requirement of a pip-compile lock, the sha256 hashes any of its files may have."""
+    requirements: list[set[str]] = []
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "--hash")) and "==" in stripped:
+            requirements.append(set())
+        for found in re.findall(r"--hash=sha256:([0-9a-f]{64})", stripped):
+            requirements[-1].add(found)
+    return requirements
+
+
+def wheelhouse_complete(lock: Path, folder: Path) -> bool:
+    """Every locked requirement has a file with one of its hashes in the folder: no download needed
+    (pip download would still ask the index about every pin, seconds on each build)."""
+    if not folder.is_dir():
+        return False
+    present = {hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir() if f.is_file()}
+    return all(hashes & present for hashes in locked_hashes(lock))
 
 
 def _base_image(spec: ImageSpec) -> str:
