@@ -67,7 +67,10 @@ down: $(STAMP)
 	@if [ -f .mlci/mlflow-ui.pid ]; then kill "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null || true; rm -f .mlci/mlflow-ui.pid; \
 		echo "MLflow UI stopped"; fi
 
-test: test-python test-groovy
+# Both suites run even when the first fails, so one CI run shows every failure.
+test:
+	@status=0; $(MAKE) --no-print-directory test-python || status=1; \
+	$(MAKE) --no-print-directory test-groovy || status=1; exit $$status
 
 test-python: $(STAMP)
 	$(BIN)/pytest --cov=ml --cov-branch --cov-report=term --cov-report=xml:reports/coverage.xml \

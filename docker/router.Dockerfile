@@ -1,5 +1,5 @@
 # The environment's Nginx router: one per environment, in front of the blue and green slots.
-# The live colour is chosen by a symlink in the shared /run/mlci volume (active.sock -> blue.sock
+# The live colour is chosen by a symlink in the shared /run/mlci volume (live.sock -> blue.sock
 # or green.sock), so a switch needs no reload; see docs/deploy.md.
 #
 #   docker build -f docker/router.Dockerfile --build-arg BASE_IMAGE=mlci-base/nginx:bookworm .

@@ -166,7 +166,9 @@ def ensure_dashboard(config: Config, docker: Docker, names: Names, env_name: str
 
 def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, colour: str, target: Target) -> None:
     docker.run("rm", "-f", names.slot(colour), check=False)
-    docker.run("run", "-d", "--name", names.slot(colour), "--network", names.network,
+    # A warming slot gets a quarter of the CPU weight of the live one (restored at the switch):
+    # on a busy host its start-up must not cost the live colour its latency.
+    docker.run("run", "-d", "--name", names.slot(colour), "--network", names.network, "--cpu-shares", "256",
                "-v", f"{names.volume}:/run/mlci", "--read-only", "--tmpfs", "/tmp",
                "-e", f"MLCI_UDS=/run/mlci/{colour}.sock", "-e", f"MLCI_COLOUR={colour}", "-e", f"MLCI_ENV={env_name}",
                "-e", f"MLCI_WORKERS={env.workers}", "--restart", "unless-stopped",
@@ -311,6 +313,7 @@ def _deploy_locked(config, env_name, env, docker, names, router, target, approve
         outcome.reason = error.message
         _record(config, outcome, kind, approver, started)
         raise
+    docker.run("update", "--cpu-shares", "1024", names.slot(idle))
     router.point(LIVE, idle)
     note(f"switched {names.router} live -> {idle} (no reload)")
     try:
@@ -353,8 +356,15 @@ def rollback(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_T
             raise BadInput(f"nothing is deployed to {env_name}: there is nothing to roll back",
                            hint=f"deploy first: mlci deploy --env {env_name}")
         previous = other(live)
+        life = history.since_down(history.records(config, env_name))
+        current = history.serving(life)
+        earlier = [r for r in life if r.get("result") in history.SERVES and r.get("image")
+                   and (current is None or r.get("image") != current.get("image"))]
         slot = docker.inspect("container", names.slot(previous))
-        if slot is not None and slot["State"]["Running"]:
+        # The idle slot is a rollback target only if it still holds what served before; after a
+        # failed deploy it holds the failed image, kept for inspection.
+        if slot is not None and slot["State"]["Running"] and (
+                not earlier or slot["Config"]["Image"] == earlier[-1]["image"]):
             labels = slot["Config"]["Labels"]
             target = Target(slot["Config"]["Image"], labels.get("io.mlci.model.name", config.model_name),
                             labels.get("io.mlci.model.version", "?"), labels)
@@ -365,26 +375,7 @@ def rollback(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_T
             except CheckFailed as error:
                 step(f"{names.slot(previous)} is not healthy ({error.message}); redeploying the previous image")
             else:
-                outcome = Outcome(env=env_name, result="failed", colour=previous, previous_colour=live,
-                                  model_name=target.model_name, model_version=target.model_version,
-                                  image=target.image, url=router.url)
-                router.point(LIVE, previous)
-                step(f"switched {names.router} live -> {previous} (no reload)")
-                try:
-                    verify(router, target, env.checks.verify_seconds, env.drain_seconds)
-                    _set_alias(config, env_name, target, previous, None)
-                except Exception:
-                    router.point(LIVE, live)
-                    raise
-                step(f"verified; registry alias @{env_name} -> v{target.model_version}")
-                router.point(PREVIEW, live)
-                outcome.result = "rollback"
-                _record(config, outcome, "rollback", None, started)
-                return outcome
-        life = history.since_down(history.records(config, env_name))
-        current = history.serving(life)
-        earlier = [r for r in life if r.get("result") in history.SERVES and r.get("image")
-                   and (current is None or r.get("image") != current.get("image"))]
+                return _switch_back(config, env_name, env, router, target, live, previous, step, started)
         if not earlier:
             raise BadInput(f"{env_name} has no previous colour running and no earlier deploy on record",
                            hint="deploy a known-good version instead: mlci deploy --env ENV --version N")
@@ -392,6 +383,31 @@ def rollback(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_T
         step(f"redeploying {target.image} (v{target.model_version}), the deploy before the current one")
         return _deploy_locked(config, env_name, env, docker, names, router, target, None, step, started,
                               kind="rollback")
+
+
+def _switch_back(config: Config, env_name: str, env: Environment, router: Router, target: Target, live: str,
+                 previous: str, step: Callable[[str], None], started: float) -> Outcome:
+    """The rollback that is only a switch: the previous colour still runs and answers."""
+    outcome = Outcome(env=env_name, result="failed", colour=previous, previous_colour=live,
+                      model_name=target.model_name, model_version=target.model_version, image=target.image,
+                      url=router.url)
+    router.point(LIVE, previous)
+    step(f"switched {router.names.router} live -> {previous} (no reload)")
+    try:
+        verify(router, target, env.checks.verify_seconds, env.drain_seconds)
+        _set_alias(config, env_name, target, previous, None)
+    except Exception as error:  # noqa: BLE001 - switch live traffic back first, then report
+        router.point(LIVE, live)
+        router.point(PREVIEW, previous)
+        outcome.result, outcome.reason = "rolled back", getattr(error, "message", str(error))
+        step(f"the previous colour failed verification: live is back on {live}")
+        _record(config, outcome, "rollback", None, started)
+        raise CheckFailed(f"rollback of {env_name} failed; live stays on {live}: {outcome.reason}") from None
+    step(f"verified; registry alias @{env_name} -> v{target.model_version}")
+    router.point(PREVIEW, live)
+    outcome.result = "rollback"
+    _record(config, outcome, "rollback", None, started)
+    return outcome
 
 
 def down(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,

@@ -254,6 +254,46 @@ def test_missing_router_is_recreated_on_the_live_colour(production_v1):
     deploy(line, "production", "--version", "1")  # leave production as the other tests expect it
 
 
+def test_rollback_never_switches_to_a_failed_deploy_left_in_the_idle_slot(production_v1):
+    line = production_v1
+    deploy(line, "production", "--version", "2")
+    deploy(line, "production", "--version", "1")
+    image = f"{line.name}-api:mislabelled-2"
+    docker("build", "-t", image, "-", input=f"FROM {line.images['2']}\nLABEL io.mlci.model.version=1\n")
+    deploy(line, "production", "--image", image, expect=1)  # fails its smoke test, stays in the idle slot
+    rolled = line.mlci("rollback", "--env", "production")
+    assert rolled.exit_code == 0, rolled.output
+    assert "redeploying" in rolled.output and line.served("production") == "2" and line.alias("production") == "2"
+    assert docker("inspect", "-f", "{{.Config.Image}}", f"{line.name}-production-{line.live('production')[:-5]}"
+                  ).stdout.strip() == line.images["2"]
+
+
+def test_a_rollback_that_fails_verification_switches_back(production_v1, monkeypatch):
+    line = production_v1
+    deploy(line, "production", "--version", "1")  # the idle slot now holds version 2, which served before
+    live = line.live("production")
+
+    def failing_verify(*args, **kwargs):
+        from ml.errors import CheckFailed
+        raise CheckFailed("verification through the router failed: 3 error(s)")
+    monkeypatch.setattr("ml.deploy.verify", failing_verify)
+    result = line.mlci("rollback", "--env", "production")
+    assert result.exit_code == 1
+    assert f"rollback of production failed; live stays on {live[:-5]}" in result.output
+    assert line.live("production") == live and line.served("production") == "1" and line.alias("production") == "1"
+    report = json.loads((line.project.root / "reports" / "deploy-production.json").read_text())
+    assert report["last"]["kind"] == "rollback" and report["last"]["result"] == "rolled back"
+    assert report["current"]["model_version"] == "1"
+
+
+def test_stopped_router_is_started_again(production_v1):
+    line = production_v1
+    docker("stop", f"{line.name}-production-router")
+    result = deploy(line, "production", "--version", "1")
+    assert f"{line.name}-production-router on http://127.0.0.1:" in result.output and ": started" in result.output
+    assert line.served("production") == "1"
+
+
 def test_down_removes_everything(line):
     deploy(line, "staging", "--version", "1")
     result = line.mlci("down", "--env", "staging")
