@@ -33,8 +33,9 @@ def call(Map config = [:]) {
         status = mlciCommand(run)
     }
     if (status == 1) {
-        error("mlci rollback --env ${c.env} was refused (exit 1): there is no previous colour to go back to " +
-            "or it failed its check; the environment is unchanged. See reports/deploy-${c.env}.json.")
+        error("mlci rollback --env ${c.env} was refused (exit 1): the previous colour failed its check after " +
+            "the switch and live traffic was switched back, or another deploy holds the environment; the " +
+            "environment is unchanged. See the log above and reports/deploy-${c.env}.json.")
     }
     Map result = readJSON(file: "reports/deploy-${c.env}.json")
     echo("mlci rollback: ${c.env} serves model v${result.current?.model_version} from the " +
