@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 

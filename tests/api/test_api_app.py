@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.observability import ACCESS_LOGGER
 from api.settings import Settings
-from ml.bundle import onnx_columns
 
 
 def first_record(client) -> dict:

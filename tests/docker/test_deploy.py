@@ -298,7 +298,7 @@ def test_down_removes_everything(line):
     deploy(line, "staging", "--version", "1")
     result = line.mlci("down", "--env", "staging")
     assert result.exit_code == 0, result.output
-    left = docker("ps", "-a", "--filter", f"label=io.mlci.env=staging", "--filter",
+    left = docker("ps", "-a", "--filter", "label=io.mlci.env=staging", "--filter",
                   f"label=io.mlci.project={line.name}", "-q").stdout.strip()
     assert left == ""
     assert docker("network", "inspect", f"{line.name}-staging", check=False).returncode != 0

@@ -93,7 +93,6 @@ def test_training_is_deterministic(project):
     import mlflow
     assert project.mlci("train").exit_code == 0
     assert project.mlci("train").exit_code == 0
-    first, second = project.report("train"), None
     mlflow.set_tracking_uri(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}")
     m1 = mlflow.sklearn.load_model("models:/breast-cancer-classifier/1")
     m2 = mlflow.sklearn.load_model("models:/breast-cancer-classifier/2")

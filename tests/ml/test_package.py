@@ -1,7 +1,6 @@
 """`mlci package` then `mlci serve`: a registered version becomes a bundle that serves scikit-learn's answers."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -10,11 +9,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 
 from ml import config as config_module
-from ml import evaluate, data, model as model_module
+from ml import data, evaluate
 
 
 def free_port() -> int:
