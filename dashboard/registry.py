@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
+
+from ml.registry import redact
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 MODEL_NAME_ENV = "MLCI_MODEL_NAME"
@@ -63,14 +65,6 @@ def tracking_uri(env: dict[str, str] | None = None) -> str | None:
 def model_name(api_name: str | None, env: dict[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     return (env.get(MODEL_NAME_ENV) or "").strip() or api_name or None
-
-
-def redact(uri: str) -> str:
-    parts = urlparse(uri)
-    if parts.password:
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunparse(parts._replace(netloc=netloc))
-    return uri
 
 
 def _float(text: Any) -> float | None:

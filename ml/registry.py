@@ -7,6 +7,7 @@ import getpass
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from urllib.parse import urlparse, urlunparse
 
 from ml.errors import BadInput
 
@@ -26,6 +27,15 @@ class VersionInfo:
     @property
     def commit(self) -> str:
         return self.tags.get("mlci.commit", "unknown")
+
+
+def redact(uri: str) -> str:
+    """A tracking URI without the password a user may have put in it (for logs, reports, pages)."""
+    parts = urlparse(uri)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunparse(parts._replace(netloc=netloc))
+    return uri
 
 
 def now() -> str:

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse, urlunparse
-
 from ml import registry, tracking
 from ml.config import Config
 
 MAX_VERSIONS = 50
-
-
-def redact(uri: str) -> str:
-    """A tracking URI without the password a user may have put in it."""
-    parts = urlparse(uri)
-    if parts.password:
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunparse(parts._replace(netloc=netloc))
-    return uri
 
 
 def _version_row(client, info: registry.VersionInfo) -> dict[str, object]:
@@ -43,7 +32,7 @@ def collect(config: Config) -> dict[str, object]:
     versions = registry.versions(client, config.model_name)[:MAX_VERSIONS]
     return {
         "model_name": config.model_name,
-        "tracking_uri": redact(config.tracking_uri),
+        "tracking_uri": registry.redact(config.tracking_uri),
         "primary_metric": config.metrics.primary,
         "aliases": registry.alias_map(client, config.model_name),
         "versions": [_version_row(client, v) for v in versions],

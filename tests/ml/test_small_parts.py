@@ -11,7 +11,7 @@ from ml import config as config_module
 from ml import images, reports
 from ml.docker import Docker
 from ml.errors import Unreachable
-from ml.status import redact
+from ml.registry import redact
 
 
 def test_tracking_uri_password_is_never_shown():
