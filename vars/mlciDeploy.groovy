@@ -51,15 +51,9 @@ if [ -n "$MLCI_IMAGE" ]; then set -- "$@" --image "$MLCI_IMAGE"; fi
         vars: ["MLCI_ENV=${c.env}", "MLCI_VERSION=${c.version}", "MLCI_IMAGE=${c.image}",
                "MLCI_APPROVER=${c.approver}"],
     ]
-    int status = 0
-    if (c.lock) {
-        String resource = "mlci-${c.project ?: mlciProjectName()}-${c.env}"
-        lock(resource: resource) {
-            status = mlciCommand(run)
-        }
-    } else {
-        status = mlciCommand(run)
-    }
+    int status = mlciLock(env: c.env, project: c.project, enabled: c.lock) {
+        mlciCommand(run)
+    } as int
 
     Map result = fileExists(report) ? readJSON(file: report) : [:]
     Map current = result.current ?: [:]
@@ -75,13 +69,4 @@ if [ -n "$MLCI_IMAGE" ]; then set -- "$@" --image "$MLCI_IMAGE"; fi
     echo("mlci deploy: ${c.env} now serves model v${current.model_version} from the ${current.colour} slot " +
         "at ${current.url}")
     return result
-}
-
-/** The job's project name: the multibranch project, not the branch. */
-String mlciProjectName() {
-    List parts = (env.JOB_NAME ?: 'mlci').tokenize('/')
-    if (env.BRANCH_NAME && parts.size() > 1) {
-        parts = parts.subList(0, parts.size() - 1)
-    }
-    return parts.join('-')
 }

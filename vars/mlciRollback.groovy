@@ -23,15 +23,9 @@ def call(Map config = [:]) {
         script: '"$MLCI_BIN" rollback --env "$MLCI_ENV"',
         vars: ["MLCI_ENV=${c.env}"],
     ]
-    int status = 0
-    if (c.lock) {
-        String resource = "mlci-${c.project ?: mlciProjectName()}-${c.env}"
-        lock(resource: resource) {
-            status = mlciCommand(run)
-        }
-    } else {
-        status = mlciCommand(run)
-    }
+    int status = mlciLock(env: c.env, project: c.project, enabled: c.lock) {
+        mlciCommand(run)
+    } as int
     if (status == 1) {
         error("mlci rollback --env ${c.env} was refused (exit 1): the previous colour failed its check after " +
             "the switch and live traffic was switched back, or another deploy holds the environment; the " +
@@ -43,13 +37,4 @@ def call(Map config = [:]) {
     currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: rolled back to model " +
         "v${result.current?.model_version} (${result.current?.colour})").trim()
     return result
-}
-
-/** The job's project name: the multibranch project, not the branch. */
-String mlciProjectName() {
-    List parts = (env.JOB_NAME ?: 'mlci').tokenize('/')
-    if (env.BRANCH_NAME && parts.size() > 1) {
-        parts = parts.subList(0, parts.size() - 1)
-    }
-    return parts.join('-')
 }

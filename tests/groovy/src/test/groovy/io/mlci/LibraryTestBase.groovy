@@ -173,6 +173,9 @@ abstract class LibraryTestBase extends BasePipelineTest {
             String name = f.name - '.groovy'
             helper.registerAllowedMethod(name, [], { -> step(name) })
             helper.registerAllowedMethod(name, [Map], { Map config -> step(name, config) })
+            helper.registerAllowedMethod(name, [Map, Closure], { Map config, Closure body ->
+                libraryVar(name).invokeMethod('call', [config, body] as Object[])
+            })
         }
     }
 
