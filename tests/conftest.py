@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,30 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 # Variables a developer's shell or a Jenkins agent may set that would leak into the tests.
 LEAKY = ("MLFLOW_TRACKING_URI", "MLCI_CONFIG", "BUILD_USER_ID", "BUILD_URL", "BUILD_NUMBER", "JOB_NAME",
          "BRANCH_NAME", "GIT_BRANCH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def reserve_ports(count: int = 1) -> list[int]:
+    """Free loopback ports for servers a test starts (all bound at once, so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture(scope="session")
+def free_ports():
+    """free_ports(n): n free loopback ports."""
+    return reserve_ports
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """free_port(): one free loopback port."""
+    return lambda: reserve_ports(1)[0]
 
 
 @pytest.fixture(autouse=True)

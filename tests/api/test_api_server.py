@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,8 @@ import httpx
 import pytest
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(loans_bundle, helpers, tmp_path_factory):
+def server(loans_bundle, helpers, tmp_path_factory, free_port):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ, "MLCI_COLOUR": "green", "MLCI_ENV": "staging", "PYTHONUNBUFFERED": "1"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,12 +28,6 @@ DEMO_CONFIG = ROOT / "mlci.yaml"
 LOANS_CONFIG = ROOT / "tests" / "data" / "loans.yaml"
 MODEL_NAME = "breast-cancer-classifier"
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _config(path: Path, params: dict) -> Config:
@@ -129,11 +122,12 @@ class ApiProcess:
 class ApiFactory:
     """Starts API processes and remembers them; the fixture stops every one at teardown."""
 
-    def __init__(self):
+    def __init__(self, free_port):
         self.started: list[ApiProcess] = []
+        self.free_port = free_port
 
     def start(self, bundle: Path, port: int | None = None, **kwargs) -> ApiProcess:
-        api = ApiProcess(bundle=bundle, port=port or free_port(), **kwargs)
+        api = ApiProcess(bundle=bundle, port=port or self.free_port(), **kwargs)
         self.started.append(api)
         return api.start()
 
@@ -143,8 +137,8 @@ class ApiFactory:
 
 
 @pytest.fixture(scope="module")
-def apis():
-    factory = ApiFactory()
+def apis(free_port):
+    factory = ApiFactory(free_port)
     yield factory
     factory.stop_all()
 
@@ -156,7 +150,7 @@ def api_v1(apis, bundles) -> ApiProcess:
 
 
 @pytest.fixture()
-def dead_url() -> str:
+def dead_url(free_port) -> str:
     """A URL where nothing listens."""
     return f"http://127.0.0.1:{free_port()}"
 

@@ -28,17 +28,9 @@ SWITCH_DEADLINE_MS = 15_000
 REFRESH = "1.5"  # seconds between live-model checks in this test's dashboard
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def api_port() -> int:
-    return _free_port()
+def api_port(free_port) -> int:
+    return free_port()
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +40,9 @@ def blue(apis, bundles, api_port):
 
 
 @pytest.fixture(scope="module")
-def dashboard(blue, registry_store, tmp_path_factory):
+def dashboard(blue, registry_store, tmp_path_factory, free_port):
     """`mlci dashboard`'s launcher (dashboard.launch.run) in a process of its own, stopped at teardown."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("dashboard-e2e") / "streamlit.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": str(registry_store["uri"]), "MLCI_DASHBOARD_REFRESH": REFRESH,
            "PYTHONPATH": str(ROOT)}

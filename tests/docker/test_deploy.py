@@ -4,7 +4,6 @@ switch without a lost request, rollback, and every fault of the deploy issue."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -24,18 +23,6 @@ DRAIN = 1.0
 
 def docker(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=300, input=input)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 class Line:
@@ -73,7 +60,7 @@ class Line:
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory, base_images, project_factory, build_sources):
+def line(tmp_path_factory, base_images, project_factory, build_sources, free_ports):
     copy_sources, remove_images = build_sources
     project = project_factory(tmp_path_factory.mktemp("deploy"), REPO / "mlci.yaml", [REPO / "data" / "breast_cancer.csv"])
     copy_sources(project.root)

@@ -4,7 +4,6 @@ carry their labels, and a model-only change rebuilds only the model layer."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 
@@ -12,12 +11,6 @@ import httpx
 import pytest
 
 ROLES = ("--only", "api", "--only", "router")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -36,7 +29,7 @@ def built(image_project):
     return image_project, image_project.report("build")
 
 
-def test_api_image_runs_read_only_as_non_root_and_predicts(built):
+def test_api_image_runs_read_only_as_non_root_and_predicts(built, free_port):
     project, report = built
     api = report["images"]["api"]
     commit = project.git("rev-parse", "HEAD")
@@ -135,7 +128,7 @@ def test_a_bundle_failing_parity_never_becomes_an_image(image_project):
     assert docker("images", "-q", f"{name}-api").stdout.strip() == ""
 
 
-def test_dashboard_image_runs_read_only_as_non_root(image_project):
+def test_dashboard_image_runs_read_only_as_non_root(image_project, free_port):
     assert image_project.mlci("train").exit_code == 0
     result = image_project.mlci("build", "--only", "dashboard")
     assert result.exit_code == 0, result.stdout + result.stderr

@@ -20,17 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 MLCI = str(Path(sys.executable).parent / "mlci")
 
 
-def free_ports(count: int) -> list[int]:
-    import socket
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 class Clone:
     def __init__(self, root: Path):
         self.root = root
@@ -70,7 +59,7 @@ class Clone:
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory, base_images, build_sources):
+def clone(tmp_path_factory, base_images, build_sources, free_ports):
     """A clean copy of this repository (what git would check out), with its own ports and names."""
     _, remove_images = build_sources
     root = tmp_path_factory.mktemp("clone") / "repo"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -45,12 +44,6 @@ def run(args: list[str], *, timeout: float, env: dict[str, str] | None = None, c
     if check and done.returncode != 0:
         pytest.fail(f"exit {done.returncode}: {' '.join(args)}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_docker() -> None:
@@ -110,7 +103,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(free_port):
     require_docker()
     ensure_python_base()
     project = f"mlci-team-it-{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,6 @@
 """`mlci package` then `mlci serve`: a registered version becomes a bundle that serves scikit-learn's answers."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,12 +12,6 @@ import pytest
 
 from ml import config as config_module
 from ml import data, evaluate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(bundle: Path, port: int):
@@ -40,7 +33,7 @@ def serve(bundle: Path, port: int):
 
 
 @pytest.mark.parametrize("fixture", ["project", "mixed_project"])
-def test_package_then_serve_answers_like_scikit_learn(fixture, request):
+def test_package_then_serve_answers_like_scikit_learn(fixture, request, free_port):
     project = request.getfixturevalue(fixture)
     assert project.mlci("train").exit_code == 0
     bundle = project.root / "bundle"

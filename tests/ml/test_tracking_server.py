@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,8 @@ import pytest
 pytestmark = pytest.mark.server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+def mlflow_server(tmp_path_factory, free_port):
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
@@ -64,7 +57,7 @@ def test_train_gate_status_against_a_tracking_server(project, mlflow_server, mon
     assert runs[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
 
 
-def test_unreachable_tracking_server_fails_fast_with_exit_3(project, monkeypatch):
+def test_unreachable_tracking_server_fails_fast_with_exit_3(project, monkeypatch, free_port):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     for command in (["train"], ["gate"], ["status"], ["promote", "1", "--to", "production"]):
         started = time.monotonic()
