@@ -23,8 +23,13 @@ def main(env: dict[str, str] | None = None) -> None:
     except ValueError:
         sys.exit("MLCI_PORT and MLCI_WORKERS must be integers")
     try:
-        serve(Path(env.get("MLCI_BUNDLE", "/app/bundle")), host=env.get("MLCI_HOST", "0.0.0.0"), port=port,
-              workers=workers, uds=env.get("MLCI_UDS") or None)
+        serve(
+            Path(env.get("MLCI_BUNDLE", "/app/bundle")),
+            host=env.get("MLCI_HOST", "0.0.0.0"),
+            port=port,
+            workers=workers,
+            uds=env.get("MLCI_UDS") or None,
+        )
     except (BundleError, SettingsError) as error:
         hint = getattr(error, "hint", None)
         sys.exit(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))

@@ -28,9 +28,14 @@ API_VERSION = "1"
 
 
 def schema_document(bundle: Bundle, settings: Settings) -> dict:
-    return {"model": {"name": bundle.name, "version": bundle.version}, "task": bundle.metadata.get("task"),
-            "features": [f.to_dict() for f in bundle.features], "classes": bundle.classes,
-            "example": example_record(bundle), "max_batch": settings.max_batch}
+    return {
+        "model": {"name": bundle.name, "version": bundle.version},
+        "task": bundle.metadata.get("task"),
+        "features": [f.to_dict() for f in bundle.features],
+        "classes": bundle.classes,
+        "example": example_record(bundle),
+        "max_batch": settings.max_batch,
+    }
 
 
 def warm_up(state: ServiceState) -> None:
@@ -43,7 +48,7 @@ def warm_up(state: ServiceState) -> None:
         state.ready, state.ready_reason = False, "bundle has no reference records to warm up with"
         return
     try:
-        validated = [state.request_model.model_validate({"records": [r]}).records[0].__dict__ for r in records]
+        validated = [state.request_model.model_validate({"records": [r]}).records[0].__dict__ for r in records]  # type: ignore[attr-defined]
         labels, probabilities = bundle.predict(bundle.columns_from_records(validated))
     except Exception as error:  # noqa: BLE001 - reported by /ready and in the startup line
         state.ready, state.ready_reason = False, f"warm-up failed: {type(error).__name__}: {error}"
@@ -51,10 +56,13 @@ def warm_up(state: ServiceState) -> None:
     tolerance = float((bundle.metadata.get("parity") or {}).get("tolerance", 1e-5))
     for i, (label, row, want) in enumerate(zip(labels, probabilities, expected)):
         got = dict(zip(bundle.classes, row))
-        if label != want["label"] or any(not math.isclose(got[c], p, rel_tol=0, abs_tol=tolerance)
-                                         for c, p in want["probabilities"].items()):
-            state.ready, state.ready_reason = False, (
-                f"warm-up: reference record {i} gives {label} {got}, the bundle expects {want}")
+        if label != want["label"] or any(
+            not math.isclose(got[c], p, rel_tol=0, abs_tol=tolerance) for c, p in want["probabilities"].items()
+        ):
+            state.ready, state.ready_reason = (
+                False,
+                (f"warm-up: reference record {i} gives {label} {got}, the bundle expects {want}"),
+            )
             return
     state.warmup_ms = round((time.perf_counter() - started) * 1000, 3)
     state.ready, state.ready_reason = True, "ready"
@@ -66,11 +74,20 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = N
     log = logging.getLogger(APP_LOGGER)
     bundle = load_bundle(Path(bundle_dir))
     metrics_ = Metrics(bundle.name, bundle.version)
-    batcher = MicroBatcher(bundle.predict, max_rows=settings.batch_max_rows, max_wait=settings.batch_wait_ms / 1000,
-                           on_batch=metrics_.observe_batch)
-    state = ServiceState(bundle=bundle, settings=settings, metrics=metrics_, batcher=batcher,
-                         request_model=request_model(bundle, settings.max_batch),
-                         schema=schema_document(bundle, settings))
+    batcher = MicroBatcher(
+        bundle.predict,
+        max_rows=settings.batch_max_rows,
+        max_wait=settings.batch_wait_ms / 1000,
+        on_batch=metrics_.observe_batch,
+    )
+    state = ServiceState(
+        bundle=bundle,
+        settings=settings,
+        metrics=metrics_,
+        batcher=batcher,
+        request_model=request_model(bundle, settings.max_batch),
+        schema=schema_document(bundle, settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -81,13 +98,29 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = N
         gc.collect()
         gc.freeze()
         meta = bundle.metadata
-        log_event(log, logging.INFO if state.ready else logging.ERROR, event="startup", pid=os.getpid(),
-                  bundle=str(bundle.path), name=bundle.name, version=bundle.version, run_id=meta.get("run_id"),
-                  commit=meta.get("commit"), format=bundle.format, precision=meta.get("precision"),
-                  model_sha256=meta.get("model_sha256"), features=len(bundle.features), classes=bundle.classes,
-                  data_sha256=(meta.get("data") or {}).get("sha256"), colour=settings.colour,
-                  environment=settings.environment, max_batch=settings.max_batch,
-                  ready=state.ready, reason=state.ready_reason, warmup_ms=state.warmup_ms)
+        log_event(
+            log,
+            logging.INFO if state.ready else logging.ERROR,
+            event="startup",
+            pid=os.getpid(),
+            bundle=str(bundle.path),
+            name=bundle.name,
+            version=bundle.version,
+            run_id=meta.get("run_id"),
+            commit=meta.get("commit"),
+            format=bundle.format,
+            precision=meta.get("precision"),
+            model_sha256=meta.get("model_sha256"),
+            features=len(bundle.features),
+            classes=bundle.classes,
+            data_sha256=(meta.get("data") or {}).get("sha256"),
+            colour=settings.colour,
+            environment=settings.environment,
+            max_batch=settings.max_batch,
+            ready=state.ready,
+            reason=state.ready_reason,
+            warmup_ms=state.warmup_ms,
+        )
         try:
             yield
         finally:
@@ -96,8 +129,10 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = N
     app = FastAPI(
         title=f"{bundle.name or 'model'} prediction API",
         version=f"{bundle.version or '0'}",
-        description=(f"Serves model {bundle.name!r} version {bundle.version} ({bundle.format}). "
-                     "Every response names the model version and carries an X-Request-ID header."),
+        description=(
+            f"Serves model {bundle.name!r} version {bundle.version} ({bundle.format}). "
+            "Every response names the model version and carries an X-Request-ID header."
+        ),
         lifespan=lifespan,
     )
     app.state.mlci = state
@@ -111,8 +146,10 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = N
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
-        details = [{"record": None, "field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-                   for e in exc.errors()]
+        details = [
+            {"record": None, "field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+            for e in exc.errors()
+        ]
         return error_response(request, 422, "invalid_input", details[0]["problem"] if details else "invalid", details)
 
     def openapi() -> dict:
@@ -127,6 +164,7 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = N
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(RequestEnvelope, metrics=metrics_, max_body_bytes=settings.max_body_bytes,
-                       model_version=bundle.version)
+    app.add_middleware(
+        RequestEnvelope, metrics=metrics_, max_body_bytes=settings.max_body_bytes, model_version=bundle.version
+    )
     return app

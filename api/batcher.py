@@ -18,8 +18,14 @@ Predict = Callable[[dict[str, np.ndarray]], tuple[list[str], np.ndarray]]
 
 
 class MicroBatcher:
-    def __init__(self, predict: Predict, *, max_rows: int = 64, max_wait: float = 0.001,
-                 on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        predict: Predict,
+        *,
+        max_rows: int = 64,
+        max_wait: float = 0.001,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         self.predict = predict
         self.max_rows = max(1, max_rows)
         self.max_wait = max(0.0, max_wait)
@@ -60,11 +66,13 @@ class MicroBatcher:
             labels, probabilities = self.predict(row)
             return labels[0], probabilities[0]
         future: asyncio.Future = loop.create_future()
+        assert self._queue is not None  # started above
         self._queue.put_nowait((row, future))
         return await future
 
     async def _collect(self) -> list[tuple[dict[str, np.ndarray], asyncio.Future]]:
         queue = self._queue
+        assert queue is not None  # the loop task runs only after start()
         batch = [await queue.get()]
         deadline = time.monotonic() + self.max_wait
         while len(batch) < self.max_rows:
@@ -78,7 +86,7 @@ class MicroBatcher:
                 break
             try:
                 batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return batch
 

@@ -58,14 +58,24 @@ class Feature:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Feature:
         categories = raw.get("categories")
-        return cls(name=str(raw["name"]), type=str(raw["type"]), min=raw.get("min"), max=raw.get("max"),
-                   categories=tuple(categories) if categories is not None else None,
-                   nullable=bool(raw.get("nullable", False)))
+        return cls(
+            name=str(raw["name"]),
+            type=str(raw["type"]),
+            min=raw.get("min"),
+            max=raw.get("max"),
+            categories=tuple(categories) if categories is not None else None,
+            nullable=bool(raw.get("nullable", False)),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "min": self.min, "max": self.max,
-                "categories": list(self.categories) if self.categories is not None else None,
-                "nullable": self.nullable}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "min": self.min,
+            "max": self.max,
+            "categories": list(self.categories) if self.categories is not None else None,
+            "nullable": self.nullable,
+        }
 
 
 def session_options():
@@ -133,7 +143,8 @@ class SklearnRunner:
         except ImportError as error:
             raise BundleError(
                 f"this bundle holds a scikit-learn model (the packaging fallback) and {error.name} is not installed",
-                hint="install scikit-learn, pandas and skops in the API image, or package the model as ONNX") from None
+                hint="install scikit-learn, pandas and skops in the API image, or package the model as ONNX",
+            ) from None
         try:
             untrusted = sio.get_untrusted_types(file=path)
         except Exception as error:  # noqa: BLE001 - a corrupt file, reported as such
@@ -172,8 +183,10 @@ class Bundle:
         return str(self.metadata["format"])
 
     def empty_columns(self, rows: int) -> dict[str, np.ndarray]:
-        return {f.name: (np.empty((rows, 1), dtype=np.float64) if f.type == NUMERIC
-                         else np.empty((rows, 1), dtype=object)) for f in self.features}
+        return {
+            f.name: (np.empty((rows, 1), dtype=np.float64) if f.type == NUMERIC else np.empty((rows, 1), dtype=object))
+            for f in self.features
+        }
 
     def columns_from_records(self, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Model inputs from already-validated records (None = missing: NaN or the missing marker)."""
@@ -213,8 +226,10 @@ def load_bundle(path: str | Path) -> Bundle:
     """Open a bundle directory for serving; `BundleError` says what is missing or corrupt."""
     root = Path(path)
     if not root.is_dir():
-        raise BundleError(f"model bundle {root} is not a directory",
-                          hint="pass the directory written by `mlci package --out DIR` (env MLCI_BUNDLE)")
+        raise BundleError(
+            f"model bundle {root} is not a directory",
+            hint="pass the directory written by `mlci package --out DIR` (env MLCI_BUNDLE)",
+        )
     metadata = _read_json(root / METADATA_FILE, "bundle metadata")
     if not isinstance(metadata, dict):
         raise BundleError(f"{root / METADATA_FILE}: expected a JSON object")
@@ -244,5 +259,4 @@ def load_bundle(path: str | Path) -> Bundle:
             raise BundleError(f"onnxruntime cannot load {model_file}: {error}") from None
     else:
         runner = SklearnRunner(model_file, features)
-    return Bundle(path=root, metadata=metadata, features=features, classes=classes, reference=reference,
-                  runner=runner)
+    return Bundle(path=root, metadata=metadata, features=features, classes=classes, reference=reference, runner=runner)

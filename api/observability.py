@@ -28,8 +28,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-                                   "level": record.levelname.lower(), "logger": record.name}
+        payload: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
         fields = getattr(record, "fields", None)
         if fields:
             payload.update(fields)
@@ -67,18 +70,35 @@ class Metrics:
     def __init__(self, model_name: str, model_version: str):
         self.registry = CollectorRegistry(auto_describe=True)
         self.model_version = model_version
-        self.requests = Counter("mlci_requests", "HTTP requests by route and status",
-                                ["route", "method", "status", "model_version"], registry=self.registry)
-        self.latency = Histogram("mlci_request_duration_seconds", "Request latency by route and status",
-                                 ["route", "status", "model_version"], buckets=LATENCY_BUCKETS,
-                                 registry=self.registry)
-        self.predictions = Counter("mlci_predictions", "Predictions by predicted label",
-                                   ["label", "model_version"], registry=self.registry)
-        self.batch_rows = Histogram("mlci_micro_batch_rows", "Rows per micro-batch model call",
-                                    ["model_version"], buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-                                    registry=self.registry)
-        self.info = Gauge("mlci_model_info", "The model this process serves (value 1)",
-                          ["name", "model_version"], registry=self.registry)
+        self.requests = Counter(
+            "mlci_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status", "model_version"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlci_request_duration_seconds",
+            "Request latency by route and status",
+            ["route", "status", "model_version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "mlci_predictions", "Predictions by predicted label", ["label", "model_version"], registry=self.registry
+        )
+        self.batch_rows = Histogram(
+            "mlci_micro_batch_rows",
+            "Rows per micro-batch model call",
+            ["model_version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
+        self.info = Gauge(
+            "mlci_model_info",
+            "The model this process serves (value 1)",
+            ["name", "model_version"],
+            registry=self.registry,
+        )
         self.info.labels(model_name, model_version).set(1)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._labels: dict[str, Any] = {}
@@ -87,8 +107,10 @@ class Metrics:
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
-            children = (self.requests.labels(route, method, str(status), self.model_version),
-                        self.latency.labels(route, str(status), self.model_version))
+            children = (
+                self.requests.labels(route, method, str(status), self.model_version),
+                self.latency.labels(route, str(status), self.model_version),
+            )
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
@@ -119,8 +141,7 @@ def new_request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def error_body(status_error: str, message: str, request_id: str, details: list[dict] | None = None) -> bytes:
-    return orjson.dumps({"error": status_error, "message": message, "request_id": request_id,
-                         "details": details or []})
+    return orjson.dumps({"error": status_error, "message": message, "request_id": request_id, "details": details or []})
 
 
 class RequestEnvelope:
@@ -151,8 +172,9 @@ class RequestEnvelope:
                     too_big = False
                 if too_big:
                     status = 413
-                    await self._send_error(send, 413, "body_too_large",
-                                           f"request body is over the {limit}-byte limit", request_id)
+                    await self._send_error(
+                        send, 413, "body_too_large", f"request body is over the {limit}-byte limit", request_id
+                    )
                     self._finish(scope, info, status, start)
                     return
                 break
@@ -184,24 +206,37 @@ class RequestEnvelope:
         except BodyTooLarge:
             if not started:
                 status = 413
-                await self._send_error(send, 413, "body_too_large",
-                                       f"request body is over the {limit}-byte limit", request_id)
-        except Exception:  # noqa: BLE001 - the client gets a request id, the log gets the trace
-            self.log.exception("unhandled error", extra={"fields": {
-                "event": "error", "request_id": request_id, "path": scope.get("path")}})
+                await self._send_error(
+                    send, 413, "body_too_large", f"request body is over the {limit}-byte limit", request_id
+                )
+        except Exception:
+            self.log.exception(
+                "unhandled error",
+                extra={"fields": {"event": "error", "request_id": request_id, "path": scope.get("path")}},
+            )
             if not started:
                 status = 500
-                await self._send_error(send, 500, "internal_error",
-                                       "internal error; quote the request id when reporting it", request_id)
+                await self._send_error(
+                    send, 500, "internal_error", "internal error; quote the request id when reporting it", request_id
+                )
         finally:
             self._finish(scope, info, status, start)
 
     async def _send_error(self, send, status: int, error: str, message: str, request_id: str) -> None:
         body = error_body(error, message, request_id)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()), (b"x-model-version", self.model_version.encode()),
-            (b"connection", b"close") if status == 413 else (b"cache-control", b"no-store")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-model-version", self.model_version.encode()),
+                    (b"connection", b"close") if status == 413 else (b"cache-control", b"no-store"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def _finish(self, scope, info: dict[str, Any], status: int, start: float) -> None:
@@ -213,7 +248,16 @@ class RequestEnvelope:
             known = {getattr(r, "path", None) for r in getattr(app, "routes", ())} if app is not None else set()
             template = scope.get("path") if status != 404 and scope.get("path") in known else "unmatched"
         self.metrics.observe_request(template, scope.get("method", ""), status, seconds)
-        log_event(self.access, logging.INFO, event="access", request_id=info["request_id"],
-                  method=scope.get("method"), route=template, path=scope.get("path"), status=status,
-                  latency_ms=round(seconds * 1000, 3), model_version=self.model_version,
-                  records=info.get("records"))
+        log_event(
+            self.access,
+            logging.INFO,
+            event="access",
+            request_id=info["request_id"],
+            method=scope.get("method"),
+            route=template,
+            path=scope.get("path"),
+            status=status,
+            latency_ms=round(seconds * 1000, 3),
+            model_version=self.model_version,
+            records=info.get("records"),
+        )

@@ -22,7 +22,17 @@ def request_id_of(request) -> str:
     return info["request_id"] if info else ""
 
 
-def error_response(request, status: int, error: str, message: str, details: list[dict] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    return Response(error_body(error, message, request_id_of(request), details), status_code=status,
-                    media_type="application/json", headers=headers)
+def error_response(
+    request,
+    status: int,
+    error: str,
+    message: str,
+    details: list[dict] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        error_body(error, message, request_id_of(request), details),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -30,7 +30,7 @@ def _field(feature: Feature, example: Any) -> tuple[Any, Any]:
         # A Literal only matches its exact strings (and refuses `strict`); free text is strict str.
         extra = {} if feature.categories else {"max_length": 200, "strict": True}
     if feature.nullable:
-        kind = Optional[kind]
+        kind = Optional[kind]  # noqa: UP045 - kind is a runtime value, and `X | None` fails on a Literal
     examples = [example] if example is not None or feature.nullable else None
     return kind, Field(..., description=description, examples=examples, **extra)
 
@@ -51,17 +51,21 @@ def example_record(bundle: Bundle) -> dict[str, Any]:
 def record_model(bundle: Bundle) -> type[BaseModel]:
     example = example_record(bundle)
     fields = {f.name: _field(f, example.get(f.name)) for f in bundle.features}
-    return create_model("Record", __config__=STRICT, **fields)
+    return create_model("Record", __config__=STRICT, **fields)  # type: ignore[call-overload]
 
 
 def request_model(bundle: Bundle, max_batch: int) -> type[BaseModel]:
     record = record_model(bundle)
-    config = ConfigDict(extra="forbid", strict=True,
-                        json_schema_extra={"examples": [{"records": [example_record(bundle)]}]})
+    config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"records": [example_record(bundle)]}]}
+    )
     return create_model(
-        "PredictRequest", __config__=config,
-        records=(list[record], Field(..., min_length=1, max_length=max_batch,
-                                     description=f"1 to {max_batch} records")),
+        "PredictRequest",
+        __config__=config,
+        records=(
+            list[record],  # type: ignore[valid-type]  # a model made at run time
+            Field(..., min_length=1, max_length=max_batch, description=f"1 to {max_batch} records"),
+        ),
     )
 
 
@@ -82,8 +86,8 @@ class PredictResponse(BaseModel):
 
 
 class ErrorItem(BaseModel):
-    record: Optional[int] = Field(None, description="index of the record in `records`")
-    field: Optional[str] = None
+    record: int | None = Field(None, description="index of the record in `records`")
+    field: str | None = None
     problem: str
 
 

@@ -21,14 +21,24 @@ def serve(bundle: Path, host: str = "127.0.0.1", port: int = 8000, workers: int 
     os.environ["MLCI_BUNDLE"] = str(Path(bundle).resolve())
     if uds and os.path.exists(uds):
         os.remove(uds)  # a socket left by the slot's previous container; nobody routes to it now
-    uvicorn.run("api.main:app", host=host, port=port, uds=uds, workers=max(1, workers), loop="uvloop",
-                http="httptools", access_log=False, log_level=settings.log_level.lower(), proxy_headers=False,
-                server_header=False, timeout_keep_alive=30)
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        uds=uds,
+        workers=max(1, workers),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=30,
+    )
 
 
 if __name__ == "__main__":  # python -m api.server BUNDLE [PORT] [WORKERS]
     import sys
 
     args = sys.argv[1:]
-    serve(Path(args[0]), port=int(args[1]) if len(args) > 1 else 8000,
-          workers=int(args[2]) if len(args) > 2 else 1)
+    serve(Path(args[0]), port=int(args[1]) if len(args) > 1 else 8000, workers=int(args[2]) if len(args) > 2 else 1)

@@ -38,13 +38,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    colour: str = "none"            # MLCI_COLOUR: the blue/green slot this process runs in
-    environment: str = "local"      # MLCI_ENV: staging, production, local
-    max_batch: int = 1000           # MLCI_MAX_BATCH: records per request
-    max_body_bytes: int = 1 << 20   # MLCI_MAX_BODY_BYTES: request body limit
-    batch_wait_ms: float = 0.0      # MLCI_BATCH_WAIT_MS: extra wait for company (0: coalesce what is already queued)
-    batch_max_rows: int = 64        # MLCI_BATCH_MAX_ROWS: micro-batch size bound
-    log_level: str = "INFO"         # MLCI_LOG_LEVEL
+    colour: str = "none"  # MLCI_COLOUR: the blue/green slot this process runs in
+    environment: str = "local"  # MLCI_ENV: staging, production, local
+    max_batch: int = 1000  # MLCI_MAX_BATCH: records per request
+    max_body_bytes: int = 1 << 20  # MLCI_MAX_BODY_BYTES: request body limit
+    batch_wait_ms: float = 0.0  # MLCI_BATCH_WAIT_MS: extra wait for company (0: coalesce what is already queued)
+    batch_max_rows: int = 64  # MLCI_BATCH_MAX_ROWS: micro-batch size bound
+    log_level: str = "INFO"  # MLCI_LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

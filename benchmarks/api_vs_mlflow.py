@@ -85,10 +85,17 @@ def parse_ms(text: str) -> float:
 
 
 def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
-                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
-    result = {"connections": connections, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-              "requests": int(re.search(r"(\d+) requests in", out).group(1))}
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = {
+        "connections": connections,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+    }
     for pct in ("50", "99"):
         result[f"p{pct}_ms"] = parse_ms(re.search(rf"\s{pct}%\s+(\S+)", out).group(1))
     errors = 0
@@ -115,8 +122,9 @@ def main() -> int:
     frame = pd.read_csv(config.data_path)
     features = model_frame(frame, config)
     target = frame[config.data.target].astype(str)
-    x_train, x_test, y_train, _ = train_test_split(features, target, test_size=config.split.test_size,
-                                                   random_state=config.split.seed, stratify=target)
+    x_train, x_test, y_train, _ = train_test_split(
+        features, target, test_size=config.split.test_size, random_state=config.split.seed, stratify=target
+    )
     pipeline = build_pipeline(config).fit(x_train, y_train)
     expected = [str(x) for x in pipeline.predict(x_test)]
     work = Path(tempfile.mkdtemp(prefix="mlci-bench-"))
@@ -132,9 +140,14 @@ def main() -> int:
         mlflow.set_tracking_uri(uri)
         trusted = sio.get_untrusted_types(data=sio.dumps(pipeline))
         with mlflow.start_run():
-            mlflow.sklearn.log_model(pipeline, name="model", serialization_format="skops",
-                                     skops_trusted_types=trusted, registered_model_name="bench",
-                                     input_example=x_test.head(2))
+            mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=trusted,
+                registered_model_name="bench",
+                input_example=x_test.head(2),
+            )
         # mlflow models serve execs `uvicorn` from PATH: put this interpreter's bin dir first.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -142,15 +155,38 @@ def main() -> int:
         api_port, mlflow_port = free_port(), free_port()
         logs = work / "logs"
         logs.mkdir()
-        api = subprocess.Popen([sys.executable, "-m", "api.server", str(bundle), str(api_port), str(args.workers)],
-                               cwd=ROOT, env={**env, "MLCI_LOG_LEVEL": "WARNING"}, start_new_session=True,
-                               stdout=(logs / "api.log").open("wb"), stderr=subprocess.STDOUT)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "api.server", str(bundle), str(api_port), str(args.workers)],
+            cwd=ROOT,
+            env={**env, "MLCI_LOG_LEVEL": "WARNING"},
+            start_new_session=True,
+            stdout=(logs / "api.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         processes.append(api)
         mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-        served = subprocess.Popen([mlflow_bin, "models", "serve", "-m", "models:/bench/1", "--env-manager", "local",
-                                   "-h", "127.0.0.1", "-p", str(mlflow_port), "-w", str(args.workers)],
-                                  cwd=work, env=env, start_new_session=True,
-                                  stdout=(logs / "mlflow.log").open("wb"), stderr=subprocess.STDOUT)
+        served = subprocess.Popen(
+            [
+                mlflow_bin,
+                "models",
+                "serve",
+                "-m",
+                "models:/bench/1",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mlflow_port),
+                "-w",
+                str(args.workers),
+            ],
+            cwd=work,
+            env=env,
+            start_new_session=True,
+            stdout=(logs / "mlflow.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         processes.append(served)
         wait_ready(f"http://127.0.0.1:{api_port}/ready", api)
         wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", served)
@@ -158,22 +194,38 @@ def main() -> int:
         # -- predictions: the API must equal scikit-learn on the whole held-out set ------------------
         records = [{k: float(v) for k, v in row.items()} for _, row in x_test.iterrows()]
         with httpx.Client(timeout=30) as client:
-            single = [client.post(f"http://127.0.0.1:{api_port}/predict", json={"records": [r]}).json()
-                      ["predictions"][0]["label"] for r in records]
-            batch = [p["label"] for p in client.post(f"http://127.0.0.1:{api_port}/predict",
-                                                     json={"records": records}).json()["predictions"]]
-            response = client.post(f"http://127.0.0.1:{mlflow_port}/invocations", json={
-                "dataframe_split": {"columns": list(x_test.columns), "data": x_test.to_numpy().tolist()}})
+            single = [
+                client.post(f"http://127.0.0.1:{api_port}/predict", json={"records": [r]}).json()["predictions"][0][
+                    "label"
+                ]
+                for r in records
+            ]
+            batch = [
+                p["label"]
+                for p in client.post(f"http://127.0.0.1:{api_port}/predict", json={"records": records}).json()[
+                    "predictions"
+                ]
+            ]
+            response = client.post(
+                f"http://127.0.0.1:{mlflow_port}/invocations",
+                json={"dataframe_split": {"columns": list(x_test.columns), "data": x_test.to_numpy().tolist()}},
+            )
             mlflow_labels = [str(x) for x in response.json()["predictions"]]
         identical = single == expected and batch == expected
-        print(f"predictions on the {len(expected)} held-out rows: API identical to scikit-learn: {identical} "
-              f"(mlflow identical: {mlflow_labels == expected})")
+        print(
+            f"predictions on the {len(expected)} held-out rows: API identical to scikit-learn: {identical} "
+            f"(mlflow identical: {mlflow_labels == expected})"
+        )
 
         # -- load ------------------------------------------------------------------------------------
         api_bodies, mlflow_bodies = work / "api.jsonl", work / "mlflow.jsonl"
         api_bodies.write_text("".join(json.dumps({"records": [r]}) + "\n" for r in records))
-        mlflow_bodies.write_text("".join(json.dumps({"dataframe_split": {"columns": list(r), "data": [list(r.values())]}})
-                                         + "\n" for r in records))
+        mlflow_bodies.write_text(
+            "".join(
+                json.dumps({"dataframe_split": {"columns": list(r), "data": [list(r.values())]}}) + "\n"
+                for r in records
+            )
+        )
         scripts = {}
         for name, bodies, path in (("api", api_bodies, "/predict"), ("mlflow", mlflow_bodies, "/invocations")):
             scripts[name] = work / f"{name}.lua"
@@ -194,22 +246,32 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"RandomForest(100 trees), {len(expected)} held-out rows, {args.workers} workers each, "
-          f"{args.seconds} s per level, wrk -t1, one record per request")
-    header = (f"| {'conc.':>5} | {'API req/s':>9} | {'MLflow req/s':>12} | {'ratio':>6} | {'API p50':>8} | "
-              f"{'API p99':>8} | {'MLflow p50':>10} | {'MLflow p99':>10} | {'errors API/MLflow':>17} |")
+    print(
+        f"RandomForest(100 trees), {len(expected)} held-out rows, {args.workers} workers each, "
+        f"{args.seconds} s per level, wrk -t1, one record per request"
+    )
+    header = (
+        f"| {'conc.':>5} | {'API req/s':>9} | {'MLflow req/s':>12} | {'ratio':>6} | {'API p50':>8} | "
+        f"{'API p99':>8} | {'MLflow p50':>10} | {'MLflow p99':>10} | {'errors API/MLflow':>17} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     for a, m in zip(results["api"], results["mlflow"]):
-        print(f"| {a['connections']:>5} | {a['rps']:>9.0f} | {m['rps']:>12.1f} | {a['rps'] / m['rps']:>5.0f}× | "
-              f"{a['p50_ms']:>6.2f}ms | {a['p99_ms']:>6.2f}ms | {m['p50_ms']:>8.1f}ms | {m['p99_ms']:>8.1f}ms | "
-              f"{a['errors']:>8}/{m['errors']:<8} |")
+        print(
+            f"| {a['connections']:>5} | {a['rps']:>9.0f} | {m['rps']:>12.1f} | {a['rps'] / m['rps']:>5.0f}× | "
+            f"{a['p50_ms']:>6.2f}ms | {a['p99_ms']:>6.2f}ms | {m['p50_ms']:>8.1f}ms | {m['p99_ms']:>8.1f}ms | "
+            f"{a['errors']:>8}/{m['errors']:<8} |"
+        )
     at16 = {name: next((r for r in rows if r["connections"] == 16), None) for name, rows in results.items()}
     verdict = {"predictions_identical": identical}
     if at16["api"] and at16["mlflow"]:
-        verdict.update({"ratio_c16_ge_20": at16["api"]["rps"] / at16["mlflow"]["rps"] >= 20,
-                        "api_p99_c16_le_25ms": at16["api"]["p99_ms"] <= 25,
-                        "zero_errors": all(r["errors"] == 0 for r in results["api"])})
+        verdict.update(
+            {
+                "ratio_c16_ge_20": at16["api"]["rps"] / at16["mlflow"]["rps"] >= 20,
+                "api_p99_c16_le_25ms": at16["api"]["p99_ms"] <= 25,
+                "zero_errors": all(r["errors"] == 0 for r in results["api"]),
+            }
+        )
     print("targets:", json.dumps(verdict))
     if args.json:
         args.json.write_text(json.dumps({"results": results, "targets": verdict}, indent=2))

@@ -35,10 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-
-from bluegreen_project import (BENCH_LOCK, Project, Wrk, bench_lock, failed, free_ports, load_average,  # noqa: E402
-                               percentile, say)
+import httpx
+from bluegreen_project import BENCH_LOCK, Project, Wrk, bench_lock, failed, free_ports, load_average, percentile, say
 
 MAX_PROBES = 2_000_000
 
@@ -57,16 +55,20 @@ class Probe(threading.Thread):
         started = time.monotonic()
         headers = {"content-type": "application/json"}
         with httpx.Client(timeout=10, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)) as client:
-            while (not self.halt.is_set() and time.monotonic() - started < self.max_seconds
-                   and len(self.results) + len(self.failures) < MAX_PROBES):
+            while (
+                not self.halt.is_set()
+                and time.monotonic() - started < self.max_seconds
+                and len(self.results) + len(self.failures) < MAX_PROBES
+            ):
                 sent = time.monotonic()
                 try:
                     response = client.post(f"{self.url}/predict", content=self.body, headers=headers)
                 except httpx.HTTPError as error:
                     self.failures.append(f"{type(error).__name__}: {error}")
                     continue
-                self.results.append((sent, time.monotonic(), response.status_code,
-                                     response.headers.get("x-model-version")))
+                self.results.append(
+                    (sent, time.monotonic(), response.status_code, response.headers.get("x-model-version"))
+                )
                 if response.status_code != 200:
                     self.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
                 time.sleep(0.002)  # leave the CPUs to wrk and the deploys: ~300 probes/s at most
@@ -121,10 +123,17 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     project = Project(folder / "project", name)
     production, production_preview, staging, staging_preview = free_ports(4)
-    project.edit(environments={
-        "staging": {"port": staging, "preview_port": staging_preview},
-        "production": {"port": production, "preview_port": production_preview, "drain_seconds": args.drain,
-                       "checks": {"verify_seconds": args.verify}}})
+    project.edit(
+        environments={
+            "staging": {"port": staging, "preview_port": staging_preview},
+            "production": {
+                "port": production,
+                "preview_port": production_preview,
+                "drain_seconds": args.drain,
+                "checks": {"verify_seconds": args.verify},
+            },
+        }
+    )
     project.commit("benchmark environments")
     url = f"http://127.0.0.1:{production}"
     say(f"project {name} in {project.root}; production router on {url}")
@@ -159,16 +168,30 @@ def main() -> int:
                     break
                 start = time.monotonic()
                 done = project.mlci("deploy", "--env", "production", "--version", version, check=False, quiet=True)
-                commands.append({"what": f"deploy --version {version}", "version": version, "start": start,
-                                 "end": time.monotonic(), "rc": done.returncode})
+                commands.append(
+                    {
+                        "what": f"deploy --version {version}",
+                        "version": version,
+                        "start": start,
+                        "end": time.monotonic(),
+                        "rc": done.returncode,
+                    }
+                )
                 say(f"deploy --version {version}: exit {done.returncode} in {commands[-1]['end'] - start:.1f} s")
                 if done.returncode:
                     print(done.stdout[-2000:] + done.stderr[-2000:])
             rolled_to = commands[-2]["version"] if len(commands) > 1 else "?"
             start = time.monotonic()
             done = project.mlci("rollback", "--env", "production", check=False, quiet=True)
-            commands.append({"what": "rollback", "version": rolled_to, "start": start, "end": time.monotonic(),
-                             "rc": done.returncode})
+            commands.append(
+                {
+                    "what": "rollback",
+                    "version": rolled_to,
+                    "start": start,
+                    "end": time.monotonic(),
+                    "rc": done.returncode,
+                }
+            )
             say(f"rollback (to v{rolled_to}): exit {done.returncode} in {commands[-1]['end'] - start:.1f} s")
             if done.returncode:
                 print(done.stdout[-2000:] + done.stderr[-2000:])
@@ -208,20 +231,33 @@ def main() -> int:
     rows = [
         ("requests (wrk)", f"{loaded['requests']:,}", f"{baseline['requests']:,}"),
         ("seconds", f"{loaded['duration_us'] / 1e6:.1f}", f"{baseline['duration_us'] / 1e6:.1f}"),
-        ("socket errors connect/read/write/timeout",
-         "/".join(str(loaded["errors"][k]) for k in ("connect", "read", "write", "timeout")),
-         "/".join(str(baseline["errors"][k]) for k in ("connect", "read", "write", "timeout"))),
+        (
+            "socket errors connect/read/write/timeout",
+            "/".join(str(loaded["errors"][k]) for k in ("connect", "read", "write", "timeout")),
+            "/".join(str(baseline["errors"][k]) for k in ("connect", "read", "write", "timeout")),
+        ),
         ("non-2xx", str(loaded["non2xx"]), str(baseline["non2xx"])),
         ("versions seen (wrk, x-model-version)", json.dumps(loaded["versions"]), json.dumps(baseline["versions"])),
-        ("p50 / p99 / p99.9 / max (ms)",
-         " / ".join(f"{ms(loaded['latency_us'][k]):.1f}" for k in ("p50", "p99", "p999", "max")),
-         " / ".join(f"{ms(baseline['latency_us'][k]):.1f}" for k in ("p50", "p99", "p999", "max"))),
-        ("probe requests / failures", f"{len(loaded_probe.results):,} / {len(loaded_probe.failures)}",
-         f"{len(baseline_probe.results):,} / {len(baseline_probe.failures)}"),
-        ("probe p99 (ms), all", f"{percentile(probe_latencies(loaded_probe.results), 99):.1f}",
-         f"{percentile(probe_latencies(baseline_probe.results), 99):.1f}"),
-        (f"probe p99 (ms), {len(windows)} switch windows ({len(window_lat)} req)",
-         f"{percentile(window_lat, 99):.1f}", "-"),
+        (
+            "p50 / p99 / p99.9 / max (ms)",
+            " / ".join(f"{ms(loaded['latency_us'][k]):.1f}" for k in ("p50", "p99", "p999", "max")),
+            " / ".join(f"{ms(baseline['latency_us'][k]):.1f}" for k in ("p50", "p99", "p999", "max")),
+        ),
+        (
+            "probe requests / failures",
+            f"{len(loaded_probe.results):,} / {len(loaded_probe.failures)}",
+            f"{len(baseline_probe.results):,} / {len(baseline_probe.failures)}",
+        ),
+        (
+            "probe p99 (ms), all",
+            f"{percentile(probe_latencies(loaded_probe.results), 99):.1f}",
+            f"{percentile(probe_latencies(baseline_probe.results), 99):.1f}",
+        ),
+        (
+            f"probe p99 (ms), {len(windows)} switch windows ({len(window_lat)} req)",
+            f"{percentile(window_lat, 99):.1f}",
+            "-",
+        ),
         (f"probe p99 (ms), rest of the deploys ({len(outside_lat)} req)", f"{percentile(outside_lat, 99):.1f}", "-"),
         ("probe answers from a version not live", str(len(bad)), "-"),
     ]
@@ -232,10 +268,14 @@ def main() -> int:
         print(f"{label:{width}}  {a:>28}  {b:>28}")
     print("\ncommands:")
     for command in commands[1:]:
-        print(f"  mlci {command['what']:<22} -> v{command['version']}  exit {command['rc']}  "
-              f"{command['end'] - command['start']:.1f} s")
-    print(f"after: production serves v{served_after.get('version')} ({served_after.get('colour')}); "
-          f"load average {load_after}")
+        print(
+            f"  mlci {command['what']:<22} -> v{command['version']}  exit {command['rc']}  "
+            f"{command['end'] - command['start']:.1f} s"
+        )
+    print(
+        f"after: production serves v{served_after.get('version')} ({served_after.get('colour')}); "
+        f"load average {load_after}"
+    )
     p99_added = ms(loaded["latency_us"]["p99"] - baseline["latency_us"]["p99"])
     targets = {
         "requests >= 10000": loaded["requests"] >= 10_000,
@@ -250,18 +290,34 @@ def main() -> int:
     for label, ok in targets.items():
         print(f"  {'met ' if ok else 'MISSED'}  {label}")
     if p99_added > 50:
-        print("  note: compare the probe's p99 inside the switch windows with the rest of the deploy run: when"
-              "\n  they are close, the added latency is the deploy's own CPU work (mlci, docker run, the new"
-              "\n  slot's start-up, the checks) on a shared box, not the switch.")
+        print(
+            "  note: compare the probe's p99 inside the switch windows with the rest of the deploy run: when"
+            "\n  they are close, the added latency is the deploy's own CPU work (mlci, docker run, the new"
+            "\n  slot's start-up, the checks) on a shared box, not the switch."
+        )
     if loaded_probe.failures:
         print("probe failures:", loaded_probe.failures[:5])
     if bad:
         print("stale answers (sent, received, status, version):", bad[:5])
-    print("JSON " + json.dumps({"loaded": loaded, "baseline": baseline, "commands": commands[1:],
-                                "probe": {"requests": len(loaded_probe.results), "failures": loaded_probe.failures[:5],
-                                          "stale": len(bad), "window_p99_ms": percentile(window_lat, 99),
-                                          "outside_window_p99_ms": percentile(outside_lat, 99)},
-                                "targets": targets}, default=str))
+    print(
+        "JSON "
+        + json.dumps(
+            {
+                "loaded": loaded,
+                "baseline": baseline,
+                "commands": commands[1:],
+                "probe": {
+                    "requests": len(loaded_probe.results),
+                    "failures": loaded_probe.failures[:5],
+                    "stale": len(bad),
+                    "window_p99_ms": percentile(window_lat, 99),
+                    "outside_window_p99_ms": percentile(outside_lat, 99),
+                },
+                "targets": targets,
+            },
+            default=str,
+        )
+    )
     return 0 if all(targets.values()) else 1
 
 

@@ -27,13 +27,27 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 LUA = Path(__file__).resolve().parent / "bluegreen_wrk.lua"
 BENCH_LOCK = "/tmp/mlci-bench.lock"
 # What an image build reads from a project (the context allow-listed by .dockerignore).
-BUILD_SOURCES = ("api", "dashboard", "docker", "requirements", ".dockerignore", "ml/__init__.py", "ml/errors.py",
-                 "ml/registry.py")
-DEFAULTS = {"MLCI_BASE_IMAGE": "mlci-base/python:3.11-bookworm", "MLCI_ROUTER_BASE_IMAGE": "mlci-base/nginx:bookworm",
-            "MLFLOW_DISABLE_TELEMETRY": "true", "DOCKER_BUILDKIT": "0"}
+BUILD_SOURCES = (
+    "api",
+    "dashboard",
+    "docker",
+    "requirements",
+    ".dockerignore",
+    "ml/__init__.py",
+    "ml/errors.py",
+    "ml/registry.py",
+)
+DEFAULTS = {
+    "MLCI_BASE_IMAGE": "mlci-base/python:3.11-bookworm",
+    "MLCI_ROUTER_BASE_IMAGE": "mlci-base/nginx:bookworm",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DOCKER_BUILDKIT": "0",
+}
 # Operator overrides that must not leak from the caller's shell into the temp project.
-LEAKY = re.compile(r"^(MLFLOW_TRACKING_URI|MLFLOW_TRACKING_USERNAME|MLFLOW_TRACKING_PASSWORD|MLCI_CONFIG|"
-                   r"MLCI_\w+_PORT|MLCI_\w+_DOCKER_HOST|MLCI_(ROUTER|DASHBOARD)_IMAGE|BUILD_URL)$")
+LEAKY = re.compile(
+    r"^(MLFLOW_TRACKING_URI|MLFLOW_TRACKING_USERNAME|MLFLOW_TRACKING_PASSWORD|MLCI_CONFIG|"
+    r"MLCI_\w+_PORT|MLCI_\w+_DOCKER_HOST|MLCI_(ROUTER|DASHBOARD)_IMAGE|BUILD_URL)$"
+)
 
 
 def say(message: str) -> None:
@@ -109,8 +123,9 @@ class Project:
         self.git("commit", "-q", "--allow-empty", "-m", message)
         return self.git("rev-parse", "HEAD")
 
-    def mlci(self, *args: str, check: bool = True, timeout: float = 1200, quiet: bool = False
-             ) -> subprocess.CompletedProcess:
+    def mlci(
+        self, *args: str, check: bool = True, timeout: float = 1200, quiet: bool = False
+    ) -> subprocess.CompletedProcess:
         command = [str(MLCI), "--config", str(self.config_file), *args]
         done = subprocess.run(command, cwd=self.root, env=environ(), capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
@@ -125,8 +140,11 @@ class Project:
         return json.loads((self.root / "reports" / f"{name}.json").read_text())
 
     def remove_images(self) -> list[str]:
-        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-                               f"reference={self.name}-*"], capture_output=True, text=True).stdout.split()
+        tags = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={self.name}-*"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         if tags:  # --no-prune keeps the shared parent layers for everyone else's builds
             subprocess.run(["docker", "rmi", "--no-prune", *tags], capture_output=True)
         return tags
@@ -159,17 +177,39 @@ def load_average() -> str:
 
 # --- wrk ----------------------------------------------------------------------------------------
 
+
 class Wrk:
     """wrk with bluegreen_wrk.lua: POSTs one body, counts statuses and x-model-version per thread,
     and prints one JSON line in done(). stop() ends it early with SIGINT (wrk still reports)."""
 
-    def __init__(self, url: str, body_file: Path, threads: int, connections: int, seconds: float,
-                 path: str = "/predict", timeout: str = "10s"):
+    def __init__(
+        self,
+        url: str,
+        body_file: Path,
+        threads: int,
+        connections: int,
+        seconds: float,
+        path: str = "/predict",
+        timeout: str = "10s",
+    ):
         env = {**os.environ, "WRK_BODY": str(body_file), "WRK_PATH": path}
-        self.command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{int(math.ceil(seconds))}s",
-                        "--timeout", timeout, "-s", str(LUA), url]
-        self.process = subprocess.Popen(self.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, start_new_session=True)
+        self.command = [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{math.ceil(seconds)}s",
+            "--timeout",
+            timeout,
+            "-s",
+            str(LUA),
+            url,
+        ]
+        self.process = subprocess.Popen(
+            self.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         self.started = time.monotonic()
         self.seconds = seconds
 
@@ -185,7 +225,7 @@ class Wrk:
             out, err = self.process.communicate()
         for line in out.splitlines():
             if line.startswith("WRKJSON "):
-                data = json.loads(line[len("WRKJSON "):])
+                data = json.loads(line[len("WRKJSON ") :])
                 data["wall_seconds"] = round(time.monotonic() - self.started, 2)
                 return data
         raise SystemExit(f"wrk gave no result (exit {self.process.returncode}): {out[-2000:]} {err[-2000:]}")

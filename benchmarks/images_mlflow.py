@@ -35,7 +35,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
-
 from images_docker import docker, parse_steps
 
 VENV_BIN = Path(sys.executable).parent
@@ -53,9 +52,23 @@ ARG PIP_NO_CACHE_DIR=1
 
 
 def generate(model_name: str, version: str, folder: Path, env: dict[str, str]) -> Path:
-    done = subprocess.run([str(VENV_BIN / "mlflow"), "models", "generate-dockerfile", "-m",
-                           f"models:/{model_name}/{version}", "-d", str(folder), "--env-manager", "local"],
-                          env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            str(VENV_BIN / "mlflow"),
+            "models",
+            "generate-dockerfile",
+            "-m",
+            f"models:/{model_name}/{version}",
+            "-d",
+            str(folder),
+            "--env-manager",
+            "local",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0 or not (folder / "Dockerfile").is_file():
         raise SystemExit(f"mlflow models generate-dockerfile failed:\n{done.stderr[-3000:]}")
     (folder / "Dockerfile.generated").write_text((folder / "Dockerfile").read_text())
@@ -65,26 +78,50 @@ def generate(model_name: str, version: str, folder: Path, env: dict[str, str]) -
 def requirements(context: Path) -> list[str]:
     """What the generated Dockerfile pip-installs: mlflow, the model's env, gunicorn[gevent]."""
     text = (context / "Dockerfile").read_text()
-    mlflow_pin = next(line.split("pip install ", 1)[1].strip() for line in text.splitlines()
-                      if line.startswith("RUN pip install mlflow"))
+    mlflow_pin = next(
+        line.split("pip install ", 1)[1].strip()
+        for line in text.splitlines()
+        if line.startswith("RUN pip install mlflow")
+    )
     model = context / "model_dir"
     python_env = yaml.safe_load((model / "python_env.yaml").read_text())
-    pins = [line.strip() for line in (model / "requirements.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    pins = [
+        line.strip()
+        for line in (model / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     return [mlflow_pin, *python_env.get("build_dependencies", []), *pins, "gunicorn[gevent]"]
 
 
 def download_wheelhouse(context: Path, folder: Path) -> dict:
     wanted = requirements(context)
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                           "--only-binary=:all:", "-d", str(folder), *wanted], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "-d",
+            str(folder),
+            *wanted,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"pip download for MLflow's image failed:\n{done.stderr[-3000:]}")
     files = list(folder.iterdir())
-    return {"requirements": wanted, "files": len(files), "bytes": sum(f.stat().st_size for f in files),
-            "seconds": round(time.monotonic() - started, 2)}
+    return {
+        "requirements": wanted,
+        "files": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+        "seconds": round(time.monotonic() - started, 2),
+    }
 
 
 def docker0_address() -> str:
@@ -113,19 +150,30 @@ def adapt(context: Path, base: str) -> list[str]:
     if len(froms) != 1:
         raise SystemExit(f"unexpected generated Dockerfile (expected one '{GENERATED_FROM}…' line): {context}")
     original = lines[froms[0]]
-    lines[froms[0]:froms[0] + 1] = [f"FROM {base}", *ADDED.rstrip().splitlines()]
+    lines[froms[0] : froms[0] + 1] = [f"FROM {base}", *ADDED.rstrip().splitlines()]
     (context / "Dockerfile").write_text("\n".join(lines) + "\n")
-    return [f"`{original}` -> `FROM {base}`",
-            "added after FROM: `RUN python3 -m venv /opt/venv`, `ENV PATH=/opt/venv/bin:$PATH`",
-            "added build args PIP_NO_INDEX=1, PIP_FIND_LINKS=<host wheelhouse over HTTP>, PIP_TRUSTED_HOST, "
-            "PIP_NO_CACHE_DIR=1 (MLflow's pip commands unchanged)"]
+    return [
+        f"`{original}` -> `FROM {base}`",
+        "added after FROM: `RUN python3 -m venv /opt/venv`, `ENV PATH=/opt/venv/bin:$PATH`",
+        "added build args PIP_NO_INDEX=1, PIP_FIND_LINKS=<host wheelhouse over HTTP>, PIP_TRUSTED_HOST, "
+        "PIP_NO_CACHE_DIR=1 (MLflow's pip commands unchanged)",
+    ]
 
 
 def build(context: Path, tag: str, find_links: str, build_log) -> tuple[float, list[dict]]:
     host = find_links.split("/")[2]
     started = time.monotonic()
-    done = docker("build", "-t", tag, "--build-arg", f"PIP_FIND_LINKS={find_links}",
-                  "--build-arg", f"PIP_TRUSTED_HOST={host.split(':')[0]}", str(context), check=False)
+    done = docker(
+        "build",
+        "-t",
+        tag,
+        "--build-arg",
+        f"PIP_FIND_LINKS={find_links}",
+        "--build-arg",
+        f"PIP_TRUSTED_HOST={host.split(':')[0]}",
+        str(context),
+        check=False,
+    )
     seconds = time.monotonic() - started
     build_log.append(done.stdout + done.stderr)
     if done.returncode != 0:

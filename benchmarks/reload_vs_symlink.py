@@ -43,11 +43,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-import jinja2  # noqa: E402
-
-from bluegreen_project import (BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports,  # noqa: E402
-                               load_average, say)
+import httpx
+import jinja2
+from bluegreen_project import BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports, load_average, say
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVE = "import sys; from pathlib import Path; from api.server import serve; serve(Path(sys.argv[1]), uds=sys.argv[2])"
@@ -56,14 +54,21 @@ SERVE = "import sys; from pathlib import Path; from api.server import serve; ser
 def render_upstreams(drain: float, sockets: Path, port: int, preview: int, live: str) -> str:
     """ml/templates/router.conf.j2 with the values `mlci deploy` gives it (ml/router.py render()),
     the socket folder and listeners moved to the temp dir and loopback, `live` as the live socket."""
-    jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "ml" / "templates"),
-                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-                               lstrip_blocks=True)
-    text = jinja.get_template("router.conf.j2").render(project="bench", env="bench", drain_seconds=f"{drain:g}",
-                                                       max_body="2m", read_timeout=30)
+    jinja = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROOT / "ml" / "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    text = jinja.get_template("router.conf.j2").render(
+        project="bench", env="bench", drain_seconds=f"{drain:g}", max_body="2m", read_timeout=30
+    )
     text = text.replace("unix:/run/mlci/live.sock", f"unix:{sockets}/{live}")
     text = text.replace("unix:/run/mlci/", f"unix:{sockets}/")
-    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace("listen 8081;", f"listen 127.0.0.1:{preview};")
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace(
+        "listen 8081;", f"listen 127.0.0.1:{preview};"
+    )
     directives = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     assert "/run/mlci" not in directives and "8080" not in directives and "8081" not in directives, directives
     return text
@@ -72,8 +77,9 @@ def render_upstreams(drain: float, sockets: Path, port: int, preview: int, live:
 def frame(prefix: Path) -> str:
     """docker/router/nginx.conf with its /tmp paths in the prefix and the access log off."""
     text = (ROOT / "docker" / "router" / "nginx.conf").read_text()
-    text = text.replace("/tmp/", f"{prefix}/tmp/").replace("include /etc/mlci/router.conf;",
-                                                            f"include {prefix}/router.conf;")
+    text = text.replace("/tmp/", f"{prefix}/tmp/").replace(
+        "include /etc/mlci/router.conf;", f"include {prefix}/router.conf;"
+    )
     text = re.sub(r"access_log [^;]+;", "access_log off;", text)
     # notice: Nginx then logs every signal it receives and from which PID (a stray kill shows up).
     text = text.replace("error_log stderr warn;", f"error_log {prefix}/error.log notice;")
@@ -86,9 +92,15 @@ class Backend:
     def __init__(self, bundle: Path, sock: Path, colour: str, log: Path):
         env = {**os.environ, "MLCI_COLOUR": colour, "MLCI_ENV": "bench", "PYTHONPATH": str(ROOT)}
         self.sock, self.colour = sock, colour
-        self.log = open(log, "w")
-        self.process = subprocess.Popen([str(PYTHON), "-c", SERVE, str(bundle), str(sock)], cwd=ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log = open(log, "w")  # noqa: SIM115 - kept open for the life of the server process
+        self.process = subprocess.Popen(
+            [str(PYTHON), "-c", SERVE, str(bundle), str(sock)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -136,8 +148,12 @@ class Nginx:
         test = subprocess.run([*self.base, "-t", "-q"], capture_output=True, text=True)
         if test.returncode:
             raise SystemExit(f"nginx -t refused the config: {test.stderr}")
-        self.process = subprocess.Popen([*self.base, "-g", "daemon off;"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [*self.base, "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -160,7 +176,11 @@ class Nginx:
     def errors(self) -> list[str]:
         log = self.prefix / "error.log"
         levels = ("[error]", "[crit]", "[alert]", "[emerg]")
-        return [line for line in log.read_text().splitlines() if any(level in line for level in levels)] if log.exists() else []
+        return (
+            [line for line in log.read_text().splitlines() if any(level in line for level in levels)]
+            if log.exists()
+            else []
+        )
 
     def signals(self) -> list[str]:
         log = self.prefix / "error.log"
@@ -207,8 +227,10 @@ def run_method(method: str, work: Path, sockets: Path, body_file: Path, args, ro
                 nginx.reload()
             else:
                 tmp = sockets / ".live.sock.tmp"
-                subprocess.run(["sh", "-c", 'ln -sfn "$1" "$2" && mv -fT "$2" "$3"', "sh", f"{colour}.sock",
-                                str(tmp), str(live)], check=True)
+                subprocess.run(
+                    ["sh", "-c", 'ln -sfn "$1" "$2" && mv -fT "$2" "$3"', "sh", f"{colour}.sock", str(tmp), str(live)],
+                    check=True,
+                )
             switched = time.monotonic()
             while colour_of(url) != colour:
                 if time.monotonic() - switched > args.drain + 1:
@@ -220,8 +242,11 @@ def run_method(method: str, work: Path, sockets: Path, body_file: Path, args, ro
         # Before our own SIGQUIT: SIGCHLD (workers exiting), SIGHUP (our reloads) and what the master
         # sends its workers are expected; any other signal came from outside the benchmark.
         master = nginx.process.pid if nginx.process is not None else -1
-        result["foreign_signals"] = [line for line in nginx.signals() if "(SIGCHLD)" not in line
-                                     and "(SIGHUP)" not in line and f"received from {master}," not in line]
+        result["foreign_signals"] = [
+            line
+            for line in nginx.signals()
+            if "(SIGCHLD)" not in line and "(SIGHUP)" not in line and f"received from {master}," not in line
+        ]
     finally:
         if wrk is not None:
             wrk.kill()
@@ -273,35 +298,54 @@ def main() -> int:
         with bench_lock(args.lock):
             for round_ in range(args.rounds):
                 for method in ("A", "B"):
-                    say(f"round {round_ + 1}, method {method}: {args.switches} switches in {args.seconds:g} s "
-                        f"(load average {load_average()})")
+                    say(
+                        f"round {round_ + 1}, method {method}: {args.switches} switches in {args.seconds:g} s "
+                        f"(load average {load_average()})"
+                    )
                     result = run_method(method, work, sockets, body_file, args, round_ + 1)
                     results.append((method, result))
-                    say(f"  {result['requests']:,} requests, {failed(result)} failed "
-                        f"(errors {result['errors']}, non-2xx {result['non2xx']})")
+                    say(
+                        f"  {result['requests']:,} requests, {failed(result)} failed "
+                        f"(errors {result['errors']}, non-2xx {result['non2xx']})"
+                    )
     finally:
         for backend in backends:
             backend.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     names = {"A": "nginx -s reload", "B": "symlink (ln -sfn + mv -T)"}
-    print(f"\n{'method':<28} {'requests':>10} {'failed':>7} {'connect/read/write/timeout':>27} {'non-2xx':>8} "
-          f"{'p99 ms':>7} {'late':>5}")
+    print(
+        f"\n{'method':<28} {'requests':>10} {'failed':>7} {'connect/read/write/timeout':>27} {'non-2xx':>8} "
+        f"{'p99 ms':>7} {'late':>5}"
+    )
     totals = {"A": [0, 0], "B": [0, 0]}
     for method, r in results:
         e = r["errors"]
         totals[method][0] += r["requests"]
         totals[method][1] += failed(r)
-        print(f"{names[method]:<28} {r['requests']:>10,} {failed(r):>7} "
-              f"{e['connect']:>9}/{e['read']}/{e['write']}/{e['timeout']:<9} {r['non2xx']:>8} "
-              f"{r['latency_us']['p99'] / 1000:>7.1f} {len(r['late_switches']):>5}")
+        print(
+            f"{names[method]:<28} {r['requests']:>10,} {failed(r):>7} "
+            f"{e['connect']:>9}/{e['read']}/{e['write']}/{e['timeout']:<9} {r['non2xx']:>8} "
+            f"{r['latency_us']['p99'] / 1000:>7.1f} {len(r['late_switches']):>5}"
+        )
     for method, (requests, lost) in totals.items():
         print(f"total {names[method]}: {lost} failed of {requests:,} requests")
     for method, r in results:
         if r["nginx_errors"]:
             print(f"nginx error log, method {method} ({len(r['nginx_errors'])} lines), first: {r['nginx_errors'][0]}")
-    print("JSON " + json.dumps([{"method": m, **{k: v for k, v in r.items() if k != 'nginx_errors'},
-                                 "nginx_error_lines": len(r["nginx_errors"])} for m, r in results]))
+    print(
+        "JSON "
+        + json.dumps(
+            [
+                {
+                    "method": m,
+                    **{k: v for k, v in r.items() if k != "nginx_errors"},
+                    "nginx_error_lines": len(r["nginx_errors"]),
+                }
+                for m, r in results
+            ]
+        )
+    )
     valid = [(m, r) for m, r in results if r["nginx_alive"] and not r["foreign_signals"]]
     totals = {"A": [0, 0], "B": [0, 0]}
     for method, r in valid:
@@ -312,8 +356,10 @@ def main() -> int:
             print(f"valid rounds only, {names[method]}: {lost} failed of {requests:,} requests")
     for method, r in results:
         if not r["nginx_alive"] or r["foreign_signals"]:
-            print(f"INVALID round, method {method}: nginx was stopped during the run by someone else "
-                  f"({r['foreign_signals'][:2] or 'no signal logged'}); its errors are not the switch's")
+            print(
+                f"INVALID round, method {method}: nginx was stopped during the run by someone else "
+                f"({r['foreign_signals'][:2] or 'no signal logged'}); its errors are not the switch's"
+            )
     late = [m for m, r in valid if r["late_switches"]]
     if late:
         print(f"warning: some switches were not visible within drain + 1 s (methods {late})")

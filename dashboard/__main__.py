@@ -13,8 +13,11 @@ from dashboard.client import API_URL_ENV
 def main() -> None:
     api_url = os.environ.get(API_URL_ENV, "")
     try:
-        launch.run(api_url, int(os.environ.get("MLCI_DASHBOARD_PORT", "8501")),
-                   host=os.environ.get("MLCI_DASHBOARD_HOST", "0.0.0.0"))
+        launch.run(
+            api_url,
+            int(os.environ.get("MLCI_DASHBOARD_PORT", "8501")),
+            host=os.environ.get("MLCI_DASHBOARD_HOST", "0.0.0.0"),
+        )
     except ValueError as error:
         sys.exit(f"cannot start the dashboard: {error} (set {API_URL_ENV} and MLCI_DASHBOARD_PORT)")
 

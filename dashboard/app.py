@@ -20,8 +20,9 @@ from dashboard import ui  # noqa: E402
 st.set_page_config(page_title="mlci dashboard", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    st.Page(HERE / "pages" / "live.py", title="Live model", icon=":material/monitor_heart:", url_path="live",
-            default=True),
+    st.Page(
+        HERE / "pages" / "live.py", title="Live model", icon=":material/monitor_heart:", url_path="live", default=True
+    ),
     st.Page(HERE / "pages" / "predict.py", title="Predict", icon=":material/online_prediction:", url_path="predict"),
     st.Page(HERE / "pages" / "batch.py", title="Batch", icon=":material/table_view:", url_path="batch"),
     st.Page(HERE / "pages" / "models.py", title="Models", icon=":material/inventory_2:", url_path="models"),

@@ -15,15 +15,15 @@ import httpx
 
 API_URL_ENV = "MLCI_API_URL"
 DEFAULT_API_URL = "http://127.0.0.1:8000"
-CONNECT_TIMEOUT = 2.0   # the API is local or behind the environment's router: it connects fast or not at all
-READ_TIMEOUT = 5.0      # /version, /schema, one record
+CONNECT_TIMEOUT = 2.0  # the API is local or behind the environment's router: it connects fast or not at all
+READ_TIMEOUT = 5.0  # /version, /schema, one record
 PREDICT_TIMEOUT = 30.0  # a batch chunk of up to max_batch records
 
 
 def api_url(env: dict[str, str] | None = None) -> str:
     """The API base URL from MLCI_API_URL (the environment's router in a deployment)."""
-    env = os.environ if env is None else env
-    return (env.get(API_URL_ENV) or DEFAULT_API_URL).strip().rstrip("/")
+    values = os.environ if env is None else env
+    return (values.get(API_URL_ENV) or DEFAULT_API_URL).strip().rstrip("/")
 
 
 class ApiError(Exception):
@@ -53,8 +53,16 @@ class FieldProblem:
 class ApiRejected(ApiError):
     """A 4xx: the API refused the request; `details` name the record index and the field."""
 
-    def __init__(self, message: str, *, status: int = 400, error: str = "invalid_input", request_id: str = "",
-                 details: list[FieldProblem] | None = None, url: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        error: str = "invalid_input",
+        request_id: str = "",
+        details: list[FieldProblem] | None = None,
+        url: str = "",
+    ):
         super().__init__(message, url=url)
         self.status = status
         self.error = error
@@ -88,17 +96,28 @@ class PredictResult:
 class ApiClient:
     """Thin typed wrapper over the API's endpoints. Thread-safe (one httpx.Client, pooled)."""
 
-    def __init__(self, base_url: str | None = None, *, connect_timeout: float | None = None,
-                 read_timeout: float | None = None, predict_timeout: float | None = None,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        predict_timeout: float | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.base_url = (base_url or api_url()).rstrip("/")
         connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         read_timeout = READ_TIMEOUT if read_timeout is None else read_timeout
         predict_timeout = PREDICT_TIMEOUT if predict_timeout is None else predict_timeout
         self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self.predict_timeout = httpx.Timeout(predict_timeout, connect=connect_timeout)
-        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout, transport=transport,
-                                  headers={"user-agent": "mlci-dashboard"}, follow_redirects=False)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=self.timeout,
+            transport=transport,
+            headers={"user-agent": "mlci-dashboard"},
+            follow_redirects=False,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -110,24 +129,30 @@ class ApiClient:
         self.close()
 
     # -- transport -------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, *, json: Any = None, timeout: httpx.Timeout | None = None,
-                 retries: int = 1) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, json: Any = None, timeout: httpx.Timeout | None = None, retries: int = 1
+    ) -> httpx.Response:
         url = f"{self.base_url}{path}"
         attempt = 0
         while True:
             try:
                 return self._http.request(method, path, json=json, timeout=timeout or self.timeout)
             except httpx.TimeoutException as error:
-                raise ApiUnavailable(f"the API at {self.base_url} is too slow: no answer to {method} {path} "
-                                     f"within the timeout ({type(error).__name__})", url=url) from None
+                raise ApiUnavailable(
+                    f"the API at {self.base_url} is too slow: no answer to {method} {path} "
+                    f"within the timeout ({type(error).__name__})",
+                    url=url,
+                ) from None
             except httpx.TransportError as error:
                 # A pooled keep-alive connection to a process that has just been replaced (blue/green
                 # switch) fails once; a GET is safe to repeat at once on a fresh connection.
                 if attempt < retries and method == "GET":
                     attempt += 1
                     continue
-                raise ApiUnavailable(f"cannot reach the API at {self.base_url} ({type(error).__name__}: "
-                                     f"{error or 'connection failed'})", url=url) from None
+                raise ApiUnavailable(
+                    f"cannot reach the API at {self.base_url} ({type(error).__name__}: {error or 'connection failed'})",
+                    url=url,
+                ) from None
 
     def _json(self, response: httpx.Response) -> Any:
         url = str(response.request.url)
@@ -138,21 +163,33 @@ class ApiClient:
             body = None
         if status == 503:
             reason = body.get("reason") or body.get("message") if isinstance(body, dict) else None
-            raise ApiUnavailable(f"the API at {self.base_url} is not ready" + (f": {reason}" if reason else ""),
-                                 url=url)
+            raise ApiUnavailable(
+                f"the API at {self.base_url} is not ready" + (f": {reason}" if reason else ""), url=url
+            )
         if 400 <= status < 500:
             body = body if isinstance(body, dict) else {}
-            details = [FieldProblem(record=d.get("record"), field=d.get("field"), problem=str(d.get("problem", "")))
-                       for d in body.get("details") or [] if isinstance(d, dict)]
-            raise ApiRejected(str(body.get("message") or f"HTTP {status}"), status=status,
-                              error=str(body.get("error") or "http_error"),
-                              request_id=str(body.get("request_id") or response.headers.get("x-request-id", "")),
-                              details=details, url=url)
+            details = [
+                FieldProblem(record=d.get("record"), field=d.get("field"), problem=str(d.get("problem", "")))
+                for d in body.get("details") or []
+                if isinstance(d, dict)
+            ]
+            raise ApiRejected(
+                str(body.get("message") or f"HTTP {status}"),
+                status=status,
+                error=str(body.get("error") or "http_error"),
+                request_id=str(body.get("request_id") or response.headers.get("x-request-id", "")),
+                details=details,
+                url=url,
+            )
         if status >= 500:
             message = body.get("message") if isinstance(body, dict) else None
             rid = response.headers.get("x-request-id", "")
-            raise ApiServerError(f"the API answered {status}" + (f": {message}" if message else "")
-                                 + (f" (request id {rid})" if rid else ""), url=url)
+            raise ApiServerError(
+                f"the API answered {status}"
+                + (f": {message}" if message else "")
+                + (f" (request id {rid})" if rid else ""),
+                url=url,
+            )
         if body is None:
             raise ApiServerError(f"the API answered {status} with a body that is not JSON", url=url)
         return body
@@ -179,12 +216,18 @@ class ApiClient:
         return body
 
     def predict(self, records: list[dict[str, Any]]) -> PredictResult:
-        body = self._json(self._request("POST", "/predict", json={"records": records},
-                                        timeout=self.predict_timeout, retries=0))
+        body = self._json(
+            self._request("POST", "/predict", json={"records": records}, timeout=self.predict_timeout, retries=0)
+        )
         model = body.get("model") or {}
-        return PredictResult(model_name=str(model.get("name", "")), model_version=str(model.get("version", "")),
-                             request_id=str(body.get("request_id", "")),
-                             predictions=[Prediction(label=str(p["label"]),
-                                                     probabilities={str(k): float(v)
-                                                                    for k, v in p["probabilities"].items()})
-                                          for p in body.get("predictions", [])])
+        return PredictResult(
+            model_name=str(model.get("name", "")),
+            model_version=str(model.get("version", "")),
+            request_id=str(body.get("request_id", "")),
+            predictions=[
+                Prediction(
+                    label=str(p["label"]), probabilities={str(k): float(v) for k, v in p["probabilities"].items()}
+                )
+                for p in body.get("predictions", [])
+            ],
+        )

@@ -57,7 +57,7 @@ def numeric_step(feature: dict[str, Any], example: Any) -> float:
     low, high = feature.get("min"), feature.get("max")
     span = (high - low) if low is not None and high is not None and high > low else abs(float(example or 0)) or 1.0
     exponent = math.floor(math.log10(span / 100)) if span > 0 else 0
-    return float(10 ** exponent)
+    return float(10**exponent)
 
 
 def record_from_form(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -86,8 +86,8 @@ class CsvCheck:
 
     frame: pd.DataFrame | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)     # block sending
-    warnings: list[str] = field(default_factory=list)   # sent anyway (e.g. extra columns are dropped)
+    errors: list[str] = field(default_factory=list)  # block sending
+    warnings: list[str] = field(default_factory=list)  # sent anyway (e.g. extra columns are dropped)
 
     @property
     def ok(self) -> bool:
@@ -156,8 +156,9 @@ def check_csv(data: bytes | str, schema: dict[str, Any], *, max_rows: int = 100_
                 bad = ~raw.isin([str(c) for c in allowed]) & ~empty
                 if bad.any():
                     values = sorted(set(raw[bad]))
-                    check.errors.append(f"column {name!r}: values {_listing(values)} are not one of "
-                                        f"{', '.join(map(str, allowed))}")
+                    check.errors.append(
+                        f"column {name!r}: values {_listing(values)} are not one of {', '.join(map(str, allowed))}"
+                    )
             columns[name] = [None if e else v for v, e in zip(raw, empty)]
     if not check.errors:
         names = list(columns)
@@ -169,13 +170,18 @@ def chunks(records: list[dict[str, Any]], size: int) -> Iterator[tuple[int, list
     """(offset, chunk) pairs of at most `size` records."""
     size = max(1, size)
     for start in range(0, len(records), size):
-        yield start, records[start:start + size]
+        yield start, records[start : start + size]
 
 
-def results_frame(source: pd.DataFrame, labels: list[str], probabilities: list[dict[str, float]],
-                  classes: list[str], versions: list[str]) -> pd.DataFrame:
+def results_frame(
+    source: pd.DataFrame,
+    labels: list[str],
+    probabilities: list[dict[str, float]],
+    classes: list[str],
+    versions: list[str],
+) -> pd.DataFrame:
     """The uploaded rows with `prediction`, `p_<class>` and `model_version` columns added."""
-    out = source.iloc[:len(labels)].copy().reset_index(drop=True)
+    out = source.iloc[: len(labels)].copy().reset_index(drop=True)
     out["prediction"] = labels
     for cls in classes:
         out[f"p_{cls}"] = [p.get(cls) for p in probabilities]
@@ -186,13 +192,19 @@ def results_frame(source: pd.DataFrame, labels: list[str], probabilities: list[d
 # -- the live model -------------------------------------------------------------------------------------
 def model_key(version: dict[str, Any]) -> tuple[str, str, str, str]:
     """What identifies the model being served: name, version, run, colour."""
-    return (str(version.get("name", "")), str(version.get("version", "")), str(version.get("run_id", "")),
-            str(version.get("colour", "")))
+    return (
+        str(version.get("name", "")),
+        str(version.get("version", "")),
+        str(version.get("run_id", "")),
+        str(version.get("colour", "")),
+    )
 
 
 def describe(version: dict[str, Any]) -> str:
-    return (f"{version.get('name', '?')} v{version.get('version', '?')}"
-            f" ({version.get('colour', '?')}, {version.get('environment', '?')})")
+    return (
+        f"{version.get('name', '?')} v{version.get('version', '?')}"
+        f" ({version.get('colour', '?')}, {version.get('environment', '?')})"
+    )
 
 
 def primary_metric(version: dict[str, Any]) -> tuple[str | None, float | None]:

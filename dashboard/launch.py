@@ -24,8 +24,17 @@ FLAGS = {
 
 def command(port: int, host: str = "127.0.0.1", python: str | None = None) -> list[str]:
     """The argv that runs the dashboard on host:port."""
-    argv = [python or sys.executable, "-m", "streamlit", "run", str(APP),
-            "--server.port", str(int(port)), "--server.address", host]
+    argv = [
+        python or sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(int(port)),
+        "--server.address",
+        host,
+    ]
     for key, value in FLAGS.items():
         argv += [f"--{key}", value]
     return argv

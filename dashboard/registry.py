@@ -57,14 +57,14 @@ class RegistryView:
 
 
 def tracking_uri(env: dict[str, str] | None = None) -> str | None:
-    env = os.environ if env is None else env
-    value = (env.get(TRACKING_ENV) or "").strip()
+    values = os.environ if env is None else env
+    value = (values.get(TRACKING_ENV) or "").strip()
     return value or None
 
 
 def model_name(api_name: str | None, env: dict[str, str] | None = None) -> str | None:
-    env = os.environ if env is None else env
-    return (env.get(MODEL_NAME_ENV) or "").strip() or api_name or None
+    values = os.environ if env is None else env
+    return (values.get(MODEL_NAME_ENV) or "").strip() or api_name or None
 
 
 def _float(text: Any) -> float | None:
@@ -84,39 +84,49 @@ def load(uri: str, name: str) -> RegistryView:
 
         from ml import registry
     except ImportError as error:
-        raise RegistryError(f"the MLflow client is not installed in this dashboard ({error})",
-                            hint="install mlflow next to the dashboard (pip install mlflow) to see the registry")
+        raise RegistryError(
+            f"the MLflow client is not installed in this dashboard ({error})",
+            hint="install mlflow next to the dashboard (pip install mlflow) to see the registry",
+        ) from None
     if urlparse(uri).scheme in ("http", "https"):
         import httpx
 
         try:
             httpx.get(uri.rstrip("/") + "/health", timeout=3.0)
         except httpx.HTTPError as error:
-            raise RegistryError(f"the MLflow tracking server {redact(uri)} is unreachable ({type(error).__name__})",
-                                hint="check that it runs and that MLFLOW_TRACKING_URI points at it") from None
+            raise RegistryError(
+                f"the MLflow tracking server {redact(uri)} is unreachable ({type(error).__name__})",
+                hint="check that it runs and that MLFLOW_TRACKING_URI points at it",
+            ) from None
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         infos = registry.versions(client, name)[:MAX_VERSIONS]
         aliases = registry.alias_map(client, name)
     except MlflowException as error:
-        raise RegistryError(f"MLflow at {redact(uri)} refused the request: {error.message}",
-                            hint="check MLFLOW_TRACKING_URI and the credentials") from None
+        raise RegistryError(
+            f"MLflow at {redact(uri)} refused the request: {error.message}",
+            hint="check MLFLOW_TRACKING_URI and the credentials",
+        ) from None
     except Exception as error:  # noqa: BLE001 - connection errors come in many types; the page shows one line
-        raise RegistryError(f"cannot read the MLflow registry at {redact(uri)} ({type(error).__name__}: {error})",
-                            hint="check that the tracking server runs and MLFLOW_TRACKING_URI points at it") from None
+        raise RegistryError(
+            f"cannot read the MLflow registry at {redact(uri)} ({type(error).__name__}: {error})",
+            hint="check that the tracking server runs and MLFLOW_TRACKING_URI points at it",
+        ) from None
     primary = next((i.tags.get("mlci.primary_metric") for i in infos if i.tags.get("mlci.primary_metric")), None)
     rows = []
     for info in infos:
         metric_name = info.tags.get("mlci.primary_metric") or primary
-        rows.append({
-            "version": int(info.version),
-            "aliases": ", ".join(f"@{a}" for a in info.aliases),
-            "metric": _float(info.tags.get(f"mlci.metric.{metric_name}")) if metric_name else None,
-            "author": info.tags.get("mlci.author", ""),
-            "commit": info.commit,
-            "branch": info.tags.get("mlci.branch", ""),
-            "created_at": info.tags.get("mlci.trained_at") or info.created_at,
-            "gate": info.tags.get("mlci.gate.result", ""),
-            "run_id": info.run_id,
-        })
+        rows.append(
+            {
+                "version": int(info.version),
+                "aliases": ", ".join(f"@{a}" for a in info.aliases),
+                "metric": _float(info.tags.get(f"mlci.metric.{metric_name}")) if metric_name else None,
+                "author": info.tags.get("mlci.author", ""),
+                "commit": info.commit,
+                "branch": info.tags.get("mlci.branch", ""),
+                "created_at": info.tags.get("mlci.trained_at") or info.created_at,
+                "gate": info.tags.get("mlci.gate.result", ""),
+                "run_id": info.run_id,
+            }
+        )
     return RegistryView(tracking_uri=redact(uri), model_name=name, primary_metric=primary, aliases=aliases, rows=rows)

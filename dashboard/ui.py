@@ -66,8 +66,11 @@ def observe(version: dict[str, Any]) -> dict[str, Any] | None:
     if seen is None or tuple(seen) == key:
         return None
     previous = st.session_state.get("mlci_live_previous") or {}
-    change = {"from": core.describe(previous) if previous else f"v{seen[1]}", "to": core.describe(version),
-              "at": datetime.now().strftime("%H:%M:%S")}
+    change = {
+        "from": core.describe(previous) if previous else f"v{seen[1]}",
+        "to": core.describe(version),
+        "at": datetime.now().strftime("%H:%M:%S"),
+    }
     st.session_state["mlci_change"] = change
     _schema.clear()
     return change
@@ -89,8 +92,9 @@ def change_banner(key: str) -> None:
     if not change:
         return
     cols = st.columns([6, 1])
-    cols[0].warning(f"**The served model changed** at {change['at']}: {change['from']} → **{change['to']}**",
-                    icon=":material/sync:")
+    cols[0].warning(
+        f"**The served model changed** at {change['at']}: {change['from']} → **{change['to']}**", icon=":material/sync:"
+    )
     cols[1].button("Dismiss", key=f"dismiss-{key}", on_click=lambda: st.session_state.pop("mlci_change", None))
 
 
@@ -108,8 +112,9 @@ def sidebar_badge() -> None:
         # The API is back: rerun the whole page so whatever showed the outage banner recovers by itself.
         st.rerun()
     st.markdown(f"**Serving** `{version.get('name')}` **v{version.get('version')}**")
-    st.caption(f"{version.get('colour')} slot · {version.get('environment')} · checked "
-               f"{datetime.now().strftime('%H:%M:%S')}")
+    st.caption(
+        f"{version.get('colour')} slot · {version.get('environment')} · checked {datetime.now().strftime('%H:%M:%S')}"
+    )
     change = st.session_state.get("mlci_change")
     if change:
         st.warning(f"Model changed at {change['at']}: now **{change['to']}**", icon=":material/sync:")
@@ -119,8 +124,10 @@ def sidebar_badge() -> None:
 def api_banner(error: ApiError, key: str = "retry") -> None:
     """The API is down, slow or not ready: say so, where, what to do, and offer a retry."""
     st.error(f"**The prediction API is unavailable.** {error.message}", icon=":material/error:")
-    st.caption(f"API URL: `{api_url()}` (from MLCI_API_URL). The dashboard retries by itself every "
-               f"{refresh_seconds():g} s; check that the API runs and answers GET /health.")
+    st.caption(
+        f"API URL: `{api_url()}` (from MLCI_API_URL). The dashboard retries by itself every "
+        f"{refresh_seconds():g} s; check that the API runs and answers GET /health."
+    )
     if st.button("Retry now", key=key, type="primary"):
         st.rerun()
 
@@ -132,13 +139,18 @@ def guard(body: Callable[[], None], key: str = "page") -> None:
     except ApiUnavailable as error:
         api_banner(error, key=f"retry-{key}")
     except ApiRejected as error:
-        st.error(f"**The API refused the request** ({error.status} {error.error}): {error.message}",
-                 icon=":material/warning:")
+        st.error(
+            f"**The API refused the request** ({error.status} {error.error}): {error.message}",
+            icon=":material/warning:",
+        )
     except ApiError as error:
         st.error(f"**The API failed**: {error.message}", icon=":material/error:")
         if st.button("Retry now", key=f"retry-{key}"):
             st.rerun()
-    except Exception as error:  # noqa: BLE001 - the page shows one line; the log gets the trace
+    except Exception as error:
         log.exception("dashboard page %s failed", key)
-        st.error(f"**Something went wrong on this page** ({type(error).__name__}: {error}). "
-                 "The details are in the dashboard's log.", icon=":material/error:")
+        st.error(
+            f"**Something went wrong on this page** ({type(error).__name__}: {error}). "
+            "The details are in the dashboard's log.",
+            icon=":material/error:",
+        )

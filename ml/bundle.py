@@ -19,7 +19,7 @@ import math
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,10 @@ from api import bundle as fmt
 from ml.config import Config
 from ml.errors import BadInput, CheckFailed
 
-FALLBACK_HINT = ("set `package.allow_sklearn_fallback: true` in mlci.yaml to ship the scikit-learn model "
-                 "instead (slower, and the API image then needs scikit-learn)")
+FALLBACK_HINT = (
+    "set `package.allow_sklearn_fallback: true` in mlci.yaml to ship the scikit-learn model "
+    "instead (slower, and the API image then needs scikit-learn)"
+)
 ONNX_OPSET = 18
 MAX_ROWS_SHOWN = 10
 
@@ -46,10 +48,17 @@ def mlci_version() -> str:
 
 
 def feature_schema(config: Config) -> list[dict[str, Any]]:
-    return [fmt.Feature(name=name, type=f.type, min=f.min, max=f.max,
-                        categories=tuple(f.categories) if f.categories is not None else None,
-                        nullable=config.data.nullable(name)).to_dict()
-            for name, f in config.data.features.items()]
+    return [
+        fmt.Feature(
+            name=name,
+            type=f.type,
+            min=f.min,
+            max=f.max,
+            categories=tuple(f.categories) if f.categories is not None else None,
+            nullable=config.data.nullable(name),
+        ).to_dict()
+        for name, f in config.data.features.items()
+    ]
 
 
 def onnx_columns(frame: pd.DataFrame, config: Config) -> dict[str, np.ndarray]:
@@ -65,11 +74,14 @@ def onnx_columns(frame: pd.DataFrame, config: Config) -> dict[str, np.ndarray]:
 
 # --- conversion -------------------------------------------------------------------------------------
 
+
 def _initial_types(config: Config):
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
-    return [(name, DoubleTensorType([None, 1]) if f.type == "numeric" else StringTensorType([None, 1]))
-            for name, f in config.data.features.items()]
+    return [
+        (name, DoubleTensorType([None, 1]) if f.type == "numeric" else StringTensorType([None, 1]))
+        for name, f in config.data.features.items()
+    ]
 
 
 def _convert(pipeline: Pipeline, config: Config) -> bytes:
@@ -80,9 +92,12 @@ def _convert(pipeline: Pipeline, config: Config) -> bytes:
     onnx_double.register()
     estimator = pipeline.steps[-1][1]
     with onnx_double.ml_opset():
-        model = convert_sklearn(pipeline, initial_types=_initial_types(config),
-                                options={id(estimator): {"zipmap": False}},
-                                target_opset={"": ONNX_OPSET, "ai.onnx.ml": onnx_double.TREE_ENSEMBLE_OPSET})
+        model = convert_sklearn(
+            pipeline,
+            initial_types=_initial_types(config),
+            options={id(estimator): {"zipmap": False}},
+            target_opset={"": ONNX_OPSET, "ai.onnx.ml": onnx_double.TREE_ENSEMBLE_OPSET},
+        )
     return model.SerializeToString()
 
 
@@ -104,18 +119,26 @@ def _parity(runner, pipeline: Pipeline, frame: pd.DataFrame, config: Config) -> 
     expected_proba = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != expected_proba.shape:
-        return {"rows": len(frame), "labels_equal": False, "max_abs_proba_diff": math.inf,
-                "label_mismatch_rows": [], "proba_mismatch_rows": [],
-                "problem": f"probabilities have shape {probabilities.shape}, scikit-learn's {expected_proba.shape}"}
+        return {
+            "rows": len(frame),
+            "labels_equal": False,
+            "max_abs_proba_diff": math.inf,
+            "label_mismatch_rows": [],
+            "proba_mismatch_rows": [],
+            "problem": f"probabilities have shape {probabilities.shape}, scikit-learn's {expected_proba.shape}",
+        }
     diff = np.abs(probabilities - expected_proba)
     diff = np.where(np.isnan(diff), np.inf, diff)
     row_diff = diff.max(axis=1) if diff.size else np.zeros(len(frame))
     label_rows = np.flatnonzero(labels != expected_labels)
     proba_rows = np.flatnonzero(row_diff > config.package.parity_tolerance)
-    return {"rows": int(len(frame)), "labels_equal": bool(label_rows.size == 0),
-            "max_abs_proba_diff": float(row_diff.max()) if row_diff.size else 0.0,
-            "label_mismatch_rows": [int(i) for i in label_rows],
-            "proba_mismatch_rows": [int(i) for i in proba_rows]}
+    return {
+        "rows": len(frame),
+        "labels_equal": bool(label_rows.size == 0),
+        "max_abs_proba_diff": float(row_diff.max()) if row_diff.size else 0.0,
+        "label_mismatch_rows": [int(i) for i in label_rows],
+        "proba_mismatch_rows": [int(i) for i in proba_rows],
+    }
 
 
 def _parity_problem(parity: dict[str, Any], tolerance: float) -> str | None:
@@ -124,12 +147,16 @@ def _parity_problem(parity: dict[str, Any], tolerance: float) -> str | None:
     problems = []
     if not parity["labels_equal"]:
         rows = parity["label_mismatch_rows"]
-        problems.append(f"labels differ from scikit-learn's on {len(rows)} of {parity['rows']} rows "
-                        f"(rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})")
+        problems.append(
+            f"labels differ from scikit-learn's on {len(rows)} of {parity['rows']} rows "
+            f"(rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})"
+        )
     if parity["proba_mismatch_rows"]:
         rows = parity["proba_mismatch_rows"]
-        problems.append(f"probabilities differ by up to {parity['max_abs_proba_diff']:.3g} (tolerance {tolerance:g}) "
-                        f"on {len(rows)} rows (rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})")
+        problems.append(
+            f"probabilities differ by up to {parity['max_abs_proba_diff']:.3g} (tolerance {tolerance:g}) "
+            f"on {len(rows)} rows (rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})"
+        )
     return "; ".join(problems) or None
 
 
@@ -139,13 +166,16 @@ def convert_with_parity(pipeline: Pipeline, config: Config, frame: pd.DataFrame)
     Returns {"ok", "model" (bytes), "precision", "parity", "attempts": [{"precision", "error"}]}.
     """
     attempts: list[dict[str, Any]] = []
-    candidates = [("float64", lambda: pipeline),
-                  ("float64 preprocessing, float32 estimator", lambda: _cast_before_estimator(pipeline))]
+    candidates = [
+        ("float64", lambda: pipeline),
+        ("float64 preprocessing, float32 estimator", lambda: _cast_before_estimator(pipeline)),
+    ]
     for precision, build in candidates:
         try:
             model = _convert(build(), config)
-            runner = fmt.OnnxRunner(fmt.open_onnx_session(model), [fmt.Feature(n, f.type)
-                                                                    for n, f in config.data.features.items()])
+            runner = fmt.OnnxRunner(
+                fmt.open_onnx_session(model), [fmt.Feature(n, f.type) for n, f in config.data.features.items()]
+            )
             parity = _parity(runner, pipeline, frame, config)
         except Exception as error:  # noqa: BLE001 - any converter/runtime failure means "unsupported"
             attempts.append({"precision": precision, "error": f"{type(error).__name__}: {error}".strip()})
@@ -159,6 +189,7 @@ def convert_with_parity(pipeline: Pipeline, config: Config, frame: pd.DataFrame)
 
 # --- files ------------------------------------------------------------------------------------------
 
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, (np.floating, float)):
         return None if math.isnan(value) else float(value)
@@ -170,7 +201,7 @@ def _json_value(value: Any) -> Any:
 def reference_records(frame: pd.DataFrame, config: Config, rows: int) -> list[dict[str, Any]]:
     records = []
     for _, row in frame.head(rows).iterrows():
-        record = {}
+        record: dict[str, Any] = {}
         for name, feature in config.data.features.items():
             value = row[name]
             if feature.type == "numeric":
@@ -184,13 +215,16 @@ def reference_records(frame: pd.DataFrame, config: Config, rows: int) -> list[di
 def _expected(pipeline: Pipeline, frame: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
     labels = pipeline.predict(frame)
     probabilities = pipeline.predict_proba(frame)
-    return [{"label": str(label), "probabilities": {c: float(p) for c, p in zip(classes, row)}}
-            for label, row in zip(labels, probabilities)]
+    return [
+        {"label": str(label), "probabilities": {c: float(p) for c, p in zip(classes, row)}}
+        for label, row in zip(labels, probabilities)
+    ]
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(payload, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n", encoding="utf-8"
+    )
 
 
 def _replace_dir(staging: Path, out_dir: Path) -> None:
@@ -200,8 +234,10 @@ def _replace_dir(staging: Path, out_dir: Path) -> None:
         if not out_dir.is_dir():
             raise BadInput(f"--out {out_dir} exists and is not a directory")
         if any(out_dir.iterdir()) and not (out_dir / fmt.METADATA_FILE).is_file():
-            raise BadInput(f"--out {out_dir} is a non-empty directory that is not a model bundle",
-                           hint="choose an empty or new directory; mlci only replaces an earlier bundle")
+            raise BadInput(
+                f"--out {out_dir} is a non-empty directory that is not a model bundle",
+                hint="choose an empty or new directory; mlci only replaces an earlier bundle",
+            )
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         os.replace(out_dir, old)
     try:
@@ -223,15 +259,18 @@ def _check_inputs(pipeline: Pipeline, config: Config, frame: pd.DataFrame) -> li
         raise BadInput("the pipeline is not fitted (no classes_)") from None
     missing = [n for n in config.data.features if n not in frame.columns]
     if missing:
-        raise BadInput(f"the parity frame lacks feature column(s) {', '.join(missing)}",
-                       hint="pass the held-out features through ml.model.model_frame first")
+        raise BadInput(
+            f"the parity frame lacks feature column(s) {', '.join(missing)}",
+            hint="pass the held-out features through ml.model.model_frame first",
+        )
     if frame.empty:
         raise BadInput("the parity frame is empty: parity needs the held-out rows")
     return classes
 
 
-def export_bundle(pipeline: Pipeline, config: Config, metadata: dict[str, Any], parity_frame: pd.DataFrame,
-                  out_dir: Path) -> dict[str, Any]:
+def export_bundle(
+    pipeline: Pipeline, config: Config, metadata: dict[str, Any], parity_frame: pd.DataFrame, out_dir: Path
+) -> dict[str, Any]:
     """Write a self-contained bundle to out_dir (atomically) and return a summary for reports/package.json."""
     out_dir = Path(out_dir)
     frame = parity_frame[list(config.data.features)]
@@ -248,11 +287,14 @@ def export_bundle(pipeline: Pipeline, config: Config, metadata: dict[str, Any], 
         details = [f"{a['precision']}: {a['error']}" for a in result["attempts"]]
         reason = "ONNX conversion unsupported or not equal to scikit-learn — " + " | ".join(details)
         if not config.package.allow_sklearn_fallback:
-            raise CheckFailed(f"cannot package {metadata.get('name', 'the model')} as ONNX: the converted model "
-                              f"does not reproduce scikit-learn (parity tolerance {tolerance:g})",
-                              details=details, hint=FALLBACK_HINT)
+            raise CheckFailed(
+                f"cannot package {metadata.get('name', 'the model')} as ONNX: the converted model "
+                f"does not reproduce scikit-learn (parity tolerance {tolerance:g})",
+                details=details,
+                hint=FALLBACK_HINT,
+            )
         fmt_name, model_file, fallback_reason = fmt.FORMAT_SKLEARN, fmt.SKLEARN_FILE, reason
-        parity = {"rows": int(len(frame)), "labels_equal": True, "max_abs_proba_diff": 0.0}
+        parity = {"rows": len(frame), "labels_equal": True, "max_abs_proba_diff": 0.0}
         precision = "scikit-learn (float64)"
     public_parity = {k: parity[k] for k in ("rows", "labels_equal", "max_abs_proba_diff")}
 
@@ -282,12 +324,14 @@ def export_bundle(pipeline: Pipeline, config: Config, metadata: dict[str, Any], 
             "classes": classes,
             "parity": {**public_parity, "tolerance": tolerance},
             "fallback_reason": fallback_reason,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "mlci_version": mlci_version(),
         }
         _write_json(staging / fmt.METADATA_FILE, full_metadata)
-        _write_json(staging / fmt.REFERENCE_FILE,
-                    {"records": records, "expected": _expected(pipeline, reference_frame, classes)})
+        _write_json(
+            staging / fmt.REFERENCE_FILE,
+            {"records": records, "expected": _expected(pipeline, reference_frame, classes)},
+        )
         _replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

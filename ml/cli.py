@@ -25,15 +25,19 @@ def _unreachable(error: BaseException) -> Unreachable | None:
     text = str(error)
     names = {cls.__name__ for cls in type(error).__mro__}
     if names & {"ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError", "NewConnectionError"} or (
-            "MlflowException" in names and ("API request to" in text or "Max retries exceeded" in text)):
+        "MlflowException" in names and ("API request to" in text or "Max retries exceeded" in text)
+    ):
         first = text.splitlines()[0][:300] if text else type(error).__name__
-        return Unreachable(f"the MLflow tracking server stopped answering: {first}",
-                           hint="check the server and MLFLOW_TRACKING_URI, then run the command again")
+        return Unreachable(
+            f"the MLflow tracking server stopped answering: {first}",
+            hint="check the server and MLFLOW_TRACKING_URI, then run the command again",
+        )
     return None
 
 
 def run_command(name: str) -> Callable:
     """Decorate a command: user-caused failures print a message (no traceback) and set the exit code."""
+
     def decorate(function: Callable) -> Callable:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,13 +46,15 @@ def run_command(name: str) -> Callable:
             except MlciError as error:
                 console.error(error, name)
                 sys.exit(error.exit_code)
-            except Exception as error:  # noqa: BLE001 - translated or re-raised below
+            except Exception as error:
                 translated = _unreachable(error)
                 if translated is None:
                     raise
                 console.error(translated, name)
                 sys.exit(translated.exit_code)
+
         return wrapper
+
     return decorate
 
 
@@ -61,8 +67,14 @@ def _metric(value: float | None) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", envvar="MLCI_CONFIG", default=config_module.DEFAULT_CONFIG,
-              show_default=True, help="The project config (env MLCI_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="MLCI_CONFIG",
+    default=config_module.DEFAULT_CONFIG,
+    show_default=True,
+    help="The project config (env MLCI_CONFIG).",
+)
 @click.version_option(package_name="mlci")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str) -> None:
@@ -103,21 +115,33 @@ def train(ctx: click.Context) -> None:
     console.header("train", f"training {config.model_name} on {config.data.path}")
     dataset = data.load(config)
     fp = dataset.fingerprint
-    console.facts({
-        "data": f"{fp.path}: {fp.rows} rows, {fp.columns} columns, sha256 {fp.sha256[:16]}…",
-        "estimator": f"{config.model.estimator} {json.dumps(config.model.params, sort_keys=True)}",
-        "split": f"test {config.split.test_size:g}, seed {config.split.seed}, {config.split.cv_folds}-fold CV",
-        "tracking": config.tracking_uri,
-    })
+    console.facts(
+        {
+            "data": f"{fp.path}: {fp.rows} rows, {fp.columns} columns, sha256 {fp.sha256[:16]}…",
+            "estimator": f"{config.model.estimator} {json.dumps(config.model.params, sort_keys=True)}",
+            "split": f"test {config.split.test_size:g}, seed {config.split.seed}, {config.split.cv_folds}-fold CV",
+            "tracking": config.tracking_uri,
+        }
+    )
     result = train_module.train(config, dataset)
-    rows = [(m, f"{result.cv_metrics[f'cv_{m}_mean']:.4f} ± {result.cv_metrics[f'cv_{m}_std']:.4f}",
-             _metric(v)) for m, v in result.metrics.items()]
+    rows = [
+        (m, f"{result.cv_metrics[f'cv_{m}_mean']:.4f} ± {result.cv_metrics[f'cv_{m}_std']:.4f}", _metric(v))
+        for m, v in result.metrics.items()
+    ]
     console.table(["metric", "cross-validation", "held-out test"], rows)
-    console.facts({"commit": f"{result.provenance['commit']} ({result.provenance['branch']})",
-                   "author": result.provenance["author"], "run": result.run_id})
-    console.result(True, f"registered {result.model_name} version {result.version} as @{result.alias}; "
-                         f"test {result.primary_metric} {result.metrics[result.primary_metric]:.4f} "
-                         f"in {result.duration_s:.1f} s")
+    console.facts(
+        {
+            "commit": f"{result.provenance['commit']} ({result.provenance['branch']})",
+            "author": result.provenance["author"],
+            "run": result.run_id,
+        }
+    )
+    console.result(
+        True,
+        f"registered {result.model_name} version {result.version} as @{result.alias}; "
+        f"test {result.primary_metric} {result.metrics[result.primary_metric]:.4f} "
+        f"in {result.duration_s:.1f} s",
+    )
 
 
 @cli.command()
@@ -129,12 +153,19 @@ def gate(ctx: click.Context, version: str | None) -> None:
     from ml import gate as gate_module
 
     config = _config(ctx)
-    console.header("gate", f"judging {config.model_name} {'v' + version if version else '@candidate'} "
-                           f"against @production on {config.data.path}")
+    console.header(
+        "gate",
+        f"judging {config.model_name} {'v' + version if version else '@candidate'} "
+        f"against @production on {config.data.path}",
+    )
     result = gate_module.gate(config, version)
-    console.facts({"primary metric": f"{result.primary_metric} "
-                                      f"({'higher' if config.metrics.higher_is_better else 'lower'} is better)",
-                   "held-out rows": result.rows_scored})
+    console.facts(
+        {
+            "primary metric": f"{result.primary_metric} "
+            f"({'higher' if config.metrics.higher_is_better else 'lower'} is better)",
+            "held-out rows": result.rows_scored,
+        }
+    )
     console.out.print(result.table, markup=False)
     if result.passed:
         against = f"v{result.production['version']}" if result.production else "the floor (no production model yet)"
@@ -162,8 +193,13 @@ def promote(ctx: click.Context, version: str, alias: str) -> None:
     client = tracking.connect(config)
     previous = registry.alias_map(client, config.model_name).get(alias)
     info = registry.set_alias(client, config.model_name, alias, version)
-    console.facts({"previous": f"v{previous}" if previous else "none", "by": info.tags.get(f"mlci.{alias}.by"),
-                   "commit": info.commit})
+    console.facts(
+        {
+            "previous": f"v{previous}" if previous else "none",
+            "by": info.tags.get(f"mlci.{alias}.by"),
+            "commit": info.commit,
+        }
+    )
     console.result(True, f"{config.model_name}@{alias} -> version {info.version}")
 
 
@@ -192,10 +228,19 @@ def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> Non
         return
     console.header("status", f"model {config.model_name} in {report['tracking_uri']}")
     primary = config.metrics.primary
-    rows = [(v["version"], " ".join("@" + a for a in v["aliases"]), _metric(v["metrics"].get(primary)),
-             v["commit"][:10], (v["data_sha256"] or "")[:12], (v["author"] or "").split(" <")[0],
-             v["created_at"][:16].replace("T", " "), v["gate"] or "-")
-            for v in report["versions"]]
+    rows = [
+        (
+            v["version"],
+            " ".join("@" + a for a in v["aliases"]),
+            _metric(v["metrics"].get(primary)),
+            v["commit"][:10],
+            (v["data_sha256"] or "")[:12],
+            (v["author"] or "").split(" <")[0],
+            v["created_at"][:16].replace("T", " "),
+            v["gate"] or "-",
+        )
+        for v in report["versions"]
+    ]
     console.table(["version", "aliases", primary, "commit", "data sha256", "author", "created", "gate"], rows)
     aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report["aliases"].items())) or "none"
     for env in report["environments"]:
@@ -207,21 +252,38 @@ def _print_environment(env: dict) -> None:
     if "error" in env:
         console.info(f"environment {env['env']}: {env['error']}")
         return
-    console.out.print(f"environment {env['env']}: router {env['router']} at {env['url']}, live colour "
-                      f"{env['live'] or 'none'}", markup=False)
-    rows = [(colour, "live" if slot["live"] else "idle", slot["model_version"], slot["image"], slot["state"],
-             slot["health"] or "-", (slot["deployed_at"] or "")[:19].replace("T", " "))
-            for colour, slot in env["slots"].items() if slot]
+    console.out.print(
+        f"environment {env['env']}: router {env['router']} at {env['url']}, live colour {env['live'] or 'none'}",
+        markup=False,
+    )
+    rows = [
+        (
+            colour,
+            "live" if slot["live"] else "idle",
+            slot["model_version"],
+            slot["image"],
+            slot["state"],
+            slot["health"] or "-",
+            (slot["deployed_at"] or "")[:19].replace("T", " "),
+        )
+        for colour, slot in env["slots"].items()
+        if slot
+    ]
     if rows:
         console.table(["slot", "role", "version", "image", "state", "health", "started"], rows)
     for record in env["last_deploys"][-3:]:
-        what = (f"v{record.get('model_version')} on {record.get('colour')}" if record.get("model_version")
-                else "environment removed")
-        console.info(f"{record['deployed_at'][:19].replace('T', ' ')} {record['kind']} ({record['result']}): {what}, "
-                     f"by {record['deployed_by']}"
-                     + (f", approved by {record['approver']}" if record.get("approver") else "")
-                     + (f", build {record['build_url']}" if record.get("build_url") else "")
-                     + (f"; {record['reason']}" if record.get("reason") else ""))
+        what = (
+            f"v{record.get('model_version')} on {record.get('colour')}"
+            if record.get("model_version")
+            else "environment removed"
+        )
+        console.info(
+            f"{record['deployed_at'][:19].replace('T', ' ')} {record['kind']} ({record['result']}): {what}, "
+            f"by {record['deployed_by']}"
+            + (f", approved by {record['approver']}" if record.get("approver") else "")
+            + (f", build {record['build_url']}" if record.get("build_url") else "")
+            + (f"; {record['reason']}" if record.get("reason") else "")
+        )
 
 
 def _pick_version(version: str | None, alias: str | None) -> None:
@@ -247,14 +309,19 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
     console.header("package", f"packaging {config.model_name} {which} into {out}")
     summary = package_module.package(config, Path(out), version=version, alias=alias)
     parity = summary["parity"]
-    console.facts({"format": f"{summary['format']} ({summary['precision']})",
-                   "parity": f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
-                             f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {summary['parity_tolerance']:g})",
-                   "reference rows": summary["reference_rows"],
-                   "files": ", ".join(f"{n} ({s:,} B)" for n, s in summary["files"].items())})
+    console.facts(
+        {
+            "format": f"{summary['format']} ({summary['precision']})",
+            "parity": f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
+            f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {summary['parity_tolerance']:g})",
+            "reference rows": summary["reference_rows"],
+            "files": ", ".join(f"{n} ({s:,} B)" for n, s in summary["files"].items()),
+        }
+    )
     if summary["fallback_reason"]:
-        console.info(f"warning: shipping the scikit-learn model (package.allow_sklearn_fallback): "
-                     f"{summary['fallback_reason']}")
+        console.info(
+            f"warning: shipping the scikit-learn model (package.allow_sklearn_fallback): {summary['fallback_reason']}"
+        )
     console.result(True, f"bundle of {config.model_name} version {summary['version']} in {summary['bundle']}")
 
 
@@ -274,16 +341,27 @@ def serve(bundle_dir: str, host: str, port: int, workers: int) -> None:
     loaded = bundle.load_bundle(Path(bundle_dir))  # a missing or corrupt bundle is exit 2, before uvicorn starts
     meta = loaded.metadata
     console.header("serve", f"serving {meta['name']} version {meta['version']} from {bundle_dir}")
-    console.facts({"listen": f"http://{host}:{port}", "workers": workers, "format": meta["format"],
-                   "docs": f"http://{host}:{port}/docs"})
+    console.facts(
+        {
+            "listen": f"http://{host}:{port}",
+            "workers": workers,
+            "format": meta["format"],
+            "docs": f"http://{host}:{port}/docs",
+        }
+    )
     server.serve(Path(bundle_dir), host=host, port=port, workers=workers)
 
 
 @cli.command()
 @click.option("--version", default=None, help="Model version number.")
 @click.option("--alias", default=None, help="Registry alias (default: candidate).")
-@click.option("--only", "roles", multiple=True, type=click.Choice(["api", "dashboard", "router"]),
-              help="Build only these images (repeatable; default all).")
+@click.option(
+    "--only",
+    "roles",
+    multiple=True,
+    type=click.Choice(["api", "dashboard", "router"]),
+    help="Build only these images (repeatable; default all).",
+)
 @click.pass_context
 @run_command("build")
 def build(ctx: click.Context, version: str | None, alias: str | None, roles: tuple[str, ...]) -> None:
@@ -295,16 +373,35 @@ def build(ctx: click.Context, version: str | None, alias: str | None, roles: tup
     which = f"version {version}" if version else f"@{alias or 'candidate'}"
     console.header("build", f"building the images of {config.model_name} {which}")
     result = images.build(config, version=version, alias=alias, roles=roles or ("api", "dashboard", "router"))
-    rows = [(role, i["tag"], (i["id"] or "")[7:19], f"{(i['size'] or 0) / 1e6:.0f} MB",
-             f"{i['cached_steps']}/{i['steps']} cached", f"{i['seconds']:.1f} s") for role, i in result["images"].items()]
+    rows = [
+        (
+            role,
+            i["tag"],
+            (i["id"] or "")[7:19],
+            f"{(i['size'] or 0) / 1e6:.0f} MB",
+            f"{i['cached_steps']}/{i['steps']} cached",
+            f"{i['seconds']:.1f} s",
+        )
+        for role, i in result["images"].items()
+    ]
     console.table(["image", "tag", "id", "size", "layers", "time"], rows)
-    where = f"pushed to {result['registry']}" if result["pushed"] else "kept local (no registry configured: set images.registry or MLCI_REGISTRY to push)"
+    where = (
+        f"pushed to {result['registry']}"
+        if result["pushed"]
+        else "kept local (no registry configured: set images.registry or MLCI_REGISTRY to push)"
+    )
     console.result(True, f"{len(rows)} image(s) for {result['model_name']} version {result['version']}, {where}")
 
 
 @cli.command()
-@click.option("--api", "api_url", default="http://127.0.0.1:8000", show_default=True, envvar="MLCI_API_URL",
-              help="Base URL of the prediction API (env MLCI_API_URL).")
+@click.option(
+    "--api",
+    "api_url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="MLCI_API_URL",
+    help="Base URL of the prediction API (env MLCI_API_URL).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 @run_command("dashboard")
@@ -319,8 +416,13 @@ def dashboard(api_url: str, host: str, port: int) -> None:
 
 
 def _lock_timeout(option):
-    return click.option("--lock-timeout", default=300.0, show_default=True, type=click.FloatRange(0),
-                        help="Seconds to wait when another deploy holds the environment.")(option)
+    return click.option(
+        "--lock-timeout",
+        default=300.0,
+        show_default=True,
+        type=click.FloatRange(0),
+        help="Seconds to wait when another deploy holds the environment.",
+    )(option)
 
 
 @cli.command()
@@ -331,19 +433,24 @@ def _lock_timeout(option):
 @_lock_timeout
 @click.pass_context
 @run_command("deploy")
-def deploy(ctx: click.Context, env_name: str, version: str | None, image: str | None, approver: str | None,
-           lock_timeout: float) -> None:
+def deploy(
+    ctx: click.Context, env_name: str, version: str | None, image: str | None, approver: str | None, lock_timeout: float
+) -> None:
     """Blue/green deploy: idle slot up, ready, smoke-tested, router switched without a reload, verified."""
     from ml import deploy as deploy_module
 
     config = _config(ctx)
     what = f"version {version}" if version else (image or "the image of the last mlci build")
     console.header("deploy", f"deploying {config.model_name} {what} to {env_name}")
-    outcome = deploy_module.deploy(config, env_name, version=version, image=image, approver=approver,
-                                   lock_timeout=lock_timeout)
-    console.result(True, f"{env_name} serves {outcome.model_name} v{outcome.model_version} from {outcome.colour} "
-                         f"at {outcome.url} (previous colour: {outcome.previous_colour or 'none'}) "
-                         f"in {outcome.seconds:.1f} s")
+    outcome = deploy_module.deploy(
+        config, env_name, version=version, image=image, approver=approver, lock_timeout=lock_timeout
+    )
+    console.result(
+        True,
+        f"{env_name} serves {outcome.model_name} v{outcome.model_version} from {outcome.colour} "
+        f"at {outcome.url} (previous colour: {outcome.previous_colour or 'none'}) "
+        f"in {outcome.seconds:.1f} s",
+    )
 
 
 @cli.command()
@@ -358,8 +465,10 @@ def rollback(ctx: click.Context, env_name: str, lock_timeout: float) -> None:
     config = _config(ctx)
     console.header("rollback", f"rolling {env_name} back to what served before")
     outcome = deploy_module.rollback(config, env_name, lock_timeout=lock_timeout)
-    console.result(True, f"{env_name} serves {outcome.model_name} v{outcome.model_version} from {outcome.colour} "
-                         f"again at {outcome.url}")
+    console.result(
+        True,
+        f"{env_name} serves {outcome.model_name} v{outcome.model_version} from {outcome.colour} again at {outcome.url}",
+    )
 
 
 @cli.command()
@@ -394,8 +503,11 @@ def pipeline_stages() -> None:
 @pipeline.command("run")
 @click.option("--from", "first", default=None, help="First stage to run (name or slug, e.g. train).")
 @click.option("--to", "last", default=None, help="Last stage to run (e.g. gate).")
-@click.option("--approve/--no-approve", default=None,
-              help="Answer the production approval without asking (default: ask on a terminal).")
+@click.option(
+    "--approve/--no-approve",
+    default=None,
+    help="Answer the production approval without asking (default: ask on a terminal).",
+)
 @click.pass_context
 @run_command("pipeline run")
 def pipeline_run(ctx: click.Context, first: str | None, last: str | None, approve: bool | None) -> None:
@@ -418,8 +530,9 @@ def _pipeline_summary(config, state, started: float) -> None:
     from ml import pipeline as pipeline_module
 
     if state is not None:
-        console.table(["stage", "result", "time"], [(n, r, f"{s:.1f} s") for n, r, s in state.results],
-                      title="pipeline summary")
+        console.table(
+            ["stage", "result", "time"], [(n, r, f"{s:.1f} s") for n, r, s in state.results], title="pipeline summary"
+        )
     for env_name, line in pipeline_module.serving(config):
         console.info(f"{env_name}: {line}")
     console.info(f"MLflow: {config.tracking_uri}; total {time.monotonic() - started:.0f} s")

@@ -212,7 +212,11 @@ class Config(Strict):
     def _environments_do_not_share_ports(self) -> Config:
         seen: dict[int, str] = {}
         for name, env in self.environments.items():
-            for kind, port in (("port", env.port), ("preview_port", env.preview), ("dashboard_port", env.dashboard_port)):
+            for kind, port in (
+                ("port", env.port),
+                ("preview_port", env.preview),
+                ("dashboard_port", env.dashboard_port),
+            ):
                 if port is None:
                     continue
                 if port in seen:
@@ -303,7 +307,9 @@ def config_path(path: str | os.PathLike[str] | None = None) -> Path:
 def load(path: str | os.PathLike[str] | None = None) -> Config:
     file = config_path(path)
     if not file.is_file():
-        raise ConfigError(f"config file {file} not found", hint="run mlci from the project folder or pass --config PATH")
+        raise ConfigError(
+            f"config file {file} not found", hint="run mlci from the project folder or pass --config PATH"
+        )
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:

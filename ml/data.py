@@ -86,14 +86,20 @@ def _check_numeric(name: str, raw: pd.Series, config: Config, problems: list[str
     bad |= infinite
     if bad.any():
         examples = ", ".join(repr(v) for v in raw[bad].unique()[:MAX_EXAMPLES])
-        problems.append(f"column {name!r}: {int(bad.sum())} non-numeric value(s) such as {examples} (lines {_rows(bad)})")
+        problems.append(
+            f"column {name!r}: {int(bad.sum())} non-numeric value(s) such as {examples} (lines {_rows(bad)})"
+        )
     finite = values.where(~bad)
     if feature.min is not None and (low := finite < feature.min).any():
-        problems.append(f"column {name!r}: {int(low.sum())} value(s) below min {feature.min:g}, "
-                        f"lowest {finite[low].min():g} (lines {_rows(low)})")
+        problems.append(
+            f"column {name!r}: {int(low.sum())} value(s) below min {feature.min:g}, "
+            f"lowest {finite[low].min():g} (lines {_rows(low)})"
+        )
     if feature.max is not None and (high := finite > feature.max).any():
-        problems.append(f"column {name!r}: {int(high.sum())} value(s) above max {feature.max:g}, "
-                        f"highest {finite[high].max():g} (lines {_rows(high)})")
+        problems.append(
+            f"column {name!r}: {int(high.sum())} value(s) above max {feature.max:g}, "
+            f"highest {finite[high].max():g} (lines {_rows(high)})"
+        )
 
 
 def _check_categorical(name: str, raw: pd.Series, config: Config, problems: list[str]) -> None:
@@ -103,8 +109,10 @@ def _check_categorical(name: str, raw: pd.Series, config: Config, problems: list
     outside = raw.notna() & ~raw.isin(allowed)
     if outside.any():
         examples = ", ".join(repr(v) for v in raw[outside].unique()[:MAX_EXAMPLES])
-        problems.append(f"column {name!r}: {int(outside.sum())} value(s) outside the allowed categories "
-                        f"{allowed}: {examples} (lines {_rows(outside)})")
+        problems.append(
+            f"column {name!r}: {int(outside.sum())} value(s) outside the allowed categories "
+            f"{allowed}: {examples} (lines {_rows(outside)})"
+        )
 
 
 def validate_frame(frame: pd.DataFrame, config: Config, source: str) -> list[str]:
@@ -125,11 +133,15 @@ def validate_frame(frame: pd.DataFrame, config: Config, source: str) -> list[str
         else:
             _check_categorical(name, raw, config, problems)
         if raw.isna().any() and not data.nullable(name):
-            problems.append(f"column {name!r}: {int(raw.isna().sum())} missing value(s) (lines {_rows(raw.isna())}); "
-                            f"fill them, or set data.missing: impute (or nullable: true on the feature)")
+            problems.append(
+                f"column {name!r}: {int(raw.isna().sum())} missing value(s) (lines {_rows(raw.isna())}); "
+                f"fill them, or set data.missing: impute (or nullable: true on the feature)"
+            )
     target = frame[data.target]
     if target.isna().any():
-        problems.append(f"target {data.target!r}: {int(target.isna().sum())} missing label(s) (lines {_rows(target.isna())})")
+        problems.append(
+            f"target {data.target!r}: {int(target.isna().sum())} missing label(s) (lines {_rows(target.isna())})"
+        )
     classes = target.dropna().unique()
     if len(classes) < 2:
         shown = f"only {classes[0]!r}" if len(classes) else "no labels"
@@ -145,7 +157,11 @@ def load(config: Config) -> Dataset:
     if problems:
         hint = "fix the data or mlci.yaml, then run again"
         if len(frame.columns) == 1 and (found := _guess_delimiter(path, config.data.delimiter)):
-            hint = f"the file looks delimited by {found!r}, not {config.data.delimiter!r}: set data.delimiter in mlci.yaml"
+            hint = (
+                f"the file looks delimited by {found!r}, not {config.data.delimiter!r}: set data.delimiter in mlci.yaml"
+            )
         raise DataError(f"dataset {path} failed validation ({len(problems)} problem(s)):", details=problems, hint=hint)
-    fingerprint = Fingerprint(path=str(config.data.path), sha256=sha256_of(path), rows=len(frame), columns=len(frame.columns))
+    fingerprint = Fingerprint(
+        path=str(config.data.path), sha256=sha256_of(path), rows=len(frame), columns=len(frame.columns)
+    )
     return Dataset(frame=frame, fingerprint=fingerprint)

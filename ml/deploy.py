@@ -53,11 +53,18 @@ class Outcome:
 
     def record(self, kind: str, approver: str | None) -> dict[str, Any]:
         facts = provenance.collect_ci()
-        return {**asdict(self), "kind": kind, "deployed_at": registry.now(), "deployed_by": registry.actor(),
-                "approver": approver or None, **facts}
+        return {
+            **asdict(self),
+            "kind": kind,
+            "deployed_at": registry.now(),
+            "deployed_by": registry.actor(),
+            "approver": approver or None,
+            **facts,
+        }
 
 
 # --- the environment's lock -------------------------------------------------------------------
+
 
 class EnvironmentLock:
     """One deploy (or rollback, or down) per environment at a time; a second one waits, then fails
@@ -80,10 +87,21 @@ class EnvironmentLock:
             try:
                 self.lock.acquire(timeout=self.timeout)
             except Timeout:
-                raise CheckFailed(f"environment {self.env_name} is locked by {who}; nothing was done",
-                                  hint="wait for that deploy to finish (or raise --lock-timeout), then run again") from None
-        self.holder.write_text(json.dumps({"pid": os.getpid(), "by": registry.actor(), "since": registry.now(),
-                                           "build": os.environ.get("BUILD_URL")}), encoding="utf-8")
+                raise CheckFailed(
+                    f"environment {self.env_name} is locked by {who}; nothing was done",
+                    hint="wait for that deploy to finish (or raise --lock-timeout), then run again",
+                ) from None
+        self.holder.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "by": registry.actor(),
+                    "since": registry.now(),
+                    "build": os.environ.get("BUILD_URL"),
+                }
+            ),
+            encoding="utf-8",
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -92,6 +110,7 @@ class EnvironmentLock:
 
 
 # --- what to deploy ---------------------------------------------------------------------------
+
 
 def _target(docker: Docker, ref: str, config: Config) -> Target:
     info = docker.inspect("image", ref)
@@ -116,19 +135,29 @@ def resolve_target(config: Config, docker: Docker, version: str | None, image: s
             raise BadInput(f"--version must be a model version number, got {version!r}")
         from ml.images import image_name
 
-        found = docker.run("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-                           f"label=io.mlci.model.name={config.model_name}", "--filter",
-                           f"label=io.mlci.model.version={version}").stdout.split()
+        found = docker.run(
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            f"label=io.mlci.model.name={config.model_name}",
+            "--filter",
+            f"label=io.mlci.model.version={version}",
+        ).stdout.split()
         # Only images mlci build named for this version (<name>-api:<version>-<commit>), newest first.
         found = [ref for ref in found if ref.startswith(f"{image_name(config, 'api')}:{version}-")]
         if not found:
-            raise BadInput(f"no API image of {config.model_name} version {version} on {docker.where}",
-                           hint=f"run mlci build --version {version} first")
+            raise BadInput(
+                f"no API image of {config.model_name} version {version} on {docker.where}",
+                hint=f"run mlci build --version {version} first",
+            )
         return _target(docker, found[0], config)  # newest first
     built = reports.read(config, "build")
     if not built or "api" not in built.get("images", {}):
-        raise BadInput("nothing to deploy: no reports/build.json with an API image",
-                       hint="run mlci build first, or pass --version N or --image REF")
+        raise BadInput(
+            "nothing to deploy: no reports/build.json with an API image",
+            hint="run mlci build first, or pass --version N or --image REF",
+        )
     return _target(docker, built["images"]["api"]["tag"], config)
 
 
@@ -155,25 +184,64 @@ def ensure_dashboard(config: Config, docker: Docker, names: Names, env_name: str
     if docker.inspect("image", image) is None:
         return f"warning: no dashboard image {image} (run mlci build); the dashboard is not started"
     docker.run("rm", "-f", names.dashboard, check=False)
-    docker.run("run", "-d", "--name", names.dashboard, "--network", names.network, "--read-only", "--tmpfs", "/tmp",
-               "-e", "MLCI_API_URL=http://router:8080", "-e", f"MLCI_ENV={env_name}",
-               "-p", f"{env.address}:{env.dashboard_port}:8501", "--restart", "unless-stopped",
-               *names.labels("dashboard"), image)
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        names.dashboard,
+        "--network",
+        names.network,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "MLCI_API_URL=http://router:8080",
+        "-e",
+        f"MLCI_ENV={env_name}",
+        "-p",
+        f"{env.address}:{env.dashboard_port}:8501",
+        "--restart",
+        "unless-stopped",
+        *names.labels("dashboard"),
+        image,
+    )
     return f"dashboard on http://{env.address}:{env.dashboard_port}: started ({image})"
 
 
 # --- the slot ---------------------------------------------------------------------------------
 
+
 def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, colour: str, target: Target) -> None:
     docker.run("rm", "-f", names.slot(colour), check=False)
     # A warming slot gets a quarter of the CPU weight of the live one (restored at the switch):
     # on a busy host its start-up must not cost the live colour its latency.
-    docker.run("run", "-d", "--name", names.slot(colour), "--network", names.network, "--cpu-shares", "256",
-               "-v", f"{names.volume}:/run/mlci", "--read-only", "--tmpfs", "/tmp",
-               "-e", f"MLCI_UDS=/run/mlci/{colour}.sock", "-e", f"MLCI_COLOUR={colour}", "-e", f"MLCI_ENV={env_name}",
-               "-e", f"MLCI_WORKERS={env.workers}", "--restart", "unless-stopped",
-               *names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),
-               target.image)
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        names.slot(colour),
+        "--network",
+        names.network,
+        "--cpu-shares",
+        "256",
+        "-v",
+        f"{names.volume}:/run/mlci",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        f"MLCI_UDS=/run/mlci/{colour}.sock",
+        "-e",
+        f"MLCI_COLOUR={colour}",
+        "-e",
+        f"MLCI_ENV={env_name}",
+        "-e",
+        f"MLCI_WORKERS={env.workers}",
+        "--restart",
+        "unless-stopped",
+        *names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),
+        target.image,
+    )
 
 
 def _logs(docker: Docker, container: str) -> list[str]:
@@ -193,12 +261,16 @@ def wait_ready(docker: Docker, names: Names, router: Router, colour: str, timeou
             state = docker.inspect("container", names.slot(colour))
             if state is None or not state["State"]["Running"] or state["State"]["Restarting"]:
                 code = state["State"]["ExitCode"] if state else "?"
-                raise CheckFailed(f"the new container {names.slot(colour)} exited at start (exit code {code})",
-                                  details=_logs(docker, names.slot(colour)))
+                raise CheckFailed(
+                    f"the new container {names.slot(colour)} exited at start (exit code {code})",
+                    details=_logs(docker, names.slot(colour)),
+                )
             time.sleep(0.2)
-    raise CheckFailed(f"the new container {names.slot(colour)} did not become ready within {timeout:.0f} s",
-                      details=_logs(docker, names.slot(colour)),
-                      hint="see its log above; raise checks.ready_timeout if it is only slow")
+    raise CheckFailed(
+        f"the new container {names.slot(colour)} did not become ready within {timeout:.0f} s",
+        details=_logs(docker, names.slot(colour)),
+        hint="see its log above; raise checks.ready_timeout if it is only slow",
+    )
 
 
 def smoke(docker: Docker, names: Names, router: Router, colour: str, target: Target, tolerance: float) -> int:
@@ -206,10 +278,15 @@ def smoke(docker: Docker, names: Names, router: Router, colour: str, target: Tar
     with httpx.Client(timeout=10) as client:
         version = client.get(f"{router.preview_url}/version").json()
         if (version.get("name"), str(version.get("version")), version.get("colour")) != (
-                target.model_name, target.model_version, colour):
-            raise CheckFailed(f"smoke test: /version of the new slot names {version.get('name')} "
-                              f"v{version.get('version')} ({version.get('colour')}), expected "
-                              f"{target.model_name} v{target.model_version} ({colour})")
+            target.model_name,
+            target.model_version,
+            colour,
+        ):
+            raise CheckFailed(
+                f"smoke test: /version of the new slot names {version.get('name')} "
+                f"v{version.get('version')} ({version.get('colour')}), expected "
+                f"{target.model_name} v{target.model_version} ({colour})"
+            )
         reference = json.loads(docker.run("exec", names.slot(colour), "cat", "/app/bundle/reference.json").stdout)
         answer = client.post(f"{router.preview_url}/predict", json={"records": reference["records"]})
     if answer.status_code != 200:
@@ -223,8 +300,9 @@ def smoke(docker: Docker, names: Names, router: Router, colour: str, target: Tar
         if worst > tolerance:
             problems.append(f"reference row {index}: probabilities off by {worst:.2e} (tolerance {tolerance:g})")
     if problems:
-        raise CheckFailed(f"smoke test: {len(problems)} of {len(reference['expected'])} reference rows differ",
-                          details=problems[:5])
+        raise CheckFailed(
+            f"smoke test: {len(problems)} of {len(reference['expected'])} reference rows differ", details=problems[:5]
+        )
     return len(reference["expected"])
 
 
@@ -249,13 +327,16 @@ def verify(router: Router, target: Target, seconds: float, drain: float) -> dict
                 last_error = f"{type(error).__name__}: {error}"
             time.sleep(PROBE_INTERVAL)
     if counts["errors"] or counts["old_after_drain"]:
-        raise CheckFailed(f"verification through the router failed: {counts['errors']} error(s), "
-                          f"{counts['old_after_drain']} answer(s) from the old version after the drain, "
-                          f"in {counts['probes']} probes" + (f" (last error: {last_error})" if last_error else ""))
+        raise CheckFailed(
+            f"verification through the router failed: {counts['errors']} error(s), "
+            f"{counts['old_after_drain']} answer(s) from the old version after the drain, "
+            f"in {counts['probes']} probes" + (f" (last error: {last_error})" if last_error else "")
+        )
     return counts
 
 
 # --- the commands -----------------------------------------------------------------------------
+
 
 def _context(config: Config, env_name: str) -> tuple[Environment, Docker, Names, Router]:
     env = config.environment(env_name)
@@ -268,27 +349,50 @@ def _context(config: Config, env_name: str) -> tuple[Environment, Docker, Names,
 def _set_alias(config: Config, env_name: str, target: Target, colour: str, approver: str | None) -> str | None:
     client = tracking.connect(config)
     previous = registry.alias_map(client, config.model_name).get(env_name)
-    registry.set_alias(client, config.model_name, env_name, target.model_version, colour=colour, image=target.image,
-                       approver=approver or "", build=os.environ.get("BUILD_URL", ""))
+    registry.set_alias(
+        client,
+        config.model_name,
+        env_name,
+        target.model_version,
+        colour=colour,
+        image=target.image,
+        approver=approver or "",
+        build=os.environ.get("BUILD_URL", ""),
+    )
     return previous
 
 
-def deploy(config: Config, env_name: str, version: str | None = None, image: str | None = None,
-           approver: str | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-           step: Callable[[str], None] = console.info) -> Outcome:
+def deploy(
+    config: Config,
+    env_name: str,
+    version: str | None = None,
+    image: str | None = None,
+    approver: str | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    step: Callable[[str], None] = console.info,
+) -> Outcome:
     started = time.monotonic()
     env, docker, names, router = _context(config, env_name)
     target = resolve_target(config, docker, version, image)
     client = tracking.connect(config)  # unreachable MLflow fails now, before anything moves
     registry.resolve(client, config.model_name, version=target.model_version)
     with EnvironmentLock(config, env_name, lock_timeout):
-        return _deploy_locked(config, env_name, env, docker, names, router, target, approver, step, started,
-                              kind="deploy")
+        return _deploy_locked(
+            config, env_name, env, docker, names, router, target, approver, step, started, kind="deploy"
+        )
 
 
 def _deploy_locked(config, env_name, env, docker, names, router, target, approver, step, started, kind) -> Outcome:
-    outcome = Outcome(env=env_name, result="failed", colour=None, previous_colour=None, model_name=target.model_name,
-                      model_version=target.model_version, image=target.image, url=router.url)
+    outcome = Outcome(
+        env=env_name,
+        result="failed",
+        colour=None,
+        previous_colour=None,
+        model_name=target.model_name,
+        model_version=target.model_version,
+        image=target.image,
+        url=router.url,
+    )
 
     def note(message: str) -> None:
         outcome.steps.append(message)
@@ -308,7 +412,9 @@ def _deploy_locked(config, env_name, env, docker, names, router, target, approve
         waited = wait_ready(docker, names, router, idle, env.checks.ready_timeout)
         note(f"{names.slot(idle)} ready in {waited:.1f} s")
         rows = smoke(docker, names, router, idle, target, env.checks.smoke_tolerance)
-        note(f"smoke test passed on {router.preview_url}: {rows} reference rows, /version names v{target.model_version}")
+        note(
+            f"smoke test passed on {router.preview_url}: {rows} reference rows, /version names v{target.model_version}"
+        )
     except MlciError as error:
         outcome.reason = error.message
         _record(config, outcome, kind, approver, started)
@@ -321,7 +427,7 @@ def _deploy_locked(config, env_name, env, docker, names, router, target, approve
         note(f"verified through {router.url}: {counts['probes']} probes, 0 errors")
         _set_alias(config, env_name, target, idle, approver)
         note(f"registry alias @{env_name} -> {target.model_name} v{target.model_version}")
-    except Exception as error:  # noqa: BLE001 - whatever failed after the switch, switch back first
+    except Exception as error:
         router.point(LIVE, live)
         if live:
             router.point(PREVIEW, idle)
@@ -344,8 +450,12 @@ def _record(config: Config, outcome: Outcome, kind: str, approver: str | None, s
     history.append(config, outcome.env, outcome.record(kind, approver))
 
 
-def rollback(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-             step: Callable[[str], None] = console.info) -> Outcome:
+def rollback(
+    config: Config,
+    env_name: str,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    step: Callable[[str], None] = console.info,
+) -> Outcome:
     """Switch back to the other colour when it runs and answers; otherwise redeploy the image of the
     record before the current one."""
     started = time.monotonic()
@@ -353,21 +463,35 @@ def rollback(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_T
     tracking.connect(config)
     with EnvironmentLock(config, env_name, lock_timeout):
         if router.state() is None or (live := router.colour(LIVE)) is None:
-            raise BadInput(f"nothing is deployed to {env_name}: there is nothing to roll back",
-                           hint=f"deploy first: mlci deploy --env {env_name}")
+            raise BadInput(
+                f"nothing is deployed to {env_name}: there is nothing to roll back",
+                hint=f"deploy first: mlci deploy --env {env_name}",
+            )
         previous = other(live)
         life = history.since_down(history.records(config, env_name))
         current = history.serving(life)
-        earlier = [r for r in life if r.get("result") in history.SERVES and r.get("image")
-                   and (current is None or r.get("image") != current.get("image"))]
+        earlier = [
+            r
+            for r in life
+            if r.get("result") in history.SERVES
+            and r.get("image")
+            and (current is None or r.get("image") != current.get("image"))
+        ]
         slot = docker.inspect("container", names.slot(previous))
         # The idle slot is a rollback target only if it still holds what served before; after a
         # failed deploy it holds the failed image, kept for inspection.
-        if slot is not None and slot["State"]["Running"] and (
-                not earlier or slot["Config"]["Image"] == earlier[-1]["image"]):
+        if (
+            slot is not None
+            and slot["State"]["Running"]
+            and (not earlier or slot["Config"]["Image"] == earlier[-1]["image"])
+        ):
             labels = slot["Config"]["Labels"]
-            target = Target(slot["Config"]["Image"], labels.get("io.mlci.model.name", config.model_name),
-                            labels.get("io.mlci.model.version", "?"), labels)
+            target = Target(
+                slot["Config"]["Image"],
+                labels.get("io.mlci.model.name", config.model_name),
+                labels.get("io.mlci.model.version", "?"),
+                labels,
+            )
             step(f"previous colour {previous} runs {target.model_name} v{target.model_version}: checking it")
             router.point(PREVIEW, previous)
             try:
@@ -377,20 +501,39 @@ def rollback(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_T
             else:
                 return _switch_back(config, env_name, env, router, target, live, previous, step, started)
         if not earlier:
-            raise BadInput(f"{env_name} has no previous colour running and no earlier deploy on record",
-                           hint="deploy a known-good version instead: mlci deploy --env ENV --version N")
+            raise BadInput(
+                f"{env_name} has no previous colour running and no earlier deploy on record",
+                hint="deploy a known-good version instead: mlci deploy --env ENV --version N",
+            )
         target = _target(docker, earlier[-1]["image"], config)
         step(f"redeploying {target.image} (v{target.model_version}), the deploy before the current one")
-        return _deploy_locked(config, env_name, env, docker, names, router, target, None, step, started,
-                              kind="rollback")
+        return _deploy_locked(
+            config, env_name, env, docker, names, router, target, None, step, started, kind="rollback"
+        )
 
 
-def _switch_back(config: Config, env_name: str, env: Environment, router: Router, target: Target, live: str,
-                 previous: str, step: Callable[[str], None], started: float) -> Outcome:
+def _switch_back(
+    config: Config,
+    env_name: str,
+    env: Environment,
+    router: Router,
+    target: Target,
+    live: str,
+    previous: str,
+    step: Callable[[str], None],
+    started: float,
+) -> Outcome:
     """The rollback that is only a switch: the previous colour still runs and answers."""
-    outcome = Outcome(env=env_name, result="failed", colour=previous, previous_colour=live,
-                      model_name=target.model_name, model_version=target.model_version, image=target.image,
-                      url=router.url)
+    outcome = Outcome(
+        env=env_name,
+        result="failed",
+        colour=previous,
+        previous_colour=live,
+        model_name=target.model_name,
+        model_version=target.model_version,
+        image=target.image,
+        url=router.url,
+    )
     router.point(LIVE, previous)
     step(f"switched {router.names.router} live -> {previous} (no reload)")
     try:
@@ -410,15 +553,22 @@ def _switch_back(config: Config, env_name: str, env: Environment, router: Router
     return outcome
 
 
-def down(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-         step: Callable[[str], None] = console.info) -> list[str]:
+def down(
+    config: Config,
+    env_name: str,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    step: Callable[[str], None] = console.info,
+) -> list[str]:
     """Remove the environment's containers, network and socket volume, and its registry alias."""
     started = time.monotonic()
-    env, docker, names, router = _context(config, env_name)
+    _env, docker, names, router = _context(config, env_name)
     with EnvironmentLock(config, env_name, lock_timeout):
         removed = []
         for container in (names.dashboard, names.router, *(names.slot(c) for c in COLOURS)):
-            if docker.run("rm", "-f", container, check=False).returncode == 0 and docker.inspect("container", container) is None:
+            if (
+                docker.run("rm", "-f", container, check=False).returncode == 0
+                and docker.inspect("container", container) is None
+            ):
                 removed.append(container)
         for kind, name in (("network", names.network), ("volume", names.volume)):
             if docker.inspect(kind, name) is not None:
@@ -433,18 +583,27 @@ def down(config: Config, env_name: str, lock_timeout: float = DEFAULT_LOCK_TIMEO
             step(f"warning: could not remove alias @{env_name}: {error.message}")
         for item in removed:
             step(f"removed {item}")
-        outcome = Outcome(env=env_name, result="down", colour=None, previous_colour=None, model_name=None,
-                          model_version=None, image=None, url=router.url, steps=[f"removed {r}" for r in removed])
+        outcome = Outcome(
+            env=env_name,
+            result="down",
+            colour=None,
+            previous_colour=None,
+            model_name=None,
+            model_version=None,
+            image=None,
+            url=router.url,
+            steps=[f"removed {r}" for r in removed],
+        )
         _record(config, outcome, "down", None, started)
         return removed
 
 
 def environment_status(config: Config, env_name: str) -> dict[str, Any]:
     """Live colour, each slot's image, version and health, the router, the last deploys."""
-    env, docker, names, router = _context(config, env_name)
+    _env, docker, names, router = _context(config, env_name)
     router_state = router.state()
     live = router.colour(LIVE) if router_state and router_state["State"]["Running"] else None
-    slots = {}
+    slots: dict[str, dict[str, Any] | None] = {}
     for colour in COLOURS:
         state = docker.inspect("container", names.slot(colour))
         if state is None:
@@ -452,11 +611,23 @@ def environment_status(config: Config, env_name: str) -> dict[str, Any]:
             continue
         labels = state["Config"]["Labels"] or {}
         health = (state["State"].get("Health") or {}).get("Status")
-        slots[colour] = {"container": names.slot(colour), "image": state["Config"]["Image"],
-                         "model_version": labels.get("io.mlci.model.version"),
-                         "deployed_at": labels.get("io.mlci.deployed_at"),
-                         "state": state["State"]["Status"], "health": health, "live": colour == live}
+        slots[colour] = {
+            "container": names.slot(colour),
+            "image": state["Config"]["Image"],
+            "model_version": labels.get("io.mlci.model.version"),
+            "deployed_at": labels.get("io.mlci.deployed_at"),
+            "state": state["State"]["Status"],
+            "health": health,
+            "live": colour == live,
+        }
     records = history.records(config, env_name)
-    return {"env": env_name, "url": router.url, "preview_url": router.preview_url,
-            "router": router_state["State"]["Status"] if router_state else "missing", "live": live,
-            "slots": slots, "current": history.serving(records), "last_deploys": records[-5:]}
+    return {
+        "env": env_name,
+        "url": router.url,
+        "preview_url": router.preview_url,
+        "router": router_state["State"]["Status"] if router_state else "missing",
+        "live": live,
+        "slots": slots,
+        "current": history.serving(records),
+        "last_deploys": records[-5:],
+    }

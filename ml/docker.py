@@ -32,14 +32,24 @@ class Docker:
         env.setdefault("DOCKER_BUILDKIT", "0")  # the classic builder: no buildx plugin needed on agents
         return env
 
-    def run(self, *args: str, check: bool = True, timeout: float | None = 120,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float | None = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         try:
-            done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                                  env=self._env(), input=input, check=False)
+            done = subprocess.run(
+                ["docker", *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=self._env(),
+                input=input,
+                check=False,
+            )
         except FileNotFoundError:
-            raise Unreachable("the docker command is not installed on this machine",
-                              hint="install Docker (Debian: apt-get install docker.io)") from None
+            raise Unreachable(
+                "the docker command is not installed on this machine",
+                hint="install Docker (Debian: apt-get install docker.io)",
+            ) from None
         except subprocess.TimeoutExpired:
             raise Unreachable(f"docker {args[0]} did not finish within {timeout:.0f} s on {self.where}") from None
         if check and done.returncode != 0:
@@ -49,10 +59,15 @@ class Docker:
     def _raise(self, args: Sequence[str], stderr: str) -> None:
         text = stderr.strip()
         if "Cannot connect to the Docker daemon" in text or "error during connect" in text:
-            raise Unreachable(f"no Docker engine answers at {self.where}", details=[text.splitlines()[-1]],
-                              hint="start it (sudo systemctl start docker, or sudo dockerd &) or set DOCKER_HOST")
-        raise DockerError(f"docker {' '.join(args[:2])} failed: {text.splitlines()[-1] if text else 'no message'}",
-                          details=text.splitlines()[-8:-1])
+            raise Unreachable(
+                f"no Docker engine answers at {self.where}",
+                details=[text.splitlines()[-1]],
+                hint="start it (sudo systemctl start docker, or sudo dockerd &) or set DOCKER_HOST",
+            )
+        raise DockerError(
+            f"docker {' '.join(args[:2])} failed: {text.splitlines()[-1] if text else 'no message'}",
+            details=text.splitlines()[-8:-1],
+        )
 
     def check(self) -> str:
         """The engine's version, or Unreachable saying how to start one."""
@@ -65,8 +80,9 @@ class Docker:
         """Run a long command (a build, a push), passing each output line on as it comes."""
         lines: list[str] = []
         try:
-            process = subprocess.Popen(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, env=self._env())
+            process = subprocess.Popen(
+                ["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._env()
+            )
         except FileNotFoundError:
             raise Unreachable("the docker command is not installed on this machine") from None
         assert process.stdout is not None

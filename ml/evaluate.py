@@ -33,10 +33,13 @@ def holdout(dataset: Dataset, config: Config) -> Split:
     y = dataset.frame[config.data.target].astype(str)
     try:
         x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=config.split.test_size, random_state=config.split.seed, stratify=y)
+            x, y, test_size=config.split.test_size, random_state=config.split.seed, stratify=y
+        )
     except ValueError as error:
-        raise DataError(f"cannot split the data into train and test sets: {error}",
-                        hint="each class needs at least two rows; add data or change split.test_size") from None
+        raise DataError(
+            f"cannot split the data into train and test sets: {error}",
+            hint="each class needs at least two rows; add data or change split.test_size",
+        ) from None
     return Split(x_train, x_test, y_train, y_test)
 
 
@@ -44,7 +47,9 @@ def positive_label(classes: np.ndarray, config: Config) -> str:
     wanted = config.metrics.positive_label
     if wanted is not None:
         if wanted not in classes:
-            raise DataError(f"metrics.positive_label {wanted!r} is not a class of the target (classes: {list(classes)})")
+            raise DataError(
+                f"metrics.positive_label {wanted!r} is not a class of the target (classes: {list(classes)})"
+            )
         return wanted
     return str(sorted(classes)[-1])
 
@@ -86,8 +91,10 @@ def cross_validate(pipeline, split: Split, config: Config) -> dict[str, float]:
     except ValueError as error:
         if "n_splits" not in str(error):
             raise
-        raise DataError(f"cannot cross-validate with {config.split.cv_folds} folds: {error}",
-                        hint="lower split.cv_folds or add rows of the rarest class") from None
+        raise DataError(
+            f"cannot cross-validate with {config.split.cv_folds} folds: {error}",
+            hint="lower split.cv_folds or add rows of the rarest class",
+        ) from None
     summary = {}
     for name in CLASSIFICATION_METRICS:
         values = np.array([fold[name] for fold in per_fold])

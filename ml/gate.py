@@ -66,25 +66,37 @@ def decide(config: Config, candidate: dict[str, float], production: dict[str, fl
     gate = config.gate
     value = candidate[primary]
     prod_value = production[primary] if production else None
-    checks = [Check(
-        name=f"{primary} {'floor' if higher else 'ceiling'}", candidate=value, production=prod_value,
-        required=f"{'>=' if higher else '<='} {gate.threshold:g}",
-        passed=_at_least(value, gate.threshold) if higher else _at_most(value, gate.threshold))]
+    checks = [
+        Check(
+            name=f"{primary} {'floor' if higher else 'ceiling'}",
+            candidate=value,
+            production=prod_value,
+            required=f"{'>=' if higher else '<='} {gate.threshold:g}",
+            passed=_at_least(value, gate.threshold) if higher else _at_most(value, gate.threshold),
+        )
+    ]
     if prod_value is not None:
         bound = prod_value - gate.max_regression if higher else prod_value + gate.max_regression
-        checks.append(Check(
-            name=f"{primary} vs production", candidate=value, production=prod_value,
-            required=f"{'>=' if higher else '<='} {bound:.4f} (tolerance {gate.max_regression:g})",
-            passed=_at_least(value, bound) if higher else _at_most(value, bound)))
+        checks.append(
+            Check(
+                name=f"{primary} vs production",
+                candidate=value,
+                production=prod_value,
+                required=f"{'>=' if higher else '<='} {bound:.4f} (tolerance {gate.max_regression:g})",
+                passed=_at_least(value, bound) if higher else _at_most(value, bound),
+            )
+        )
     for metric, threshold in gate.secondary.items():
         secondary = candidate[metric]
         other = production[metric] if production else None
         if threshold.min is not None:
-            checks.append(Check(f"{metric} min", secondary, other, f">= {threshold.min:g}",
-                                _at_least(secondary, threshold.min)))
+            checks.append(
+                Check(f"{metric} min", secondary, other, f">= {threshold.min:g}", _at_least(secondary, threshold.min))
+            )
         if threshold.max is not None:
-            checks.append(Check(f"{metric} max", secondary, other, f"<= {threshold.max:g}",
-                                _at_most(secondary, threshold.max)))
+            checks.append(
+                Check(f"{metric} max", secondary, other, f"<= {threshold.max:g}", _at_most(secondary, threshold.max))
+            )
     return checks
 
 
@@ -105,17 +117,29 @@ def gate(config: Config, version: str | None = None) -> GateResult:
     candidate_metrics = _score_version(config, candidate.version, split)
     production_metrics = None
     if production_version is not None:
-        production_metrics = (candidate_metrics if production_version == candidate.version
-                              else _score_version(config, production_version, split))
+        production_metrics = (
+            candidate_metrics
+            if production_version == candidate.version
+            else _score_version(config, production_version, split)
+        )
     checks = decide(config, candidate_metrics, production_metrics)
     passed = all(c.passed for c in checks)
     reasons = [f"{c.name}: {c.candidate:.4f} is not {c.required}" for c in checks if not c.passed]
     result = GateResult(
-        passed=passed, model_name=config.model_name, primary_metric=config.metrics.primary,
+        passed=passed,
+        model_name=config.model_name,
+        primary_metric=config.metrics.primary,
         candidate={"version": candidate.version, "run_id": candidate.run_id, "metrics": candidate_metrics},
-        production=None if production_metrics is None else {"version": production_version, "metrics": production_metrics},
-        checks=checks, reasons=reasons, rows_scored=len(split.y_test))
-    client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.result", "passed" if passed else "failed")
+        production=None
+        if production_metrics is None
+        else {"version": production_version, "metrics": production_metrics},
+        checks=checks,
+        reasons=reasons,
+        rows_scored=len(split.y_test),
+    )
+    client.set_model_version_tag(
+        config.model_name, candidate.version, "mlci.gate.result", "passed" if passed else "failed"
+    )
     client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.at", registry.now())
     if production_version is not None:
         client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.against", production_version)

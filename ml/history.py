@@ -25,7 +25,7 @@ def records(config: Config, env: str) -> list[dict[str, Any]]:
 
 # What each record's result means for what serves afterwards.
 SERVES = ("deployed", "rollback")  # this record's colour now serves
-STOPS = ("down",)                  # nothing serves
+STOPS = ("down",)  # nothing serves
 # "failed" (stopped before the switch) and "rolled back" (switched back after a failed
 # verification) leave the previous record serving.
 
@@ -45,7 +45,7 @@ def since_down(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records of the environment's current life (after its last `mlci down`)."""
     for index in range(len(history) - 1, -1, -1):
         if history[index].get("result") in STOPS:
-            return history[index + 1:]
+            return history[index + 1 :]
     return history
 
 

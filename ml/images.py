@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ml import console, package, provenance, reports
@@ -42,8 +42,9 @@ class ImageSpec:
 
 SPECS = (
     ImageSpec("api", "docker/api.Dockerfile", "requirements/api.txt", "MLCI_BASE_IMAGE", DEFAULT_BASE),
-    ImageSpec("dashboard", "docker/dashboard.Dockerfile", "requirements/dashboard.txt", "MLCI_BASE_IMAGE",
-              DEFAULT_BASE),
+    ImageSpec(
+        "dashboard", "docker/dashboard.Dockerfile", "requirements/dashboard.txt", "MLCI_BASE_IMAGE", DEFAULT_BASE
+    ),
     ImageSpec("router", "docker/router.Dockerfile", None, "MLCI_ROUTER_BASE_IMAGE", DEFAULT_ROUTER_BASE),
 )
 
@@ -71,14 +72,28 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
     for lock in locks:
         if wheelhouse_complete(config.root / lock, folder / Path(lock).stem):
             continue
-        args = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                "--require-hashes", "--only-binary=:all:", "--no-deps", "-r", str(config.root / lock),
-                "-d", str(folder / Path(lock).stem)]
+        args = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--no-deps",
+            "-r",
+            str(config.root / lock),
+            "-d",
+            str(folder / Path(lock).stem),
+        ]
         done = subprocess.run(args, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise BadInput(f"cannot download the wheels of {lock} into {WHEELHOUSE}",
-                           details=done.stderr.strip().splitlines()[-5:],
-                           hint="check access to the package index, or set PIP_INDEX_URL to a mirror")
+            raise BadInput(
+                f"cannot download the wheels of {lock} into {WHEELHOUSE}",
+                details=done.stderr.strip().splitlines()[-5:],
+                hint="check access to the package index, or set PIP_INDEX_URL to a mirror",
+            )
     return folder
 
 
@@ -126,7 +141,7 @@ def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build
     def show(line: str) -> None:
         nonlocal steps
         # The classic builder's "Step n/m" lines and errors: progress without pages of pip output.
-        if line.startswith("Step ") or "error" in line.lower() or line.startswith("Successfully"):
+        if line.startswith(("Step ", "Successfully")) or "error" in line.lower():
             console.info(f"[{spec.role}] {' '.join(line.split())[:160]}")
         if line.startswith("Step "):
             steps += 1
@@ -134,9 +149,17 @@ def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build
     lines = docker.stream(args, show)
     cached = sum(1 for line in lines if "Using cache" in line)
     info = docker.inspect("image", tag) or {}
-    return {"tag": tag, "id": info.get("Id"), "size": info.get("Size"), "digest": None,
-            "labels": (info.get("Config") or {}).get("Labels") or {}, "base_image": _base_image(spec),
-            "steps": steps, "cached_steps": cached, "seconds": round(time.monotonic() - started, 2)}
+    return {
+        "tag": tag,
+        "id": info.get("Id"),
+        "size": info.get("Size"),
+        "digest": None,
+        "labels": (info.get("Config") or {}).get("Labels") or {},
+        "base_image": _base_image(spec),
+        "steps": steps,
+        "cached_steps": cached,
+        "seconds": round(time.monotonic() - started, 2),
+    }
 
 
 def push(docker: Docker, tag: str) -> str | None:
@@ -150,8 +173,12 @@ def push(docker: Docker, tag: str) -> str | None:
     return digests[0] if digests else None
 
 
-def build(config: Config, version: str | None = None, alias: str | None = None,
-          roles: tuple[str, ...] = ("api", "dashboard", "router")) -> dict:
+def build(
+    config: Config,
+    version: str | None = None,
+    alias: str | None = None,
+    roles: tuple[str, ...] = ("api", "dashboard", "router"),
+) -> dict:
     started = time.monotonic()
     docker = Docker()
     engine = docker.check()
@@ -160,20 +187,30 @@ def build(config: Config, version: str | None = None, alias: str | None = None,
 
     bundle = package.package(config, config.root / BUNDLE_DIR, version=version, alias=alias)
     metadata = json.loads((config.root / BUNDLE_DIR / "metadata.json").read_text(encoding="utf-8"))
-    console.info(f"bundle: {bundle['name']} version {bundle['version']} ({bundle['format']}, "
-                 f"parity max |Δp| {bundle['parity']['max_abs_proba_diff']:.1e})")
+    console.info(
+        f"bundle: {bundle['name']} version {bundle['version']} ({bundle['format']}, "
+        f"parity max |Δp| {bundle['parity']['max_abs_proba_diff']:.1e})"
+    )
     wheelhouse = ensure_wheelhouse(config, [s.lock for s in specs if s.lock])
     console.info(f"python packages: {'PIP_INDEX_URL' if wheelhouse is None else 'wheelhouse ' + str(WHEELHOUSE)}")
 
-    common = {"REVISION": facts.commit, "CREATED": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "SOURCE": os.environ.get("GIT_URL") or str(config.root), "VERSION": facts.mlci_version}
+    common = {
+        "REVISION": facts.commit,
+        "CREATED": datetime.now(UTC).isoformat(timespec="seconds"),
+        "SOURCE": os.environ.get("GIT_URL") or str(config.root),
+        "VERSION": facts.mlci_version,
+    }
     images: dict[str, dict] = {}
     for spec in specs:
         if spec.role == "api":
             tag = api_tag(config, str(bundle["version"]), facts.short_commit)
-            extra = {"VERSION": f"{bundle['version']}-{facts.short_commit}", "MODEL_NAME": str(bundle["name"]),
-                     "MODEL_VERSION": str(bundle["version"]), "RUN_ID": str(metadata.get("run_id") or ""),
-                     "DATA_SHA256": str((metadata.get("data") or {}).get("sha256") or "")}
+            extra = {
+                "VERSION": f"{bundle['version']}-{facts.short_commit}",
+                "MODEL_NAME": str(bundle["name"]),
+                "MODEL_VERSION": str(bundle["version"]),
+                "RUN_ID": str(metadata.get("run_id") or ""),
+                "DATA_SHA256": str((metadata.get("data") or {}).get("sha256") or ""),
+            }
         else:
             tag = f"{image_name(config, spec.role)}:{facts.mlci_version}-{facts.short_commit}"
             extra = {}
@@ -187,8 +224,16 @@ def build(config: Config, version: str | None = None, alias: str | None = None,
     if registry:
         for image in images.values():
             image["digest"] = push(docker, image["tag"])
-    result = {"model_name": bundle["name"], "version": str(bundle["version"]), "commit": facts.commit,
-              "engine": engine, "registry": registry, "pushed": bool(registry), "images": images,
-              "bundle": str(BUNDLE_DIR), "duration_s": round(time.monotonic() - started, 2)}
+    result = {
+        "model_name": bundle["name"],
+        "version": str(bundle["version"]),
+        "commit": facts.commit,
+        "engine": engine,
+        "registry": registry,
+        "pushed": bool(registry),
+        "images": images,
+        "bundle": str(BUNDLE_DIR),
+        "duration_s": round(time.monotonic() - started, 2),
+    }
     reports.write(config, "build", result)
     return result

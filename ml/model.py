@@ -29,8 +29,10 @@ def load_estimator_class(path: str) -> type[BaseEstimator]:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise ConfigError(f"model.estimator: cannot import module {module_name!r}",
-                          hint="use a full import path such as sklearn.ensemble.RandomForestClassifier") from None
+        raise ConfigError(
+            f"model.estimator: cannot import module {module_name!r}",
+            hint="use a full import path such as sklearn.ensemble.RandomForestClassifier",
+        ) from None
     cls = getattr(module, class_name, None)
     if not (inspect.isclass(cls) and issubclass(cls, BaseEstimator)):
         raise ConfigError(f"model.estimator: {path!r} is not a scikit-learn estimator class")
@@ -43,8 +45,10 @@ def build_estimator(config: Config) -> BaseEstimator:
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise ConfigError(f"model.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}",
-                          hint=f"valid parameters: {', '.join(p for p in accepted if p != 'self')}")
+        raise ConfigError(
+            f"model.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}",
+            hint=f"valid parameters: {', '.join(p for p in accepted if p != 'self')}",
+        )
     # Determinism: a randomised estimator without an explicit seed takes the split seed.
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = config.split.seed
@@ -54,8 +58,10 @@ def build_estimator(config: Config) -> BaseEstimator:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model.params: {cls.__name__} rejects its parameters: {error}") from None
     if not is_classifier(estimator):
-        raise ConfigError(f"model.estimator: {cls.__name__} is not a classifier",
-                          hint="mlci trains classifiers; use e.g. sklearn.linear_model.LogisticRegression")
+        raise ConfigError(
+            f"model.estimator: {cls.__name__} is not a classifier",
+            hint="mlci trains classifiers; use e.g. sklearn.linear_model.LogisticRegression",
+        )
     return estimator
 
 
@@ -76,8 +82,12 @@ def build_pipeline(config: Config) -> Pipeline:
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical := categorical_features(config):
-        steps = [("impute", SimpleImputer(strategy=pre.categorical.impute, missing_values=MISSING_CATEGORY,
-                                          fill_value="missing"))]
+        steps = [
+            (
+                "impute",
+                SimpleImputer(strategy=pre.categorical.impute, missing_values=MISSING_CATEGORY, fill_value="missing"),
+            )
+        ]
         if pre.categorical.one_hot:
             steps.append(("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)))
         transformers.append(("categorical", Pipeline(steps), categorical))

@@ -32,8 +32,7 @@ from skl2onnx.operator_converters.common import concatenate_variables
 from skl2onnx.proto import onnx_proto
 
 TREE_ENSEMBLE_OPSET = 5  # ai.onnx.ml opset of `TreeEnsemble`
-TREE_CLASSIFIERS = ("SklearnDecisionTreeClassifier", "SklearnRandomForestClassifier",
-                    "SklearnExtraTreesClassifier")
+TREE_CLASSIFIERS = ("SklearnDecisionTreeClassifier", "SklearnRandomForestClassifier", "SklearnExtraTreesClassifier")
 _registered = False
 
 
@@ -57,8 +56,9 @@ def _imputer_converter(stock):
         container.add_initializer(fill, onnx_proto.TensorProto.DOUBLE, [1, stats.size], stats.tolist())
         isnan = scope.get_unique_variable_name("impute_isnan")
         container.add_node("IsNaN", [x], [isnan], name=scope.get_unique_operator_name("IsNaN"))
-        container.add_node("Where", [isnan, fill, x], [operator.outputs[0].full_name],
-                           name=scope.get_unique_operator_name("Where"))
+        container.add_node(
+            "Where", [isnan, fill, x], [operator.outputs[0].full_name], name=scope.get_unique_operator_name("Where")
+        )
         return None
 
     return convert
@@ -90,7 +90,7 @@ def _tree_classifier_converter(stock):
         op = operator.raw_operator
         if getattr(op, "n_outputs_", 1) != 1:
             raise NotImplementedError("multi-output tree classifiers are not converted in float64")
-        options = container.get_options(op, dict(decision_path=False, decision_leaf=False))
+        options = container.get_options(op, {"decision_path": False, "decision_leaf": False})
         if options.get("decision_path") or options.get("decision_leaf"):
             raise NotImplementedError("decision_path/decision_leaf are not supported in float64")
         if len(operator.outputs) != 2:
@@ -99,7 +99,7 @@ def _tree_classifier_converter(stock):
         classes = np.asarray(op.classes_)
         n_classes = len(classes)
 
-        node = dict(splits=[], features=[], true_ids=[], false_ids=[], true_leaf=[], false_leaf=[])
+        node = {"splits": [], "features": [], "true_ids": [], "false_ids": [], "true_leaf": [], "false_leaf": []}
         leaf_targets: list[int] = []
         leaf_weights: list[float] = []
         roots: list[int] = []
@@ -136,24 +136,40 @@ def _tree_classifier_converter(stock):
         x = operator.inputs[0].full_name
         sums = scope.get_unique_variable_name("tree_sums")
         container.add_node(
-            "TreeEnsemble", [x], [sums], op_domain="ai.onnx.ml", op_version=TREE_ENSEMBLE_OPSET,
+            "TreeEnsemble",
+            [x],
+            [sums],
+            op_domain="ai.onnx.ml",
+            op_version=TREE_ENSEMBLE_OPSET,
             name=scope.get_unique_operator_name("TreeEnsemble"),
-            n_targets=n_classes, aggregate_function=1, post_transform=0, tree_roots=roots,
+            n_targets=n_classes,
+            aggregate_function=1,
+            post_transform=0,
+            tree_roots=roots,
             nodes_featureids=node["features"],
             nodes_splits=numpy_helper.from_array(np.asarray(node["splits"], dtype=np.float64)),
             nodes_modes=numpy_helper.from_array(np.zeros(len(node["splits"]), dtype=np.uint8)),
-            nodes_truenodeids=node["true_ids"], nodes_trueleafs=node["true_leaf"],
-            nodes_falsenodeids=node["false_ids"], nodes_falseleafs=node["false_leaf"],
+            nodes_truenodeids=node["true_ids"],
+            nodes_trueleafs=node["true_leaf"],
+            nodes_falsenodeids=node["false_ids"],
+            nodes_falseleafs=node["false_leaf"],
             leaf_targetids=leaf_targets,
             leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype=np.float64)),
         )
         count = scope.get_unique_variable_name("tree_count")
         container.add_initializer(count, onnx_proto.TensorProto.DOUBLE, [], [float(len(trees))])
-        container.add_node("Div", [sums, count], [operator.outputs[1].full_name],
-                           name=scope.get_unique_operator_name("Div"))
+        container.add_node(
+            "Div", [sums, count], [operator.outputs[1].full_name], name=scope.get_unique_operator_name("Div")
+        )
         index = scope.get_unique_variable_name("argmax")
-        container.add_node("ArgMax", [operator.outputs[1].full_name], [index], axis=1, keepdims=0,
-                           name=scope.get_unique_operator_name("ArgMax"))
+        container.add_node(
+            "ArgMax",
+            [operator.outputs[1].full_name],
+            [index],
+            axis=1,
+            keepdims=0,
+            name=scope.get_unique_operator_name("ArgMax"),
+        )
         labels = scope.get_unique_variable_name("class_labels")
         if all(isinstance(c, str) for c in classes):
             container.add_initializer(labels, onnx_proto.TensorProto.STRING, [n_classes], [str(c) for c in classes])
@@ -161,8 +177,13 @@ def _tree_classifier_converter(stock):
             container.add_initializer(labels, onnx_proto.TensorProto.INT64, [n_classes], [int(c) for c in classes])
         else:
             raise NotImplementedError(f"class labels of type {classes.dtype} are not converted in float64")
-        container.add_node("Gather", [labels, index], [operator.outputs[0].full_name], axis=0,
-                           name=scope.get_unique_operator_name("Gather"))
+        container.add_node(
+            "Gather",
+            [labels, index],
+            [operator.outputs[0].full_name],
+            axis=0,
+            name=scope.get_unique_operator_name("Gather"),
+        )
         return None
 
     return convert
@@ -189,8 +210,9 @@ def register() -> None:
     if _registered:
         return
     imputer = _converter_pool["SklearnSimpleImputer"]
-    _converter_pool["SklearnSimpleImputer"] = type(imputer)(_imputer_converter(imputer._fct),
-                                                            imputer.get_allowed_options())
+    _converter_pool["SklearnSimpleImputer"] = type(imputer)(
+        _imputer_converter(imputer._fct), imputer.get_allowed_options()
+    )
     for alias in TREE_CLASSIFIERS:
         stock = _converter_pool[alias]
         _converter_pool[alias] = type(stock)(_tree_classifier_converter(stock._fct), stock.get_allowed_options())

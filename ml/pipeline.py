@@ -66,8 +66,10 @@ def _train(run: Run) -> str:
 
     result = train.train(run.config)
     run.facts["version"] = result.version
-    return (f"{result.model_name} v{result.version} @candidate, test {result.primary_metric} "
-            f"{result.metrics[result.primary_metric]:.4f}")
+    return (
+        f"{result.model_name} v{result.version} @candidate, test {result.primary_metric} "
+        f"{result.metrics[result.primary_metric]:.4f}"
+    )
 
 
 def _gate(run: Run) -> str:
@@ -94,9 +96,14 @@ def _deploy(env_name: str) -> Callable[[Run], str]:
     def deploy_stage(run: Run) -> str:
         from ml import deploy
 
-        outcome = deploy.deploy(run.config, env_name, image=run.facts.get("image"),
-                                approver=run.approver if env_name == "production" else None)
+        outcome = deploy.deploy(
+            run.config,
+            env_name,
+            image=run.facts.get("image"),
+            approver=run.approver if env_name == "production" else None,
+        )
         return f"v{outcome.model_version} live on {outcome.colour} at {outcome.url}"
+
     return deploy_stage
 
 
@@ -109,8 +116,10 @@ def _approve(run: Run) -> str:
         console.out.print(gate["table"], markup=False)
     if run.approve is None:
         if not run.interactive:
-            raise BadInput("approval needed and no terminal to ask on",
-                           hint="pass --approve or --no-approve for a non-interactive run")
+            raise BadInput(
+                "approval needed and no terminal to ask on",
+                hint="pass --approve or --no-approve for a non-interactive run",
+            )
         run.approve = click.confirm(f"Deploy v{version} to production?", default=False)
     if not run.approve:
         raise NotApproved(f"v{version} was not approved: production is untouched")
@@ -125,8 +134,14 @@ class NotApproved(CheckFailed):
 
 
 ACTIONS: dict[str, Callable[[Run], str]] = {
-    "Setup": _setup, "Test": _test, "Train": _train, "Gate": _gate, "Build images": _build,
-    "Deploy staging": _deploy("staging"), "Approve": _approve, "Deploy production": _deploy("production"),
+    "Setup": _setup,
+    "Test": _test,
+    "Train": _train,
+    "Gate": _gate,
+    "Build images": _build,
+    "Deploy staging": _deploy("staging"),
+    "Approve": _approve,
+    "Deploy production": _deploy("production"),
 }
 assert tuple(ACTIONS) == STAGES
 
@@ -136,14 +151,19 @@ def _progress(index: int, total: int, name: str, state: str, seconds: float | No
     console.out.print(f"[bold]── stage {index}/{total}: {name} — {state}{elapsed}[/bold]", markup=True)
 
 
-def run(config: Config, first: str | None = None, last: str | None = None, approve: bool | None = None,
-        interactive: bool | None = None) -> Run:
+def run(
+    config: Config,
+    first: str | None = None,
+    last: str | None = None,
+    approve: bool | None = None,
+    interactive: bool | None = None,
+) -> Run:
     """Run the stages from `first` to `last`; stop at the first failure, re-raising its error."""
     begin = STAGES.index(stage_named(first)) if first else 0
     end = STAGES.index(stage_named(last)) if last else len(STAGES) - 1
     if begin > end:
         raise BadInput(f"--from {STAGES[begin]} comes after --to {STAGES[end]}")
-    selected = STAGES[begin:end + 1]
+    selected = STAGES[begin : end + 1]
     state = Run(config=config, approve=approve, interactive=sys.stdin.isatty() if interactive is None else interactive)
     for index, name in enumerate(selected, start=1):
         _progress(index, len(selected), name, "running")
@@ -170,7 +190,9 @@ def serving(config: Config) -> list[tuple[str, str]]:
         current = (reports.read(config, f"deploy-{env_name}") or {}).get("current")
         if current:
             dashboard = f", dashboard http://{env.address}:{env.dashboard_port}" if env.dashboard_port else ""
-            lines.append((env_name, f"v{current['model_version']} ({current['colour']}) at {current['url']}{dashboard}"))
+            lines.append(
+                (env_name, f"v{current['model_version']} ({current['colour']}) at {current['url']}{dashboard}")
+            )
         else:
             lines.append((env_name, "nothing deployed"))
     return lines

@@ -75,8 +75,12 @@ def _branch(root: Path) -> str:
 def _author(root: Path) -> str:
     if user := os.environ.get("BUILD_USER_ID"):
         return user
-    return (_git(root, "log", "-1", "--format=%an <%ae>") or _git(root, "config", "user.name")
-            or os.environ.get("USER") or UNKNOWN)
+    return (
+        _git(root, "log", "-1", "--format=%an <%ae>")
+        or _git(root, "config", "user.name")
+        or os.environ.get("USER")
+        or UNKNOWN
+    )
 
 
 def lock_sha256(root: Path) -> str:
@@ -93,8 +97,11 @@ def package_version(name: str) -> str:
 
 def collect_ci() -> dict[str, str | None]:
     """The Jenkins build acting now (unset outside Jenkins)."""
-    return {"build_url": os.environ.get("BUILD_URL"), "build_number": os.environ.get("BUILD_NUMBER"),
-            "job_name": os.environ.get("JOB_NAME")}
+    return {
+        "build_url": os.environ.get("BUILD_URL"),
+        "build_number": os.environ.get("BUILD_NUMBER"),
+        "job_name": os.environ.get("JOB_NAME"),
+    }
 
 
 def collect(root: Path) -> Provenance:

@@ -3,10 +3,11 @@ who moved them when (as tags on the version)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlparse, urlunparse
 
 from ml.errors import BadInput
@@ -39,7 +40,7 @@ def redact(uri: str) -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def actor() -> str:
@@ -52,9 +53,10 @@ def _is_missing(error: Exception) -> bool:
 
 
 def _info(mv, aliases: list[str]) -> VersionInfo:
-    created = datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds")
-    return VersionInfo(version=str(mv.version), run_id=mv.run_id, aliases=sorted(aliases), created_at=created,
-                       tags=dict(mv.tags or {}))
+    created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+    return VersionInfo(
+        version=str(mv.version), run_id=mv.run_id, aliases=sorted(aliases), created_at=created, tags=dict(mv.tags or {})
+    )
 
 
 def alias_map(client, name: str) -> dict[str, str]:
@@ -116,9 +118,7 @@ def set_alias(client, name: str, alias: str, version: str, by: str | None = None
 def restore_alias(client, name: str, alias: str, version: str | None) -> None:
     """Put an alias back where it was (None: it did not exist), e.g. after a failed deploy."""
     if version is None:
-        try:
+        with contextlib.suppress(Exception):  # already absent is the state we want
             client.delete_registered_model_alias(name, alias)
-        except Exception:  # noqa: BLE001 - already absent is the state we want
-            pass
     else:
         client.set_registered_model_alias(name, alias, version)

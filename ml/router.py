@@ -65,23 +65,33 @@ def other(colour: str) -> str:
 
 
 def render(config: Config, env_name: str, env: Environment) -> str:
-    jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    jinja = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return jinja.get_template("router.conf.j2").render(
-        project=config.project, env=env_name, drain_seconds=f"{env.drain_seconds:g}", max_body="2m",
-        read_timeout=30)
+        project=config.project, env=env_name, drain_seconds=f"{env.drain_seconds:g}", max_body="2m", read_timeout=30
+    )
 
 
 def validate(docker: Docker, image: str, text: str) -> None:
     """`nginx -t` on the rendered config, in a throw-away router container, before anything uses it."""
     if docker.inspect("image", image) is None:
-        raise BadInput(f"router image {image} is not on {docker.where}",
-                       hint="run mlci build (it builds the router image), or set MLCI_ROUTER_IMAGE")
+        raise BadInput(
+            f"router image {image} is not on {docker.where}",
+            hint="run mlci build (it builds the router image), or set MLCI_ROUTER_IMAGE",
+        )
     done = docker.run("run", "--rm", "-i", "--network", "none", image, "check", input=text, check=False, timeout=60)
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line][-3:]
-        raise CheckFailed("the rendered router config is invalid (nginx -t); nothing was changed",
-                          details=lines, hint="this is a bug in the router template or its values: report it")
+        raise CheckFailed(
+            "the rendered router config is invalid (nginx -t); nothing was changed",
+            details=lines,
+            hint="this is a bug in the router template or its values: report it",
+        )
 
 
 class Router:
@@ -105,17 +115,45 @@ class Router:
         """Make sure the router runs with `text` as its config; say what was done."""
         names = self.names
         if self.docker.inspect("network", names.network) is None:
-            self.docker.run("network", "create", "--label", f"io.mlci.project={names.project}",
-                            "--label", f"io.mlci.env={names.env}", names.network)
+            self.docker.run(
+                "network",
+                "create",
+                "--label",
+                f"io.mlci.project={names.project}",
+                "--label",
+                f"io.mlci.env={names.env}",
+                names.network,
+            )
         state = self.state()
         if state is None:
             validate(self.docker, image, text)
             self.docker.run(
-                "run", "-d", "--name", names.router, "--network", names.network, "--network-alias", "router",
-                "-v", f"{names.volume}:{SOCKET_DIR}", "--read-only", "--tmpfs", "/tmp",
-                "--tmpfs", "/etc/mlci:uid=10001,gid=10001,mode=0755",
-                "-p", f"{self.env.address}:{self.env.port}:8080", "-p", f"{self.env.address}:{self.env.preview}:8081",
-                "-e", f"MLCI_ROUTER_CONF={text}", "--restart", "unless-stopped", *names.labels("router"), image)
+                "run",
+                "-d",
+                "--name",
+                names.router,
+                "--network",
+                names.network,
+                "--network-alias",
+                "router",
+                "-v",
+                f"{names.volume}:{SOCKET_DIR}",
+                "--read-only",
+                "--tmpfs",
+                "/tmp",
+                "--tmpfs",
+                "/etc/mlci:uid=10001,gid=10001,mode=0755",
+                "-p",
+                f"{self.env.address}:{self.env.port}:8080",
+                "-p",
+                f"{self.env.address}:{self.env.preview}:8081",
+                "-e",
+                f"MLCI_ROUTER_CONF={text}",
+                "--restart",
+                "unless-stopped",
+                *names.labels("router"),
+                image,
+            )
             self.wait_up()
             return "created"
         if not state["State"]["Running"]:
@@ -126,11 +164,14 @@ class Router:
         if current.strip() != text.strip():
             # A structural change (ports, drain): validated first, then the one kind of reload we allow.
             validate(self.docker, image, text)
-            done = self.docker.run("exec", "-i", names.router, "/usr/local/bin/mlci-router", "reload", input=text,
-                                   check=False)
+            done = self.docker.run(
+                "exec", "-i", names.router, "/usr/local/bin/mlci-router", "reload", input=text, check=False
+            )
             if done.returncode != 0:
-                raise CheckFailed("the router refused its new config; the running one is unchanged",
-                                  details=done.stderr.strip().splitlines()[-3:])
+                raise CheckFailed(
+                    "the router refused its new config; the running one is unchanged",
+                    details=done.stderr.strip().splitlines()[-3:],
+                )
             return "reloaded (structural change)"
         return "unchanged"
 
@@ -145,17 +186,23 @@ class Router:
             state = self.state()
             if state is not None and not state["State"]["Running"]:
                 logs = self.docker.run("logs", "--tail", "5", self.names.router, check=False)
-                raise CheckFailed(f"router {self.names.router} exited at start",
-                                  details=(logs.stderr or logs.stdout).strip().splitlines())
+                raise CheckFailed(
+                    f"router {self.names.router} exited at start",
+                    details=(logs.stderr or logs.stdout).strip().splitlines(),
+                )
             time.sleep(0.2)
-        raise CheckFailed(f"router {self.names.router} did not answer on {self.url} within {timeout:.0f} s",
-                          hint=f"is port {self.env.port} free on {self.env.address}?")
+        raise CheckFailed(
+            f"router {self.names.router} did not answer on {self.url} within {timeout:.0f} s",
+            hint=f"is port {self.env.port} free on {self.env.address}?",
+        )
 
     def colour(self, which: str = LIVE) -> str | None:
         """The colour `live` (or `preview`) points at, None when unset."""
         done = self.docker.run("exec", self.names.router, "readlink", f"{SOCKET_DIR}/{which}.sock", check=False)
         target = done.stdout.strip()
-        return target.removesuffix(".sock") if done.returncode == 0 and target.removesuffix(".sock") in COLOURS else None
+        return (
+            target.removesuffix(".sock") if done.returncode == 0 and target.removesuffix(".sock") in COLOURS else None
+        )
 
     def point(self, which: str, colour: str | None) -> None:
         """Atomically repoint `live`/`preview` at a colour (rename of a fresh symlink), or remove it."""
@@ -166,8 +213,17 @@ class Router:
         if colour not in COLOURS:
             raise MlciError(f"unknown colour {colour!r}")
         tmp = f"{SOCKET_DIR}/.{which}.sock.tmp"
-        self.docker.run("exec", self.names.router, "sh", "-c", 'ln -sfn "$1" "$2" && mv -fT "$2" "$3"', "sh",
-                        f"{colour}.sock", tmp, link)
+        self.docker.run(
+            "exec",
+            self.names.router,
+            "sh",
+            "-c",
+            'ln -sfn "$1" "$2" && mv -fT "$2" "$3"',
+            "sh",
+            f"{colour}.sock",
+            tmp,
+            link,
+        )
 
     def remove_socket(self, colour: str) -> None:
         self.docker.run("exec", self.names.router, "rm", "-f", f"{SOCKET_DIR}/{colour}.sock")

@@ -54,12 +54,18 @@ def run(config: Config) -> TestResult:
             lines.append(line.rstrip("\n"))
     summary = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), "no summary")
     if proc.returncode == NO_TESTS_COLLECTED:
-        raise BadInput(f"no tests were collected from {', '.join(config.tests.paths)}",
-                       hint="point tests.paths in mlci.yaml at the project's tests")
+        raise BadInput(
+            f"no tests were collected from {', '.join(config.tests.paths)}",
+            hint="point tests.paths in mlci.yaml at the project's tests",
+        )
     coverage = config.reports_dir / "coverage.xml"
-    result = TestResult(passed=proc.returncode == 0, exit_code=proc.returncode, summary=summary,
-                        junit=str(Path("reports") / "junit.xml"),
-                        coverage=str(Path("reports") / "coverage.xml") if coverage.is_file() and config.tests.coverage
-                        else None, command=args[1:])
+    result = TestResult(
+        passed=proc.returncode == 0,
+        exit_code=proc.returncode,
+        summary=summary,
+        junit=str(Path("reports") / "junit.xml"),
+        coverage=str(Path("reports") / "coverage.xml") if coverage.is_file() and config.tests.coverage else None,
+        command=args[1:],
+    )
     reports.write(config, "test", result.report())
     return result

@@ -48,7 +48,8 @@ def preflight(uri: str) -> None:
     except httpx.HTTPError as error:
         raise Unreachable(
             f"MLflow tracking server {uri} is unreachable ({type(error).__name__}: {error})",
-            hint="check MLFLOW_TRACKING_URI and that the server runs (mlflow server …); unset it to use the embedded store",
+            hint="check MLFLOW_TRACKING_URI and that the server runs (mlflow server …); "
+            "unset it to use the embedded store",
         ) from None
 
 

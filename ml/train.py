@@ -74,31 +74,45 @@ def _log_plots(model, split: evaluate.Split, config: Config) -> list[str]:
             plt.close(fig)
         return name
 
-    names = [log("plots/confusion_matrix.png", lambda ax: (
-        ConfusionMatrixDisplay.from_estimator(model, split.x_test, split.y_test, ax=ax, colorbar=False),
-        ax.set_title(f"{config.model_name}: confusion matrix (test)")))]
+    names = [
+        log(
+            "plots/confusion_matrix.png",
+            lambda ax: (
+                ConfusionMatrixDisplay.from_estimator(model, split.x_test, split.y_test, ax=ax, colorbar=False),
+                ax.set_title(f"{config.model_name}: confusion matrix (test)"),
+            ),
+        )
+    ]
     if len(model.classes_) == 2:
         positive = evaluate.positive_label(model.classes_, config)
-        names.append(log("plots/roc_curve.png", lambda ax: (
-            RocCurveDisplay.from_estimator(model, split.x_test, split.y_test, pos_label=positive, ax=ax),
-            ax.set_title(f"{config.model_name}: ROC (test, positive = {positive})"))))
+        names.append(
+            log(
+                "plots/roc_curve.png",
+                lambda ax: (
+                    RocCurveDisplay.from_estimator(model, split.x_test, split.y_test, pos_label=positive, ax=ax),
+                    ax.set_title(f"{config.model_name}: ROC (test, positive = {positive})"),
+                ),
+            )
+        )
     return names
 
 
 def _params(config: Config, pipeline) -> dict[str, object]:
     estimator = pipeline.named_steps["model"]
     params = {f"model.{k}": v for k, v in estimator.get_params().items()}
-    params.update({
-        "estimator": config.model.estimator,
-        "split.test_size": config.split.test_size,
-        "split.seed": config.split.seed,
-        "split.cv_folds": config.split.cv_folds,
-        "preprocessing.numeric.impute": config.model.preprocessing.numeric.impute,
-        "preprocessing.numeric.scale": config.model.preprocessing.numeric.scale,
-        "preprocessing.categorical.impute": config.model.preprocessing.categorical.impute,
-        "preprocessing.categorical.one_hot": config.model.preprocessing.categorical.one_hot,
-        "data.missing": config.data.missing,
-    })
+    params.update(
+        {
+            "estimator": config.model.estimator,
+            "split.test_size": config.split.test_size,
+            "split.seed": config.split.seed,
+            "split.cv_folds": config.split.cv_folds,
+            "preprocessing.numeric.impute": config.model.preprocessing.numeric.impute,
+            "preprocessing.numeric.scale": config.model.preprocessing.numeric.scale,
+            "preprocessing.categorical.impute": config.model.preprocessing.categorical.impute,
+            "preprocessing.categorical.one_hot": config.model.preprocessing.categorical.one_hot,
+            "data.missing": config.data.missing,
+        }
+    )
     return params
 
 
@@ -119,12 +133,18 @@ def _log_model(pipeline, split: evaluate.Split):
     example = split.x_test.head(3)
     signature = infer_signature(example, pipeline.predict(example))
     # Explicit requirements: MLflow's inference of them loads the model in a subprocess (seconds).
-    requirements = [f"{name}=={provenance.package_version(name)}"
-                    for name in ("scikit-learn", "skops", "numpy", "pandas", "scipy")]
+    requirements = [
+        f"{name}=={provenance.package_version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+    ]
     return mlflow.sklearn.log_model(
-        pipeline, name="model", signature=signature, input_example=example,
-        serialization_format="skops", skops_trusted_types=trusted_types(pipeline),
-        pip_requirements=requirements)
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(pipeline),
+        pip_requirements=requirements,
+    )
 
 
 def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
@@ -145,12 +165,20 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)})
             mlflow.log_metrics({k: v for k, v in cv_metrics.items() if np.isfinite(v)})
-            mlflow.set_tags({"mlci.data.sha256": dataset.fingerprint.sha256,
-                             "mlci.data.rows": str(dataset.fingerprint.rows),
-                             "mlci.data.path": dataset.fingerprint.path,
-                             "mlci.primary_metric": config.metrics.primary})
-            source = mlflow.data.from_pandas(dataset.frame, source=str(config.data_path), targets=config.data.target,
-                                             name=Path(dataset.fingerprint.path).name)
+            mlflow.set_tags(
+                {
+                    "mlci.data.sha256": dataset.fingerprint.sha256,
+                    "mlci.data.rows": str(dataset.fingerprint.rows),
+                    "mlci.data.path": dataset.fingerprint.path,
+                    "mlci.primary_metric": config.metrics.primary,
+                }
+            )
+            source = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                dataset.frame,
+                source=str(config.data_path),
+                targets=config.data.target,
+                name=Path(dataset.fingerprint.path).name,
+            )
             mlflow.log_input(source, context="training", tags={"sha256": dataset.fingerprint.sha256})
             plots = _log_plots(pipeline, split, config)
             config_file = config.root / "mlci.yaml"
@@ -158,8 +186,11 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
                 mlflow.log_artifact(str(config_file), artifact_path="config")
             model_info = _log_model(pipeline, split)
             version_tags = {
-                "mlci.commit": facts.commit, "mlci.branch": facts.branch, "mlci.author": facts.author,
-                "mlci.data.sha256": dataset.fingerprint.sha256, "mlci.data.path": dataset.fingerprint.path,
+                "mlci.commit": facts.commit,
+                "mlci.branch": facts.branch,
+                "mlci.author": facts.author,
+                "mlci.data.sha256": dataset.fingerprint.sha256,
+                "mlci.data.path": dataset.fingerprint.path,
                 "mlci.primary_metric": config.metrics.primary,
                 f"mlci.metric.{config.metrics.primary}": repr(metrics[config.metrics.primary]),
                 "mlci.trained_at": registry.now(),
@@ -169,8 +200,9 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered…" there
                 registered = mlflow.register_model(model_info.model_uri, config.model_name, tags=version_tags)
             version = str(registered.version)
-            registry.set_alias(client, config.model_name, registry.CANDIDATE, version, by=facts.author,
-                               build=facts.build_url or "")
+            registry.set_alias(
+                client, config.model_name, registry.CANDIDATE, version, by=facts.author, build=facts.build_url or ""
+            )
     except BaseException:
         # The run is already FAILED (start_run's context manager); drop a version registered before the failure.
         if version is not None:
@@ -178,10 +210,19 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
         raise
 
     result = TrainResult(
-        model_name=config.model_name, version=version, run_id=run.info.run_id, experiment_id=experiment,
-        primary_metric=config.metrics.primary, metrics=metrics, cv_metrics=cv_metrics,
-        data=dataset.fingerprint.as_dict(), provenance=facts.as_dict(), estimator=config.model.estimator,
-        params={k: v for k, v in config.model.params.items()}, duration_s=round(time.monotonic() - started, 2),
-        plots=plots)
+        model_name=config.model_name,
+        version=version,
+        run_id=run.info.run_id,
+        experiment_id=experiment,
+        primary_metric=config.metrics.primary,
+        metrics=metrics,
+        cv_metrics=cv_metrics,
+        data=dataset.fingerprint.as_dict(),
+        provenance=facts.as_dict(),
+        estimator=config.model.estimator,
+        params=dict(config.model.params.items()),
+        duration_s=round(time.monotonic() - started, 2),
+        plots=plots,
+    )
     reports.write(config, "train", result.report())
     return result

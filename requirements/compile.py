@@ -12,15 +12,25 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-COMMON = ["--quiet", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
-          "--no-emit-find-links", "--resolver=backtracking"]
+COMMON = [
+    "--quiet",
+    "--generate-hashes",
+    "--allow-unsafe",
+    "--strip-extras",
+    "--no-emit-index-url",
+    "--no-emit-find-links",
+    "--resolver=backtracking",
+]
 IMAGES = ("api", "dashboard", "server")
 
 
 def compile_dev(upgrade: bool) -> None:
     args = ["--all-extras", "-o", "requirements/dev.txt", "setup.cfg"]
-    subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, *(["--upgrade"] if upgrade else []), *args],
-                   check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "piptools", "compile", *COMMON, *(["--upgrade"] if upgrade else []), *args],
+        check=True,
+        cwd=ROOT,
+    )
 
 
 def compile_extra(extra: str) -> None:
@@ -31,12 +41,26 @@ def compile_extra(extra: str) -> None:
     source = HERE / f".{extra}.in"
     source.write_text("\n".join(["-c dev.txt", *requirements]) + "\n")
     try:
-        subprocess.run([sys.executable, "-m", "piptools", "compile", *COMMON, "-o", f"requirements/{extra}.txt",
-                        f"requirements/.{extra}.in"], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "piptools",
+                "compile",
+                *COMMON,
+                "-o",
+                f"requirements/{extra}.txt",
+                f"requirements/.{extra}.in",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     finally:
         source.unlink()
     text = (HERE / f"{extra}.txt").read_text()
-    (HERE / f"{extra}.txt").write_text(text.replace(f"requirements/.{extra}.in", f"setup.cfg [{extra}] constrained by dev.txt"))
+    (HERE / f"{extra}.txt").write_text(
+        text.replace(f"requirements/.{extra}.in", f"setup.cfg [{extra}] constrained by dev.txt")
+    )
 
 
 if __name__ == "__main__":

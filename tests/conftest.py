@@ -19,8 +19,18 @@ from ml.cli import cli
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 # Variables a developer's shell or a Jenkins agent may set that would leak into the tests.
-LEAKY = ("MLFLOW_TRACKING_URI", "MLCI_CONFIG", "BUILD_USER_ID", "BUILD_URL", "BUILD_NUMBER", "JOB_NAME",
-         "BRANCH_NAME", "GIT_BRANCH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+LEAKY = (
+    "MLFLOW_TRACKING_URI",
+    "MLCI_CONFIG",
+    "BUILD_USER_ID",
+    "BUILD_URL",
+    "BUILD_NUMBER",
+    "JOB_NAME",
+    "BRANCH_NAME",
+    "GIT_BRANCH",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
 
 
 def reserve_ports(count: int = 1) -> list[int]:
@@ -51,7 +61,6 @@ def free_port():
 def _clean_environment(monkeypatch):
     for name in LEAKY:
         monkeypatch.delenv(name, raising=False)
-
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +108,7 @@ class Project:
 
     def client(self):
         from mlflow import MlflowClient
+
         uri = f"sqlite:///{self.root / '.mlci' / 'mlflow.db'}"
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

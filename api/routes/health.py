@@ -15,10 +15,17 @@ async def health() -> OrjsonResponse:
     return OrjsonResponse({"status": "ok"})
 
 
-@router.get("/ready", summary="Readiness: bundle loaded, warmed and reproducing its reference outputs",
-            responses={503: {"description": "not ready yet (or the warm-up check failed)"}})
+@router.get(
+    "/ready",
+    summary="Readiness: bundle loaded, warmed and reproducing its reference outputs",
+    responses={503: {"description": "not ready yet (or the warm-up check failed)"}},
+)
 async def ready(request: Request) -> OrjsonResponse:
     state = service(request)
-    body = {"status": "ready" if state.ready else "not_ready", "reason": None if state.ready else state.ready_reason,
-            "model": {"name": state.bundle.name, "version": state.bundle.version}, "warmup_ms": state.warmup_ms}
+    body = {
+        "status": "ready" if state.ready else "not_ready",
+        "reason": None if state.ready else state.ready_reason,
+        "model": {"name": state.bundle.name, "version": state.bundle.version},
+        "warmup_ms": state.warmup_ms,
+    }
     return OrjsonResponse(body, status_code=200 if state.ready else 503)

@@ -13,8 +13,9 @@ router = APIRouter(tags=["model"])
 @router.get("/version", summary="Bundle metadata plus the deployment colour and environment")
 async def version(request: Request) -> OrjsonResponse:
     state = service(request)
-    return OrjsonResponse({**state.bundle.metadata, "colour": state.settings.colour,
-                           "environment": state.settings.environment})
+    return OrjsonResponse(
+        {**state.bundle.metadata, "colour": state.settings.colour, "environment": state.settings.environment}
+    )
 
 
 @router.get("/schema", summary="Feature names, types, bounds, allowed categories and an example record")

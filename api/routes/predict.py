@@ -17,12 +17,23 @@ from api.state import service
 
 router = APIRouter(tags=["predict"])
 INLINE_ROWS = 64  # bigger batches run in the thread pool so the event loop keeps serving
-REQUEST_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}}
-ERRORS = {status: {"model": ErrorResponse, "description": text} for status, text in (
-    (400, "malformed JSON"), (413, "body over the size limit"), (415, "content type is not application/json"),
-    (422, "invalid records: the details name the record index and the field"), (500, "server error"),
-    (503, "model not ready"))}
+REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in (
+        (400, "malformed JSON"),
+        (413, "body over the size limit"),
+        (415, "content type is not application/json"),
+        (422, "invalid records: the details name the record index and the field"),
+        (500, "server error"),
+        (503, "model not ready"),
+    )
+}
 
 
 def validation_details(error: ValidationError) -> tuple[bool, list[dict[str, Any]]]:
@@ -65,26 +76,36 @@ def _summary(details: list[dict[str, Any]]) -> str:
     return f"{', '.join(where) or 'body'}: {first['problem']}{more}"
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=REQUEST_BODY,
-             summary="Predict labels and class probabilities for 1..MLCI_MAX_BATCH records")
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ERRORS,
+    openapi_extra=REQUEST_BODY,
+    summary="Predict labels and class probabilities for 1..MLCI_MAX_BATCH records",
+)
 async def predict(request: Request) -> Response:
     state = service(request)
     if not state.ready:
         return error_response(request, 503, "not_ready", f"model not ready: {state.ready_reason}")
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
-        return error_response(request, 415, "unsupported_media_type",
-                              f"content type must be application/json, got {content_type or 'none'!r}")
+        return error_response(
+            request,
+            415,
+            "unsupported_media_type",
+            f"content type must be application/json, got {content_type or 'none'!r}",
+        )
     body = await request.body()
     try:
         payload = state.request_model.model_validate_json(body)
     except ValidationError as error:
         malformed, details = validation_details(error)
         if malformed:
-            return error_response(request, 400, "malformed_json", f"body is not valid JSON: {details[0]['problem']}",
-                                  details)
+            return error_response(
+                request, 400, "malformed_json", f"body is not valid JSON: {details[0]['problem']}", details
+            )
         return error_response(request, 422, "invalid_input", _summary(details), details)
-    records = [r.__dict__ for r in payload.records]
+    records = [r.__dict__ for r in payload.records]  # type: ignore[attr-defined]  # a model made at run time
     request.scope["mlci"]["records"] = len(records)
     bundle = state.bundle
     columns = bundle.columns_from_records(records)
@@ -101,7 +122,6 @@ async def predict(request: Request) -> Response:
     content = {
         "model": {"name": bundle.name, "version": bundle.version},
         "request_id": request_id_of(request),
-        "predictions": [{"label": label, "probabilities": dict(zip(classes, row))}
-                        for label, row in zip(labels, rows)],
+        "predictions": [{"label": label, "probabilities": dict(zip(classes, row))} for label, row in zip(labels, rows)],
     }
     return Response(orjson.dumps(content), media_type="application/json")

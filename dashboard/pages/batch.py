@@ -13,11 +13,11 @@ from dashboard.client import ApiRejected, ApiUnavailable
 
 
 def _source() -> tuple[str, bytes] | None:
-    upload = st.file_uploader("CSV file (one row per record, a header with the feature names)", type=["csv", "txt"],
-                              key="batch-upload")
+    upload = st.file_uploader(
+        "CSV file (one row per record, a header with the feature names)", type=["csv", "txt"], key="batch-upload"
+    )
     with st.expander("…or paste CSV text"):
-        pasted = st.text_area("CSV text", key="batch-paste", height=150,
-                              placeholder="feature_a,feature_b,…\n1.0,2.0,…")
+        pasted = st.text_area("CSV text", key="batch-paste", height=150, placeholder="feature_a,feature_b,…\n1.0,2.0,…")
     if upload is not None:
         return upload.name, upload.getvalue()
     if pasted and pasted.strip():
@@ -37,17 +37,25 @@ def _send(check: core.CsvCheck, size: int, digest: str) -> None:
     rejected: list[dict[str, Any]] = []
     offset = 0
     while offset < total:
-        chunk = records[offset:offset + size]
+        chunk = records[offset : offset + size]
         try:
             answer = ui.client().predict(chunk)
         except ApiRejected as error:
             if error.status == 413 and size > 1:
                 size = max(1, size // 2)  # the body limit bites before the record limit: smaller chunks
                 continue
-            problem = (f"The API refused the chunk starting at row {offset + 1} ({error.status} {error.error}): "
-                       f"{error.message}")
-            rejected = [{"row": (d.record + offset + 1) if d.record is not None else None, "field": d.field,
-                         "problem": d.problem} for d in error.details]
+            problem = (
+                f"The API refused the chunk starting at row {offset + 1} ({error.status} {error.error}): "
+                f"{error.message}"
+            )
+            rejected = [
+                {
+                    "row": (d.record + offset + 1) if d.record is not None else None,
+                    "field": d.field,
+                    "problem": d.problem,
+                }
+                for d in error.details
+            ]
             break
         except ApiUnavailable as error:
             problem = f"The API became unavailable after {len(labels)} rows: {error.message}"
@@ -62,8 +70,13 @@ def _send(check: core.CsvCheck, size: int, digest: str) -> None:
         offset += len(chunk)
         bar.progress(len(labels) / total, text=f"{len(labels)} / {total} rows")
     frame = core.results_frame(check.frame, labels, probabilities, classes, versions)
-    st.session_state["batch_result"] = {"digest": digest, "frame": frame, "problem": problem,
-                                        "rejected": rejected, "total": total}
+    st.session_state["batch_result"] = {
+        "digest": digest,
+        "frame": frame,
+        "problem": problem,
+        "rejected": rejected,
+        "total": total,
+    }
 
 
 def _show(result: dict[str, Any]) -> None:
@@ -75,16 +88,25 @@ def _show(result: dict[str, Any]) -> None:
     if frame.empty:
         return
     versions = sorted(set(frame["model_version"]))
-    st.success(f"**{len(frame)} of {result['total']} rows predicted** by model version(s) "
-               f"{', '.join('v' + v for v in versions)}", icon=":material/check_circle:")
+    st.success(
+        f"**{len(frame)} of {result['total']} rows predicted** by model version(s) "
+        f"{', '.join('v' + v for v in versions)}",
+        icon=":material/check_circle:",
+    )
     cols = st.columns([3, 1])
     with cols[0]:
         st.dataframe(frame, width="stretch", height=360)
     with cols[1]:
         st.markdown("**Labels**")
         st.bar_chart(frame["prediction"].value_counts().rename("rows"), height=220)
-    st.download_button("Download results (CSV)", frame.to_csv(index=False).encode(), file_name="predictions.csv",
-                       mime="text/csv", type="primary", key="batch-download")
+    st.download_button(
+        "Download results (CSV)",
+        frame.to_csv(index=False).encode(),
+        file_name="predictions.csv",
+        mime="text/csv",
+        type="primary",
+        key="batch-download",
+    )
 
 
 def page() -> None:
@@ -92,12 +114,19 @@ def page() -> None:
     schema = ui.schema()
     size = core.max_batch(schema)
     names = core.feature_names(schema)
-    st.caption(f"Upload a CSV whose header names the {len(names)} features; it is checked against the API's "
-               f"schema before anything is sent, then sent in chunks of at most {size} rows (the API's batch limit). "
-               "Other columns are kept in the results but not sent.")
+    st.caption(
+        f"Upload a CSV whose header names the {len(names)} features; it is checked against the API's "
+        f"schema before anything is sent, then sent in chunks of at most {size} rows (the API's batch limit). "
+        "Other columns are kept in the results but not sent."
+    )
     with st.expander("Expected columns"):
-        st.dataframe(pd.DataFrame([{"column": f["name"], "type": f["type"], "allowed": core.range_text(f)}
-                                   for f in core.features(schema)]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [{"column": f["name"], "type": f["type"], "allowed": core.range_text(f)} for f in core.features(schema)]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
     source = _source()
     if source is None:
         st.info("Waiting for a CSV file.")
@@ -108,13 +137,15 @@ def page() -> None:
     for warning in check.warnings:
         st.warning(warning)
     if check.errors:
-        st.error(f"**{filename} cannot be sent:**\n\n" + "\n".join(f"- {e}" for e in check.errors),
-                 icon=":material/block:")
+        st.error(
+            f"**{filename} cannot be sent:**\n\n" + "\n".join(f"- {e}" for e in check.errors), icon=":material/block:"
+        )
         return
     chunks = -(-len(check.records) // size)
     st.markdown(f"**{filename}**: {len(check.records)} rows ready, {chunks} request(s) of ≤ {size} rows.")
     with st.expander("Preview (first 10 rows)"):
-        st.dataframe(check.frame.head(10), width="stretch")
+        if check.frame is not None:
+            st.dataframe(check.frame.head(10), width="stretch")
     if st.button(f"Predict {len(check.records)} rows", type="primary", key="batch-send"):
         _send(check, size, digest)
     result = st.session_state.get("batch_result")

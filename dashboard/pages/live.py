@@ -11,8 +11,10 @@ from dashboard import core, ui
 from dashboard.client import ApiError
 
 st.title("Live model")
-st.caption("What the prediction API behind this dashboard serves right now. This panel refreshes by itself "
-           f"every {ui.refresh_seconds():g} s, so a blue/green switch shows up without reloading the page.")
+st.caption(
+    "What the prediction API behind this dashboard serves right now. This panel refreshes by itself "
+    f"every {ui.refresh_seconds():g} s, so a blue/green switch shows up without reloading the page."
+)
 
 
 def _short(text: object, size: int = 12) -> str:
@@ -56,8 +58,9 @@ def live_panel() -> None:
     left, right = st.columns([3, 2])
     with left:
         st.markdown("#### Provenance")
-        st.table(pd.DataFrame({"value": [str(v) if v not in (None, "") else "—" for v in facts.values()]},
-                              index=list(facts)))
+        st.table(
+            pd.DataFrame({"value": [str(v) if v not in (None, "") else "—" for v in facts.values()]}, index=list(facts))
+        )
     with right:
         st.markdown("#### Test metrics")
         metrics = {k: v for k, v in (version.get("metrics") or {}).items() if isinstance(v, (int, float))}

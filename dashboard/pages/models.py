@@ -23,7 +23,8 @@ def _metric_chart(chart: pd.DataFrame, metric: str):
     base = alt.Chart(chart).encode(
         x=alt.X("version:O", title="model version", axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False, nice=True)),
-        tooltip=["version", alt.Tooltip(f"{metric}:Q", format=".4f")])
+        tooltip=["version", alt.Tooltip(f"{metric}:Q", format=".4f")],
+    )
     return (base.mark_line() + base.mark_point(filled=True, size=70)).properties(height=260)
 
 
@@ -46,8 +47,11 @@ def page() -> None:
         return
     name = _model_name()
     if not name:
-        st.warning("Which model? Set `MLCI_MODEL_NAME`, or start the API so the dashboard can read the served "
-                   "model's name from GET /version.", icon=":material/warning:")
+        st.warning(
+            "Which model? Set `MLCI_MODEL_NAME`, or start the API so the dashboard can read the served "
+            "model's name from GET /version.",
+            icon=":material/warning:",
+        )
         return
     try:
         view = _load(uri, name)
@@ -59,8 +63,9 @@ def page() -> None:
             _load.clear()
             st.rerun()
         return
-    st.caption(f"Registered model `{view.model_name}` in `{view.tracking_uri}` (read-only; refreshed every "
-               f"{REGISTRY_TTL} s).")
+    st.caption(
+        f"Registered model `{view.model_name}` in `{view.tracking_uri}` (read-only; refreshed every {REGISTRY_TTL} s)."
+    )
     if not view.rows:
         st.info(f"Model `{view.model_name}` has no registered version yet (`mlci train` registers one).")
         return
@@ -79,9 +84,15 @@ def page() -> None:
         st.markdown(f"#### {metric} over versions")
         st.altair_chart(_metric_chart(chart, metric), width="stretch")
     st.markdown("#### Versions")
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={"version": st.column_config.NumberColumn("version", format="v%d"),
-                                metric: st.column_config.NumberColumn(metric, format="%.4f")})
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "version": st.column_config.NumberColumn("version", format="v%d"),
+            metric: st.column_config.NumberColumn(metric, format="%.4f"),
+        },
+    )
 
 
 ui.guard(page, key="models")

@@ -20,21 +20,36 @@ COLUMNS = 4
 
 def _numeric(feature: dict[str, Any], example: Any, key: str):
     value = None if example is None else float(example)
-    return st.number_input(f"{feature['name']}", value=value, step=core.numeric_step(feature, example),
-                           format="%.6g", help=f"numeric, {core.range_text(feature)}", key=key,
-                           placeholder="empty = missing" if feature.get("nullable") else None)
+    return st.number_input(
+        f"{feature['name']}",
+        value=value,
+        step=core.numeric_step(feature, example),
+        format="%.6g",
+        help=f"numeric, {core.range_text(feature)}",
+        key=key,
+        placeholder="empty = missing" if feature.get("nullable") else None,
+    )
 
 
 def _categorical(feature: dict[str, Any], example: Any, key: str):
     categories = [str(c) for c in feature.get("categories") or []]
     if not categories:
-        return st.text_input(feature["name"], value="" if example is None else str(example), key=key,
-                             help=f"categorical, {core.range_text(feature)}")
+        return st.text_input(
+            feature["name"],
+            value="" if example is None else str(example),
+            key=key,
+            help=f"categorical, {core.range_text(feature)}",
+        )
     options: list[Any] = categories + ([None] if feature.get("nullable") else [])
     index = options.index(str(example)) if example is not None and str(example) in options else 0
-    return st.selectbox(feature["name"], options, index=index, key=key,
-                        format_func=lambda o: "(missing)" if o is None else o,
-                        help=f"categorical, {core.range_text(feature)}")
+    return st.selectbox(
+        feature["name"],
+        options,
+        index=index,
+        key=key,
+        format_func=lambda o: "(missing)" if o is None else o,
+        help=f"categorical, {core.range_text(feature)}",
+    )
 
 
 def _result(result: dict[str, Any]) -> None:
@@ -62,9 +77,11 @@ def page() -> None:
     feats = core.features(schema)
     example = schema.get("example") or {}
     model = schema.get("model") or {}
-    st.caption(f"The form follows GET /schema of `{model.get('name')}` v{model.get('version')} "
-               f"({len(feats)} features, prefilled with the bundle's example record). Ranges are in each "
-               "field's help; the API checks them.")
+    st.caption(
+        f"The form follows GET /schema of `{model.get('name')}` v{model.get('version')} "
+        f"({len(feats)} features, prefilled with the bundle's example record). Ranges are in each "
+        "field's help; the API checks them."
+    )
     # Keyed by the feature set, not the version: a blue/green switch to a model with the same features
     # keeps what the user typed (and a click in flight still submits the form).
     signature = hashlib.sha256(json.dumps(feats, sort_keys=True).encode()).hexdigest()[:12]
@@ -97,12 +114,16 @@ def page() -> None:
             errors = {}
             st.session_state.setdefault("predict_errors", {})[form_key] = {}
             p = answer.predictions[0]
-            st.session_state["predict_result"] = {"label": p.label, "probabilities": p.probabilities,
-                                                  "model_name": answer.model_name,
-                                                  "model_version": answer.model_version,
-                                                  "request_id": answer.request_id, "record": record}
+            st.session_state["predict_result"] = {
+                "label": p.label,
+                "probabilities": p.probabilities,
+                "model_name": answer.model_name,
+                "model_version": answer.model_version,
+                "request_id": answer.request_id,
+                "record": record,
+            }
 
-    unplaced = []
+    unplaced: list[str] = []
     for name, problems in errors.items():
         if name in slots:
             slots[name].error("\n\n".join(problems), icon=":material/warning:")

@@ -42,17 +42,29 @@ def fit(config: Config) -> Fitted:
     frame = pd.read_csv(config.data_path, delimiter=config.data.delimiter)
     features = model_frame(frame, config)
     target = frame[config.data.target].astype(str)
-    x_train, x_test, y_train, _ = train_test_split(features, target, test_size=config.split.test_size,
-                                                   random_state=config.split.seed, stratify=target)
+    x_train, x_test, y_train, _ = train_test_split(
+        features, target, test_size=config.split.test_size, random_state=config.split.seed, stratify=target
+    )
     return Fitted(config, build_pipeline(config).fit(x_train, y_train), x_test)
 
 
 def metadata(config: Config, version: str = "7") -> dict:
-    return {"name": config.model_name, "version": version, "run_id": "0123456789abcdef", "commit": "abc1234",
-            "data": {"sha256": "f" * 64, "rows": 1, "columns": len(config.data.features) + 1,
-                     "path": str(config.data.path)},
-            "metrics": {config.metrics.primary: 0.99}, "trained_at": "2026-01-01T00:00:00+00:00",
-            "trained_by": "tests", "primary_metric": config.metrics.primary}
+    return {
+        "name": config.model_name,
+        "version": version,
+        "run_id": "0123456789abcdef",
+        "commit": "abc1234",
+        "data": {
+            "sha256": "f" * 64,
+            "rows": 1,
+            "columns": len(config.data.features) + 1,
+            "path": str(config.data.path),
+        },
+        "metrics": {config.metrics.primary: 0.99},
+        "trained_at": "2026-01-01T00:00:00+00:00",
+        "trained_by": "tests",
+        "primary_metric": config.metrics.primary,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +97,9 @@ def demo_bundle(demo_fitted, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def loans_bundle(loans_fitted, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "loans"
-    export_bundle(loans_fitted.pipeline, loans_fitted.config, metadata(loans_fitted.config, "3"),
-                  loans_fitted.test_frame, out)
+    export_bundle(
+        loans_fitted.pipeline, loans_fitted.config, metadata(loans_fitted.config, "3"), loans_fitted.test_frame, out
+    )
     return out
 
 
@@ -99,8 +112,7 @@ def demo_client(demo_bundle):
 
 @pytest.fixture(scope="module")
 def loans_client(loans_bundle):
-    app = create_app(loans_bundle, Settings(colour="green", environment="production", max_batch=5,
-                                            max_body_bytes=4096))
+    app = create_app(loans_bundle, Settings(colour="green", environment="production", max_batch=5, max_body_bytes=4096))
     with TestClient(app) as client:
         yield client
 

@@ -39,8 +39,10 @@ def test_request_ids_are_generated_and_unique(demo_client):
     assert len(ids) == 3
 
 
-@pytest.mark.parametrize("name, client_fixture, fitted_fixture", [
-    ("demo", "demo_client", "demo_fitted"), ("loans", "loans_client", "loans_fitted")])
+@pytest.mark.parametrize(
+    "name, client_fixture, fitted_fixture",
+    [("demo", "demo_client", "demo_fitted"), ("loans", "loans_client", "loans_fitted")],
+)
 def test_api_equals_scikit_learn_on_the_whole_test_set(request, name, client_fixture, fitted_fixture):
     client, fitted = request.getfixturevalue(client_fixture), request.getfixturevalue(fitted_fixture)
     frame = fitted.test_frame
@@ -57,7 +59,7 @@ def test_api_equals_scikit_learn_on_the_whole_test_set(request, name, client_fix
         records.append(record)
     labels, probabilities = [], []
     for start in range(0, len(records), limit):
-        response = client.post("/predict", json={"records": records[start:start + limit]})
+        response = client.post("/predict", json={"records": records[start : start + limit]})
         assert response.status_code == 200, response.text
         for p in response.json()["predictions"]:
             labels.append(p["label"])
@@ -126,13 +128,16 @@ def test_nan_and_inf_are_refused(loans_client, literal):
         assert response.json()["details"][0]["field"] == "income"
 
 
-@pytest.mark.parametrize("body, status, field", [
-    ({"records": []}, 422, "records"),
-    ({"records": "all"}, 422, "records"),
-    ({}, 422, "records"),
-    ({"records": [{}], "extra": 1}, 422, "extra"),
-    ([1, 2], 422, None),
-])
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ({"records": []}, 422, "records"),
+        ({"records": "all"}, 422, "records"),
+        ({}, 422, "records"),
+        ({"records": [{}], "extra": 1}, 422, "extra"),
+        ([1, 2], 422, None),
+    ],
+)
 def test_bad_envelopes(loans_client, body, status, field):
     response = loans_client.post("/predict", json=body)
     assert response.status_code == status, response.text
@@ -255,7 +260,7 @@ def test_metrics(loans_client):
     assert 'mlci_requests_total{method="POST",model_version="3",route="/predict",status="200"}' in text
     assert 'mlci_requests_total{method="POST",model_version="3",route="/predict",status="422"}' in text
     assert 'mlci_request_duration_seconds_bucket{le="0.5",model_version="3",route="/predict",status="200"}' in text
-    assert 'mlci_predictions_total{label=' in text and 'mlci_model_info{model_version="3"' in text
+    assert "mlci_predictions_total{label=" in text and 'mlci_model_info{model_version="3"' in text
 
 
 def test_one_json_access_line_per_request(loans_client):
@@ -274,7 +279,11 @@ def test_one_json_access_line_per_request(loans_client):
     assert len(fields) == 2
     assert fields[0]["request_id"] == response.headers["x-request-id"]
     assert (fields[0]["route"], fields[0]["status"], fields[0]["records"], fields[0]["model_version"]) == (
-        "/predict", 200, 3, "3")
+        "/predict",
+        200,
+        3,
+        "3",
+    )
     assert fields[0]["latency_ms"] > 0 and fields[1]["route"] == "/health"
 
 

@@ -26,7 +26,7 @@ def test_each_caller_gets_its_own_row_under_concurrency(loans_bundle, loans_fitt
 
         async def caller(i: int):
             await asyncio.sleep(rng.random() * 0.005)  # arrive in a shuffled order
-            row = {name: column[i:i + 1] for name, column in columns.items()}
+            row = {name: column[i : i + 1] for name, column in columns.items()}
             return i, await batcher.submit(row)
 
         order = list(range(len(frame))) * 3
@@ -57,8 +57,9 @@ def test_a_failing_batch_fails_only_its_callers():
     async def scenario():
         batcher = MicroBatcher(predict, max_rows=8, max_wait=0.01)
         await batcher.start()
-        first = await asyncio.gather(*(batcher.submit({"x": np.array([[float(i)]])}) for i in range(3)),
-                                     return_exceptions=True)
+        first = await asyncio.gather(
+            *(batcher.submit({"x": np.array([[float(i)]])}) for i in range(3)), return_exceptions=True
+        )
         second = await batcher.submit({"x": np.array([[5.0]])})
         await batcher.stop()
         return first, second

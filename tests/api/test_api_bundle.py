@@ -43,15 +43,21 @@ def test_parity_with_categoricals_and_missing_values(loans_fitted, loans_bundle)
 
 
 def test_logistic_regression_parity(helpers, loans_config, tmp_path):
-    fitted = helpers.fit(helpers.with_estimator(loans_config, "sklearn.linear_model.LogisticRegression", {"max_iter": 500}))
-    summary = export_bundle(fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b")
+    fitted = helpers.fit(
+        helpers.with_estimator(loans_config, "sklearn.linear_model.LogisticRegression", {"max_iter": 500})
+    )
+    summary = export_bundle(
+        fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b"
+    )
     assert summary["precision"] == "float64"
     assert assert_parity(fitted, tmp_path / "b") < 1e-12
 
 
 def test_tree_ties_keep_scikit_learns_label(helpers, loans_config, tmp_path):
     # 100 trees on loans: several held-out rows are exact 0.5/0.5 ties that float32 sums break.
-    fitted = helpers.fit(helpers.with_estimator(loans_config, "sklearn.ensemble.RandomForestClassifier", {"random_state": 42}))
+    fitted = helpers.fit(
+        helpers.with_estimator(loans_config, "sklearn.ensemble.RandomForestClassifier", {"random_state": 42})
+    )
     proba = fitted.pipeline.predict_proba(fitted.test_frame)
     export_bundle(fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b")
     assert assert_parity(fitted, tmp_path / "b") == 0.0
@@ -59,16 +65,21 @@ def test_tree_ties_keep_scikit_learns_label(helpers, loans_config, tmp_path):
 
 
 def test_float32_only_estimator_gets_a_cast(helpers, loans_config, tmp_path):
-    fitted = helpers.fit(helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30}))
-    summary = export_bundle(fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b")
+    fitted = helpers.fit(
+        helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30})
+    )
+    summary = export_bundle(
+        fitted.pipeline, fitted.config, helpers.metadata(fitted.config), fitted.test_frame, tmp_path / "b"
+    )
     assert summary["precision"] == "float64 preprocessing, float32 estimator"
     assert summary["attempts"][0]["error"]  # the float64 attempt said why it could not be used
     assert_parity(fitted, tmp_path / "b")
 
 
 def test_parity_failure_fails_loudly_and_writes_nothing(helpers, loans_config, tmp_path):
-    config = helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30},
-                            parity_tolerance=1e-15)
+    config = helpers.with_estimator(
+        loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30}, parity_tolerance=1e-15
+    )
     fitted = helpers.fit(config)
     with pytest.raises(CheckFailed) as caught:
         export_bundle(fitted.pipeline, config, helpers.metadata(config), fitted.test_frame, tmp_path / "b")
@@ -80,8 +91,13 @@ def test_parity_failure_fails_loudly_and_writes_nothing(helpers, loans_config, t
 
 
 def test_fallback_ships_scikit_learn_and_says_so(helpers, loans_config, tmp_path):
-    config = helpers.with_estimator(loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30},
-                            parity_tolerance=1e-15, allow_sklearn_fallback=True)
+    config = helpers.with_estimator(
+        loans_config,
+        "sklearn.ensemble.GradientBoostingClassifier",
+        {"n_estimators": 30},
+        parity_tolerance=1e-15,
+        allow_sklearn_fallback=True,
+    )
     fitted = helpers.fit(config)
     summary = export_bundle(fitted.pipeline, config, helpers.metadata(config), fitted.test_frame, tmp_path / "b")
     assert summary["format"] == "sklearn" and summary["model_file"] == fmt.SKLEARN_FILE
@@ -93,8 +109,20 @@ def test_fallback_ships_scikit_learn_and_says_so(helpers, loans_config, tmp_path
 
 def test_metadata_and_reference_files(loans_fitted, loans_bundle):
     meta = json.loads((loans_bundle / fmt.METADATA_FILE).read_text())
-    for key in ("name", "version", "run_id", "commit", "data", "metrics", "trained_at", "trained_by",
-                "primary_metric", "created_at", "mlci_version", "model_sha256"):
+    for key in (
+        "name",
+        "version",
+        "run_id",
+        "commit",
+        "data",
+        "metrics",
+        "trained_at",
+        "trained_by",
+        "primary_metric",
+        "created_at",
+        "mlci_version",
+        "model_sha256",
+    ):
         assert meta[key], key
     assert meta["task"] == "classification" and meta["model_file"] == fmt.ONNX_FILE
     assert meta["classes"] == [str(c) for c in loans_fitted.pipeline.classes_]
@@ -120,8 +148,9 @@ def test_out_dir_that_is_not_a_bundle_is_refused(helpers, demo_fitted, tmp_path)
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(BadInput, match="not a model bundle"):
-        export_bundle(demo_fitted.pipeline, demo_fitted.config, helpers.metadata(demo_fitted.config),
-                      demo_fitted.test_frame, out)
+        export_bundle(
+            demo_fitted.pipeline, demo_fitted.config, helpers.metadata(demo_fitted.config), demo_fitted.test_frame, out
+        )
     assert (out / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
 
@@ -129,19 +158,27 @@ def test_out_dir_that_is_not_a_bundle_is_refused(helpers, demo_fitted, tmp_path)
 def test_an_earlier_bundle_is_replaced(helpers, loans_fitted, tmp_path):
     out = tmp_path / "b"
     for version in ("1", "2"):
-        export_bundle(loans_fitted.pipeline, loans_fitted.config, helpers.metadata(loans_fitted.config, version),
-                      loans_fitted.test_frame, out)
+        export_bundle(
+            loans_fitted.pipeline,
+            loans_fitted.config,
+            helpers.metadata(loans_fitted.config, version),
+            loans_fitted.test_frame,
+            out,
+        )
     assert json.loads((out / fmt.METADATA_FILE).read_text())["version"] == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("no_dir", "not a directory"),
-    ("bad_json", "not valid JSON"),
-    ("no_model", "is missing"),
-    ("altered_model", "does not match the sha256"),
-    ("no_reference", "reference rows"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("no_dir", "not a directory"),
+        ("bad_json", "not valid JSON"),
+        ("no_model", "is missing"),
+        ("altered_model", "does not match the sha256"),
+        ("no_reference", "reference rows"),
+    ],
+)
 def test_load_bundle_names_what_is_wrong(loans_bundle, tmp_path, damage, message):
     import shutil
 
@@ -172,7 +209,8 @@ def test_api_imports_neither_ml_nor_the_training_stack(helpers, loans_bundle):
         "with TestClient(app) as c:\n"
         "    r = c.post('/predict', json={'records': [app.state.mlci.bundle.reference['records'][0]]})\n"
         "    assert r.status_code == 200, r.text\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ml', 'sklearn', 'pandas', 'scipy', 'mlflow', 'skl2onnx'))\n"
+        "heavy = ('ml', 'sklearn', 'pandas', 'scipy', 'mlflow', 'skl2onnx')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print('LOADED=' + ','.join(bad))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=helpers.root, capture_output=True, text=True, timeout=120)

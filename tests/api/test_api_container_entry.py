@@ -39,10 +39,16 @@ def wait_ready(env, process, seconds=30):
 def slot(demo_bundle, tmp_path):
     sock = tmp_path / "blue.sock"
     sock.write_text("stale")  # a socket file left by the slot's previous container
-    env = {**os.environ, "MLCI_BUNDLE": str(demo_bundle), "MLCI_UDS": str(sock), "MLCI_COLOUR": "blue",
-           "MLCI_ENV": "staging"}
-    process = subprocess.Popen([sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "MLCI_BUNDLE": str(demo_bundle),
+        "MLCI_UDS": str(sock),
+        "MLCI_COLOUR": "blue",
+        "MLCI_ENV": "staging",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_ready(env, process)
         yield env
@@ -69,12 +75,16 @@ def test_healthcheck_fails_when_nothing_listens(tmp_path):
     assert not healthcheck.ready({"MLCI_PORT": str(port)})
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"MLCI_PORT": "http"}, "must be integers"),
-    ({"MLCI_BUNDLE": "/nonexistent/bundle"}, "cannot start the API"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"MLCI_PORT": "http"}, "must be integers"),
+        ({"MLCI_BUNDLE": "/nonexistent/bundle"}, "cannot start the API"),
+    ],
+)
 def test_bad_container_settings_exit_with_a_message(env, message):
-    done = subprocess.run([sys.executable, "-m", "api"], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "api"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert message in done.stderr and "Traceback" not in done.stderr

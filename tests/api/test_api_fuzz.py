@@ -26,10 +26,16 @@ def test_no_5xx_over_generated_requests(loans_bundle):
                     continue
                 strategy = operation.as_strategy(generation_mode=schemathesis.GenerationMode(mode))
 
-                @settings(max_examples=count if has_body else 25, deadline=None, database=None,
-                          phases=[Phase.generate], suppress_health_check=list(HealthCheck), derandomize=True)
+                @settings(
+                    max_examples=count if has_body else 25,
+                    deadline=None,
+                    database=None,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                    derandomize=True,
+                )
                 @given(case=strategy)
-                def run(case):
+                def run(case, operation=operation):
                     response = case.call()
                     statuses.append((operation.label, response.status_code))
                     if response.status_code >= 500:

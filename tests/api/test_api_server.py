@@ -19,8 +19,13 @@ def server(loans_bundle, helpers, tmp_path_factory, free_port):
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ, "MLCI_COLOUR": "green", "MLCI_ENV": "staging", "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "api.server", str(loans_bundle), str(port), "2"],
-                                   cwd=helpers.root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.server", str(loans_bundle), str(port), "2"],
+            cwd=helpers.root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -45,7 +50,7 @@ def server(loans_bundle, helpers, tmp_path_factory, free_port):
 
 
 def test_real_server_predicts_like_scikit_learn(server, loans_fitted):
-    base, log = server
+    base, _log = server
     version = httpx.get(f"{base}/version").json()
     assert (version["colour"], version["environment"], version["version"]) == ("green", "staging", "3")
     example = httpx.get(f"{base}/schema").json()["example"]
@@ -58,7 +63,7 @@ def test_real_server_predicts_like_scikit_learn(server, loans_fitted):
 
 
 def test_real_server_concurrent_single_records(server, loans_fitted, loans_bundle):
-    base, log = server
+    base, _log = server
     from ml.bundle import load_bundle
 
     bundle = load_bundle(loans_bundle)
@@ -68,6 +73,7 @@ def test_real_server_concurrent_single_records(server, loans_fitted, loans_bundl
     expected = [str(x) for x in loans_fitted.pipeline.predict(loans_fitted.test_frame)]
 
     with httpx.Client(base_url=base, timeout=10) as client:
+
         def call(i):
             r = client.post("/predict", json={"records": [records[i]]})
             return i, r.status_code, r.json()["predictions"][0]["label"]

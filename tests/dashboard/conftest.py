@@ -40,15 +40,26 @@ def make_bundle(config: Config, out: Path, version: str, *, commit: str, author:
     frame = pd.read_csv(config.data_path, delimiter=config.data.delimiter)
     features = model_frame(frame, config)
     target = frame[config.data.target].astype(str)
-    x_train, x_test, y_train, _ = train_test_split(features, target, test_size=config.split.test_size,
-                                                   random_state=config.split.seed, stratify=target)
+    x_train, x_test, y_train, _ = train_test_split(
+        features, target, test_size=config.split.test_size, random_state=config.split.seed, stratify=target
+    )
     pipeline = build_pipeline(config).fit(x_train, y_train)
-    metadata = {"name": config.model_name, "version": version, "run_id": f"run{version}" + "0" * 28,
-                "commit": commit, "data": {"sha256": (version * 64)[:64], "rows": len(frame),
-                                           "columns": len(frame.columns), "path": str(config.data.path)},
-                "metrics": {config.metrics.primary: score, "accuracy": score - 0.02},
-                "trained_at": f"2026-0{version}-01T12:00:00+00:00", "trained_by": author,
-                "primary_metric": config.metrics.primary}
+    metadata = {
+        "name": config.model_name,
+        "version": version,
+        "run_id": f"run{version}" + "0" * 28,
+        "commit": commit,
+        "data": {
+            "sha256": (version * 64)[:64],
+            "rows": len(frame),
+            "columns": len(frame.columns),
+            "path": str(config.data.path),
+        },
+        "metrics": {config.metrics.primary: score, "accuracy": score - 0.02},
+        "trained_at": f"2026-0{version}-01T12:00:00+00:00",
+        "trained_by": author,
+        "primary_metric": config.metrics.primary,
+    }
     export_bundle(pipeline, config, metadata, x_test, out)
     return out
 
@@ -60,10 +71,12 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     small = {"n_estimators": 15, "max_depth": 3, "n_jobs": 1, "random_state": 1}
     larger = {"n_estimators": 30, "max_depth": 6, "n_jobs": 1, "random_state": 2}
     return {
-        "v1": make_bundle(_config(DEMO_CONFIG, small), root / "v1", "1", commit="1111111aaaa", author="alice",
-                          score=0.97),
-        "v2": make_bundle(_config(DEMO_CONFIG, larger), root / "v2", "2", commit="2222222bbbb", author="bob",
-                          score=0.98),
+        "v1": make_bundle(
+            _config(DEMO_CONFIG, small), root / "v1", "1", commit="1111111aaaa", author="alice", score=0.97
+        ),
+        "v2": make_bundle(
+            _config(DEMO_CONFIG, larger), root / "v2", "2", commit="2222222bbbb", author="bob", score=0.98
+        ),
     }
 
 
@@ -89,12 +102,23 @@ class ApiProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ApiProcess:
-        env = {**os.environ, "MLCI_COLOUR": self.colour, "MLCI_ENV": self.environment, "MLCI_LOG_LEVEL": "WARNING",
-               "PYTHONPATH": str(ROOT), **self.extra_env}
+        env = {
+            **os.environ,
+            "MLCI_COLOUR": self.colour,
+            "MLCI_ENV": self.environment,
+            "MLCI_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+            **self.extra_env,
+        }
         self.log = self.bundle.parent / f"api-{self.port}-{self.colour}.log"
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([PYTHON, "-m", "api.server", str(self.bundle), str(self.port)],
-                                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "api.server", str(self.bundle), str(self.port)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -171,11 +195,19 @@ def registry_store(tmp_path_factory) -> dict[str, object]:
         run = client.create_run(experiment)
         client.log_metric(run.info.run_id, "test_roc_auc", score)
         client.set_terminated(run.info.run_id)
-        client.create_model_version(MODEL_NAME, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
-                                    tags={"mlci.commit": f"{i}{i}{i}abcdef", "mlci.author": author,
-                                          "mlci.branch": "main", "mlci.primary_metric": "roc_auc",
-                                          "mlci.metric.roc_auc": repr(score),
-                                          "mlci.trained_at": f"2026-0{i}-01T12:00:00+00:00"})
+        client.create_model_version(
+            MODEL_NAME,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run.info.run_id,
+            tags={
+                "mlci.commit": f"{i}{i}{i}abcdef",
+                "mlci.author": author,
+                "mlci.branch": "main",
+                "mlci.primary_metric": "roc_auc",
+                "mlci.metric.roc_auc": repr(score),
+                "mlci.trained_at": f"2026-0{i}-01T12:00:00+00:00",
+            },
+        )
     client.set_registered_model_alias(MODEL_NAME, "production", "2")
     client.set_registered_model_alias(MODEL_NAME, "staging", "3")
     client.set_registered_model_alias(MODEL_NAME, "candidate", "3")

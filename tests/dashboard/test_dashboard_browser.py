@@ -35,8 +35,9 @@ def api_port(free_port) -> int:
 
 @pytest.fixture(scope="module")
 def blue(apis, bundles, api_port):
-    return apis.start(bundles["v1"], port=api_port, colour="blue", environment="production",
-                      extra_env={"MLCI_MAX_BATCH": "16"})
+    return apis.start(
+        bundles["v1"], port=api_port, colour="blue", environment="production", extra_env={"MLCI_MAX_BATCH": "16"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +45,23 @@ def dashboard(blue, registry_store, tmp_path_factory, free_port):
     """`mlci dashboard`'s launcher (dashboard.launch.run) in a process of its own, stopped at teardown."""
     port = free_port()
     log = tmp_path_factory.mktemp("dashboard-e2e") / "streamlit.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": str(registry_store["uri"]), "MLCI_DASHBOARD_REFRESH": REFRESH,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": str(registry_store["uri"]),
+        "MLCI_DASHBOARD_REFRESH": REFRESH,
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("MLCI_MODEL_NAME", None)  # the Models page takes the name from the API's /version
     code = f"from dashboard.launch import run; run({blue.url!r}, {port})"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -96,8 +107,10 @@ def shot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.wait_for_timeout(600)  # let charts finish drawing
     # Streamlit scrolls inside its main block, so full_page alone cuts the page: grow the viewport to fit.
-    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
-                           "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)")
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+        "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)"
+    )
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 4000))})
     page.wait_for_timeout(400)
@@ -123,7 +136,7 @@ def request_id(page) -> str:
 
 def no_traceback(page) -> None:
     body = page.locator("body").inner_text()
-    assert "Traceback" not in body and "File \"" not in body, body[-2000:]
+    assert "Traceback" not in body and 'File "' not in body, body[-2000:]
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -142,10 +155,10 @@ def test_dashboard_in_a_real_browser(dashboard, blue, apis, bundles, api_port, b
         # Live model
         page.goto(dashboard + "/")
         expect(main).to_contain_text("Serving breast-cancer-classifier version 1")
-        expect(main).to_contain_text("alice")              # trained by
-        expect(main).to_contain_text("1111111aaaa")        # commit
-        expect(main).to_contain_text("1" * 64)             # data fingerprint
-        expect(main).to_contain_text("0.9700")             # primary metric
+        expect(main).to_contain_text("alice")  # trained by
+        expect(main).to_contain_text("1111111aaaa")  # commit
+        expect(main).to_contain_text("1" * 64)  # data fingerprint
+        expect(main).to_contain_text("0.9700")  # primary metric
         expect(sidebar).to_contain_text("v1")
         shot(page, "live_model")
 
@@ -172,7 +185,8 @@ def test_dashboard_in_a_real_browser(dashboard, blue, apis, bundles, api_port, b
         # Batch: upload, check, send in chunks of 16, show and offer the results
         go(page, "Batch")
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-            files=[{"name": "rows.csv", "mimeType": "text/csv", "buffer": demo_csv(40)}])
+            files=[{"name": "rows.csv", "mimeType": "text/csv", "buffer": demo_csv(40)}]
+        )
         send = page.get_by_role("button", name="Predict 40 rows")
         expect(send).to_be_visible()
         expect(main).to_contain_text("3 request(s)")
@@ -185,8 +199,9 @@ def test_dashboard_in_a_real_browser(dashboard, blue, apis, bundles, api_port, b
         go(page, "Models")
         expect(main).to_contain_text("roc_auc over versions")
         expect(main).to_contain_text("@production")
-        expect(page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]').first
-               ).to_be_visible()
+        expect(
+            page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]').first
+        ).to_be_visible()
         shot(page, "models")
 
         # The swap: back on Predict, then a new model version behind the same URL
@@ -197,8 +212,9 @@ def test_dashboard_in_a_real_browser(dashboard, blue, apis, bundles, api_port, b
         expect(page.locator("code", has_text=re.compile("^[0-9a-f]{32}$")).first).not_to_have_text(before)
         page.evaluate("window.__mlciNoReload = 42")
         blue.stop()
-        green = apis.start(bundles["v2"], port=api_port, colour="green", environment="production",
-                           extra_env={"MLCI_MAX_BATCH": "16"})
+        green = apis.start(
+            bundles["v2"], port=api_port, colour="green", environment="production", extra_env={"MLCI_MAX_BATCH": "16"}
+        )
         switched = time.monotonic()
         expect(sidebar).to_contain_text("Serving breast-cancer-classifier v2", timeout=SWITCH_DEADLINE_MS)
         expect(sidebar).to_contain_text("green slot")

@@ -11,12 +11,22 @@ import pytest
 from dashboard import core, launch, registry
 from dashboard.client import ApiClient, ApiRejected, ApiUnavailable, api_url
 
-SCHEMA = {"features": [
-    {"name": "age", "type": "numeric", "min": 18, "max": 120, "categories": None, "nullable": False},
-    {"name": "income", "type": "numeric", "min": 0, "max": None, "categories": None, "nullable": True},
-    {"name": "region", "type": "categorical", "min": None, "max": None, "categories": ["north", "south"],
-     "nullable": False},
-], "max_batch": 2, "example": {"age": 30.0, "income": 1000.0, "region": "north"}}
+SCHEMA = {
+    "features": [
+        {"name": "age", "type": "numeric", "min": 18, "max": 120, "categories": None, "nullable": False},
+        {"name": "income", "type": "numeric", "min": 0, "max": None, "categories": None, "nullable": True},
+        {
+            "name": "region",
+            "type": "categorical",
+            "min": None,
+            "max": None,
+            "categories": ["north", "south"],
+            "nullable": False,
+        },
+    ],
+    "max_batch": 2,
+    "example": {"age": 30.0, "income": 1000.0, "region": "north"},
+}
 
 
 # -- client ----------------------------------------------------------------------------------------
@@ -85,20 +95,25 @@ def test_record_from_form_types_the_values():
 def test_check_csv_accepts_good_rows_and_keeps_extra_columns():
     check = core.check_csv(b"id,age,income,region\n1,30,100,north\n2,40,,south\n", SCHEMA)
     assert check.ok and not check.errors
-    assert check.records == [{"age": 30.0, "income": 100.0, "region": "north"},
-                             {"age": 40.0, "income": None, "region": "south"}]
+    assert check.records == [
+        {"age": 30.0, "income": 100.0, "region": "north"},
+        {"age": 40.0, "income": None, "region": "south"},
+    ]
     assert check.warnings == ["columns the model does not use (kept in the results, not sent): id"]
 
 
-@pytest.mark.parametrize("text, problem", [
-    (b"", "the file is empty"),
-    (b"age,region\n30,north\n", "missing columns the model needs: income"),
-    (b"age,income,region\n", "the file has a header but no rows"),
-    (b"age,income,region\nold,1,north\n", "column 'age': not a number in rows 1"),
-    (b"age,income,region\n30,1,north\n10,1,north\n", "column 'age': outside 18 ≤ x ≤ 120 in rows 2"),
-    (b"age,income,region\n30,1,east\n", "column 'region': values east are not one of north, south"),
-    (b"age,income,region\n,1,north\n", "column 'age': empty values in rows 1 (this feature is required)"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (b"", "the file is empty"),
+        (b"age,region\n30,north\n", "missing columns the model needs: income"),
+        (b"age,income,region\n", "the file has a header but no rows"),
+        (b"age,income,region\nold,1,north\n", "column 'age': not a number in rows 1"),
+        (b"age,income,region\n30,1,north\n10,1,north\n", "column 'age': outside 18 ≤ x ≤ 120 in rows 2"),
+        (b"age,income,region\n30,1,east\n", "column 'region': values east are not one of north, south"),
+        (b"age,income,region\n,1,north\n", "column 'age': empty values in rows 1 (this feature is required)"),
+    ],
+)
 def test_check_csv_names_what_is_wrong(text, problem):
     check = core.check_csv(text, SCHEMA)
     assert not check.ok
@@ -117,15 +132,23 @@ def test_chunks_stay_within_the_limit():
 
 def test_results_frame_adds_prediction_columns():
     source = pd.read_csv(io.StringIO("id,age\n1,30\n2,40\n"))
-    out = core.results_frame(source, ["no", "yes"], [{"no": 0.9, "yes": 0.1}, {"no": 0.2, "yes": 0.8}],
-                             ["no", "yes"], ["1", "1"])
+    out = core.results_frame(
+        source, ["no", "yes"], [{"no": 0.9, "yes": 0.1}, {"no": 0.2, "yes": 0.8}], ["no", "yes"], ["1", "1"]
+    )
     assert list(out.columns) == ["id", "age", "prediction", "p_no", "p_yes", "model_version"]
     assert list(out["p_yes"]) == [0.1, 0.8]
 
 
 def test_model_key_and_primary_metric():
-    version = {"name": "m", "version": "2", "run_id": "r", "colour": "green", "environment": "staging",
-               "metrics": {"roc_auc": 0.9, "accuracy": 0.8}, "primary_metric": "roc_auc"}
+    version = {
+        "name": "m",
+        "version": "2",
+        "run_id": "r",
+        "colour": "green",
+        "environment": "staging",
+        "metrics": {"roc_auc": 0.9, "accuracy": 0.8},
+        "primary_metric": "roc_auc",
+    }
     assert core.model_key(version) == ("m", "2", "r", "green")
     assert core.describe(version) == "m v2 (green, staging)"
     assert core.primary_metric(version) == ("roc_auc", 0.9)
@@ -138,7 +161,10 @@ def test_registry_reads_versions_aliases_and_metric(registry_store):
     assert view.primary_metric == "roc_auc"
     assert view.aliases == {"production": "2", "staging": "3", "candidate": "3"}
     assert [(r["version"], r["metric"], r["author"]) for r in view.rows] == [
-        (3, 0.962, "carol"), (2, 0.973, "bob"), (1, 0.951, "alice")]
+        (3, 0.962, "carol"),
+        (2, 0.973, "bob"),
+        (1, 0.951, "alice"),
+    ]
 
 
 def test_registry_settings_from_the_environment():

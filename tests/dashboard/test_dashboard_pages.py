@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 from pathlib import Path
 
 import httpx
@@ -159,7 +158,7 @@ def test_predict_shows_the_api_message_next_to_the_field_it_names(monkeypatch, a
     # fixed: the error goes away and the prediction shows
     at.number_input[0].set_value(12.0)
     at.button[0].click().run()
-    assert not [e for e in at.error]
+    assert not list(at.error)
     assert [m for m in at.metric if m.label == "Label"]
 
 
@@ -171,7 +170,7 @@ def test_predict_form_uses_selects_for_categoricals(monkeypatch, apis, loans_bun
     assert set(selects) == {"region", "employment"}
     nullable = {f["name"]: f["nullable"] for f in schema["features"]}
     missing = ["(missing)"] if nullable["region"] else []
-    assert selects["region"].options == ["north", "south", "east", "west"] + missing
+    assert selects["region"].options == ["north", "south", "east", "west", *missing]
     assert selects["region"].value == schema["example"]["region"]
     assert {n.label for n in at.number_input} == {"income", "age", "debt_ratio"}
     selects["employment"].set_value("self-employed")
@@ -266,8 +265,9 @@ def test_models_page_lists_registry_versions(monkeypatch, api_v1, registry_store
 
 
 def test_models_page_takes_the_name_from_the_environment(monkeypatch, dead_url, registry_store):
-    at = app(monkeypatch, dead_url, "models", MLFLOW_TRACKING_URI=registry_store["uri"],
-             MLCI_MODEL_NAME="no-such-model")
+    at = app(
+        monkeypatch, dead_url, "models", MLFLOW_TRACKING_URI=registry_store["uri"], MLCI_MODEL_NAME="no-such-model"
+    )
     assert any("no-such-model" in i.value and "no registered version" in i.value for i in at.info)
 
 
@@ -286,4 +286,3 @@ def test_batch_shrinks_its_chunks_when_the_body_limit_bites(monkeypatch, apis, b
     at.button(key="batch-send").click().run()
     assert not at.exception and not list(at.error)
     assert "12 of 12 rows predicted" in texts(at)
-

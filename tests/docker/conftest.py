@@ -21,8 +21,16 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON_BASE = "mlci-base/python:3.11-bookworm"
 NGINX_BASE = "mlci-base/nginx:bookworm"
 # What an image build reads from a project: the context allow-listed by .dockerignore.
-BUILD_SOURCES = ("api", "dashboard", "docker", "requirements", ".dockerignore", "ml/__init__.py", "ml/errors.py",
-                 "ml/registry.py")
+BUILD_SOURCES = (
+    "api",
+    "dashboard",
+    "docker",
+    "requirements",
+    ".dockerignore",
+    "ml/__init__.py",
+    "ml/errors.py",
+    "ml/registry.py",
+)
 
 
 def docker_ok() -> bool:
@@ -38,8 +46,7 @@ def docker_engine() -> None:
 @pytest.fixture(scope="session")
 def base_images(docker_engine) -> dict[str, str]:
     """The local base images, built once with debootstrap when missing (minutes the first time)."""
-    done = subprocess.run([str(REPO / "docker" / "base-image.sh"), "all"], capture_output=True, text=True,
-                          timeout=1200)
+    done = subprocess.run([str(REPO / "docker" / "base-image.sh"), "all"], capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout + done.stderr
     return {"MLCI_BASE_IMAGE": PYTHON_BASE, "MLCI_ROUTER_BASE_IMAGE": NGINX_BASE}
 
@@ -50,8 +57,9 @@ def copy_build_sources(root: Path) -> None:
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".streamlit"),
-                            dirs_exist_ok=True)
+            shutil.copytree(
+                source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".streamlit"), dirs_exist_ok=True
+            )
         else:
             shutil.copy2(source, target)
     wheelhouse = REPO / "build" / "wheelhouse"
@@ -79,8 +87,11 @@ def image_project(project, base_images, monkeypatch):
 
 
 def remove_images(project_name: str) -> None:
-    tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-                           f"reference={project_name}-*"], capture_output=True, text=True).stdout.split()
+    tags = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={project_name}-*"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if tags:
         # --no-prune keeps the shared parent layers: the next test's build reuses them.
         subprocess.run(["docker", "rmi", "--no-prune", *tags], capture_output=True)
@@ -107,12 +118,13 @@ class Load:
                 except httpx.HTTPError as error:
                     self.failures.append(f"{type(error).__name__}: {error}")
                     continue
-                self.results.append((sent, time.monotonic(), response.status_code,
-                                     response.headers.get("x-model-version")))
+                self.results.append(
+                    (sent, time.monotonic(), response.status_code, response.headers.get("x-model-version"))
+                )
                 if response.status_code != 200:
                     self.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
         time.sleep(0.5)

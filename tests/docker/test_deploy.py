@@ -52,7 +52,7 @@ class Line:
         version = self.project.client().get_registered_model("breast-cancer-classifier").aliases.get(env)
         return None if version is None else str(version)
 
-    def derived(self, tag: str, dockerfile: str) -> str:  # noqa: D401
+    def derived(self, tag: str, dockerfile: str) -> str:
         """An image made from version 1's: how a broken build would look to the deploy."""
         image = f"{self.name}-api:{tag}"
         docker("build", "-t", image, "-", input=f"FROM {self.images['1']}\n{dockerfile}\n")
@@ -62,15 +62,25 @@ class Line:
 @pytest.fixture(scope="module")
 def line(tmp_path_factory, base_images, project_factory, build_sources, free_ports):
     copy_sources, remove_images = build_sources
-    project = project_factory(tmp_path_factory.mktemp("deploy"), REPO / "mlci.yaml", [REPO / "data" / "breast_cancer.csv"])
+    project = project_factory(
+        tmp_path_factory.mktemp("deploy"), REPO / "mlci.yaml", [REPO / "data" / "breast_cancer.csv"]
+    )
     copy_sources(project.root)
     name = f"it-{uuid.uuid4().hex[:8]}"
     staging, staging_preview, production, production_preview = free_ports(4)
     checks = {"ready_timeout": 30, "verify_seconds": 2.5}
-    project.edit(project=name, environments={
-        "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": DRAIN, "checks": checks},
-        "production": {"port": production, "preview_port": production_preview, "drain_seconds": DRAIN,
-                       "checks": checks}})
+    project.edit(
+        project=name,
+        environments={
+            "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": DRAIN, "checks": checks},
+            "production": {
+                "port": production,
+                "preview_port": production_preview,
+                "drain_seconds": DRAIN,
+                "checks": checks,
+            },
+        },
+    )
     project.commit("build sources")
     monkeypatch = pytest.MonkeyPatch()
     for key, value in base_images.items():
@@ -114,8 +124,10 @@ def test_staging_and_production_side_by_side_isolated(line):
     deploy(line, "production", "--version", "1")
     assert (line.served("staging"), line.served("production")) == ("2", "1")
     assert (line.alias("staging"), line.alias("production")) == ("2", "1")
-    networks = {env: json.loads(docker("inspect", f"{line.name}-{env}-blue").stdout)[0]["NetworkSettings"]["Networks"]
-                for env in ("staging", "production")}
+    networks = {
+        env: json.loads(docker("inspect", f"{line.name}-{env}-blue").stdout)[0]["NetworkSettings"]["Networks"]
+        for env in ("staging", "production")
+    }
     assert set(networks["staging"]) == {f"{line.name}-staging"}
     assert set(networks["production"]) == {f"{line.name}-production"}
     ports = json.loads(docker("inspect", f"{line.name}-production-router").stdout)[0]["HostConfig"]["PortBindings"]
@@ -156,6 +168,7 @@ def test_deploys_and_rollback_under_load_lose_no_request(production_v1, load_gen
             if begin <= end and start <= finish:
                 versions.add(version)
         return versions
+
     stale = [(s, e, v) for s, e, _, v in load.results if v not in live_during(s, e)]
     assert stale == []
     assert {v for *_, v in load.results} == {"1", "2"}
@@ -251,8 +264,12 @@ def test_rollback_never_switches_to_a_failed_deploy_left_in_the_idle_slot(produc
     rolled = line.mlci("rollback", "--env", "production")
     assert rolled.exit_code == 0, rolled.output
     assert "redeploying" in rolled.output and line.served("production") == "2" and line.alias("production") == "2"
-    assert docker("inspect", "-f", "{{.Config.Image}}", f"{line.name}-production-{line.live('production')[:-5]}"
-                  ).stdout.strip() == line.images["2"]
+    assert (
+        docker(
+            "inspect", "-f", "{{.Config.Image}}", f"{line.name}-production-{line.live('production')[:-5]}"
+        ).stdout.strip()
+        == line.images["2"]
+    )
 
 
 def test_a_rollback_that_fails_verification_switches_back(production_v1, monkeypatch):
@@ -262,7 +279,9 @@ def test_a_rollback_that_fails_verification_switches_back(production_v1, monkeyp
 
     def failing_verify(*args, **kwargs):
         from ml.errors import CheckFailed
+
         raise CheckFailed("verification through the router failed: 3 error(s)")
+
     monkeypatch.setattr("ml.deploy.verify", failing_verify)
     result = line.mlci("rollback", "--env", "production")
     assert result.exit_code == 1
@@ -285,8 +304,9 @@ def test_down_removes_everything(line):
     deploy(line, "staging", "--version", "1")
     result = line.mlci("down", "--env", "staging")
     assert result.exit_code == 0, result.output
-    left = docker("ps", "-a", "--filter", "label=io.mlci.env=staging", "--filter",
-                  f"label=io.mlci.project={line.name}", "-q").stdout.strip()
+    left = docker(
+        "ps", "-a", "--filter", "label=io.mlci.env=staging", "--filter", f"label=io.mlci.project={line.name}", "-q"
+    ).stdout.strip()
     assert left == ""
     assert docker("network", "inspect", f"{line.name}-staging", check=False).returncode != 0
     assert line.alias("staging") is None

@@ -75,12 +75,32 @@ def test_router_image_rejects_an_invalid_config(built):
     router = report["images"]["router"]["tag"]
     # The image's own placeholder config is valid: nginx -t passes in a throw-away container.
     assert docker("run", "--rm", "--entrypoint", "nginx", router, "-t", check=False).returncode == 0
-    invalid = subprocess.run(["docker", "run", "--rm", "-e", "MLCI_ROUTER_CONF=server { listen 8080; bogus_directive on; }",
-                              "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/etc/mlci:uid=10001,gid=10001", router],
-                             capture_output=True, text=True, timeout=60)
+    invalid = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-e",
+            "MLCI_ROUTER_CONF=server { listen 8080; bogus_directive on; }",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/etc/mlci:uid=10001,gid=10001",
+            router,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert invalid.returncode == 2
-    checked = subprocess.run(["docker", "run", "--rm", "-i", router, "check"], input="server { listen 8080; }\nbogus;\n",
-                             capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        ["docker", "run", "--rm", "-i", router, "check"],
+        input="server { listen 8080; }\nbogus;\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert checked.returncode == 1 and "unknown directive" in checked.stderr
     assert "bogus_directive" in invalid.stderr and "not starting" in invalid.stderr
 
@@ -117,8 +137,13 @@ def test_unknown_version_is_exit_2(image_project):
 
 def test_a_bundle_failing_parity_never_becomes_an_image(image_project):
     # GradientBoosting converts only in float32 (~1e-7 off): an absurd tolerance makes parity fail.
-    image_project.edit(**{"model.estimator": "sklearn.ensemble.GradientBoostingClassifier",
-                          "model.params": {"n_estimators": 10}, "package.parity_tolerance": 1e-12})
+    image_project.edit(
+        **{
+            "model.estimator": "sklearn.ensemble.GradientBoostingClassifier",
+            "model.params": {"n_estimators": 10},
+            "package.parity_tolerance": 1e-12,
+        }
+    )
     image_project.commit("gradient boosting")
     assert image_project.mlci("train").exit_code == 0
     result = image_project.mlci("build", *ROLES)
@@ -136,8 +161,20 @@ def test_dashboard_image_runs_read_only_as_non_root(image_project, free_port):
     assert dashboard["labels"]["org.opencontainers.image.revision"] == image_project.git("rev-parse", "HEAD")
     port = free_port()
     name = f"{image_project.config['project']}-dashboard-test"
-    docker("run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "-e", "MLCI_API_URL=http://127.0.0.1:9",
-           "-p", f"127.0.0.1:{port}:8501", dashboard["tag"])
+    docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "MLCI_API_URL=http://127.0.0.1:9",
+        "-p",
+        f"127.0.0.1:{port}:8501",
+        dashboard["tag"],
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -150,9 +187,14 @@ def test_dashboard_image_runs_read_only_as_non_root(image_project, free_port):
             pytest.fail("dashboard container not healthy: " + docker("logs", name, check=False).stderr[-2000:])
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
         # No training stack in it: the Models page uses mlflow-skinny, predictions come from the API.
-        present = docker("exec", name, "python3", "-c",
-                         "import importlib.util as u; print([m for m in ('sklearn', 'scipy', 'onnxruntime', 'flask') "
-                         "if u.find_spec(m)], bool(u.find_spec('mlflow')))").stdout.strip()
+        present = docker(
+            "exec",
+            name,
+            "python3",
+            "-c",
+            "import importlib.util as u; print([m for m in ('sklearn', 'scipy', 'onnxruntime', 'flask') "
+            "if u.find_spec(m)], bool(u.find_spec('mlflow')))",
+        ).stdout.strip()
         assert present == "[] True"
     finally:
         docker("rm", "-f", name, check=False)

@@ -38,13 +38,22 @@ class Clone:
         """`mlci pipeline run` from the clone: as a process (what a user types), or through the same
         CLI entry in this process (so the run counts towards coverage)."""
         if not in_process:
-            return subprocess.run([MLCI, "pipeline", "run", *args], cwd=self.root, capture_output=True, text=True,
-                                  timeout=900, stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200"})
+            return subprocess.run(
+                [MLCI, "pipeline", "run", *args],
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "COLUMNS": "200"},
+            )
         from click.testing import CliRunner
+
         from ml.cli import cli
 
-        result = CliRunner().invoke(cli, ["--config", str(self.config_file), "pipeline", "run", *args],
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli, ["--config", str(self.config_file), "pipeline", "run", *args], catch_exceptions=False
+        )
         return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
     def report(self, name: str) -> dict:
@@ -63,8 +72,9 @@ def clone(tmp_path_factory, base_images, build_sources, free_ports):
     """A clean copy of this repository (what git would check out), with its own ports and names."""
     _, remove_images = build_sources
     root = tmp_path_factory.mktemp("clone") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
     for name in files:
         source = REPO / name
         if source.is_file():
@@ -82,8 +92,14 @@ def clone(tmp_path_factory, base_images, build_sources, free_ports):
     checks = {"ready_timeout": 30, "verify_seconds": 2.5}
     config["environments"] = {
         "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": 1, "checks": checks},
-        "production": {"port": prod, "preview_port": prod_preview, "dashboard_port": dashboard,
-                       "drain_seconds": 1, "checks": checks}}
+        "production": {
+            "port": prod,
+            "preview_port": prod_preview,
+            "dashboard_port": dashboard,
+            "drain_seconds": 1,
+            "checks": checks,
+        },
+    }
     (root / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     clone = Clone(root)
     clone.git("init", "-q", "-b", "main")
@@ -106,8 +122,9 @@ def clone(tmp_path_factory, base_images, build_sources, free_ports):
 def test_first_run_reaches_production(clone):
     run = clone.pipeline("--approve", in_process=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for stage in ("Setup", "Test", "Train", "Gate", "Build images", "Deploy staging", "Approve", "Deploy production"):
-        assert f"stage {('Setup', 'Test', 'Train', 'Gate', 'Build images', 'Deploy staging', 'Approve', 'Deploy production').index(stage) + 1}/8: {stage} — ok" in run.stdout
+    stages = ("Setup", "Test", "Train", "Gate", "Build images", "Deploy staging", "Approve", "Deploy production")
+    for number, stage in enumerate(stages, start=1):
+        assert f"stage {number}/8: {stage} — ok" in run.stdout
     assert clone.served("production") == ("1", "blue") and clone.served("staging") == ("1", "blue")
     assert "production: v1 (blue)" in run.stdout and "RESULT OK: pipeline done" in run.stdout
     dashboard = yaml.safe_load(clone.config_file.read_text())["environments"]["production"]["dashboard_port"]

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,8 +35,9 @@ DB_USER, DB_NAME, DB_PASSWORD = "mlflow", "mlflow", "it-secret-" + uuid.uuid4().
 pytestmark = pytest.mark.timeout(1800)
 
 
-def run(args: list[str], *, timeout: float, env: dict[str, str] | None = None, check: bool = True,
-        cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], *, timeout: float, env: dict[str, str] | None = None, check: bool = True, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     except subprocess.TimeoutExpired as exc:
@@ -49,8 +50,10 @@ def run(args: list[str], *, timeout: float, env: dict[str, str] | None = None, c
 def require_docker() -> None:
     missing = [tool for tool in ("docker", "docker-compose") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} not found: this suite needs a real Docker engine and Debian's "
-                    "docker-compose; run .ci/setup-machine (as root), or apt-get install docker.io docker-compose")
+        pytest.fail(
+            f"{' and '.join(missing)} not found: this suite needs a real Docker engine and Debian's "
+            "docker-compose; run .ci/setup-machine (as root), or apt-get install docker.io docker-compose"
+        )
     if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
         pytest.fail("no Docker engine answers (docker info): run .ci/setup-machine (as root) to start one")
 
@@ -65,9 +68,24 @@ def ensure_wheelhouse() -> dict[str, str]:
     """The server lock's wheels on the host (build/wheelhouse/server), unless a PIP_INDEX_URL mirror is set."""
     if os.environ.get("PIP_INDEX_URL"):
         return {"PIP_INDEX_URL": os.environ["PIP_INDEX_URL"]}
-    run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--require-hashes",
-         "--only-binary=:all:", "--no-deps", "-r", "requirements/server.txt", "-d", "build/wheelhouse/server"],
-        timeout=600)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--no-deps",
+            "-r",
+            "requirements/server.txt",
+            "-d",
+            "build/wheelhouse/server",
+        ],
+        timeout=600,
+    )
     return {}
 
 
@@ -77,8 +95,12 @@ class Stack:
         self.url = f"http://127.0.0.1:{port}"
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        return run(["docker-compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args], timeout=timeout,
-                   env=self.env, check=check)
+        return run(
+            ["docker-compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args],
+            timeout=timeout,
+            env=self.env,
+            check=check,
+        )
 
     def container(self, service: str) -> str:
         ids = self.compose("ps", "-q", service, timeout=60).stdout.split()
@@ -122,7 +144,7 @@ def stack(free_port):
         "MLCI_DB_NAME": DB_NAME,
         "MLCI_DB_PASSWORD": DB_PASSWORD,
         "MLCI_REVISION": revision,
-        "MLCI_CREATED": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "MLCI_CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "MLCI_SOURCE": "mlci",
         "MLCI_VERSION": "test",
         **ensure_wheelhouse(),
@@ -137,10 +159,14 @@ def stack(free_port):
         yield team
     finally:
         team.compose("down", "-v", "--remove-orphans", "--timeout", "20", timeout=180, check=False)
-        leftovers = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
-                        timeout=60, check=False).stdout.split()
-        volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"],
-                      timeout=60, check=False).stdout.split()
+        leftovers = run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], timeout=60, check=False
+        ).stdout.split()
+        volumes = run(
+            ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"],
+            timeout=60,
+            check=False,
+        ).stdout.split()
         assert not leftovers and not volumes, f"compose down left {leftovers} {volumes}"
 
 
@@ -162,8 +188,10 @@ def test_server_runs_as_non_root_behind_loopback_only_ports(stack):
     assert store == f"MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://{DB_USER}@db:5432/{DB_NAME}"
     assert DB_PASSWORD not in store
 
-    for tag, title in ((MLFLOW_IMAGE, "mlci team MLflow tracking server"),
-                       (POSTGRES_IMAGE, "mlci team PostgreSQL (MLflow backend store)")):
+    for tag, title in (
+        (MLFLOW_IMAGE, "mlci team MLflow tracking server"),
+        (POSTGRES_IMAGE, "mlci team PostgreSQL (MLflow backend store)"),
+    ):
         labels = inspect("image", tag)["Config"]["Labels"]
         assert labels["org.opencontainers.image.title"] == title
         assert labels["org.opencontainers.image.revision"] == stack.env["MLCI_REVISION"]

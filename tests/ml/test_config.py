@@ -53,22 +53,33 @@ def test_feature_shorthand_and_bounds(project):
     assert any("data.features.mean_texture" in line and "greater than max" in line for line in caught.value.details)
 
 
-@pytest.mark.parametrize("feature, message", [
-    ({"type": "categorical", "min": 1}, "numeric features only"),
-    ({"type": "numeric", "categories": ["a"]}, "categorical features only"),
-    ({"type": "text"}, "data.features.f.type"),
-])
+@pytest.mark.parametrize(
+    "feature, message",
+    [
+        ({"type": "categorical", "min": 1}, "numeric features only"),
+        ({"type": "numeric", "categories": ["a"]}, "categorical features only"),
+        ({"type": "text"}, "data.features.f.type"),
+    ],
+)
 def test_feature_options_must_fit_the_type(feature, message):
-    raw = {"project": "p", "data": {"path": "d.csv", "target": "y", "features": {"f": feature}},
-           "model": {"estimator": "sklearn.linear_model.LogisticRegression"}, "gate": {"threshold": 0.5}}
+    raw = {
+        "project": "p",
+        "data": {"path": "d.csv", "target": "y", "features": {"f": feature}},
+        "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        "gate": {"threshold": 0.5},
+    }
     with pytest.raises(ConfigError) as caught:
         config_module.parse(raw)
     assert message in "\n".join(caught.value.details)
 
 
 def test_target_listed_as_feature_is_rejected():
-    raw = {"project": "p", "data": {"path": "d.csv", "target": "y", "features": {"y": "numeric"}},
-           "model": {"estimator": "sklearn.linear_model.LogisticRegression"}, "gate": {"threshold": 0.5}}
+    raw = {
+        "project": "p",
+        "data": {"path": "d.csv", "target": "y", "features": {"y": "numeric"}},
+        "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        "gate": {"threshold": 0.5},
+    }
     with pytest.raises(ConfigError, match="invalid"):
         config_module.parse(raw)
 
@@ -89,7 +100,9 @@ def test_top_level_must_be_a_mapping(project):
 
 def test_missing_config_file_says_what_to_do(tmp_path):
     from click.testing import CliRunner
+
     from ml.cli import cli
+
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.yaml"), "train"])
     assert result.exit_code == 2
     assert "not found" in result.stderr and "--config" in result.stderr
@@ -129,6 +142,7 @@ def test_non_finite_gate_threshold_is_rejected(project):
 
 def test_shipped_configs_are_valid():
     from pathlib import Path
+
     repo = Path(__file__).resolve().parents[2]
     for path in (repo / "mlci.yaml", repo / "tests" / "data" / "loans.yaml"):
         assert config_module.parse(yaml.safe_load(path.read_text())).project

@@ -82,6 +82,7 @@ def test_non_numeric_values_in_a_numeric_column(project):
         cells[0] = "inf"
         lines[9] = ",".join(cells)
         return lines
+
     rewrite(project, spoil)
     with pytest.raises(DataError) as caught:
         validate(project)
@@ -102,6 +103,7 @@ def test_missing_values_rejected_unless_policy_allows(project):
         cells[2] = ""
         lines[3] = ",".join(cells)
         return lines
+
     rewrite(project, blank)
     with pytest.raises(DataError) as caught:
         validate(project)
@@ -116,15 +118,19 @@ def test_one_class_target(project):
 
 
 def test_missing_label(project):
-    rewrite(project, lambda lines: lines[:4] + [lines[4].rsplit(",", 1)[0] + ","] + lines[5:])
+    rewrite(project, lambda lines: [*lines[:4], lines[4].rsplit(",", 1)[0] + ",", *lines[5:]])
     with pytest.raises(DataError, match="failed validation") as caught:
         validate(project)
     assert any("missing label" in d for d in caught.value.details)
 
 
 def test_all_violations_in_one_message(project):
-    project.edit(**{"data.features.mean_radius": {"type": "numeric", "max": 10},
-                    "data.features.mean_area": {"type": "numeric", "min": 500}})
+    project.edit(
+        **{
+            "data.features.mean_radius": {"type": "numeric", "max": 10},
+            "data.features.mean_area": {"type": "numeric", "min": 500},
+        }
+    )
     with pytest.raises(DataError) as caught:
         validate(project)
     assert len(caught.value.details) == 2
@@ -133,7 +139,7 @@ def test_all_violations_in_one_message(project):
 
 def test_unparseable_csv(project):
     csv(project).write_bytes(b'a,b\n"unterminated,1\n')
-    with pytest.raises(DataError, match="cannot be parsed as CSV|missing column"):
+    with pytest.raises(DataError, match=r"cannot be parsed as CSV|missing column"):
         validate(project)
 
 
@@ -149,8 +155,14 @@ def test_categorical_value_outside_allowed_set(mixed_project):
 
 
 def test_split_needs_two_rows_per_class(project):
-    rewrite(project, lambda lines: [lines[0]] + [l for l in lines[1:] if l.endswith("benign")] + [
-        next(l for l in lines[1:] if l.endswith("malignant"))])
+    rewrite(
+        project,
+        lambda lines: (
+            [lines[0]]
+            + [line for line in lines[1:] if line.endswith("benign")]
+            + [next(line for line in lines[1:] if line.endswith("malignant"))]
+        ),
+    )
     project.edit(**{"data.min_rows": 2})
     result = project.mlci("train")
     assert result.exit_code == 2

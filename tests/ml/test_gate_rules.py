@@ -5,8 +5,11 @@ import math
 from ml import config as config_module
 from ml.gate import decide
 
-BASE = {"project": "p", "data": {"path": "d.csv", "target": "y", "features": {"a": "numeric"}},
-        "model": {"estimator": "sklearn.linear_model.LogisticRegression"}}
+BASE = {
+    "project": "p",
+    "data": {"path": "d.csv", "target": "y", "features": {"a": "numeric"}},
+    "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+}
 
 
 def config(**gate):
@@ -35,8 +38,11 @@ def test_regression_tolerance_against_production():
 def test_secondary_thresholds_min_and_max():
     gate = config(threshold=0.5, secondary={"accuracy": {"min": 0.8}, "log_loss": {"max": 0.3}})
     checks = decide(gate, scores(roc_auc=0.9, accuracy=0.85, log_loss=0.4), None)
-    assert [(c.name, c.passed) for c in checks] == [("roc_auc floor", True), ("accuracy min", True),
-                                                    ("log_loss max", False)]
+    assert [(c.name, c.passed) for c in checks] == [
+        ("roc_auc floor", True),
+        ("accuracy min", True),
+        ("log_loss max", False),
+    ]
 
 
 def test_metric_to_minimise():

@@ -84,27 +84,33 @@ def test_run_carries_params_metrics_dataset_plots_and_tags(project, monkeypatch)
 
 def test_dirty_tree_is_recorded(project):
     (project.root / "data" / "breast_cancer.csv").write_text(
-        (project.root / "data" / "breast_cancer.csv").read_text() + "\n")
+        (project.root / "data" / "breast_cancer.csv").read_text() + "\n"
+    )
     assert project.mlci("train").exit_code == 0
     assert project.report("train")["provenance"]["dirty"] is True
 
 
 def test_training_is_deterministic(project):
     import mlflow
+
     assert project.mlci("train").exit_code == 0
     assert project.mlci("train").exit_code == 0
     mlflow.set_tracking_uri(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}")
     m1 = mlflow.sklearn.load_model("models:/breast-cancer-classifier/1")
     m2 = mlflow.sklearn.load_model("models:/breast-cancer-classifier/2")
     import pandas as pd
-    from ml import config as config_module, model
+
+    from ml import config as config_module
+    from ml import model
+
     config = config_module.load(project.config_file)
     x = model.model_frame(pd.read_csv(project.root / "data" / "breast_cancer.csv"), config)
     assert np.array_equal(m1.predict(x), m2.predict(x))
     assert np.array_equal(m1.predict_proba(x), m2.predict_proba(x))
     client = project.client()
-    metrics = [client.get_run(client.get_model_version("breast-cancer-classifier", v).run_id).data.metrics
-               for v in ("1", "2")]
+    metrics = [
+        client.get_run(client.get_model_version("breast-cancer-classifier", v).run_id).data.metrics for v in ("1", "2")
+    ]
     assert metrics[0] == metrics[1]
 
 
@@ -134,8 +140,7 @@ def test_gate_fails_on_regression_against_production(project):
     assert project.mlci("train").exit_code == 0
     assert project.mlci("promote", "1", "--to", "production").exit_code == 0
     # A much weaker candidate: one shallow tree.
-    project.edit(**{"model.params": {"n_estimators": 1, "max_depth": 1}, "gate.threshold": 0.5,
-                    "gate.secondary": {}})
+    project.edit(**{"model.params": {"n_estimators": 1, "max_depth": 1}, "gate.threshold": 0.5, "gate.secondary": {}})
     project.commit("weak model")
     assert project.mlci("train").exit_code == 0
     gated = project.mlci("gate")
@@ -155,9 +160,11 @@ def test_gate_a_named_version_and_unknown_versions(project):
 
 def test_promote_rejects_bad_input(project):
     assert project.mlci("train").exit_code == 0
-    for args, fragment in ((["one", "--to", "production"], "must be a model version number"),
-                           (["1", "--to", "Prod!"], "is not valid"),
-                           (["9", "--to", "production"], "has no version 9")):
+    for args, fragment in (
+        (["one", "--to", "production"], "must be a model version number"),
+        (["1", "--to", "Prod!"], "is not valid"),
+        (["9", "--to", "production"], "has no version 9"),
+    ):
         result = project.mlci("promote", *args)
         assert result.exit_code == 2 and fragment in result.stderr, result.stderr
     assert "production" not in project.client().get_registered_model("breast-cancer-classifier").aliases
@@ -173,8 +180,7 @@ def test_bad_estimator_leaves_no_run_and_no_version(project):
     project.edit(**{"model.estimator": "sklearn.ensemble.NoSuchForest"})
     result = project.mlci("train")
     assert result.exit_code == 2 and "not a scikit-learn estimator" in result.stderr
-    project.edit(**{"model.estimator": "sklearn.ensemble.RandomForestClassifier",
-                    "model.params": {"n_trees": 5}})
+    project.edit(**{"model.estimator": "sklearn.ensemble.RandomForestClassifier", "model.params": {"n_trees": 5}})
     result = project.mlci("train")
     assert result.exit_code == 2 and "has no parameter(s) n_trees" in result.stderr
     project.edit(**{"model.params": {"max_depth": -3}})
@@ -194,6 +200,7 @@ def test_failure_inside_the_run_marks_it_failed_and_registers_nothing(project, m
 
     def broken(*args, **kwargs):
         raise RuntimeError("artifact store is full")
+
     monkeypatch.setattr(train_module, "_log_model", broken)
     with pytest.raises(RuntimeError):
         project.mlci("train")
@@ -208,6 +215,7 @@ def test_failure_after_registration_removes_the_version(project, monkeypatch):
 
     def broken(*args, **kwargs):
         raise RuntimeError("alias service down")
+
     monkeypatch.setattr(registry, "set_alias", broken)
     with pytest.raises(RuntimeError):
         project.mlci("train")
@@ -220,12 +228,18 @@ def test_failure_after_registration_removes_the_version(project, monkeypatch):
 def test_positive_label_and_multiclass_metrics():
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
-    from ml import config as config_module, evaluate
+
+    from ml import config as config_module
+    from ml import evaluate
     from ml.errors import DataError
 
-    raw = {"project": "p", "data": {"path": "d.csv", "target": "y", "features": {"a": "numeric"}},
-           "model": {"estimator": "sklearn.linear_model.LogisticRegression"}, "gate": {"threshold": 0.5},
-           "metrics": {"positive_label": "b"}}
+    raw = {
+        "project": "p",
+        "data": {"path": "d.csv", "target": "y", "features": {"a": "numeric"}},
+        "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        "gate": {"threshold": 0.5},
+        "metrics": {"positive_label": "b"},
+    }
     config = config_module.parse(raw)
     x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]})
     y = pd.Series(["a", "a", "b", "b", "c", "c"])

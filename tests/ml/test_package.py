@@ -16,8 +16,12 @@ from ml import data, evaluate
 
 def serve(bundle: Path, port: int):
     mlci = Path(sys.executable).parent / "mlci"
-    process = subprocess.Popen([str(mlci), "serve", "--bundle", str(bundle), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [str(mlci), "serve", "--bundle", str(bundle), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -50,6 +54,7 @@ def test_package_then_serve_answers_like_scikit_learn(fixture, request, free_por
     config = config_module.load(project.config_file)
     split = evaluate.holdout(data.load(config), config)
     import mlflow
+
     mlflow.set_tracking_uri(config.tracking_uri)
     sk_model = mlflow.sklearn.load_model(f"models:/{config.model_name}/1")
     records = json.loads(split.x_test.replace({np.nan: None, "": None}).to_json(orient="records"))
@@ -82,7 +87,9 @@ def test_package_bad_input(project, tmp_path):
 
 def test_serve_refuses_a_missing_bundle(tmp_path):
     from click.testing import CliRunner
+
     from ml.cli import cli
+
     result = CliRunner().invoke(cli, ["serve", "--bundle", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr and "bundle" in result.stderr

@@ -26,8 +26,16 @@ def test_mlci_pipeline_step_uses_the_same_stage_names():
     assert re.findall(r"stage\('([^']+)'\)", text) == list(STAGES)
 
 
-@pytest.mark.parametrize("given, name", [("train", "Train"), ("build", "Build images"), ("Build images", "Build images"),
-                                         ("deploy-production", "Deploy production"), ("APPROVE", "Approve")])
+@pytest.mark.parametrize(
+    "given, name",
+    [
+        ("train", "Train"),
+        ("build", "Build images"),
+        ("Build images", "Build images"),
+        ("deploy-production", "Deploy production"),
+        ("APPROVE", "Approve"),
+    ],
+)
 def test_stage_names_and_slugs(given, name):
     assert stage_named(given) == name
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 def write_tests(project, body: str) -> None:
     (project.root / "tests").mkdir(exist_ok=True)
     (project.root / "tests" / "test_example.py").write_text(body)
-    project.edit(**{"tests": {"paths": ["tests"], "coverage": []}})
+    project.edit(tests={"paths": ["tests"], "coverage": []})
 
 
 def test_passing_suite_writes_junit_and_report(project):
@@ -29,7 +29,7 @@ def test_failing_suite_exits_1_naming_the_failure(project):
 
 def test_coverage_xml_when_configured(project):
     write_tests(project, "import json\n\ndef test_json():\n    assert json.loads('1') == 1\n")
-    project.edit(**{"tests": {"paths": ["tests"], "coverage": ["json"]}})
+    project.edit(tests={"paths": ["tests"], "coverage": ["json"]})
     assert project.mlci("test").exit_code == 0
     assert (project.root / "reports" / "coverage.xml").is_file()
     assert project.report("test")["coverage"] == "reports/coverage.xml"
@@ -39,6 +39,6 @@ def test_no_tests_and_missing_paths_are_bad_input(project):
     write_tests(project, "X = 1\n")
     result = project.mlci("test")
     assert result.exit_code == 2 and "no tests were collected" in result.stderr
-    project.edit(**{"tests": {"paths": ["nowhere"]}})
+    project.edit(tests={"paths": ["nowhere"]})
     result = project.mlci("test")
     assert result.exit_code == 2 and "test path(s) not found: nowhere" in result.stderr

@@ -20,9 +20,24 @@ def mlflow_server(tmp_path_factory, free_port):
     mlflow = Path(sys.executable).parent / "mlflow"
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     process = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"), env=env)
+        [
+            str(mlflow),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.log", "w"),  # noqa: SIM115 - the server process owns it until the end
+        env=env,
+    )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -52,8 +67,10 @@ def test_train_gate_status_against_a_tracking_server(project, mlflow_server, mon
     assert listing["versions"][0]["aliases"] == ["candidate"]
     assert not (project.root / ".mlci").exists(), "nothing may be written to the embedded store"
     # Artifacts went through the server's proxy, not to a local folder.
-    runs = httpx.post(f"{mlflow_server}/api/2.0/mlflow/runs/search",
-                      json={"experiment_ids": [project.report("train")["experiment_id"]]}).json()["runs"]
+    runs = httpx.post(
+        f"{mlflow_server}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [project.report("train")["experiment_id"]]},
+    ).json()["runs"]
     assert runs[0]["info"]["artifact_uri"].startswith("mlflow-artifacts:")
 
 
@@ -72,8 +89,8 @@ def test_unreachable_tracking_server_fails_fast_with_exit_3(project, monkeypatch
 
 def test_server_dying_mid_command_is_reported_as_unreachable(project, monkeypatch):
     """A server that answers /health but then refuses the API is exit 3, not a traceback."""
-    from http.server import BaseHTTPRequestHandler, HTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     class HealthOnly(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -83,6 +100,7 @@ def test_server_dying_mid_command_is_reported_as_unreachable(project, monkeypatc
                 self.wfile.write(b"OK")
             else:
                 self.connection.close()  # drop the connection: what a crashed server looks like
+
         do_POST = do_GET
 
         def log_message(self, *args):
