@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from filelock import FileLock, Timeout
 
-from ml import console, history, provenance, registry, reports, tracking
+from ml import console, history, polling, provenance, registry, reports, tracking
 from ml.config import Config, Environment
 from ml.docker import Docker
 from ml.errors import BadInput, CheckFailed, MlciError
@@ -250,9 +250,11 @@ def _logs(docker: Docker, container: str) -> list[str]:
 
 
 def wait_ready(docker: Docker, names: Names, router: Router, colour: str, timeout: float) -> float:
+    """Seconds until the new slot answers /ready through the preview listener; gives up at once if it exits."""
     started = time.monotonic()
     with httpx.Client(timeout=2) as client:
-        while time.monotonic() - started < timeout:
+
+        def probe() -> float | None:
             try:
                 if client.get(f"{router.preview_url}/ready").status_code == 200:
                     return time.monotonic() - started
@@ -265,7 +267,11 @@ def wait_ready(docker: Docker, names: Names, router: Router, colour: str, timeou
                     f"the new container {names.slot(colour)} exited at start (exit code {code})",
                     details=_logs(docker, names.slot(colour)),
                 )
-            time.sleep(0.2)
+            return None
+
+        seconds = polling.poll(probe, timeout=timeout)
+    if seconds is not None:
+        return seconds
     raise CheckFailed(
         f"the new container {names.slot(colour)} did not become ready within {timeout:.0f} s",
         details=_logs(docker, names.slot(colour)),

@@ -9,13 +9,13 @@ directly for readiness and smoke checks before any user traffic does.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import jinja2
 
+from ml import polling
 from ml.config import Config, Environment
 from ml.docker import Docker
 from ml.errors import BadInput, CheckFailed, MlciError
@@ -176,11 +176,10 @@ class Router:
         return "unchanged"
 
     def wait_up(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def probe() -> bool | None:
             try:
                 if httpx.get(f"{self.url}/router/health", timeout=1).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
                 pass
             state = self.state()
@@ -190,7 +189,10 @@ class Router:
                     f"router {self.names.router} exited at start",
                     details=(logs.stderr or logs.stdout).strip().splitlines(),
                 )
-            time.sleep(0.2)
+            return None
+
+        if polling.poll(probe, timeout=timeout):
+            return
         raise CheckFailed(
             f"router {self.names.router} did not answer on {self.url} within {timeout:.0f} s",
             hint=f"is port {self.env.port} free on {self.env.address}?",
