@@ -13,9 +13,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # `streamlit run` puts dashboard/ on the path, not the repo root
     sys.path.insert(0, str(HERE.parent))
 
-import streamlit as st  # noqa: E402
+import streamlit as st  # noqa: E402 - after the sys.path fix above, which `streamlit run` needs
 
-from dashboard import ui  # noqa: E402
+from dashboard import ui  # noqa: E402 - same reason
 
 st.set_page_config(page_title="mlci dashboard", page_icon=":material/science:", layout="wide")
 
