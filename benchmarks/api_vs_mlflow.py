@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
-import httpx  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import httpx  # noqa: E402 - after the sys.path and telemetry settings above
+import pandas as pd  # noqa: E402 - after the sys.path and telemetry settings above
+from sklearn.model_selection import train_test_split  # noqa: E402 - after the sys.path and telemetry settings above
 
-from ml import config as config_module  # noqa: E402
-from ml.bundle import export_bundle  # noqa: E402
-from ml.model import build_pipeline, model_frame  # noqa: E402
+from ml import config as config_module  # noqa: E402 - after the sys.path and telemetry settings above
+from ml.bundle import export_bundle  # noqa: E402 - after the sys.path and telemetry settings above
+from ml.model import build_pipeline, model_frame  # noqa: E402 - after the sys.path and telemetry settings above
 
 LUA = """
 local bodies = {}

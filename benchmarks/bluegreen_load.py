@@ -227,7 +227,10 @@ def main() -> int:
     windows = switch_windows(loaded_probe.results, commands, args.drain)
     window_lat = probe_latencies(loaded_probe.results, windows)
     outside_lat = probe_latencies(loaded_probe.results, windows, inside=False)
-    ms = lambda us: us / 1000  # noqa: E731
+
+    def ms(us: float) -> float:
+        return us / 1000
+
     rows = [
         ("requests (wrk)", f"{loaded['requests']:,}", f"{baseline['requests']:,}"),
         ("seconds", f"{loaded['duration_us'] / 1e6:.1f}", f"{baseline['duration_us'] / 1e6:.1f}"),
