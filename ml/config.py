@@ -10,16 +10,22 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ml.errors import ConfigError
 
 DEFAULT_CONFIG = "mlci.yaml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
+MODULE_PATTERN = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"
+# A config is a page of settings; anything bigger is a mistake or an attack on the parser.
+MAX_CONFIG_BYTES = 256 * 1024
+# Fields set by `load`, never by the file.
+INTERNAL_FIELDS = ("root", "source")
 
 
 class Strict(BaseModel):
@@ -52,6 +58,8 @@ class Data(Strict):
     missing: Literal["reject", "impute"] = "reject"
     min_rows: int = Field(default=50, ge=2)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
+    # Largest data file read, in bytes: the whole file is parsed in memory as text.
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
 
     @field_validator("features", mode="before")
     @classmethod
@@ -95,9 +103,29 @@ class Preprocessing(Strict):
 
 class Model(Strict):
     name: str | None = Field(default=None, description="registered model name; default: project")
+    # Packages `estimator` may come from: its module is imported (its top-level code runs) only if
+    # it is one of these or inside one of them. Declared before `estimator`, which is checked against it.
+    allowed_modules: list[Annotated[str, Field(pattern=MODULE_PATTERN)]] = Field(default=["sklearn"], min_length=1)
     estimator: str = Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
     params: dict[str, Any] = {}
     preprocessing: Preprocessing = Preprocessing()
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_is_allowed(cls, value: str, info: ValidationInfo) -> str:
+        allowed = info.data.get("allowed_modules")
+        module = value.rpartition(".")[0]
+        if allowed is not None and not module_allowed(module, allowed):
+            raise ValueError(
+                f"module {module!r} is not in model.allowed_modules {allowed}; "
+                "add its package there only if you trust its code (importing it runs it)"
+            )
+        return value
+
+
+def module_allowed(module: str, allowed: list[str]) -> bool:
+    """Whether `module` is one of the allowed packages or inside one (whole names: `sklearnx` is not `sklearn`)."""
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
@@ -207,6 +235,8 @@ class Config(Strict):
 
     # Where the file was read from: relative paths in it are relative to this folder.
     root: Path = Field(default=Path("."), exclude=True)
+    # The file itself (None when the config did not come from a file): the run logs it.
+    source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _environments_do_not_share_ports(self) -> Config:
@@ -271,6 +301,10 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def describe_errors(error: ValidationError) -> list[str]:
     """One line per problem, each naming the key as a dotted path."""
     lines = []
@@ -282,16 +316,20 @@ def describe_errors(error: ValidationError) -> list[str]:
             lines.append(f"{where}: required key is missing")
         else:
             got = item.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            shown = "" if isinstance(got, dict) else f" (got {_short(repr(got))})"
             lines.append(f"{where}: {item['msg']}{shown}")
     return lines
 
 
-def parse(raw: Any, root: Path = Path("."), source: str = DEFAULT_CONFIG) -> Config:
+def parse(raw: Any, root: Path = Path("."), source: str = DEFAULT_CONFIG, file: Path | None = None) -> Config:
+    """The config from parsed YAML; `root` anchors relative paths, `file` is the file it came from."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+    if internal := [key for key in INTERNAL_FIELDS if key in raw]:
+        problems = [f"{key}: unknown key (check its spelling)" for key in internal]
+        raise ConfigError(f"{source} is invalid ({len(problems)} problem(s)):", details=problems)
     try:
-        config = Config.model_validate({**raw, "root": root})
+        config = Config.model_validate({**raw, "root": root, "source": file})
     except ValidationError as error:
         problems = describe_errors(error)
         raise ConfigError(f"{source} is invalid ({len(problems)} problem(s)):", details=problems) from None
@@ -304,16 +342,74 @@ def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("MLCI_CONFIG") or DEFAULT_CONFIG)
 
 
+class YamlRefused(yaml.YAMLError):
+    """Valid YAML that mlci.yaml does not accept: what, where and what to do."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader without anchors/aliases and without duplicate keys.
+
+    Aliases let a kilobyte of YAML stand for billions of nodes ("billion laughs"), which anything
+    walking the value (validation, error messages, logging) then expands; a config has no need of
+    them. A duplicate key silently keeps the last value, so one of two settings a user wrote is lost.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise YamlRefused(
+                f"YAML anchors and aliases (&name, *name) are not accepted (line {event.start_mark.line + 1})",
+                hint="write the value out in full where it is used",
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader reports unhashable keys itself
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise YamlRefused(
+                    f"duplicate key {key!r} at line {first_line[key]} and line {line}",
+                    hint="keep one of them: YAML would silently use the last one",
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(file: Path) -> Any:
+    """The file's YAML, bounded in size, with StrictLoader; ConfigError naming the file otherwise."""
+    with file.open("rb") as handle:
+        content = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(content) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{file} is larger than the {MAX_CONFIG_BYTES // 1024} KiB a config file may be",
+            hint="check that --config (or MLCI_CONFIG) names the project's mlci.yaml; it holds settings, not data",
+        )
+    try:
+        # StrictLoader is a SafeLoader: no Python objects are built from tags.
+        return yaml.load(content.decode("utf-8"), Loader=StrictLoader)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{file} is not UTF-8 text: {error}", hint="save the file as UTF-8") from None
+    except YamlRefused as error:
+        raise ConfigError(f"{file}: {error.message}", hint=error.hint) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file} is not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+
+
 def load(path: str | os.PathLike[str] | None = None) -> Config:
     file = config_path(path)
     if not file.is_file():
         raise ConfigError(
             f"config file {file} not found", hint="run mlci from the project folder or pass --config PATH"
         )
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{file} is not valid YAML{where}: {getattr(error, 'problem', error)}") from None
-    return parse(raw, root=file.resolve().parent, source=str(file))
+    return parse(read_yaml(file), root=file.resolve().parent, source=str(file), file=file.resolve())

@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ml.config import CLASSIFICATION_METRICS, Config
 from ml.data import Dataset
-from ml.errors import DataError
+from ml.errors import ConfigError, DataError
 from ml.model import model_frame
 
 
@@ -80,21 +80,38 @@ def score(model, x: pd.DataFrame, y: pd.Series, config: Config) -> dict[str, flo
     return {k: float(v) for k, v in result.items()}
 
 
-def cross_validate(pipeline, split: Split, config: Config) -> dict[str, float]:
-    """Mean and standard deviation of each metric over stratified folds of the training rows."""
-    folds = StratifiedKFold(n_splits=config.split.cv_folds, shuffle=True, random_state=config.split.seed)
-    per_fold: list[dict[str, float]] = []
+def fit(pipeline, x: pd.DataFrame, y: pd.Series, config: Config):
+    """Fit the pipeline; the estimator's own refusal of its parameters is a config error.
+
+    Some parameter combinations pass scikit-learn's parameter validation and are refused only by
+    fit (LogisticRegression with penalty l1 and solver lbfgs): say so as a config problem.
+    """
     try:
-        for train_idx, valid_idx in folds.split(split.x_train, split.y_train):
-            model = clone(pipeline).fit(split.x_train.iloc[train_idx], split.y_train.iloc[train_idx])
-            per_fold.append(score(model, split.x_train.iloc[valid_idx], split.y_train.iloc[valid_idx], config))
+        return pipeline.fit(x, y)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(
+            f"model.params: {config.model.estimator} refused to fit with {config.model.params}: {error}",
+            hint="change model.params (or model.estimator) as the estimator's message says, then run again",
+        ) from None
+
+
+def _folds(split: Split, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
+    folds = StratifiedKFold(n_splits=config.split.cv_folds, shuffle=True, random_state=config.split.seed)
+    try:
+        return list(folds.split(split.x_train, split.y_train))
     except ValueError as error:
-        if "n_splits" not in str(error):
-            raise
         raise DataError(
             f"cannot cross-validate with {config.split.cv_folds} folds: {error}",
             hint="lower split.cv_folds or add rows of the rarest class",
         ) from None
+
+
+def cross_validate(pipeline, split: Split, config: Config) -> dict[str, float]:
+    """Mean and standard deviation of each metric over stratified folds of the training rows."""
+    per_fold: list[dict[str, float]] = []
+    for train_idx, valid_idx in _folds(split, config):
+        model = fit(clone(pipeline), split.x_train.iloc[train_idx], split.y_train.iloc[train_idx], config)
+        per_fold.append(score(model, split.x_train.iloc[valid_idx], split.y_train.iloc[valid_idx], config))
     summary = {}
     for name in CLASSIFICATION_METRICS:
         values = np.array([fold[name] for fold in per_fold])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,14 +19,20 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ml.config import Config
+from ml.config import Config, module_allowed
 from ml.errors import ConfigError
 
 MISSING_CATEGORY = ""
 
 
-def load_estimator_class(path: str) -> type[BaseEstimator]:
+def load_estimator_class(path: str, allowed_modules: list[str]) -> type[BaseEstimator]:
+    """The estimator class at `path`, imported only if its module is allowed (importing runs its code)."""
     module_name, _, class_name = path.rpartition(".")
+    if not module_allowed(module_name, allowed_modules):
+        raise ConfigError(
+            f"model.estimator: module {module_name!r} is not in model.allowed_modules {allowed_modules}",
+            hint="use a scikit-learn classifier, or add its package to model.allowed_modules if you trust its code",
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError:
@@ -39,8 +46,29 @@ def load_estimator_class(path: str) -> type[BaseEstimator]:
     return cls
 
 
+def _require_probabilities(estimator: BaseEstimator, accepted: Mapping[str, inspect.Parameter]) -> None:
+    # The gate (roc_auc, log_loss), the bundle's parity check and the API all need probabilities:
+    # refuse before any training rather than fail after it. scikit-learn's `available_if` makes
+    # hasattr exact (SVC has predict_proba only with probability=True).
+    if hasattr(estimator, "predict_proba"):
+        return
+    name = type(estimator).__name__
+    if "probability" in accepted:
+        hint = f"set probability: true under model.params ({name} then calibrates probabilities)"
+    else:
+        hint = (
+            "choose a classifier that gives probabilities, e.g. sklearn.linear_model.LogisticRegression "
+            "(instead of RidgeClassifier) or sklearn.ensemble.RandomForestClassifier"
+        )
+    raise ConfigError(
+        f"model.estimator: {name} with these model.params has no predict_proba; "
+        "mlci needs class probabilities (gate metrics roc_auc and log_loss, the API's answers)",
+        hint=hint,
+    )
+
+
 def build_estimator(config: Config) -> BaseEstimator:
-    cls = load_estimator_class(config.model.estimator)
+    cls = load_estimator_class(config.model.estimator, config.model.allowed_modules)
     params = dict(config.model.params)
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(params) - set(accepted))
@@ -62,6 +90,7 @@ def build_estimator(config: Config) -> BaseEstimator:
             f"model.estimator: {cls.__name__} is not a classifier",
             hint="mlci trains classifiers; use e.g. sklearn.linear_model.LogisticRegression",
         )
+    _require_probabilities(estimator, accepted)
     return estimator
 
 

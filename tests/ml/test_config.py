@@ -1,5 +1,7 @@
 """mlci.yaml is validated strictly: unknown keys and wrong types are errors that name the key."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -146,3 +148,132 @@ def test_shipped_configs_are_valid():
     repo = Path(__file__).resolve().parents[2]
     for path in (repo / "mlci.yaml", repo / "tests" / "data" / "loans.yaml"):
         assert config_module.parse(yaml.safe_load(path.read_text())).project
+
+
+BOMB = """\
+x-lol:
+  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def _limit_memory() -> None:
+    import resource
+
+    # 1 GiB of address space: mlci starts in far less; the expanded bomb needs many gigabytes.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def _mlci_subprocess(config_file, *args, timeout=60):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", "from ml.cli import main; main()", "--config", str(config_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_limit_memory,
+        cwd=config_file.parent,
+    )
+
+
+@pytest.mark.timeout(120)
+def test_yaml_alias_bomb_is_refused_quickly_and_in_bounded_memory(project):
+    # A 1.3 KB "billion laughs": the aliased list is expanded when its value is validated or printed.
+    text = project.config_file.read_text().replace("  test_size: 0.25\n", "  test_size: *i\n")
+    bomb = project.root / "bomb.yaml"
+    bomb.write_text(BOMB + text)
+    assert bomb.stat().st_size < 4096
+    result = _mlci_subprocess(bomb, "status")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert str(bomb) in result.stderr and "anchor" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_yaml_anchors_and_aliases_are_refused_with_their_line(project):
+    project.config_file.write_text(
+        "project: p\n"
+        "data: {path: d.csv, target: y, features: {a: numeric}}\n"
+        "model: &m {estimator: sklearn.linear_model.LogisticRegression}\n"
+        "gate: {threshold: 0.5}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(project.config_file)
+    assert "line 3" in caught.value.message and "anchor" in caught.value.message
+    assert caught.value.hint and "write the value out" in caught.value.hint
+
+
+def test_config_file_size_is_bounded(project):
+    project.config_file.write_text(project.config_file.read_text() + "#" * (300 * 1024) + "\n")
+    result = project.mlci("status")
+    assert result.exit_code == 2
+    assert str(project.config_file) in result.stderr and "KiB" in result.stderr
+
+
+def test_duplicate_keys_are_refused_with_both_lines(project):
+    project.config_file.write_text(
+        "project: p\n"
+        "data: {path: d.csv, target: y, features: {a: numeric}}\n"
+        "model:\n"
+        "  estimator: sklearn.linear_model.LogisticRegression\n"
+        "gate: {threshold: 0.5}\n"
+        "model:\n"
+        "  estimator: sklearn.ensemble.RandomForestClassifier\n"
+    )
+    result = project.mlci("status")
+    assert result.exit_code == 2, result.output
+    assert "duplicate key 'model'" in result.stderr and "line 3" in result.stderr and "line 6" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_duplicate_nested_keys_are_refused(project):
+    project.config_file.write_text(
+        "project: p\n"
+        "data: {path: d.csv, target: y, features: {a: numeric, b: numeric, a: categorical}}\n"
+        "model: {estimator: sklearn.linear_model.LogisticRegression}\n"
+        "gate: {threshold: 0.5}\n"
+    )
+    with pytest.raises(ConfigError, match=r"duplicate key 'a' at line 2 and line 2"):
+        config_module.load(project.config_file)
+
+
+@pytest.mark.parametrize("key", ["root", "source"])
+def test_internal_fields_cannot_be_set_from_the_file(project, key):
+    raw = project.config
+    raw[key] = "/etc"
+    project.write_config(raw)
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(project.config_file)
+    assert f"{key}: unknown key (check its spelling)" in caught.value.details
+
+
+def test_config_remembers_the_file_it_was_loaded_from(project):
+    other = project.root / "other.yaml"
+    other.write_text(project.config_file.read_text())
+    assert config_module.load(other).source == other.resolve()
+    assert "source" not in config_module.load(other).model_dump()
+
+
+def test_run_logs_the_config_file_named_by_dash_dash_config(project):
+    other = project.root / "other.yaml"
+    other.write_text("# the variant under test\n" + project.config_file.read_text())
+    project.commit("variant config")
+    from click.testing import CliRunner
+
+    from ml.cli import cli
+
+    result = CliRunner().invoke(cli, ["--config", str(other), "train"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    client = project.client()
+    run_id = project.report("train")["run_id"]
+    assert [a.path for a in client.list_artifacts(run_id, "config")] == ["config/other.yaml"]
+    logged = client.download_artifacts(run_id, "config/other.yaml", str(project.root / "downloaded"))
+    assert Path(logged).read_text() == other.read_text()

@@ -189,7 +189,7 @@ def test_bad_estimator_leaves_no_run_and_no_version(project):
     project.edit(**{"model.estimator": "sklearn.linear_model.LinearRegression", "model.params": {}})
     result = project.mlci("train")
     assert result.exit_code == 2 and "not a classifier" in result.stderr
-    project.edit(**{"model.estimator": "nosuchpackage.Model"})
+    project.edit(**{"model.estimator": "sklearn.nosuchpackage.Model"})
     result = project.mlci("train")
     assert result.exit_code == 2 and "cannot import module" in result.stderr
     assert not (project.root / ".mlci").exists()
