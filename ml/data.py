@@ -18,6 +18,7 @@ from ml.config import Config
 from ml.errors import DataError
 
 MAX_EXAMPLES = 3
+MISSING_MARKERS = {"NA", "N/A", "#N/A", "NAN", "NULL", "NONE", "-"}
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,46 @@ def _guess_delimiter(path: Path, expected: str) -> str | None:
     return found if found != expected else None
 
 
-def read_csv(path: Path, delimiter: str) -> pd.DataFrame:
+def _check_size(path: Path, max_bytes: int) -> None:
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"dataset {path} is empty", hint="commit the data file with a header row and data rows")
+    if size > max_bytes:
+        raise DataError(
+            f"dataset {path} is {size} bytes, over data.max_bytes ({max_bytes} bytes)",
+            hint="check data.path names the right file, or raise data.max_bytes in mlci.yaml (it is read in memory)",
+        )
+
+
+def _check_header(path: Path, delimiter: str) -> None:
+    """Refuse duplicate column names, read from the header row itself: pandas would rename the second
+    `x` to `x.1` (which may itself be a real column) and go on silently."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        try:
+            header = next(csv.reader(handle, delimiter=delimiter, skipinitialspace=True), [])
+        except csv.Error as error:
+            raise DataError(f"dataset {path} cannot be parsed as CSV: {error}") from None
+    names = [name.strip() for name in header]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise DataError(
+            f"dataset {path} has duplicate column name(s): {', '.join(map(repr, duplicated))}",
+            hint="give every column of the header row its own name",
+        )
+
+
+def read_csv(path: Path, delimiter: str, max_bytes: int = 512 * 1024 * 1024) -> pd.DataFrame:
+    """The file as an all-text frame. Only an empty field is missing: a category such as `NA`,
+    `None` or `null` stays a category, as the API and the dashboard read it."""
     if not path.is_file():
         raise DataError(f"dataset {path} not found", hint="check data.path in mlci.yaml (relative to the config file)")
-    if path.stat().st_size == 0:
-        raise DataError(f"dataset {path} is empty", hint="commit the data file with a header row and data rows")
+    _check_size(path, max_bytes)
+    _check_header(path, delimiter)
     try:
         # Everything as text first: type checks below must see the raw values to report them.
-        frame = pd.read_csv(path, sep=delimiter, dtype=str, skipinitialspace=True)
+        frame = pd.read_csv(
+            path, sep=delimiter, dtype=str, skipinitialspace=True, keep_default_na=False, na_values=[""]
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"dataset {path} has no header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -86,8 +119,11 @@ def _check_numeric(name: str, raw: pd.Series, config: Config, problems: list[str
     bad |= infinite
     if bad.any():
         examples = ", ".join(repr(v) for v in raw[bad].unique()[:MAX_EXAMPLES])
+        # R and spreadsheets write missing numbers as NA/#N/A; here only an empty field is missing.
+        markers = set(raw[bad].str.strip().str.upper()) & MISSING_MARKERS
+        note = "; leave missing values empty (only an empty field is missing)" if markers else ""
         problems.append(
-            f"column {name!r}: {int(bad.sum())} non-numeric value(s) such as {examples} (lines {_rows(bad)})"
+            f"column {name!r}: {int(bad.sum())} non-numeric value(s) such as {examples} (lines {_rows(bad)}){note}"
         )
     finite = values.where(~bad)
     if feature.min is not None and (low := finite < feature.min).any():
@@ -152,7 +188,7 @@ def validate_frame(frame: pd.DataFrame, config: Config, source: str) -> list[str
 def load(config: Config) -> Dataset:
     """Read, validate and fingerprint the dataset named in the config; raise DataError listing every problem."""
     path = config.data_path
-    frame = read_csv(path, config.data.delimiter)
+    frame = read_csv(path, config.data.delimiter, config.data.max_bytes)
     problems = validate_frame(frame, config, str(path))
     if problems:
         hint = "fix the data or mlci.yaml, then run again"

@@ -167,3 +167,84 @@ def test_split_needs_two_rows_per_class(project):
     result = project.mlci("train")
     assert result.exit_code == 2
     assert "cannot split" in result.stderr or "cannot cross-validate" in result.stderr
+
+
+def loans_csv(project):
+    return project.root / "data" / "loans.csv"
+
+
+def rename_region(project, old, new):
+    path = loans_csv(project)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], *(line.replace(f"{old},", f"{new},", 1) for line in lines[1:])]) + "\n")
+
+
+@pytest.mark.parametrize("literal", ["NA", "None", "null", "N/A", "nan", "NaN", "n/a", "NULL", "#N/A"])
+def test_category_named_like_a_missing_marker_is_a_category(mixed_project, literal):
+    # pandas' default na_values would read these as missing: training would impute them while the
+    # API accepts the same string as a category.
+    from ml import train
+
+    north = sum(line.startswith("north,") for line in loans_csv(mixed_project).read_text().splitlines())
+    empty = sum(line.startswith(",") for line in loans_csv(mixed_project).read_text().splitlines())
+    rename_region(mixed_project, "north", literal)
+    mixed_project.edit(
+        **{"data.features.region": {"type": "categorical", "categories": [literal, "south", "east", "west"]}}
+    )
+    config = config_module.load(mixed_project.config_file)
+    dataset = data.load(config)
+    assert (dataset.frame["region"] == literal).sum() == north > 0
+    assert dataset.frame["region"].isna().sum() == empty
+    pipeline, *_ = train.fit(config, dataset)
+    encoder = pipeline.named_steps["preprocess"].named_transformers_["categorical"].named_steps["one_hot"]
+    assert literal in list(encoder.categories_[0])
+
+
+def test_na_category_is_refused_when_not_listed(mixed_project):
+    rename_region(mixed_project, "north", "NA")
+    result = mixed_project.mlci("train")
+    assert result.exit_code == 2
+    assert "column 'region'" in result.stderr and "'NA'" in result.stderr
+
+
+def test_only_an_empty_field_is_missing(mixed_project):
+    lines = loans_csv(mixed_project).read_text().splitlines()
+    empty = [number for number, line in enumerate(lines, start=1) if line.startswith(",")]
+    assert empty, "loans.csv has rows without a region"
+    mixed_project.edit(**{"data.features.region.nullable": False})
+    with pytest.raises(DataError) as caught:
+        validate(mixed_project)
+    expected = f"column 'region': {len(empty)} missing value(s) (lines {empty[0]}, {empty[1]}, {empty[2]} and"
+    assert any(d.startswith(expected) for d in caught.value.details), caught.value.details
+
+
+def test_duplicate_column_names_are_refused(project):
+    rewrite(project, lambda lines: [lines[0].replace("mean_texture", "mean_radius", 1), *lines[1:]])
+    assert_cli_rejects(project, "duplicate column name(s)", "'mean_radius'")
+
+
+def test_duplicate_column_names_are_refused_even_when_pandas_suffix_collides(project):
+    # pandas renames the second 'a' to 'a.1', which clashes with a real 'a.1' column.
+    csv(project).write_text("a,a.1,a,diagnosis\n1,2,3,benign\n")
+    with pytest.raises(DataError, match=r"duplicate column name\(s\): 'a'"):
+        validate(project)
+
+
+def test_dataset_size_is_bounded(project):
+    project.edit(**{"data.max_bytes": 1024})
+    assert_cli_rejects(project, "over data.max_bytes (1024 bytes)")
+
+
+def test_na_in_a_numeric_column_is_not_a_silent_missing_value(project):
+    def na(lines):
+        cells = lines[3].split(",")
+        cells[2] = "NA"
+        lines[3] = ",".join(cells)
+        return lines
+
+    rewrite(project, na)
+    project.edit(**{"data.missing": "impute"})
+    with pytest.raises(DataError) as caught:
+        validate(project)
+    (line,) = caught.value.details
+    assert "mean_perimeter" in line and "'NA'" in line and "leave missing values empty" in line
