@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from ml import data, evaluate, registry, reports, tracking
 from ml.config import Config
 from ml.console import plain_table
+from ml.errors import BadInput
 
 COLUMNS = ("check", "candidate", "production", "required", "result")
 
@@ -100,11 +101,58 @@ def decide(config: Config, candidate: dict[str, float], production: dict[str, fl
     return checks
 
 
-def _score_version(config: Config, version: str, split: evaluate.Split) -> dict[str, float]:
+def trained_schema(model) -> dict[str, str] | None:
+    """{feature: numeric|categorical} a pipeline built by ml.model was fitted on (None if unknown)."""
+    preprocess = getattr(model, "named_steps", {}).get("preprocess")
+    transformers = getattr(preprocess, "transformers_", None)
+    if transformers is None:
+        return None
+    return {
+        str(column): kind
+        for kind, _, columns in transformers
+        if kind in ("numeric", "categorical")
+        for column in columns
+    }
+
+
+def schema_changes(config: Config, trained: dict[str, str]) -> list[str]:
+    """How mlci.yaml's features differ from those a version was trained on, as `added: …` lines."""
+    wanted = {name: feature.type for name, feature in config.data.features.items()}
+    changes = {
+        "added": [n for n in wanted if n not in trained],
+        "removed": [n for n in trained if n not in wanted],
+        "retyped": [f"{n} ({trained[n]} -> {t})" for n, t in wanted.items() if n in trained and trained[n] != t],
+    }
+    return [f"{kind}: {', '.join(names)}" for kind, names in changes.items() if names]
+
+
+def _require_same_schema(config: Config, model, role: str, version: str, candidate: str) -> None:
+    # Both versions are scored on the rows and features mlci.yaml describes today; a version trained
+    # on other features cannot be scored on them, so there is no fair comparison to make.
+    trained = trained_schema(model)
+    changes = [] if trained is None else schema_changes(config, trained)
+    if not changes:
+        return
+    if role == "production":
+        hint = (
+            f"the gate compares versions on one feature set. If the change is intended, review candidate "
+            f"v{candidate} (mlci status) and promote it explicitly: mlci promote {candidate} --to production; "
+            "later candidates are then gated against it"
+        )
+    else:
+        hint = "gate the version trained with this mlci.yaml (run mlci train), or use the mlci.yaml it was trained with"
+    raise BadInput(
+        f"{role} v{version} was trained on other features than mlci.yaml lists: "
+        "the gate cannot score it on the same data",
+        details=[f"mlci.yaml {line}" for line in changes],
+        hint=hint,
+    )
+
+
+def _load_version(config: Config, version: str):
     import mlflow
 
-    model = mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
-    return evaluate.score(model, split.x_test, split.y_test, config)
+    return mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
 
 
 def gate(config: Config, version: str | None = None) -> GateResult:
@@ -114,13 +162,20 @@ def gate(config: Config, version: str | None = None) -> GateResult:
     candidate = registry.resolve(client, config.model_name, version=version)
     production_version = registry.alias_map(client, config.model_name).get(registry.PRODUCTION)
 
-    candidate_metrics = _score_version(config, candidate.version, split)
+    candidate_model = _load_version(config, candidate.version)
+    _require_same_schema(config, candidate_model, "candidate", candidate.version, candidate.version)
+    production_model = None
+    if production_version is not None and production_version != candidate.version:
+        production_model = _load_version(config, production_version)
+        _require_same_schema(config, production_model, "production", production_version, candidate.version)
+
+    candidate_metrics = evaluate.score(candidate_model, split.x_test, split.y_test, config)
     production_metrics = None
     if production_version is not None:
         production_metrics = (
             candidate_metrics
-            if production_version == candidate.version
-            else _score_version(config, production_version, split)
+            if production_model is None
+            else evaluate.score(production_model, split.x_test, split.y_test, config)
         )
     checks = decide(config, candidate_metrics, production_metrics)
     passed = all(c.passed for c in checks)
