@@ -14,44 +14,30 @@ from typing import Any
 import click
 
 from ml import config as config_module
-from ml import console
-from ml.errors import BadInput, MlciError, Unreachable
+from ml import console, exits
+from ml.errors import BadInput, CheckFailed, MlciError
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
-def _unreachable(error: BaseException) -> Unreachable | None:
-    """MLflow's client raises plain exceptions when a server dies mid-command; name them for ops."""
-    text = str(error)
-    names = {cls.__name__ for cls in type(error).__mro__}
-    if names & {"ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError", "NewConnectionError"} or (
-        "MlflowException" in names and ("API request to" in text or "Max retries exceeded" in text)
-    ):
-        first = text.splitlines()[0][:300] if text else type(error).__name__
-        return Unreachable(
-            f"the MLflow tracking server stopped answering: {first}",
-            hint="check the server and MLFLOW_TRACKING_URI, then run the command again",
-        )
-    return None
-
-
 def run_command(name: str) -> Callable:
-    """Decorate a command: user-caused failures print a message (no traceback) and set the exit code."""
+    """Decorate a command: a failure a user can act on prints a message (no traceback) and exits with
+    the code ml.exits gives it; anything else is a bug and keeps its traceback."""
 
     def decorate(function: Callable) -> Callable:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return function(*args, **kwargs)
-            except MlciError as error:
-                console.error(error, name)
-                sys.exit(error.exit_code)
             except Exception as error:
-                translated = _unreachable(error)
-                if translated is None:
+                mapped = exits.classify(error)
+                if mapped is None:
                     raise
-                console.error(translated, name)
-                sys.exit(translated.exit_code)
+                code, failure = mapped
+                if isinstance(failure, CheckFailed):  # a verdict: the command's result line says so
+                    console.result(False, failure.message)
+                console.error(failure, name)
+                sys.exit(code)
 
         return wrapper
 
@@ -91,16 +77,13 @@ def cli(ctx: click.Context, config_path: str) -> None:
 @run_command("test")
 def test_command(ctx: click.Context) -> None:
     """Run the project's tests (tests.paths in mlci.yaml) with JUnit and coverage XML under reports/."""
-    from ml import testing
+    from ml import testing, verdicts
 
     config = _config(ctx)
     console.header("test", f"running the tests of {config.project}: {' '.join(config.tests.paths)}")
     result = testing.run(config)
-    if result.passed:
-        console.result(True, f"tests passed: {result.summary}; JUnit in {result.junit}")
-        return
-    console.result(False, f"tests failed: {result.summary}; see {result.junit}")
-    sys.exit(1)
+    verdicts.require_tests_passed(result)
+    console.result(True, f"tests passed: {result.summary}; JUnit in {result.junit}")
 
 
 @cli.command()
@@ -151,6 +134,7 @@ def train(ctx: click.Context) -> None:
 def gate(ctx: click.Context, version: str | None) -> None:
     """Compare the candidate with production on the same held-out data; exit 1 when it does not pass."""
     from ml import gate as gate_module
+    from ml import verdicts
 
     config = _config(ctx)
     console.header(
@@ -167,12 +151,10 @@ def gate(ctx: click.Context, version: str | None) -> None:
         }
     )
     console.out.print(result.table, markup=False)
-    if result.passed:
-        against = f"v{result.production['version']}" if result.production else "the floor (no production model yet)"
-        console.result(True, f"candidate v{result.candidate['version']} passes the gate against {against}")
-        return
-    console.result(False, f"candidate v{result.candidate['version']} fails the gate: " + "; ".join(result.reasons))
-    sys.exit(1)
+    verdicts.require_gate_passed(result)
+    console.result(
+        True, f"candidate v{result.candidate['version']} passes the gate against {verdicts.gate_reference(result)}"
+    )
 
 
 @cli.command()

@@ -1,6 +1,8 @@
 """Output for ops reading build logs: a header (what, on what), key facts, tables, one result line.
 
-Plain text when not on a terminal (Jenkins), so logs stay greppable; errors go to stderr.
+Plain text when not on a terminal (Jenkins), so logs stay greppable; errors go to stderr. Nothing is
+parsed as Rich markup: paths, names and messages come from users and may hold `[brackets]`, so
+styles are applied to `Text` spans, never interpolated into markup strings.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from ml.errors import MlciError
 
@@ -21,7 +24,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=
 
 
 def header(command: str, doing: str) -> None:
-    out.print(f"[bold]mlci {command}[/bold]: {doing}", markup=True)
+    out.print(Text.assemble((f"mlci {command}", "bold"), f": {doing}"))
+
+
+def bold(line: str) -> None:
+    out.print(Text(line, style="bold"))
 
 
 def facts(items: Mapping[str, Any]) -> None:
@@ -35,9 +42,16 @@ def info(message: str) -> None:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
-    t = Table(*columns, title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+    t = Table(
+        *(Column(header=Text(str(c))) for c in columns),
+        title=Text(title) if title else None,
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+        header_style="bold",
+    )
     for row in rows:
-        t.add_row(*("" if cell is None else str(cell) for cell in row))
+        t.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     out.print(t)
     return t
 
@@ -45,11 +59,11 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
 def result(ok: bool, message: str) -> None:
     word = "OK" if ok else "FAILED"
     style = "green" if ok else "red"
-    out.print(f"[{style}]RESULT {word}[/{style}]: {message}", markup=True)
+    out.print(Text.assemble((f"RESULT {word}", style), f": {message}"))
 
 
 def error(failure: MlciError, command: str) -> None:
-    err.print(f"[red]mlci {command}: error[/red]: {failure.message}", markup=True)
+    err.print(Text.assemble((f"mlci {command}: error", "red"), f": {failure.message}"))
     for line in failure.details:
         err.print(f"  - {line}", markup=False)
     if failure.hint:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import click
 
-from ml import console, reports
+from ml import console, exits, reports
 from ml.config import Config
-from ml.errors import BadInput, CheckFailed, MlciError
+from ml.errors import BadInput, CheckFailed
 
 STAGES = ("Setup", "Test", "Train", "Gate", "Build images", "Deploy staging", "Approve", "Deploy production")
 
@@ -53,11 +53,10 @@ def _setup(run: Run) -> str:
 
 
 def _test(run: Run) -> str:
-    from ml import testing
+    from ml import testing, verdicts
 
     result = testing.run(run.config)
-    if not result.passed:
-        raise CheckFailed(f"tests failed: {result.summary}", hint=f"see {result.junit} and the output above")
+    verdicts.require_tests_passed(result)
     return result.summary
 
 
@@ -73,13 +72,12 @@ def _train(run: Run) -> str:
 
 
 def _gate(run: Run) -> str:
-    from ml import gate
+    from ml import gate, verdicts
 
     result = gate.gate(run.config)
     console.out.print(result.table, markup=False)
-    if not result.passed:
-        raise CheckFailed(f"candidate v{result.candidate['version']} fails the gate: " + "; ".join(result.reasons))
-    against = f"production v{result.production['version']}" if result.production else "the floor"
+    verdicts.require_gate_passed(result)
+    against = verdicts.gate_reference(result)
     run.facts["gate"] = f"passed against {against}"
     return f"v{result.candidate['version']} passes against {against}"
 
@@ -148,7 +146,7 @@ assert tuple(ACTIONS) == STAGES
 
 def _progress(index: int, total: int, name: str, state: str, seconds: float | None = None) -> None:
     elapsed = "" if seconds is None else f" ({seconds:.1f} s)"
-    console.out.print(f"[bold]── stage {index}/{total}: {name} — {state}{elapsed}[/bold]", markup=True)
+    console.bold(f"── stage {index}/{total}: {name} — {state}{elapsed}")
 
 
 def run(
@@ -170,13 +168,19 @@ def run(
         started = time.monotonic()
         try:
             summary = ACTIONS[name](state)
-        except MlciError as error:
+        except Exception as raised:
+            mapped = exits.classify(raised)
+            if mapped is None:  # a bug: keep its traceback
+                raise
+            _code, error = mapped
             elapsed = time.monotonic() - started
             state.results.append((name, f"FAILED: {error.message}", elapsed))
             _progress(index, len(selected), name, "stopped" if isinstance(error, NotApproved) else "FAILED", elapsed)
             error.stage = name  # type: ignore[attr-defined]
             error.pipeline = state  # type: ignore[attr-defined]
-            raise
+            if error is raised:
+                raise
+            raise error from raised
         elapsed = time.monotonic() - started
         state.results.append((name, summary, elapsed))
         _progress(index, len(selected), name, f"ok: {summary}", elapsed)

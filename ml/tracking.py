@@ -1,8 +1,8 @@
 """The MLflow connection: the system of record for runs, model versions and aliases.
 
 Embedded default: SQLite under `.mlci/` with artifacts beside it. `MLFLOW_TRACKING_URI` points at
-a tracking server instead; it is checked up front so an unreachable server fails in seconds, not
-after MLflow's default retries (minutes).
+a tracking server instead; it is checked up front (it answers, and it is MLflow) so a wrong or dead
+server fails in seconds, not after MLflow's default retries (minutes) or with a traceback.
 """
 
 from __future__ import annotations
@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
 
 from ml.config import Config
-from ml.errors import Unreachable
+from ml.errors import BadInput, ConfigError, Unreachable
+from ml.registry import redact
 
 # MLflow's client retries for minutes by default; a CI step should fail fast and say why.
 HTTP_DEFAULTS = {
@@ -26,6 +30,18 @@ HTTP_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 PREFLIGHT_TIMEOUT = 5.0
+# Cheapest call only an MLflow server answers with JSON (a web page or a file server does not).
+MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search"
+# Schemes mlci runs against: a tracking server, or a database MLflow opens itself ("" is a local path).
+REMOTE_SCHEMES = ("http", "https")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+SUPPORTED_SCHEMES = (*REMOTE_SCHEMES, *DATABASE_SCHEMES, "file", "")
+# Two first trainings at once would both create the SQLite schema; the second waits this long at most.
+STORE_LOCK_TIMEOUT = 120.0
+URI_HINT = (
+    "set MLFLOW_TRACKING_URI (or tracking.uri in mlci.yaml) to http(s)://host:port of an MLflow tracking "
+    "server, or unset it to use the embedded store under .mlci/"
+)
 
 
 def _quiet() -> None:
@@ -36,21 +52,140 @@ def _quiet() -> None:
 
 
 def is_remote(uri: str) -> bool:
-    return urlparse(uri).scheme in ("http", "https")
+    return urlparse(uri).scheme in REMOTE_SCHEMES
+
+
+def check_scheme(uri: str) -> None:
+    """A URI MLflow would reject (or mistake for a path) is a config error, named before MLflow sees it."""
+    scheme = urlparse(uri).scheme.split("+")[0]  # postgresql+psycopg2 is postgresql
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ConfigError(
+            f"{redact(uri)} is not a supported tracking URI (scheme {scheme!r}; "
+            f"supported: {', '.join(s for s in SUPPORTED_SCHEMES if s)})",
+            hint=URI_HINT,
+        )
+
+
+def _http_options() -> dict:
+    """Credentials and TLS settings the MLflow client would use, so the probe sees what it will see."""
+    options: dict = {"timeout": PREFLIGHT_TIMEOUT, "follow_redirects": False}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        options["auth"] = (user, password)
+    elif token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        options["headers"] = {"Authorization": f"Bearer {token}"}
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        options["verify"] = False
+    elif cert := os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        options["verify"] = cert
+    return options
+
+
+def _json_object(answer: httpx.Response) -> dict | None:
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def preflight(uri: str) -> None:
-    """Fail within seconds, with the URI and what to check, when a tracking server does not answer."""
+    """Fail within seconds, with the URI and what to check, when a tracking server does not answer
+    or is not an MLflow tracking server."""
     if not is_remote(uri):
         return
+    base, shown, options = uri.rstrip("/"), redact(uri), _http_options()
     try:
-        httpx.get(uri.rstrip("/") + "/health", timeout=PREFLIGHT_TIMEOUT)
+        httpx.get(base + "/health", **options)
     except httpx.HTTPError as error:
         raise Unreachable(
-            f"MLflow tracking server {uri} is unreachable ({type(error).__name__}: {error})",
+            f"MLflow tracking server {shown} is unreachable ({type(error).__name__}: {error})",
             hint="check MLFLOW_TRACKING_URI and that the server runs (mlflow server …); "
             "unset it to use the embedded store",
         ) from None
+    try:
+        answer = httpx.get(base + MLFLOW_PROBE, params={"max_results": 1}, **options)
+    except httpx.HTTPError as error:
+        raise Unreachable(
+            f"the MLflow tracking server {shown} stopped answering ({type(error).__name__}: {error})",
+            hint="check the server and MLFLOW_TRACKING_URI, then run the command again",
+        ) from None
+    _judge_probe(shown, answer)
+
+
+def _judge_probe(shown: str, answer: httpx.Response) -> None:
+    body = _json_object(answer)
+    if answer.status_code in (401, 403):
+        raise ConfigError(
+            f"MLflow tracking server {shown} refused the credentials (HTTP {answer.status_code})",
+            hint="set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+        )
+    if answer.status_code == 200 and body is not None:
+        return
+    if body is not None and "error_code" in body:  # MLflow itself, with a broken backend
+        raise Unreachable(
+            f"MLflow tracking server {shown} answers with an error: {body['error_code']}: "
+            f"{str(body.get('message', ''))[:300]}",
+            hint="check the tracking server's log and its database",
+        )
+    kind = answer.headers.get("content-type", "no content type").split(";")[0]
+    # Exit 3: the dependency mlci needs (an MLflow server) is not reachable at this URI.
+    raise Unreachable(
+        f"{shown} answers but is not an MLflow tracking server (GET {MLFLOW_PROBE}: HTTP {answer.status_code}, {kind})",
+        hint="check MLFLOW_TRACKING_URI: the host, port and any path prefix of the MLflow server; "
+        "unset it to use the embedded store",
+    )
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _broken_store(path: Path, problem: str) -> BadInput:
+    return BadInput(
+        f"the embedded MLflow store {path} cannot be used: {problem}",
+        hint=f"move it away (e.g. mv {path} {path}.broken): it is the embedded MLflow store, and mlci "
+        "creates a fresh one on the next run (the old runs and versions stay in the moved copy)",
+    )
+
+
+def _prepare_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise _broken_store(folder, "it is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _broken_store(folder, f"cannot create the folder ({error.strerror})") from None
+
+
+def _open_sqlite(uri: str, database: Path):
+    """A client on the SQLite store, its two stores opened one process at a time: the first opening
+    creates the schema, and two processes creating it together fail (alembic's "duplicate column")."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    _prepare_folder(database.parent)
+    if database.exists() and not database.is_file():
+        raise _broken_store(database, "it is not a file")
+    try:
+        with FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # opens the tracking store
+            client.search_registered_models(max_results=1)  # opens the registry store
+    except LockTimeout:
+        raise BadInput(
+            f"another mlci process holds {database}.lock for more than {STORE_LOCK_TIMEOUT:.0f} s",
+            hint="wait for it to finish; if none runs, delete the lock file",
+        ) from None
+    except (SQLAlchemyError, MlflowException, OSError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0][:300]
+        raise _broken_store(database, first) from None
+    return client
 
 
 def connect(config: Config):
@@ -59,18 +194,23 @@ def connect(config: Config):
         os.environ.setdefault(key, value)
     _quiet()
     uri = config.tracking_uri
+    check_scheme(uri)
     preflight(uri)
-    if uri.startswith("sqlite:"):
-        config.state_dir.mkdir(parents=True, exist_ok=True)
     import mlflow
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    database = _sqlite_file(uri)
+    if database is not None:
+        return _open_sqlite(uri, database)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def experiment_id(client, config: Config) -> str:
+    """The project's experiment, created on first use (by whichever of two concurrent runs gets there first)."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(config.experiment_name)
     if experiment is not None:
         return experiment.experiment_id
@@ -78,4 +218,9 @@ def experiment_id(client, config: Config) -> str:
     if not is_remote(config.tracking_uri):
         # Keep artifacts with the embedded store, not in ./mlruns of whatever folder mlci ran from.
         location = (config.state_dir / "artifacts").resolve().as_uri()
-    return client.create_experiment(config.experiment_name, artifact_location=location)
+    try:
+        return client.create_experiment(config.experiment_name, artifact_location=location)
+    except MlflowException as error:
+        if getattr(error, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(config.experiment_name).experiment_id

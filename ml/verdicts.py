@@ -1,0 +1,30 @@
+"""When a check says no: the one definition of a failed test run and a failed gate, shared by the
+`mlci test`/`mlci gate` commands and the pipeline's stages (both raise the same CheckFailed, exit 1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ml.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from ml.gate import GateResult
+    from ml.testing import TestResult
+
+
+def require_tests_passed(result: TestResult) -> None:
+    if not result.passed:
+        raise CheckFailed(f"tests failed: {result.summary}", hint=f"see {result.junit} and the output above")
+
+
+def require_gate_passed(result: GateResult) -> None:
+    if not result.passed:
+        raise CheckFailed(
+            f"candidate v{result.candidate['version']} fails the gate: " + "; ".join(result.reasons),
+            hint="see the table above and reports/gate.json",
+        )
+
+
+def gate_reference(result: GateResult) -> str:
+    """What the candidate was judged against, in words."""
+    return f"production v{result.production['version']}" if result.production else "the floor"
