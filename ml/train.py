@@ -1,15 +1,18 @@
 """`mlci train`: a reproducible training run, traced end to end in MLflow.
 
-Order matters for "nothing half-done": config, data and estimator are checked before MLflow is
-touched; the model version is registered only after everything else is logged, and the run is
-marked FINISHED only after the version and its `candidate` alias exist. Any failure leaves the run
-FAILED and no version behind.
+Order matters for "nothing half-done": config, data, estimator, every metric and the reports folder
+are checked before MLflow is touched; the model version is registered only after everything else is
+logged, then `candidate` moves and the report is written, and the run is marked FINISHED only after
+all three. A failure at any point leaves the run FAILED, no version behind and `candidate` where it
+was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ import numpy as np
 
 from ml import data, evaluate, provenance, registry, reports, tracking
 from ml.config import Config
+from ml.errors import BadInput, DataError
 from ml.model import build_pipeline
 
 # Tree models are saved with skops; these are the types our pipelines need that skops does not
@@ -116,13 +120,58 @@ def _params(config: Config, pipeline) -> dict[str, object]:
     return params
 
 
+def check_folds(split: evaluate.Split, config: Config) -> None:
+    """Every class must appear in every cross-validation fold: a fold without it scores NaN (no ROC
+    without both classes), and a NaN score would be registered as if it were a result."""
+    folds = config.split.cv_folds
+    counts = split.y_train.value_counts()
+    rare = counts[counts < folds]
+    if rare.empty:
+        return
+    label, rows = str(rare.index[-1]), int(rare.iloc[-1])
+    raise DataError(
+        f"class {label!r} has only {rows} training rows: too few for {folds}-fold cross-validation",
+        details=[f"{k!r}: {int(v)} training rows" for k, v in counts.items()],
+        hint=f"lower split.cv_folds in mlci.yaml (at most {max(int(counts.min()), 2)}) or add rows of class {label!r}",
+    )
+
+
+def check_metrics(metrics: dict[str, float], cv_metrics: dict[str, float]) -> None:
+    """A metric that is not a number means an evaluation set missed a class: a data problem, not a score."""
+    broken = [f"test {k}" for k, v in metrics.items() if not np.isfinite(v)]
+    broken += [k for k, v in cv_metrics.items() if not np.isfinite(v)]
+    if broken:
+        raise DataError(
+            f"training produced metrics that are not numbers: {', '.join(broken)}",
+            hint="an evaluation set lacks a class: add rows of the rarest class, "
+            "or change split.test_size / split.cv_folds",
+        )
+
+
+def check_reports_folder(config: Config) -> None:
+    """The report is the last thing written: make sure it can be, before anything is registered."""
+    folder = config.reports_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise BadInput(
+            f"cannot write reports to {folder}: {error.strerror or error}",
+            hint=f"make {folder} a writable folder (move away a file of that name), then run again",
+        ) from None
+
+
 def fit(config: Config, dataset: data.Dataset):
     """Build the pipeline, cross-validate on the training rows, fit, and score the held-out rows."""
     pipeline = build_pipeline(config)
     split = evaluate.holdout(dataset, config)
+    check_folds(split, config)
     cv_metrics = evaluate.cross_validate(pipeline, split, config)
-    evaluate.fit(pipeline, split.x_train, split.y_train, config)
+    pipeline.fit(split.x_train, split.y_train)
     metrics = evaluate.score(pipeline, split.x_test, split.y_test, config)
+    check_metrics(metrics, cv_metrics)
     return pipeline, split, metrics, cv_metrics
 
 
@@ -152,11 +201,13 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
     dataset = dataset or data.load(config)
     facts = provenance.collect(config.root)
     pipeline, split, metrics, cv_metrics = fit(config, dataset)
+    check_reports_folder(config)
 
     import mlflow
 
     client = tracking.connect(config)
     experiment = tracking.experiment_id(client, config)
+    previous = registry.alias_map(client, config.model_name).get(registry.CANDIDATE)
     version = None
     run_name = f"{config.model_name}-{facts.short_commit}"
     try:
@@ -181,9 +232,9 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             )
             mlflow.log_input(source, context="training", tags={"sha256": dataset.fingerprint.sha256})
             plots = _log_plots(pipeline, split, config)
-            # The file --config named, under its own name: the settings this run was trained with.
-            if config.source is not None and config.source.is_file():
-                mlflow.log_artifact(str(config.source), artifact_path="config")
+            config_file = config.root / "mlci.yaml"
+            if config_file.is_file():
+                mlflow.log_artifact(str(config_file), artifact_path="config")
             model_info = _log_model(pipeline, split)
             version_tags = {
                 "mlci.commit": facts.commit,
@@ -197,32 +248,49 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             }
             if facts.build_url:
                 version_tags["jenkins.build_url"] = facts.build_url
+            # Last, in this order: register, move @candidate, write the report. The run is FINISHED
+            # only when the with-block ends, after all three.
             with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered…" there
                 registered = mlflow.register_model(model_info.model_uri, config.model_name, tags=version_tags)
             version = str(registered.version)
             registry.set_alias(
                 client, config.model_name, registry.CANDIDATE, version, by=facts.author, build=facts.build_url or ""
             )
+            result = TrainResult(
+                model_name=config.model_name,
+                version=version,
+                run_id=run.info.run_id,
+                experiment_id=experiment,
+                primary_metric=config.metrics.primary,
+                metrics=metrics,
+                cv_metrics=cv_metrics,
+                data=dataset.fingerprint.as_dict(),
+                provenance=facts.as_dict(),
+                estimator=config.model.estimator,
+                params=dict(config.model.params.items()),
+                duration_s=round(time.monotonic() - started, 2),
+                plots=plots,
+            )
+            _write_report(config, result)
     except BaseException:
-        # The run is already FAILED (start_run's context manager); drop a version registered before the failure.
+        # The run is already FAILED (start_run's context manager); undo what the registry holds of it.
         if version is not None:
-            client.delete_model_version(config.model_name, version)
+            _unregister(client, config.model_name, version, previous)
         raise
-
-    result = TrainResult(
-        model_name=config.model_name,
-        version=version,
-        run_id=run.info.run_id,
-        experiment_id=experiment,
-        primary_metric=config.metrics.primary,
-        metrics=metrics,
-        cv_metrics=cv_metrics,
-        data=dataset.fingerprint.as_dict(),
-        provenance=facts.as_dict(),
-        estimator=config.model.estimator,
-        params=dict(config.model.params.items()),
-        duration_s=round(time.monotonic() - started, 2),
-        plots=plots,
-    )
-    reports.write(config, "train", result.report())
     return result
+
+
+def _write_report(config: Config, result: TrainResult) -> None:
+    try:
+        reports.write(config, "train", result.report())
+    except OSError as error:
+        raise BadInput(
+            f"cannot write the training report to {config.reports_dir}: {error.strerror or error}",
+            hint="free space or fix the permissions of the reports folder, then run again",
+        ) from None
+
+
+def _unregister(client, name: str, version: str, previous: str | None) -> None:
+    """Drop the version a failed training registered and put @candidate back where it was."""
+    client.delete_model_version(name, version)  # takes its aliases with it
+    registry.restore_alias(client, name, registry.CANDIDATE, previous)
