@@ -248,3 +248,19 @@ def test_na_in_a_numeric_column_is_not_a_silent_missing_value(project):
         validate(project)
     (line,) = caught.value.details
     assert "mean_perimeter" in line and "'NA'" in line and "leave missing values empty" in line
+
+
+def test_na_category_reaches_the_bundle_reference_rows_as_a_string(mixed_project):
+    # Training, packaging and serving agree: "NA" is a category string, an empty field is null.
+    from ml import bundle, model
+
+    rename_region(mixed_project, "north", "NA")
+    mixed_project.edit(
+        **{"data.features.region": {"type": "categorical", "categories": ["NA", "south", "east", "west"]}}
+    )
+    config = config_module.load(mixed_project.config_file)
+    frame = model.model_frame(data.load(config).frame, config)
+    records = bundle.reference_records(frame, config, len(frame))
+    regions = [r["region"] for r in records]
+    assert "NA" in regions and None in regions
+    assert set(regions) <= {"NA", "south", "east", "west", None}
