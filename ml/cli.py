@@ -15,6 +15,7 @@ import click
 
 from ml import config as config_module
 from ml import console, exits
+from ml.environment_status import DeployRecord, EnvironmentStatus, EnvironmentUnavailable
 from ml.errors import BadInput, CheckFailed, MlciError
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -199,73 +200,72 @@ def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> Non
     if env_names:
         environments = [status_module.environment(config, name) for name in env_names]
         if as_json:
-            click.echo(json.dumps(environments, indent=2))
+            click.echo(json.dumps([env.as_dict() for env in environments], indent=2))
             return
         for env in environments:
             _print_environment(env)
         return
     report = status_module.collect(config)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    console.header("status", f"model {config.model_name} in {report['tracking_uri']}")
+    console.header("status", f"model {config.model_name} in {report.tracking_uri}")
     primary = config.metrics.primary
     rows = [
         (
-            v["version"],
-            " ".join("@" + a for a in v["aliases"]),
-            _metric(v["metrics"].get(primary)),
-            v["commit"][:10],
-            (v["data_sha256"] or "")[:12],
-            (v["author"] or "").split(" <")[0],
-            v["created_at"][:16].replace("T", " "),
-            v["gate"] or "-",
+            v.version,
+            " ".join("@" + a for a in v.aliases),
+            _metric(v.metrics.get(primary)),
+            v.commit[:10],
+            (v.data_sha256 or "")[:12],
+            (v.author or "").split(" <")[0],
+            v.created_at[:16].replace("T", " "),
+            v.gate or "-",
         )
-        for v in report["versions"]
+        for v in report.versions
     ]
     console.table(["version", "aliases", primary, "commit", "data sha256", "author", "created", "gate"], rows)
-    aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report["aliases"].items())) or "none"
-    for env in report["environments"]:
+    aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report.aliases.items())) or "none"
+    for env in report.environments:
         _print_environment(env)
     console.result(True, f"{len(rows)} version(s); aliases: {aliases}")
 
 
-def _print_environment(env: dict) -> None:
-    if "error" in env:
-        console.info(f"environment {env['env']}: {env['error']}")
+def _print_environment(env: EnvironmentStatus | EnvironmentUnavailable) -> None:
+    if isinstance(env, EnvironmentUnavailable):
+        console.info(f"environment {env.env}: {env.error}")
         return
     console.out.print(
-        f"environment {env['env']}: router {env['router']} at {env['url']}, live colour {env['live'] or 'none'}",
+        f"environment {env.env}: router {env.router} at {env.url}, live colour {env.live or 'none'}",
         markup=False,
     )
     rows = [
         (
             colour,
-            "live" if slot["live"] else "idle",
-            slot["model_version"],
-            slot["image"],
-            slot["state"],
-            slot["health"] or "-",
-            (slot["deployed_at"] or "")[:19].replace("T", " "),
+            "live" if slot.live else "idle",
+            slot.model_version,
+            slot.image,
+            slot.state,
+            slot.health or "-",
+            (slot.deployed_at or "")[:19].replace("T", " "),
         )
-        for colour, slot in env["slots"].items()
+        for colour, slot in env.slots.items()
         if slot
     ]
     if rows:
         console.table(["slot", "role", "version", "image", "state", "health", "started"], rows)
-    for record in env["last_deploys"][-3:]:
-        what = (
-            f"v{record.get('model_version')} on {record.get('colour')}"
-            if record.get("model_version")
-            else "environment removed"
-        )
-        console.info(
-            f"{record['deployed_at'][:19].replace('T', ' ')} {record['kind']} ({record['result']}): {what}, "
-            f"by {record['deployed_by']}"
-            + (f", approved by {record['approver']}" if record.get("approver") else "")
-            + (f", build {record['build_url']}" if record.get("build_url") else "")
-            + (f"; {record['reason']}" if record.get("reason") else "")
-        )
+    for record in env.last_deploys[-3:]:
+        console.info(_deploy_line(record))
+
+
+def _deploy_line(record: DeployRecord) -> str:
+    what = f"v{record.model_version} on {record.colour}" if record.model_version else "environment removed"
+    return (
+        f"{record.deployed_at[:19].replace('T', ' ')} {record.kind} ({record.result}): {what}, by {record.deployed_by}"
+        + (f", approved by {record.approver}" if record.approver else "")
+        + (f", build {record.build_url}" if record.build_url else "")
+        + (f"; {record.reason}" if record.reason else "")
+    )
 
 
 def _pick_version(version: str | None, alias: str | None) -> None:

@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from ml import console, history, polling, provenance, registry, reports, tracking
 from ml.config import Config, Environment
 from ml.docker import Docker
+from ml.environment_status import DeployRecord, EnvironmentStatus, SlotStatus
 from ml.errors import BadInput, CheckFailed, MlciError
 from ml.router import COLOURS, LIVE, PREVIEW, Names, Router, other, render
 
@@ -604,36 +605,36 @@ def down(
         return removed
 
 
-def environment_status(config: Config, env_name: str) -> dict[str, Any]:
+def environment_status(config: Config, env_name: str) -> EnvironmentStatus:
     """Live colour, each slot's image, version and health, the router, the last deploys."""
     _env, docker, names, router = _context(config, env_name)
     router_state = router.state()
     live = router.colour(LIVE) if router_state and router_state["State"]["Running"] else None
-    slots: dict[str, dict[str, Any] | None] = {}
+    slots: dict[str, SlotStatus | None] = {}
     for colour in COLOURS:
         state = docker.inspect("container", names.slot(colour))
         if state is None:
             slots[colour] = None
             continue
         labels = state["Config"]["Labels"] or {}
-        health = (state["State"].get("Health") or {}).get("Status")
-        slots[colour] = {
-            "container": names.slot(colour),
-            "image": state["Config"]["Image"],
-            "model_version": labels.get("io.mlci.model.version"),
-            "deployed_at": labels.get("io.mlci.deployed_at"),
-            "state": state["State"]["Status"],
-            "health": health,
-            "live": colour == live,
-        }
+        slots[colour] = SlotStatus(
+            container=names.slot(colour),
+            image=state["Config"]["Image"],
+            model_version=labels.get("io.mlci.model.version"),
+            deployed_at=labels.get("io.mlci.deployed_at"),
+            state=state["State"]["Status"],
+            health=(state["State"].get("Health") or {}).get("Status"),
+            live=colour == live,
+        )
     records = history.records(config, env_name)
-    return {
-        "env": env_name,
-        "url": router.url,
-        "preview_url": router.preview_url,
-        "router": router_state["State"]["Status"] if router_state else "missing",
-        "live": live,
-        "slots": slots,
-        "current": history.serving(records),
-        "last_deploys": records[-5:],
-    }
+    current = history.serving(records)
+    return EnvironmentStatus(
+        env=env_name,
+        url=router.url,
+        preview_url=router.preview_url,
+        router=router_state["State"]["Status"] if router_state else "missing",
+        live=live,
+        slots=slots,
+        current=DeployRecord.from_record(current) if current else None,
+        last_deploys=[DeployRecord.from_record(r) for r in records[-5:]],
+    )
