@@ -1,19 +1,19 @@
 """The Models page's data: the MLflow registry's versions of the served model, read-only.
 
-Reuses `ml.registry.versions` (versions newest first, with aliases and tags) and reads the primary
-metric from the version tags `mlci train` writes (`mlci.primary_metric`, `mlci.metric.<name>`), so a
-page load is one search, not one request per version. mlflow is imported only here, lazily: the
-dashboard's other pages work in an image without it.
+Reads the versions (newest first) and the aliases straight from MLflow, and the primary metric from
+the version tags `mlci train` writes (`mlci.primary_metric`, `mlci.metric.<name>`), so a page load is
+two requests, not one per version. It does not import `ml/` (the training tooling), so the dashboard
+image carries only mlflow-skinny; mlflow is imported lazily: the other pages work without it.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
-
-from ml.registry import redact
+from urllib.parse import urlparse, urlunparse
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 MODEL_NAME_ENV = "MLCI_MODEL_NAME"
@@ -67,11 +67,56 @@ def model_name(api_name: str | None, env: dict[str, str] | None = None) -> str |
     return (values.get(MODEL_NAME_ENV) or "").strip() or api_name or None
 
 
+def redact(uri: str) -> str:
+    """The tracking URI without the password a user may have put in it (the page shows the URI)."""
+    parts = urlparse(uri)
+    if not parts.password:
+        return uri
+    return urlunparse(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def _missing_sqlite_file(uri: str) -> str | None:
+    """The file a sqlite:/// URI names, when it does not exist: MLflow would create it, empty, and the
+    page would say "no version yet" about a misspelt path. This page only reads."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return path if path not in ("", ":memory:") and not Path(path).is_file() else None
+
+
 def _float(text: Any) -> float | None:
     try:
         return float(text)
     except (TypeError, ValueError):
         return None
+
+
+def _aliases(client: Any, name: str) -> dict[str, str]:
+    """alias -> version; empty while the model is not registered (the page says "no version yet")."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return {}
+        raise
+
+
+def _row(mv: Any, tags: dict[str, str], metric_name: str | None, aliases: dict[str, str]) -> dict[str, Any]:
+    """One line of the Versions table, from an MLflow ModelVersion and its tags."""
+    created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+    return {
+        "version": int(mv.version),
+        "aliases": ", ".join(f"@{a}" for a, v in sorted(aliases.items()) if v == str(mv.version)),
+        "metric": _float(tags.get(f"mlci.metric.{metric_name}")) if metric_name else None,
+        "author": tags.get("mlci.author", ""),
+        "commit": tags.get("mlci.commit", "unknown"),
+        "branch": tags.get("mlci.branch", ""),
+        "created_at": tags.get("mlci.trained_at") or created,
+        "gate": tags.get("mlci.gate.result", ""),
+        "run_id": mv.run_id,
+    }
 
 
 def load(uri: str, name: str) -> RegistryView:
@@ -81,13 +126,16 @@ def load(uri: str, name: str) -> RegistryView:
     try:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
-
-        from ml import registry
     except ImportError as error:
         raise RegistryError(
             f"the MLflow client is not installed in this dashboard ({error})",
             hint="install mlflow next to the dashboard (pip install mlflow) to see the registry",
         ) from None
+    if missing := _missing_sqlite_file(uri):
+        raise RegistryError(
+            f"no MLflow database at {missing}",
+            hint="check MLFLOW_TRACKING_URI: `mlci train` writes the embedded store to .mlci/mlflow.db in the project",
+        )
     if urlparse(uri).scheme in ("http", "https"):
         import httpx
 
@@ -100,8 +148,10 @@ def load(uri: str, name: str) -> RegistryView:
             ) from None
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        infos = registry.versions(client, name)[:MAX_VERSIONS]
-        aliases = registry.alias_map(client, name)
+        aliases = _aliases(client, name)
+        found = client.search_model_versions(
+            f"name = '{name}'", max_results=MAX_VERSIONS, order_by=["version_number DESC"]
+        )
     except MlflowException as error:
         raise RegistryError(
             f"MLflow at {redact(uri)} refused the request: {error.message}",
@@ -112,21 +162,8 @@ def load(uri: str, name: str) -> RegistryView:
             f"cannot read the MLflow registry at {redact(uri)} ({type(error).__name__}: {error})",
             hint="check that the tracking server runs and MLFLOW_TRACKING_URI points at it",
         ) from None
-    primary = next((i.tags.get("mlci.primary_metric") for i in infos if i.tags.get("mlci.primary_metric")), None)
-    rows = []
-    for info in infos:
-        metric_name = info.tags.get("mlci.primary_metric") or primary
-        rows.append(
-            {
-                "version": int(info.version),
-                "aliases": ", ".join(f"@{a}" for a in info.aliases),
-                "metric": _float(info.tags.get(f"mlci.metric.{metric_name}")) if metric_name else None,
-                "author": info.tags.get("mlci.author", ""),
-                "commit": info.commit,
-                "branch": info.tags.get("mlci.branch", ""),
-                "created_at": info.tags.get("mlci.trained_at") or info.created_at,
-                "gate": info.tags.get("mlci.gate.result", ""),
-                "run_id": info.run_id,
-            }
-        )
+    versions = sorted(found, key=lambda mv: int(mv.version), reverse=True)
+    tags = [dict(mv.tags or {}) for mv in versions]
+    primary = next((t["mlci.primary_metric"] for t in tags if t.get("mlci.primary_metric")), None)
+    rows = [_row(mv, t, t.get("mlci.primary_metric") or primary, aliases) for mv, t in zip(versions, tags)]
     return RegistryView(tracking_uri=redact(uri), model_name=name, primary_metric=primary, aliases=aliases, rows=rows)

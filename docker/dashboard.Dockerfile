@@ -22,8 +22,7 @@ FROM ${BASE_IMAGE}
 RUN set -eu; groupadd --gid 10001 mlci; \
     useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mlci
 COPY --from=deps /opt/venv /opt/venv
-# The Models page reads the registry through ml.registry (mlflow-skinny, no training stack).
-COPY ml/__init__.py ml/errors.py ml/registry.py /app/ml/
+# dashboard/ alone: it imports nothing from ml/ (the Models page reads MLflow through mlflow-skinny).
 COPY dashboard/ /app/dashboard/
 RUN python3 -m compileall -q /app
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
