@@ -5,6 +5,7 @@ Pages stay thin (layout and widgets); everything that can be wrong is here and p
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from collections.abc import Iterator
@@ -99,6 +100,24 @@ def _listing(items: list[Any], limit: int = 8) -> str:
     return shown + (f" … ({len(items)} in all)" if len(items) > limit else "")
 
 
+def _read_csv(text: str) -> pd.DataFrame:
+    """Every cell as text, the header as it is written.
+
+    pandas' defaults would hide what is wrong: it renames a repeated column (`a`, `a.1`) and turns
+    extra leading fields into an index (shifting every value of the row), so the header is read as a
+    plain row here, and a row longer than the header is an error. The separator is guessed among
+    , ; tab | only (a one-column file has none).
+    """
+    try:
+        sep = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+    except csv.Error:
+        sep = ","
+    rows = pd.read_csv(io.StringIO(text), sep=sep, header=None, index_col=False, dtype=str, keep_default_na=False)
+    frame = rows.iloc[1:].fillna("").reset_index(drop=True)  # a short row: its missing fields are empty
+    frame.columns = [str(c).strip() for c in rows.iloc[0].fillna("")]
+    return frame
+
+
 def check_csv(data: bytes | str, schema: dict[str, Any], *, max_rows: int = 100_000) -> CsvCheck:
     """Parse a CSV and check its columns and values against the API's schema, before sending anything."""
     check = CsvCheck()
@@ -107,11 +126,10 @@ def check_csv(data: bytes | str, schema: dict[str, Any], *, max_rows: int = 100_
         check.errors.append("the file is empty")
         return check
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=None, engine="python", dtype=str, keep_default_na=False)
+        frame = _read_csv(text)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, TypeError) as error:
         check.errors.append(f"not a readable CSV: {error}")
         return check
-    frame.columns = [str(c).strip() for c in frame.columns]
     check.frame = frame
     wanted = feature_names(schema)
     if duplicated := sorted({c for c in frame.columns if list(frame.columns).count(c) > 1}):
@@ -140,12 +158,17 @@ def check_csv(data: bytes | str, schema: dict[str, Any], *, max_rows: int = 100_
             if bad.any():
                 rows = [int(i) + 1 for i in bad[bad].index]
                 check.errors.append(f"column {name!r}: not a number in rows {_listing(rows)}")
+            infinite = numbers.isin([math.inf, -math.inf])  # JSON has no infinity: the request could not be sent
+            if infinite.any():
+                rows = [int(i) + 1 for i in infinite[infinite].index]
+                check.errors.append(f"column {name!r}: not a finite number in rows {_listing(rows)}")
             low, high = f.get("min"), f.get("max")
             out = pd.Series(False, index=frame.index)
             if low is not None:
                 out |= numbers < low
             if high is not None:
                 out |= numbers > high
+            out &= ~infinite  # said once, above
             if out.any():
                 rows = [int(i) + 1 for i in out[out].index]
                 check.errors.append(f"column {name!r}: outside {range_text(f)} in rows {_listing(rows)}")

@@ -5,7 +5,9 @@ Every process a test starts is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +89,30 @@ def loans_bundle(tmp_path_factory) -> Path:
     return make_bundle(config, root / "loans", "3", commit="3333333cccc", author="carol", score=0.8)
 
 
+@pytest.fixture(scope="session")
+def freetext_bundle(tmp_path_factory) -> Path:
+    """The loans model with `region` as free text (no declared categories): the API bounds its length,
+    a bound GET /schema does not publish, so only the API can refuse an over-long value."""
+    config = _config(LOANS_CONFIG, {"n_estimators": 5, "max_depth": 3, "random_state": 0})
+    features = dict(config.data.features)
+    features["region"] = features["region"].model_copy(update={"categories": None})
+    config = config.model_copy(update={"data": config.data.model_copy(update={"features": features})})
+    out = tmp_path_factory.mktemp("dashboard-freetext") / "bundle"
+    return make_bundle(config, out, "4", commit="4444444dddd", author="dan", score=0.8)
+
+
+@pytest.fixture(scope="session")
+def unready_bundle(bundles, tmp_path_factory) -> Path:
+    """v1 whose reference outputs were altered: the API starts, fails its warm-up and stays not ready."""
+    target = tmp_path_factory.mktemp("dashboard-unready") / "bundle"
+    shutil.copytree(bundles["v1"], target)
+    reference = json.loads((target / "reference.json").read_text())
+    first = reference["expected"][0]
+    first["label"] = "benign" if first["label"] == "malignant" else "malignant"
+    (target / "reference.json").write_text(json.dumps(reference))
+    return target
+
+
 @dataclass
 class ApiProcess:
     bundle: Path
@@ -101,7 +127,8 @@ class ApiProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ApiProcess:
+    def start(self, timeout: float = 30.0, ready: bool = True) -> ApiProcess:
+        """Start and wait for /ready (or, with ready=False, for /health only: a model that fails its warm-up)."""
         env = {
             **os.environ,
             "MLCI_COLOUR": self.colour,
@@ -124,7 +151,7 @@ class ApiProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the API exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                if httpx.get(self.url + ("/ready" if ready else "/health"), timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -150,10 +177,10 @@ class ApiFactory:
         self.started: list[ApiProcess] = []
         self.free_port = free_port
 
-    def start(self, bundle: Path, port: int | None = None, **kwargs) -> ApiProcess:
+    def start(self, bundle: Path, port: int | None = None, ready: bool = True, **kwargs) -> ApiProcess:
         api = ApiProcess(bundle=bundle, port=port or self.free_port(), **kwargs)
         self.started.append(api)
-        return api.start()
+        return api.start(ready=ready)
 
     def stop_all(self) -> None:
         for api in self.started:

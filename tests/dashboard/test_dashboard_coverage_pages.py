@@ -1,0 +1,322 @@
+"""What the pages show when things go wrong in ways the first suite does not reach: the API refusing a
+chunk, a CSV that is not what it seems, a registry that is missing, odd or not MLflow at all.
+
+Real parts only (API processes serving real bundles, real MLflow stores); the one fake is a page body
+that raises, for `guard`'s "something went wrong" banner, since that is an unexpected error by definition.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import core, registry
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard" / "app.py")
+LOANS_CSV = ROOT / "tests" / "data" / "loans.csv"
+
+
+@pytest.fixture(autouse=True)
+def _no_streamlit_caches():
+    """AppTest runs in this process: drop cached schemas/clients so one test's API is not another's."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def app(monkeypatch, url: str, page: str | None = None, **env: str) -> AppTest:
+    monkeypatch.setenv("MLCI_API_URL", url)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
+    parts += [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind]
+    return "\n".join(str(p) for p in parts)
+
+
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+# -- real parts this file adds ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def freetext_api(apis, freetext_bundle):
+    return apis.start(freetext_bundle, colour="green", environment="staging", extra_env={"MLCI_MAX_BATCH": "10"})
+
+
+@pytest.fixture(scope="module")
+def odd_store(tmp_path_factory) -> dict[str, str]:
+    """A real MLflow store with what `mlci train` would not leave: versions without aliases or usable
+    metric tags, and a registered model with no version at all."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("dashboard-odd-mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("odd", artifact_location=(root / "artifacts").as_uri())
+    client.create_registered_model("odd-model")
+    client.create_registered_model("empty-model")
+    for tags in ({"mlci.primary_metric": "roc_auc", "mlci.metric.roc_auc": "n/a", "mlci.author": "eve"}, {}):
+        run = client.create_run(experiment)
+        client.create_model_version(
+            "odd-model", source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
+        )
+    return {"uri": uri, "root": str(root)}
+
+
+# -- the CSV check ------------------------------------------------------------------------------------
+SCHEMA = {
+    "features": [
+        {"name": "a", "type": "numeric", "min": None, "max": None, "nullable": False},
+        {"name": "b", "type": "numeric", "min": None, "max": 5, "nullable": False},
+        {"name": "note", "type": "categorical", "categories": None, "nullable": True},
+    ],
+    "max_batch": "lots",
+}
+
+
+def test_schema_texts_and_limits_for_odd_schemas():
+    a, b, note = SCHEMA["features"]
+    assert core.range_text(a) == "any number"
+    assert core.range_text(b) == "≤ 5"
+    assert core.range_text(note) == "any text"
+    assert core.max_batch(SCHEMA) == 100  # a limit that is not a number: the default, not a crash
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (b'a,b,note\n"1,2\n', "not a readable CSV"),
+        (b"a,b,note\n1,2,x,9\n", "not a readable CSV"),  # more fields than the header: never shift values
+        (b"a,a,b,note\n1,2,3,x\n", "duplicated columns: a"),
+        (b"a,b,note\ninf,1,x\n-inf,2,y\n3,1e999,z\n", "column 'a': not a finite number in rows 1, 2"),
+        (b"a,b,note\ninf,1,x\n-inf,2,y\n3,1e999,z\n", "column 'b': not a finite number in rows 3"),
+    ],
+)
+def test_check_csv_refuses_what_would_be_sent_wrong(text, problem):
+    check = core.check_csv(text, SCHEMA)
+    assert not check.ok and not check.records
+    assert any(problem in e for e in check.errors), check.errors
+
+
+def test_check_csv_reads_a_one_column_file_and_short_rows():
+    one = {"features": [SCHEMA["features"][0]]}
+    assert core.check_csv(b"a\n1\n2\n", one).records == [{"a": 1.0}, {"a": 2.0}]
+    check = core.check_csv(b"a,b,note\n1,2\n", SCHEMA)  # a short row: the missing field is empty
+    assert check.records == [{"a": 1.0, "b": 2.0, "note": None}]
+
+
+def test_check_csv_bounds_the_rows_it_takes():
+    check = core.check_csv(b"a,b,note\n" + b"1,2,x\n" * 6, SCHEMA, max_rows=5)
+    assert "6 rows is over the dashboard's limit of 5; split the file" in check.errors
+
+
+# -- Batch: what only the API can refuse ---------------------------------------------------------------
+def loans_rows(rows: int) -> pd.DataFrame:
+    frame = pd.read_csv(LOANS_CSV).head(rows).drop(columns=["approved"])
+    return frame.dropna()
+
+
+def test_batch_shows_the_rows_the_api_refused_and_keeps_what_it_predicted(monkeypatch, freetext_api):
+    frame = loans_rows(40).head(25).reset_index(drop=True)
+    frame["region"] = frame["region"].astype(object)
+    frame.loc[12, "region"] = "x" * 300  # row 13: over the API's length bound for free text
+    at = app(monkeypatch, freetext_api.url, "batch")
+    at.file_uploader[0].upload("loans.csv", frame.to_csv(index=False).encode(), "text/csv").run()
+    assert "25 rows ready, 3 request(s)" in texts(at)  # the dashboard's own check lets it through
+    at.button(key="batch-send").click().run()
+    assert not at.exception
+    assert "The API refused the chunk starting at row 11 (422 invalid_input)" in errors(at)
+    refused = next(d.value for d in at.dataframe if "problem" in d.value.columns)
+    assert list(refused["row"]) == [13] and list(refused["field"]) == ["region"]
+    assert "200" in refused["problem"][0]
+    assert "10 of 25 rows predicted" in texts(at) and "v4" in texts(at)
+    assert len(at.session_state["batch_result"]["frame"]) == 10
+
+
+def test_batch_says_so_when_one_record_is_over_the_body_limit(monkeypatch, apis, bundles, demo_csv):
+    api = apis.start(bundles["v1"], extra_env={"MLCI_MAX_BATCH": "10", "MLCI_MAX_BODY_BYTES": "256"})
+    at = app(monkeypatch, api.url, "batch")
+    at.file_uploader[0].upload("rows.csv", demo_csv(3), "text/csv").run()
+    at.button(key="batch-send").click().run()
+    assert not at.exception
+    assert "The API refused the chunk starting at row 1 (413" in errors(at)  # halved down to 1, then said
+    assert not list(at.success) and not at.get("download_button")
+
+
+def test_batch_refuses_infinite_numbers_before_sending(monkeypatch, api_v1, demo_csv):
+    frame = pd.read_csv(io.BytesIO(demo_csv(4)))
+    frame["mean_area"] = frame["mean_area"].astype(object)
+    frame.loc[1, "mean_area"] = "inf"
+    at = app(monkeypatch, api_v1.url, "batch")
+    at.file_uploader[0].upload("rows.csv", frame.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception
+    assert "column 'mean_area': not a finite number in rows 2" in errors(at)
+    assert not [b for b in at.button if b.key == "batch-send"]
+
+
+def test_batch_says_when_the_api_is_up_but_not_ready(monkeypatch, apis, unready_bundle, demo_csv):
+    api = apis.start(unready_bundle, ready=False)
+    at = app(monkeypatch, api.url, "batch")
+    at.file_uploader[0].upload("rows.csv", demo_csv(3), "text/csv").run()
+    at.button(key="batch-send").click().run()
+    assert not at.exception
+    shown = errors(at)
+    assert "The API became unavailable after 0 rows" in shown and "not ready" in shown
+    assert "reference record 0" in shown  # the API's own reason, passed on
+
+
+# -- Predict -------------------------------------------------------------------------------------------
+def test_predict_with_a_model_that_is_not_ready(monkeypatch, apis, unready_bundle):
+    api = apis.start(unready_bundle, ready=False)
+    at = app(monkeypatch, api.url, "predict")
+    at.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    shown = errors(at)
+    assert "The prediction API is unavailable" in shown and "not ready" in shown
+    assert at.button(key="retry-predict").label == "Retry now"
+
+
+def test_predict_free_text_field_shows_the_api_limit(monkeypatch, freetext_api):
+    at = app(monkeypatch, freetext_api.url, "predict")
+    region = at.text_input[0]
+    assert region.label == "region" and "any text" in region.help
+    region.input("y" * 300)
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("200" in e.value for e in at.error) and "refused this record" in errors(at)
+
+
+def test_a_wrong_api_path_is_reported_as_a_refusal(monkeypatch, api_v1):
+    """MLCI_API_URL with a path the API does not have: its 404 is shown, not a traceback."""
+    at = app(monkeypatch, api_v1.url + "/v1", "predict")
+    assert "**The API refused the request** (404 not_found): Not Found" in errors(at)
+
+
+# -- Models --------------------------------------------------------------------------------------------
+def test_models_page_asks_which_model_when_neither_the_api_nor_the_environment_says(
+    monkeypatch, dead_url, registry_store
+):
+    at = app(monkeypatch, dead_url, "models", MLFLOW_TRACKING_URI=str(registry_store["uri"]))
+    assert any("Which model?" in w.value and "MLCI_MODEL_NAME" in w.value for w in at.warning)
+
+
+def test_models_page_with_a_file_that_is_not_an_mlflow_store(monkeypatch, api_v1, tmp_path):
+    wrong = tmp_path / "notes.db"
+    wrong.write_text("not a database\n")
+    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=f"sqlite:///{wrong}")
+    assert "The model registry is unavailable" in errors(at) and "cannot read the MLflow registry" in errors(at)
+    assert any("MLFLOW_TRACKING_URI" in c.value for c in at.caption)  # the hint: what to check
+    at.button(key="retry-models").click().run()  # asks again (nothing cached), and still says so
+    assert not at.exception and "The model registry is unavailable" in errors(at)
+
+
+def test_models_page_does_not_create_a_store_where_the_uri_names_none(monkeypatch, api_v1, tmp_path):
+    """A misspelt sqlite path must not give a new, empty store (and a page saying "no version yet")."""
+    missing = tmp_path / "typo" / "mlflow.db"
+    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=f"sqlite:///{missing}")
+    assert "The model registry is unavailable" in errors(at) and f"no MLflow database at {missing}" in errors(at)
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_models_page_lists_versions_without_aliases_or_metrics(monkeypatch, api_v1, odd_store):
+    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=odd_store["uri"], MLCI_MODEL_NAME="odd-model")
+    table = next(d.value for d in at.dataframe if "version" in d.value.columns)
+    assert list(table["version"]) == [2, 1]
+    assert table["roc_auc"].isna().all()  # "n/a" is no score: shown empty, not a crash
+    assert list(table["author"]) == ["", "eve"] and list(table["commit"]) == ["unknown", "unknown"]
+    assert not at.metric  # no alias, and the API serves another model
+    assert "over versions" not in texts(at) and not at.get("vega_lite_chart")
+
+
+def test_models_page_for_a_model_registered_without_versions(monkeypatch, api_v1, odd_store):
+    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=odd_store["uri"], MLCI_MODEL_NAME="empty-model")
+    assert any("`empty-model` has no registered version yet" in i.value for i in at.info)
+
+
+def test_models_page_never_shows_the_tracking_password(monkeypatch, api_v1, dead_url):
+    uri = dead_url.replace("http://", "http://ops:hunter2@")
+    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=uri)
+    shown = texts(at)
+    assert "ops:***@127.0.0.1" in shown and "unreachable" in shown
+    assert "hunter2" not in shown
+
+
+def test_models_page_pointed_at_a_server_that_is_not_mlflow(monkeypatch, api_v1):
+    """MLFLOW_TRACKING_URI set to the prediction API by mistake: it answers /health, and refuses the rest."""
+    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=api_v1.url)
+    assert "The model registry is unavailable" in errors(at) and f"MLflow at {api_v1.url}" in errors(at)
+
+
+def test_registry_without_the_mlflow_client_says_what_to_install(tmp_path):
+    """The dashboard's image without mlflow: a clean interpreter without site-packages, so no mlflow."""
+    code = (
+        "from dashboard import registry\n"
+        "try:\n"
+        f"    registry.load('sqlite:///{tmp_path}/mlflow.db', 'm')\n"
+        "except registry.RegistryError as error:\n"
+        "    print(error.message); print(error.hint)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    message, hint = done.stdout.strip().splitlines()
+    assert message.startswith("the MLflow client is not installed in this dashboard")
+    assert "pip install mlflow" in hint
+
+
+def test_registry_redacts_only_a_password():
+    assert registry.redact("https://u:p%40ss@h/x") == "https://u:***@h/x"
+    assert registry.redact("https://u@h:5000") == "https://u@h:5000"
+    assert registry.redact("sqlite:///tmp/mlflow.db") == "sqlite:///tmp/mlflow.db"
+
+
+# -- the shared parts: refresh setting and the guard ----------------------------------------------------
+def test_a_bad_refresh_setting_falls_back_to_three_seconds(monkeypatch, api_v1):
+    at = app(monkeypatch, api_v1.url, MLCI_DASHBOARD_REFRESH="soon")
+    assert "refreshes by itself every 3 s" in texts(at)
+
+
+def _broken_page():
+    from dashboard import ui
+
+    def body():
+        raise RuntimeError("the page's own bug")
+
+    ui.guard(body, key="broken")
+
+
+def test_an_unexpected_error_in_a_page_is_a_banner_not_a_traceback():
+    at = AppTest.from_function(_broken_page, default_timeout=30)
+    at.run()
+    assert not at.exception
+    shown = errors(at)
+    assert "**Something went wrong on this page** (RuntimeError: the page's own bug)" in shown
+    assert "dashboard's log" in shown
