@@ -24,6 +24,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
 MODULE_PATTERN = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"
 # A config is a page of settings; anything bigger is a mistake or an attack on the parser.
 MAX_CONFIG_BYTES = 256 * 1024
+MAX_YAML_DEPTH = 64
 # Fields set by `load`, never by the file.
 INTERNAL_FIELDS = ("root", "source")
 
@@ -359,6 +360,8 @@ class StrictLoader(yaml.SafeLoader):
     them. A duplicate key silently keeps the last value, so one of two settings a user wrote is lost.
     """
 
+    depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
@@ -366,7 +369,17 @@ class StrictLoader(yaml.SafeLoader):
                 f"YAML anchors and aliases (&name, *name) are not accepted (line {event.start_mark.line + 1})",
                 hint="write the value out in full where it is used",
             )
-        return super().compose_node(parent, index)
+        # Composing recurses once per level: bound it well below Python's recursion limit.
+        if self.depth >= MAX_YAML_DEPTH:
+            raise YamlRefused(
+                f"values are nested deeper than {MAX_YAML_DEPTH} levels (line {event.start_mark.line + 1})",
+                hint="mlci.yaml needs a few levels of nesting at most: check the brackets",
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         first_line: dict[Any, int] = {}

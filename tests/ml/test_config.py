@@ -277,3 +277,10 @@ def test_run_logs_the_config_file_named_by_dash_dash_config(project):
     assert [a.path for a in client.list_artifacts(run_id, "config")] == ["config/other.yaml"]
     logged = client.download_artifacts(run_id, "config/other.yaml", str(project.root / "downloaded"))
     assert Path(logged).read_text() == other.read_text()
+
+
+def test_deeply_nested_yaml_is_refused_without_a_traceback(project):
+    project.config_file.write_text("project: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = project.mlci("status")
+    assert result.exit_code == 2
+    assert "nested deeper than 64 levels" in result.stderr
