@@ -41,3 +41,20 @@ def test_gate_of_an_old_version_against_the_current_config_says_so(changed_schem
     assert (
         "candidate v1" in gated.stderr and "added: worst_area" in gated.stderr and "removed: mean_area" in gated.stderr
     )
+
+
+def test_schema_changes_name_added_removed_and_retyped_features():
+    from ml import config as config_module
+    from ml.gate import schema_changes
+
+    config = config_module.parse(
+        {
+            "project": "p",
+            "data": {"path": "d.csv", "target": "y", "features": {"a": "numeric", "b": "categorical", "c": "numeric"}},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+            "gate": {"threshold": 0.5},
+        }
+    )
+    trained = {"a": "numeric", "b": "numeric", "d": "categorical"}
+    assert schema_changes(config, trained) == ["added: c", "removed: d", "retyped: b (numeric -> categorical)"]
+    assert schema_changes(config, {"a": "numeric", "b": "categorical", "c": "numeric"}) == []
