@@ -19,8 +19,9 @@ from rich.text import Text
 from ml.errors import MlciError
 
 _width = int(os.environ.get("COLUMNS", "0")) or 160
-out = Console(highlight=False, soft_wrap=True, width=_width, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=False)
+# markup=False by default: a caller passing a plain string prints it as written.
+out = Console(highlight=False, soft_wrap=True, width=_width, emoji=False, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=False, markup=False)
 
 
 def header(command: str, doing: str) -> None:

@@ -59,10 +59,12 @@ def check_scheme(uri: str) -> None:
     """A URI MLflow would reject (or mistake for a path) is a config error, named before MLflow sees it."""
     scheme = urlparse(uri).scheme.split("+")[0]  # postgresql+psycopg2 is postgresql
     if scheme not in SUPPORTED_SCHEMES:
+        # host:port without a scheme parses as scheme "host": say what was probably meant.
+        meant = f"did you mean http://{uri}? " if "://" not in uri and ":" in uri else ""
         raise ConfigError(
             f"{redact(uri)} is not a supported tracking URI (scheme {scheme!r}; "
             f"supported: {', '.join(s for s in SUPPORTED_SCHEMES if s)})",
-            hint=URI_HINT,
+            hint=meant + URI_HINT,
         )
 
 

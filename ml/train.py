@@ -129,10 +129,12 @@ def check_folds(split: evaluate.Split, config: Config) -> None:
     if rare.empty:
         return
     label, rows = str(rare.index[-1]), int(rare.iloc[-1])
+    more = f"add rows of class {label!r}"
     raise DataError(
         f"class {label!r} has only {rows} training rows: too few for {folds}-fold cross-validation",
         details=[f"{k!r}: {int(v)} training rows" for k, v in counts.items()],
-        hint=f"lower split.cv_folds in mlci.yaml (at most {max(int(counts.min()), 2)}) or add rows of class {label!r}",
+        # Cross-validation needs at least 2 folds, so 1 row of a class leaves only more data.
+        hint=f"lower split.cv_folds in mlci.yaml to at most {rows}, or {more}" if rows >= 2 else more,
     )
 
 
@@ -169,7 +171,7 @@ def fit(config: Config, dataset: data.Dataset):
     split = evaluate.holdout(dataset, config)
     check_folds(split, config)
     cv_metrics = evaluate.cross_validate(pipeline, split, config)
-    evaluate.fit(pipeline, split.x_train, split.y_train, config)
+    pipeline.fit(split.x_train, split.y_train)
     metrics = evaluate.score(pipeline, split.x_test, split.y_test, config)
     check_metrics(metrics, cv_metrics)
     return pipeline, split, metrics, cv_metrics
@@ -232,9 +234,9 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             )
             mlflow.log_input(source, context="training", tags={"sha256": dataset.fingerprint.sha256})
             plots = _log_plots(pipeline, split, config)
-            # The file --config named, under its own name: the settings this run was trained with.
-            if config.source is not None and config.source.is_file():
-                mlflow.log_artifact(str(config.source), artifact_path="config")
+            config_file = config.root / "mlci.yaml"
+            if config_file.is_file():
+                mlflow.log_artifact(str(config_file), artifact_path="config")
             model_info = _log_model(pipeline, split)
             version_tags = {
                 "mlci.commit": facts.commit,
