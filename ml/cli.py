@@ -1,5 +1,5 @@
 """`mlci`: the one entry point. This module only parses arguments, calls the stage modules, and
-prints; `run_command` is the one place that maps failures to exit codes."""
+prints; `run_command` prints a failure and exits with the code `ml.exits` maps it to."""
 
 from __future__ import annotations
 

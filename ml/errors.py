@@ -1,4 +1,5 @@
-"""Error types a user can cause, and the one place that maps them to exit codes.
+"""Error types a user can cause; each class carries its exit code (ml.exits maps any other
+exception onto them).
 
 Exit codes (the contract Jenkins steps rely on): 0 success; 1 a check said no; 2 bad input or
 config; 3 an unreachable dependency (MLflow, Docker engine).
