@@ -171,7 +171,7 @@ def fit(config: Config, dataset: data.Dataset):
     split = evaluate.holdout(dataset, config)
     check_folds(split, config)
     cv_metrics = evaluate.cross_validate(pipeline, split, config)
-    pipeline.fit(split.x_train, split.y_train)
+    evaluate.fit(pipeline, split.x_train, split.y_train, config)
     metrics = evaluate.score(pipeline, split.x_test, split.y_test, config)
     check_metrics(metrics, cv_metrics)
     return pipeline, split, metrics, cv_metrics
@@ -234,9 +234,9 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             )
             mlflow.log_input(source, context="training", tags={"sha256": dataset.fingerprint.sha256})
             plots = _log_plots(pipeline, split, config)
-            config_file = config.root / "mlci.yaml"
-            if config_file.is_file():
-                mlflow.log_artifact(str(config_file), artifact_path="config")
+            # The file --config named, under its own name: the settings this run was trained with.
+            if config.source is not None and config.source.is_file():
+                mlflow.log_artifact(str(config.source), artifact_path="config")
             model_info = _log_model(pipeline, split)
             version_tags = {
                 "mlci.commit": facts.commit,
