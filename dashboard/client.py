@@ -36,7 +36,8 @@ class ApiError(Exception):
 
 
 class ApiUnavailable(ApiError):
-    """The API did not answer: refused, unresolvable, timed out, or not ready (503)."""
+    """The API did not answer: refused, unresolvable, timed out, not ready (503), or down behind its
+    router (502, 504)."""
 
 
 class ApiServerError(ApiError):
@@ -161,8 +162,17 @@ class ApiClient:
             body = response.json()
         except ValueError:
             body = None
+        if status in (502, 504):
+            # In a deployment the dashboard talks to the environment's router: these say the slot behind
+            # it is down or silent, which is the API being unavailable, not the API failing.
+            raise ApiUnavailable(
+                f"the router at {self.base_url} cannot reach the API behind it ({status} {response.reason_phrase})",
+                url=url,
+            )
         if status == 503:
-            reason = body.get("reason") or body.get("message") if isinstance(body, dict) else None
+            # `reason` from the API's /ready, `message` from its errors, `detail` from the router's placeholder
+            fields = ("reason", "message", "detail")
+            reason = next((body[k] for k in fields if body.get(k)), None) if isinstance(body, dict) else None
             raise ApiUnavailable(
                 f"the API at {self.base_url} is not ready" + (f": {reason}" if reason else ""), url=url
             )
