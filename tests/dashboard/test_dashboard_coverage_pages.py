@@ -270,8 +270,11 @@ def test_models_page_pointed_at_a_server_that_is_not_mlflow(monkeypatch, api_v1)
 
 
 def test_registry_without_the_mlflow_client_says_what_to_install(tmp_path):
-    """The dashboard's image without mlflow: a clean interpreter without site-packages, so no mlflow."""
+    """The dashboard's image without mlflow: a clean interpreter whose import path lost site-packages
+    (where mlflow lives) before the dashboard is imported."""
     code = (
+        "import sys\n"
+        "sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
         "from dashboard import registry\n"
         "try:\n"
         f"    registry.load('sqlite:///{tmp_path}/mlflow.db', 'm')\n"
@@ -279,9 +282,9 @@ def test_registry_without_the_mlflow_client_says_what_to_install(tmp_path):
         "    print(error.message); print(error.hint)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-S", "-c", code],
+        [sys.executable, "-c", code],
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "")},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -290,6 +293,7 @@ def test_registry_without_the_mlflow_client_says_what_to_install(tmp_path):
     message, hint = done.stdout.strip().splitlines()
     assert message.startswith("the MLflow client is not installed in this dashboard")
     assert "pip install mlflow" in hint
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_registry_redacts_only_a_password():
