@@ -201,7 +201,12 @@ class ApiClient:
                 url=url,
             )
         if body is None:
-            raise ApiServerError(f"the API answered {status} with a body that is not JSON", url=url)
+            # Typically another service on that URL (a dashboard answers every path with its page).
+            raise ApiServerError(
+                f"the API at {self.base_url} answered {status} with a body that is not JSON: "
+                f"is {API_URL_ENV} the prediction API's URL?",
+                url=url,
+            )
         return body
 
     # -- endpoints -------------------------------------------------------------------------------

@@ -53,38 +53,71 @@ def test_the_entry_point_refuses_a_bad_environment_with_a_clear_message(values, 
     assert "Traceback" not in done.stderr and not done.stdout
 
 
-def test_the_entry_point_serves_the_dashboard_until_stopped(api_v1, free_port):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dashboard"],
-        cwd=ROOT,
-        env=entry_env(MLCI_API_URL=api_v1.url + "/", MLCI_DASHBOARD_HOST="127.0.0.1", MLCI_DASHBOARD_PORT=str(port)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        health = None
-        while time.monotonic() < deadline and process.poll() is None:
+class Served:
+    """`python -m dashboard` running on 127.0.0.1 (as the container runs it), until stop()."""
+
+    def __init__(self, api_url: str, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dashboard"],
+            cwd=ROOT,
+            env=entry_env(MLCI_API_URL=api_url, MLCI_DASHBOARD_HOST="127.0.0.1", MLCI_DASHBOARD_PORT=str(port)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output = ""
+
+    def wait_healthy(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                health = httpx.get(url + "/_stcore/health", timeout=1)
-                break
+                return httpx.get(self.url + "/_stcore/health", timeout=1).text.strip()
             except httpx.HTTPError:
                 time.sleep(0.2)
-        assert health is not None and health.text.strip() == "ok", f"exit {process.poll()}"
-        page = httpx.get(url + "/", timeout=5)
+        return f"not healthy (exit {self.process.poll()})"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.output, _ = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.output, _ = self.process.communicate(timeout=5)
+        return self.process.returncode
+
+
+def test_the_entry_point_serves_the_dashboard_until_stopped(api_v1, free_port):
+    served = Served(api_v1.url + "/", free_port())
+    try:
+        assert served.wait_healthy() == "ok"
+        page = httpx.get(served.url + "/", timeout=5)
         assert page.status_code == 200 and "<title>" in page.text  # Streamlit's page, served
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate(timeout=5)
-    assert process.returncode == 0, output[-3000:]  # SIGTERM is a clean stop, not a crash
-    assert "Traceback" not in output
+        code = served.stop()
+    assert code == 0, served.output[-3000:]  # SIGTERM is a clean stop, not a crash
+    assert "Traceback" not in served.output
+
+
+def test_a_dashboard_pointed_at_a_server_that_is_not_the_api_says_what_to_check(monkeypatch, dead_url, free_port):
+    """The 8501/8080 mix-up: MLCI_API_URL names a dashboard, which answers every path with its HTML page."""
+    from streamlit.testing.v1 import AppTest
+
+    served = Served(dead_url, free_port())
+    try:
+        assert served.wait_healthy() == "ok"
+        monkeypatch.setenv("MLCI_API_URL", served.url)
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)
+        at.run()
+        at.switch_page("pages/predict.py").run()
+        assert not at.exception
+        shown = "\n".join(e.value for e in at.error)
+        assert f"**The API failed**: the API at {served.url} answered 200 with a body that is not JSON" in shown
+        assert "is MLCI_API_URL the prediction API's URL?" in shown
+        at.button(key="retry-predict").click().run()
+        assert not at.exception and "**The API failed**" in "\n".join(e.value for e in at.error)
+    finally:
+        served.stop()
 
 
 DASHBOARD_MODULES = [
