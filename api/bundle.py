@@ -1,4 +1,4 @@
-"""The model bundle, serving side: the file format and the loader. numpy + onnxruntime + stdlib only.
+"""The model bundle, serving side: the file format and the loader. numpy, onnxruntime, pydantic, stdlib.
 
 The API image has no scikit-learn, pandas, scipy or mlflow, so nothing here (or anywhere under `api/`)
 imports them at module level, and never imports `ml`. The export side (`ml.bundle`) imports the
@@ -9,18 +9,24 @@ A bundle is a directory:
     metadata.json    who/what/when: name, version, run id, commit, data fingerprint, metrics, feature
                      schema, classes, parity figures, format
     reference.json   reference records and the outputs scikit-learn gave for them (the smoke test)
+    SHA256SUMS       the listing whose sha256 is the bundle digest (api.bundle_digest)
+
+Everything in a bundle is data: the JSON files are parsed against allow-lists (api.bundle_schema), the
+skops fallback may instantiate only the exact types mlci's pipelines need, and when the caller knows the
+bundle digest (the image does), the files are checked against it before anything is parsed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from api import bundle_digest, bundle_schema
+from api.bundle_schema import BundleError
 
 BUNDLE_FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
@@ -33,17 +39,18 @@ MODEL_FILES = {FORMAT_ONNX: ONNX_FILE, FORMAT_SKLEARN: SKLEARN_FILE}
 MISSING_CATEGORY = ""  # the model's missing marker for categorical features (see ml/model.py)
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-# Modules a scikit-learn fallback bundle may instantiate when loaded with skops.
-SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-
-
-class BundleError(Exception):
-    """A missing or corrupt bundle. `ml.bundle.load_bundle` turns it into `ml.errors.BadInput`."""
-
-    def __init__(self, message: str, *, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+# The types, beyond skops' own defaults, that a scikit-learn fallback bundle may instantiate: exactly
+# what `skops.io.get_untrusted_types` reports for the pipelines ml/model.py builds (ColumnTransformer,
+# SimpleImputer, StandardScaler, OneHotEncoder + LogisticRegression, DecisionTree, RandomForest,
+# GradientBoosting, HistGradientBoosting); tests/api/test_bundle_integrity.py holds the list to that.
+# Names, never prefixes: `builtins.` would admit exec and eval.
+SKOPS_ALLOWED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,14 @@ class Feature:
     nullable: bool = False
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Feature:
-        categories = raw.get("categories")
+    def from_entry(cls, entry: bundle_schema.FeatureEntry) -> Feature:
         return cls(
-            name=str(raw["name"]),
-            type=str(raw["type"]),
-            min=raw.get("min"),
-            max=raw.get("max"),
-            categories=tuple(categories) if categories is not None else None,
-            nullable=bool(raw.get("nullable", False)),
+            name=entry.name,
+            type=entry.type,
+            min=entry.min,
+            max=entry.max,
+            categories=tuple(entry.categories) if entry.categories is not None else None,
+            nullable=entry.nullable,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,14 +112,6 @@ def open_onnx_session(model: bytes | str | Path):
     return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class OnnxRunner:
     """Runs an onnxruntime session whose inputs are one [N, 1] tensor per feature."""
 
@@ -146,13 +144,21 @@ class SklearnRunner:
                 hint="install scikit-learn, pandas and skops in the API image, or package the model as ONNX",
             ) from None
         try:
+            # Reads the schema into a tree of nodes without importing or calling anything it names.
             untrusted = sio.get_untrusted_types(file=path)
         except Exception as error:  # noqa: BLE001 - a corrupt file, reported as such
             raise BundleError(f"{path} is not a readable skops file: {error}") from None
-        refused = [t for t in untrusted if not t.startswith(SKOPS_TRUSTED_PREFIXES)]
+        refused = sorted(set(untrusted) - SKOPS_ALLOWED_TYPES)
         if refused:
-            raise BundleError(f"{path} contains types outside scikit-learn/numpy/scipy: {', '.join(refused)}")
-        self.pipeline = sio.load(path, trusted=untrusted)
+            raise BundleError(
+                f"{path} names types a scikit-learn bundle of mlci never holds, refused before loading: "
+                f"{', '.join(refused)}",
+                hint="package the model again with mlci package; do not serve a model file from elsewhere",
+            )
+        try:
+            self.pipeline = sio.load(path, trusted=sorted(SKOPS_ALLOWED_TYPES))
+        except Exception as error:  # noqa: BLE001 - skops re-checks every type; any failure is a bad file
+            raise BundleError(f"skops cannot load {path}: {type(error).__name__}: {error}") from None
         self.features = features
         self._pd = pd
 
@@ -213,44 +219,33 @@ class Bundle:
         return [str(label) for label in np.asarray(labels).ravel().tolist()], probabilities
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise BundleError(f"{what} {path} is missing", hint="package the model with `mlci package --out DIR`")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleError(f"{what} {path} is not valid JSON: {error}") from None
+def _verify(root: Path, expected_sha256: str | None) -> None:
+    if expected_sha256 is not None:
+        bundle_digest.verify(root, expected_sha256)
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Open a bundle directory for serving; `BundleError` says what is missing or corrupt."""
+def load_bundle(path: str | Path, expected_sha256: str | None = None) -> Bundle:
+    """Open a bundle directory for serving; `BundleError` says what is missing, corrupt or altered.
+
+    expected_sha256: the bundle digest from outside the bundle (the image's MLCI_BUNDLE_SHA256, `mlci serve
+    --bundle-sha256`); when given, a bundle whose files differ is refused before anything is parsed."""
     root = Path(path)
     if not root.is_dir():
         raise BundleError(
             f"model bundle {root} is not a directory",
             hint="pass the directory written by `mlci package --out DIR` (env MLCI_BUNDLE)",
         )
-    metadata = _read_json(root / METADATA_FILE, "bundle metadata")
-    if not isinstance(metadata, dict):
-        raise BundleError(f"{root / METADATA_FILE}: expected a JSON object")
-    try:
-        fmt = metadata["format"]
-        model_file = root / metadata["model_file"]
-        features = [Feature.from_dict(f) for f in metadata["features"]]
-        classes = [str(c) for c in metadata["classes"]]
-    except (KeyError, TypeError, ValueError) as error:
-        raise BundleError(f"{root / METADATA_FILE} lacks a valid {error} entry") from None
-    if fmt not in MODEL_FILES:
-        raise BundleError(f"{root / METADATA_FILE}: unknown model format {fmt!r} (known: {', '.join(MODEL_FILES)})")
-    if bad := [f.name for f in features if f.type not in (NUMERIC, CATEGORICAL)]:
-        raise BundleError(f"{root / METADATA_FILE}: features {bad} have an unknown type")
-    if not model_file.is_file():
+    _verify(root, expected_sha256)
+    metadata_path, reference_path = root / METADATA_FILE, root / REFERENCE_FILE
+    meta = bundle_schema.parse(bundle_schema.Metadata, metadata_path, "bundle metadata")
+    bundle_schema.check_metadata(metadata_path, meta, MODEL_FILES)
+    reference = bundle_schema.parse(bundle_schema.Reference, reference_path, "reference rows")
+    bundle_schema.check_reference(reference_path, reference, meta)
+    features = [Feature.from_entry(f) for f in meta.features]
+    model_file = root / meta.model_file
+    if model_file.is_symlink() or not model_file.is_file():
         raise BundleError(f"model file {model_file} is missing")
-    expected_sha = metadata.get("model_sha256")
-    if expected_sha and sha256_file(model_file) != expected_sha:
-        raise BundleError(f"model file {model_file} does not match the sha256 in {METADATA_FILE} (corrupt or altered)")
-    reference = _read_json(root / REFERENCE_FILE, "reference rows")
-    if fmt == FORMAT_ONNX:
+    if meta.format == FORMAT_ONNX:
         try:
             runner: Any = OnnxRunner(open_onnx_session(model_file), features)
         except BundleError:
@@ -259,4 +254,11 @@ def load_bundle(path: str | Path) -> Bundle:
             raise BundleError(f"onnxruntime cannot load {model_file}: {error}") from None
     else:
         runner = SklearnRunner(model_file, features)
-    return Bundle(path=root, metadata=metadata, features=features, classes=classes, reference=reference, runner=runner)
+    return Bundle(
+        path=root,
+        metadata=meta.model_dump(),
+        features=features,
+        classes=list(meta.classes),
+        reference=reference.model_dump(),
+        runner=runner,
+    )

@@ -1,6 +1,7 @@
 """`app` for uvicorn, built from the environment: `uvicorn api.main:app`.
 
-MLCI_BUNDLE (required) the bundle directory; MLCI_COLOUR, MLCI_ENV, MLCI_MAX_BATCH (1000),
+MLCI_BUNDLE (required) the bundle directory; MLCI_BUNDLE_SHA256 the bundle digest it must have (the
+image sets it; unset: not checked); MLCI_COLOUR, MLCI_ENV, MLCI_MAX_BATCH (1000),
 MLCI_MAX_BODY_BYTES (1 MiB), MLCI_BATCH_WAIT_MS (0), MLCI_BATCH_MAX_ROWS (64), MLCI_LOG_LEVEL.
 """
 
@@ -19,7 +20,7 @@ def app_from_env():
     if not bundle:
         sys.exit("MLCI_BUNDLE is not set: point it at a model bundle directory (written by `mlci package --out DIR`)")
     try:
-        return create_app(bundle, Settings.from_env())
+        return create_app(bundle, Settings.from_env(), expected_sha256=os.environ.get("MLCI_BUNDLE_SHA256") or None)
     except (BundleError, SettingsError) as error:
         hint = getattr(error, "hint", None)
         sys.exit(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))

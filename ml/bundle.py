@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from api import bundle as fmt
+from api import bundle_digest
 from ml.config import Config
 from ml.errors import BadInput, CheckFailed
 
@@ -190,6 +191,22 @@ def convert_with_parity(pipeline: Pipeline, config: Config, frame: pd.DataFrame)
 # --- files ------------------------------------------------------------------------------------------
 
 
+def _dump_skops(pipeline: Pipeline, path: Path) -> None:
+    """Save the fallback model, refusing one the API's exact skops allow-list would not load."""
+    import skops.io as sio
+
+    data = sio.dumps(pipeline)
+    refused = sorted(set(sio.get_untrusted_types(data=data)) - fmt.SKOPS_ALLOWED_TYPES)
+    if refused:
+        raise CheckFailed(
+            f"cannot ship {type(pipeline.steps[-1][1]).__name__} as a scikit-learn bundle: the API loads only "
+            f"the types of mlci's supported pipelines, and this one needs {', '.join(refused)}",
+            hint="use a supported estimator (LogisticRegression, DecisionTree, RandomForest, GradientBoosting, "
+            "HistGradientBoosting), or one that converts to ONNX",
+        )
+    path.write_bytes(data)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, (np.floating, float)):
         return None if math.isnan(value) else float(value)
@@ -306,9 +323,7 @@ def export_bundle(
         if fmt_name == fmt.FORMAT_ONNX:
             model_path.write_bytes(result["model"])
         else:
-            import skops.io as sio
-
-            sio.dump(pipeline, model_path)
+            _dump_skops(pipeline, model_path)
         records = reference_records(frame, config, config.package.reference_rows)
         reference_frame = frame.head(config.package.reference_rows)
         full_metadata = {
@@ -316,7 +331,7 @@ def export_bundle(
             "bundle_format": fmt.BUNDLE_FORMAT_VERSION,
             "format": fmt_name,
             "model_file": model_file,
-            "model_sha256": fmt.sha256_file(model_path),
+            "model_sha256": bundle_digest.sha256_file(model_path),
             "precision": precision,
             "task": "classification",
             "estimator": type(pipeline.steps[-1][1]).__name__,
@@ -332,6 +347,7 @@ def export_bundle(
             staging / fmt.REFERENCE_FILE,
             {"records": records, "expected": _expected(pipeline, reference_frame, classes)},
         )
+        digest = bundle_digest.write_manifest(staging)  # last: it lists every file written above
         _replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -342,6 +358,7 @@ def export_bundle(
         "format": fmt_name,
         "model_file": model_file,
         "model_sha256": full_metadata["model_sha256"],
+        "bundle_sha256": digest,
         "precision": precision,
         "parity": public_parity,
         "parity_tolerance": tolerance,
@@ -355,9 +372,9 @@ def export_bundle(
     }
 
 
-def load_bundle(path: str | Path) -> fmt.Bundle:
-    """`api.bundle.load_bundle` with mlci's error type (exit code 2) for a missing/corrupt bundle."""
+def load_bundle(path: str | Path, expected_sha256: str | None = None) -> fmt.Bundle:
+    """`api.bundle.load_bundle` with mlci's error type (exit code 2) for a missing, corrupt or altered bundle."""
     try:
-        return fmt.load_bundle(path)
+        return fmt.load_bundle(path, expected_sha256=expected_sha256)
     except fmt.BundleError as error:
         raise BadInput(error.message, hint=error.hint) from None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from api import bundle as fmt
+from api import bundle_digest
 from ml.bundle import export_bundle, load_bundle, onnx_columns
 from ml.errors import BadInput, CheckFailed
 
@@ -175,7 +176,7 @@ def test_an_earlier_bundle_is_replaced(helpers, loans_fitted, tmp_path):
         ("no_dir", "not a directory"),
         ("bad_json", "not valid JSON"),
         ("no_model", "is missing"),
-        ("altered_model", "does not match the sha256"),
+        ("altered_model", "model.onnx differs"),
         ("no_reference", "reference rows"),
     ],
 )
@@ -194,10 +195,12 @@ def test_load_bundle_names_what_is_wrong(loans_bundle, tmp_path, damage, message
             handle.write(b"\0")
     elif damage == "no_reference":
         (target / fmt.REFERENCE_FILE).unlink()
+    # The packaged digest comes from outside the bundle (the registry, the image), never from its files.
+    expected = bundle_digest.bundle_digest(loans_bundle) if damage == "altered_model" else None
     with pytest.raises(BadInput, match=message):
-        load_bundle(target)
+        load_bundle(target, expected_sha256=expected)
     with pytest.raises(fmt.BundleError, match=message):
-        fmt.load_bundle(target)
+        fmt.load_bundle(target, expected_sha256=expected)
 
 
 def test_api_imports_neither_ml_nor_the_training_stack(helpers, loans_bundle):

@@ -1,0 +1,173 @@
+"""What metadata.json and reference.json may hold: allow-listed keys, strict types, bounded sizes.
+
+A bundle is data from outside the process (an image layer, a folder someone passes to `mlci serve`), so
+its JSON is parsed against these models, never trusted as it comes: an unknown key, a wrong type or an
+oversized file is a `BundleError` naming the file and the key, before the model file is touched.
+pydantic is already in the API image (FastAPI); nothing here imports the training stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+MAX_JSON_BYTES = 4 * 1024 * 1024  # metadata.json is a few kB, reference.json at most 1000 rows
+MAX_FEATURES = 10_000
+MAX_CLASSES = 10_000
+MAX_REFERENCE_ROWS = 1000
+MAX_ERRORS_SHOWN = 3
+
+Short = Annotated[str, StringConstraints(max_length=2000)]
+Long = Annotated[str, StringConstraints(max_length=100_000)]
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class BundleError(Exception):
+    """A missing or corrupt bundle. `ml.bundle.load_bundle` turns it into `ml.errors.BadInput`."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class FeatureEntry(BaseModel):
+    model_config = STRICT
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    type: Literal["numeric", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    categories: list[Short] | None = Field(default=None, max_length=MAX_CLASSES)
+    nullable: bool = False
+
+
+class DataFacts(BaseModel):
+    model_config = STRICT
+    path: Short | None = None
+    sha256: Short | None = None
+    rows: int | None = None
+    columns: int | None = None
+
+
+class Parity(BaseModel):
+    model_config = STRICT
+    rows: int
+    labels_equal: bool
+    max_abs_proba_diff: float
+    tolerance: float
+
+
+class Metadata(BaseModel):
+    """Every key `ml.bundle.export_bundle` writes, and nothing else."""
+
+    model_config = STRICT
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    version: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    run_id: Short | None = None
+    commit: Short | None = None
+    branch: Short | None = None
+    data: DataFacts | None = None
+    metrics: dict[Short, float] = Field(default_factory=dict, max_length=1000)
+    primary_metric: Short | None = None
+    trained_at: Short | None = None
+    trained_by: Short | None = None
+    build_url: Short | None = None
+    bundle_format: Literal[1]
+    format: Literal["onnx", "sklearn"]
+    model_file: Short
+    model_sha256: Short | None = None  # information only: it lives beside the edit it would detect
+    precision: Short
+    task: Literal["classification"]
+    estimator: Short
+    features: list[FeatureEntry] = Field(min_length=1, max_length=MAX_FEATURES)
+    classes: list[Short] = Field(min_length=1, max_length=MAX_CLASSES)
+    parity: Parity | None = None
+    fallback_reason: Long | None = None
+    created_at: Short | None = None
+    mlci_version: Short | None = None
+
+
+class Expected(BaseModel):
+    model_config = STRICT
+    label: Short
+    probabilities: dict[Short, float] = Field(max_length=MAX_CLASSES)
+
+
+class Reference(BaseModel):
+    model_config = STRICT
+    records: list[dict[Short, float | Short | None]] = Field(max_length=MAX_REFERENCE_ROWS)
+    expected: list[Expected] = Field(max_length=MAX_REFERENCE_ROWS)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as the key path a reader finds in the file: features[2].type."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    problems = [f"key {_where(e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)[:MAX_ERRORS_SHOWN]]
+    more = error.error_count() - len(problems)
+    return f"{path}: " + "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def read_bounded(path: Path, what: str) -> bytes:
+    """The file's bytes, refused before reading when it is not a plain file or larger than MAX_JSON_BYTES."""
+    if path.is_symlink() or not path.is_file():
+        raise BundleError(f"{what} {path} is missing", hint="package the model with `mlci package --out DIR`")
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise BundleError(f"{what} {path} is {size:,} bytes; a bundle's JSON files are at most {MAX_JSON_BYTES:,}")
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:  # it grew since stat: still refused
+        raise BundleError(f"{what} {path} is larger than {MAX_JSON_BYTES:,} bytes")
+    return raw
+
+
+def parse(model: type[ModelT], path: Path, what: str) -> ModelT:
+    raw = read_bounded(path, what)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            raise BundleError(f"{what} {path} is not valid JSON: {error.errors()[0]['msg']}") from None
+        raise BundleError(_describe(path, error)) from None
+
+
+def check_metadata(path: Path, metadata: Metadata, model_files: dict[str, str]) -> None:
+    """What types alone cannot say: the model file belongs to the format, names are unique."""
+    if metadata.model_file != model_files[metadata.format]:
+        raise BundleError(
+            f"{path}: key model_file: {metadata.model_file!r} is not the file of format {metadata.format!r} "
+            f"({model_files[metadata.format]!r})"
+        )
+    names = [f.name for f in metadata.features]
+    if len(set(names)) != len(names):
+        raise BundleError(f"{path}: key features: feature names repeat")
+    if len(set(metadata.classes)) != len(metadata.classes):
+        raise BundleError(f"{path}: key classes: class names repeat")
+
+
+def check_reference(path: Path, reference: Reference, metadata: Metadata) -> None:
+    """Reference records carry exactly the features; expected outputs name exactly the classes."""
+    if len(reference.records) != len(reference.expected):
+        raise BundleError(
+            f"{path}: keys records and expected: {len(reference.records)} records but "
+            f"{len(reference.expected)} expected outputs"
+        )
+    features, classes = {f.name for f in metadata.features}, set(metadata.classes)
+    for i, record in enumerate(reference.records):
+        if set(record) != features:
+            wrong = sorted(set(record) ^ features)
+            raise BundleError(f"{path}: key records[{i}]: keys {wrong} do not match the features of metadata.json")
+    for i, expected in enumerate(reference.expected):
+        if expected.label not in classes:
+            raise BundleError(f"{path}: key expected[{i}].label: {expected.label!r} is not a class of metadata.json")
+        if set(expected.probabilities) != classes:
+            raise BundleError(f"{path}: key expected[{i}].probabilities: keys are not the classes of metadata.json")
