@@ -1,7 +1,8 @@
 """`python -m api`: the container's entry point, configured by environment variables.
 
-MLCI_BUNDLE (default /app/bundle), MLCI_HOST (0.0.0.0) and MLCI_PORT (8000), or MLCI_UDS (a unix
-socket path: the blue/green slot mode), MLCI_WORKERS (1); the rest as in api.main.
+MLCI_BUNDLE (default /app/bundle), MLCI_BUNDLE_SHA256 (the bundle digest, baked in by mlci build),
+MLCI_HOST (0.0.0.0) and MLCI_PORT (8000), or MLCI_UDS (a unix socket path: the blue/green slot mode),
+MLCI_WORKERS (1); the rest as in api.main.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(env: dict[str, str] | None = None) -> None:
             port=port,
             workers=workers,
             uds=env.get("MLCI_UDS") or None,
+            expected_sha256=env.get("MLCI_BUNDLE_SHA256") or None,  # set in the image by mlci build
         )
     except (BundleError, SettingsError) as error:
         hint = getattr(error, "hint", None)

@@ -68,11 +68,13 @@ def warm_up(state: ServiceState) -> None:
     state.ready, state.ready_reason = True, "ready"
 
 
-def create_app(bundle_dir: str | os.PathLike[str], settings: Settings | None = None) -> FastAPI:
+def create_app(
+    bundle_dir: str | os.PathLike[str], settings: Settings | None = None, expected_sha256: str | None = None
+) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
     log = logging.getLogger(APP_LOGGER)
-    bundle = load_bundle(Path(bundle_dir))
+    bundle = load_bundle(Path(bundle_dir), expected_sha256=expected_sha256)
     metrics_ = Metrics(bundle.name, bundle.version)
     batcher = MicroBatcher(
         bundle.predict,

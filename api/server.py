@@ -9,16 +9,28 @@ from api.bundle import load_bundle
 from api.settings import Settings
 
 
-def serve(bundle: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, uds: str | None = None) -> None:
+def serve(
+    bundle: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    uds: str | None = None,
+    expected_sha256: str | None = None,
+) -> None:
     """Serve `bundle` until interrupted; the bundle is checked here first, for a clear error.
 
     With `uds`, listen on that unix socket instead of host:port: that is how a blue/green slot
     sits behind its environment's router (the router's live socket is a symlink to it)."""
     import uvicorn
 
-    load_bundle(bundle)  # BundleError now rather than a traceback per worker
+    load_bundle(bundle, expected_sha256=expected_sha256)  # BundleError now rather than a traceback per worker
     settings = Settings.from_env()
     os.environ["MLCI_BUNDLE"] = str(Path(bundle).resolve())
+    # Each worker (api.main) loads the bundle again: it checks the same digest, or none.
+    if expected_sha256:
+        os.environ["MLCI_BUNDLE_SHA256"] = expected_sha256
+    else:
+        os.environ.pop("MLCI_BUNDLE_SHA256", None)
     if uds and os.path.exists(uds):
         os.remove(uds)  # a socket left by the slot's previous container; nobody routes to it now
     uvicorn.run(

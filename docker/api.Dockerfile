@@ -1,7 +1,12 @@
 # The prediction API with one model bundle baked in (immutable: a new model is a new image).
 #
 #   mlci build                      # packages the model, fills build/, builds this image
-#   docker build -f docker/api.Dockerfile --build-arg BASE_IMAGE=mlci-base/python:3.11-bookworm .
+#   docker build -f docker/api.Dockerfile --build-arg BASE_IMAGE=mlci-base/python:3.11-bookworm \
+#       --build-arg BUNDLE_SHA256=<tag mlci.bundle.sha256 of the model version> .
+#
+# BUNDLE_SHA256 is the bundle digest recorded in the registry by mlci package (never recomputed from the
+# files baked here): the image carries it as a label and as MLCI_BUNDLE_SHA256, and the API refuses to
+# start on a bundle whose files do not have it.
 #
 # Python packages come from requirements/api.txt (hashes checked) through PIP_INDEX_URL (a
 # corporate mirror) or, when it is empty, from build/wheelhouse/api (no network inside the build).
@@ -57,6 +62,8 @@ ARG MODEL_NAME=unknown
 ARG MODEL_VERSION=unknown
 ARG RUN_ID=unknown
 ARG DATA_SHA256=unknown
+ARG BUNDLE_SHA256=
+ENV MLCI_BUNDLE_SHA256=${BUNDLE_SHA256}
 LABEL org.opencontainers.image.title="mlci prediction API" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
@@ -65,4 +72,5 @@ LABEL org.opencontainers.image.title="mlci prediction API" \
       io.mlci.model.name="${MODEL_NAME}" \
       io.mlci.model.version="${MODEL_VERSION}" \
       io.mlci.model.run_id="${RUN_ID}" \
-      io.mlci.data.sha256="${DATA_SHA256}"
+      io.mlci.data.sha256="${DATA_SHA256}" \
+      io.mlci.bundle.sha256="${BUNDLE_SHA256}"

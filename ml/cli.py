@@ -289,22 +289,23 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
     config = _config(ctx)
     which = f"version {version}" if version else f"@{alias or 'candidate'}"
     console.header("package", f"packaging {config.model_name} {which} into {out}")
-    summary = package_module.package(config, Path(out), version=version, alias=alias)
-    parity = summary["parity"]
+    result = package_module.package(config, Path(out), version=version, alias=alias)
+    parity = result.parity
     console.facts(
         {
-            "format": f"{summary['format']} ({summary['precision']})",
+            "format": f"{result.format} ({result.precision})",
             "parity": f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
-            f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {summary['parity_tolerance']:g})",
-            "reference rows": summary["reference_rows"],
-            "files": ", ".join(f"{n} ({s:,} B)" for n, s in summary["files"].items()),
+            f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {result.parity_tolerance:g})",
+            "reference rows": result.reference_rows,
+            "files": ", ".join(f"{n} ({s:,} B)" for n, s in result.files.items()),
+            "bundle sha256": f"{result.bundle_sha256} (tag {package_module.BUNDLE_DIGEST_TAG} on the version)",
         }
     )
-    if summary["fallback_reason"]:
+    if result.fallback_reason:
         console.info(
-            f"warning: shipping the scikit-learn model (package.allow_sklearn_fallback): {summary['fallback_reason']}"
+            f"warning: shipping the scikit-learn model (package.allow_sklearn_fallback): {result.fallback_reason}"
         )
-    console.result(True, f"bundle of {config.model_name} version {summary['version']} in {summary['bundle']}")
+    console.result(True, f"bundle of {config.model_name} version {result.version} in {result.bundle}")
 
 
 @cli.command()
@@ -312,15 +313,24 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--bundle-sha256",
+    "bundle_sha256",
+    envvar="MLCI_BUNDLE_SHA256",
+    default=None,
+    help="The bundle digest mlci package recorded (reports/package.json); the bundle is refused if its files "
+    "differ. Without it, integrity is not checked (env MLCI_BUNDLE_SHA256).",
+)
 @run_command("serve")
-def serve(bundle_dir: str, host: str, port: int, workers: int) -> None:
+def serve(bundle_dir: str, host: str, port: int, workers: int, bundle_sha256: str | None) -> None:
     """Run the prediction API on a model bundle (uvicorn, uvloop, httptools)."""
     from pathlib import Path
 
     from api import server
     from ml import bundle
 
-    loaded = bundle.load_bundle(Path(bundle_dir))  # a missing or corrupt bundle is exit 2, before uvicorn starts
+    # A missing, corrupt or altered bundle is exit 2, before uvicorn starts.
+    loaded = bundle.load_bundle(Path(bundle_dir), expected_sha256=bundle_sha256 or None)
     meta = loaded.metadata
     console.header("serve", f"serving {meta['name']} version {meta['version']} from {bundle_dir}")
     console.facts(
@@ -329,9 +339,12 @@ def serve(bundle_dir: str, host: str, port: int, workers: int) -> None:
             "workers": workers,
             "format": meta["format"],
             "docs": f"http://{host}:{port}/docs",
+            "integrity": f"bundle sha256 {bundle_sha256.strip().lower()} checked"
+            if bundle_sha256
+            else "NOT checked (no --bundle-sha256: local use only)",
         }
     )
-    server.serve(Path(bundle_dir), host=host, port=port, workers=workers)
+    server.serve(Path(bundle_dir), host=host, port=port, workers=workers, expected_sha256=bundle_sha256 or None)
 
 
 @cli.command()
@@ -358,21 +371,21 @@ def build(ctx: click.Context, version: str | None, alias: str | None, roles: tup
     rows = [
         (
             role,
-            i["tag"],
-            (i["id"] or "")[7:19],
-            f"{(i['size'] or 0) / 1e6:.0f} MB",
-            f"{i['cached_steps']}/{i['steps']} cached",
-            f"{i['seconds']:.1f} s",
+            i.tag,
+            (i.id or "")[7:19],
+            f"{(i.size or 0) / 1e6:.0f} MB",
+            f"{i.cached_steps}/{i.steps} cached",
+            f"{i.seconds:.1f} s",
         )
-        for role, i in result["images"].items()
+        for role, i in result.images.items()
     ]
     console.table(["image", "tag", "id", "size", "layers", "time"], rows)
     where = (
-        f"pushed to {result['registry']}"
-        if result["pushed"]
+        f"pushed to {result.registry}"
+        if result.pushed
         else "kept local (no registry configured: set images.registry or MLCI_REGISTRY to push)"
     )
-    console.result(True, f"{len(rows)} image(s) for {result['model_name']} version {result['version']}, {where}")
+    console.result(True, f"{len(rows)} image(s) for {result.model_name} version {result.version}, {where}")
 
 
 @cli.command()

@@ -14,14 +14,15 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from ml import console, package, provenance, reports
+from ml import console, package, provenance, reports, tracking
 from ml.config import Config
 from ml.docker import Docker
-from ml.errors import BadInput
+from ml.errors import BadInput, CheckFailed
 
 BUILD_DIR = Path("build")
 BUNDLE_DIR = BUILD_DIR / "bundle"
@@ -47,6 +48,40 @@ SPECS = (
     ),
     ImageSpec("router", "docker/router.Dockerfile", None, "MLCI_ROUTER_BASE_IMAGE", DEFAULT_ROUTER_BASE),
 )
+
+
+@dataclass
+class ImageResult:
+    """One image `mlci build` made (the `images.<role>` entries of reports/build.json)."""
+
+    tag: str
+    id: str | None
+    size: int | None
+    labels: dict[str, str]
+    base_image: str
+    steps: int
+    cached_steps: int
+    seconds: float
+    digest: str | None = None  # the registry digest, once pushed
+
+
+@dataclass
+class BuildResult:
+    """What `mlci build` did; `report()` is reports/build.json (Jenkins' mlciBuild and mlci deploy read it)."""
+
+    model_name: str
+    version: str
+    commit: str
+    engine: str
+    registry: str | None
+    pushed: bool
+    bundle: str
+    bundle_sha256: str
+    images: dict[str, ImageResult] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def report(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def image_name(config: Config, role: str) -> str:
@@ -129,7 +164,7 @@ def _labels_args(values: dict[str, str]) -> list[str]:
     return args
 
 
-def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build_args: dict[str, str]) -> dict:
+def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build_args: dict[str, str]) -> ImageResult:
     started = time.monotonic()
     args = ["build", "-f", spec.dockerfile, "-t", tag, "--build-arg", f"BASE_IMAGE={_base_image(spec)}"]
     if index := os.environ.get("PIP_INDEX_URL"):
@@ -149,17 +184,31 @@ def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build
     lines = docker.stream(args, show)
     cached = sum(1 for line in lines if "Using cache" in line)
     info = docker.inspect("image", tag) or {}
-    return {
-        "tag": tag,
-        "id": info.get("Id"),
-        "size": info.get("Size"),
-        "digest": None,
-        "labels": (info.get("Config") or {}).get("Labels") or {},
-        "base_image": _base_image(spec),
-        "steps": steps,
-        "cached_steps": cached,
-        "seconds": round(time.monotonic() - started, 2),
-    }
+    return ImageResult(
+        tag=tag,
+        id=info.get("Id"),
+        size=info.get("Size"),
+        labels=(info.get("Config") or {}).get("Labels") or {},
+        base_image=_base_image(spec),
+        steps=steps,
+        cached_steps=cached,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def registry_digest(config: Config, packaged: package.PackageResult) -> str:
+    """The bundle digest the image must carry, read back from the registry (not from the files baked).
+
+    It differs from what this build just packaged only if another `mlci package` of the same version
+    ran meanwhile: the image would then refuse its own bundle, so the build stops here instead."""
+    recorded = package.registered_digest(tracking.connect(config), config.model_name, packaged.version)
+    if recorded != packaged.bundle_sha256:
+        raise CheckFailed(
+            f"the registry records bundle sha256 {recorded} for {config.model_name} version {packaged.version}, "
+            f"not {packaged.bundle_sha256} just packaged: another mlci package of this version ran meanwhile",
+            hint="run mlci build again (one build per version at a time)",
+        )
+    return recorded
 
 
 def push(docker: Docker, tag: str) -> str | None:
@@ -178,7 +227,7 @@ def build(
     version: str | None = None,
     alias: str | None = None,
     roles: tuple[str, ...] = ("api", "dashboard", "router"),
-) -> dict:
+) -> BuildResult:
     started = time.monotonic()
     docker = Docker()
     engine = docker.check()
@@ -186,10 +235,11 @@ def build(
     specs = [s for s in SPECS if s.role in roles and (config.root / s.dockerfile).is_file()]
 
     bundle = package.package(config, config.root / BUNDLE_DIR, version=version, alias=alias)
+    bundle_sha256 = registry_digest(config, bundle)
     metadata = json.loads((config.root / BUNDLE_DIR / "metadata.json").read_text(encoding="utf-8"))
     console.info(
-        f"bundle: {bundle['name']} version {bundle['version']} ({bundle['format']}, "
-        f"parity max |Δp| {bundle['parity']['max_abs_proba_diff']:.1e})"
+        f"bundle: {bundle.name} version {bundle.version} ({bundle.format}, "
+        f"parity max |Δp| {bundle.parity['max_abs_proba_diff']:.1e}, sha256 {bundle_sha256})"
     )
     wheelhouse = ensure_wheelhouse(config, [s.lock for s in specs if s.lock])
     console.info(f"python packages: {'PIP_INDEX_URL' if wheelhouse is None else 'wheelhouse ' + str(WHEELHOUSE)}")
@@ -200,16 +250,17 @@ def build(
         "SOURCE": os.environ.get("GIT_URL") or str(config.root),
         "VERSION": facts.mlci_version,
     }
-    images: dict[str, dict] = {}
+    images: dict[str, ImageResult] = {}
     for spec in specs:
         if spec.role == "api":
-            tag = api_tag(config, str(bundle["version"]), facts.short_commit)
+            tag = api_tag(config, bundle.version, facts.short_commit)
             extra = {
-                "VERSION": f"{bundle['version']}-{facts.short_commit}",
-                "MODEL_NAME": str(bundle["name"]),
-                "MODEL_VERSION": str(bundle["version"]),
+                "VERSION": f"{bundle.version}-{facts.short_commit}",
+                "MODEL_NAME": bundle.name,
+                "MODEL_VERSION": bundle.version,
                 "RUN_ID": str(metadata.get("run_id") or ""),
                 "DATA_SHA256": str((metadata.get("data") or {}).get("sha256") or ""),
+                "BUNDLE_SHA256": bundle_sha256,  # label + MLCI_BUNDLE_SHA256: the API checks its bundle
             }
         else:
             tag = f"{image_name(config, spec.role)}:{facts.mlci_version}-{facts.short_commit}"
@@ -223,17 +274,18 @@ def build(
     registry = os.environ.get("MLCI_REGISTRY") or config.images.registry
     if registry:
         for image in images.values():
-            image["digest"] = push(docker, image["tag"])
-    result = {
-        "model_name": bundle["name"],
-        "version": str(bundle["version"]),
-        "commit": facts.commit,
-        "engine": engine,
-        "registry": registry,
-        "pushed": bool(registry),
-        "images": images,
-        "bundle": str(BUNDLE_DIR),
-        "duration_s": round(time.monotonic() - started, 2),
-    }
-    reports.write(config, "build", result)
+            image.digest = push(docker, image.tag)
+    result = BuildResult(
+        model_name=bundle.name,
+        version=bundle.version,
+        commit=facts.commit,
+        engine=engine,
+        registry=registry,
+        pushed=bool(registry),
+        bundle=str(BUNDLE_DIR),
+        bundle_sha256=bundle_sha256,
+        images=images,
+        duration_s=round(time.monotonic() - started, 2),
+    )
+    reports.write(config, "build", result.report())
     return result

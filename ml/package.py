@@ -2,15 +2,76 @@
 
 The facts in metadata.json come from the registry and the run (not from the local checkout): the
 bundle must describe the version it holds, whoever packages it and from whichever commit.
+
+The bundle digest (api.bundle_digest: one sha256 over every file) is recorded where the bundle cannot
+change it: as the tag `mlci.bundle.sha256` on the model version and in reports/package.json. `mlci build`
+bakes the registry's value into the API image, whose loader refuses a bundle with other files.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ml import bundle, data, evaluate, registry, reports, tracking
 from ml.config import Config
+
+BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
+
+
+@dataclass
+class PackageResult:
+    """What `mlci package` wrote; `report()` is reports/package.json."""
+
+    bundle: str
+    name: str
+    version: str
+    format: str
+    model_file: str
+    model_sha256: str
+    bundle_sha256: str
+    precision: str
+    parity: dict[str, Any]
+    parity_tolerance: float
+    fallback_reason: str | None
+    attempts: list[dict[str, Any]]
+    classes: list[str]
+    reference_rows: int
+    files: dict[str, int]
+    duration_s: float = 0.0
+    aliases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_export(cls, summary: dict[str, Any], duration_s: float, aliases: list[str]) -> PackageResult:
+        return cls(
+            bundle=str(summary["bundle"]),
+            name=str(summary["name"]),
+            version=str(summary["version"]),
+            format=summary["format"],
+            model_file=summary["model_file"],
+            model_sha256=summary["model_sha256"],
+            bundle_sha256=summary["bundle_sha256"],
+            precision=summary["precision"],
+            parity=summary["parity"],
+            parity_tolerance=float(summary["parity_tolerance"]),
+            fallback_reason=summary["fallback_reason"],
+            attempts=summary["attempts"],
+            classes=summary["classes"],
+            reference_rows=int(summary["reference_rows"]),
+            files=summary["files"],
+            duration_s=duration_s,
+            aliases=aliases,
+        )
+
+    def report(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def registered_digest(client, name: str, version: str) -> str | None:
+    """The bundle digest recorded on the model version by the last `mlci package` of it."""
+    return (client.get_model_version(name, version).tags or {}).get(BUNDLE_DIGEST_TAG)
 
 
 def version_metadata(client, config: Config, info: registry.VersionInfo) -> dict[str, object]:
@@ -37,7 +98,7 @@ def version_metadata(client, config: Config, info: registry.VersionInfo) -> dict
     }
 
 
-def package(config: Config, out: Path, version: str | None = None, alias: str | None = None) -> dict[str, object]:
+def package(config: Config, out: Path, version: str | None = None, alias: str | None = None) -> PackageResult:
     started = time.monotonic()
     dataset = data.load(config)
     split = evaluate.holdout(dataset, config)
@@ -48,7 +109,8 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
 
     model = mlflow.sklearn.load_model(f"models:/{config.model_name}/{info.version}")
     summary = bundle.export_bundle(model, config, version_metadata(client, config, info), split.x_test, Path(out))
-    summary["duration_s"] = round(time.monotonic() - started, 2)
-    summary["aliases"] = info.aliases
-    reports.write(config, "package", summary)
-    return summary
+    # Outside the bundle: whoever can edit the bundle cannot edit the registry's record of it.
+    client.set_model_version_tag(config.model_name, info.version, BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
+    result = PackageResult.from_export(summary, round(time.monotonic() - started, 2), info.aliases)
+    reports.write(config, "package", result.report())
+    return result

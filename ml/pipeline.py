@@ -86,8 +86,8 @@ def _build(run: Run) -> str:
     from ml import images
 
     result = images.build(run.config)
-    run.facts["image"] = result["images"]["api"]["tag"]
-    return ", ".join(i["tag"] for i in result["images"].values())
+    run.facts["image"] = result.images["api"].tag
+    return ", ".join(i.tag for i in result.images.values())
 
 
 def _deploy(env_name: str) -> Callable[[Run], str]:

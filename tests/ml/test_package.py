@@ -93,3 +93,40 @@ def test_serve_refuses_a_missing_bundle(tmp_path):
     result = CliRunner().invoke(cli, ["serve", "--bundle", str(tmp_path / "nothing")])
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr and "bundle" in result.stderr
+
+
+def test_package_records_the_bundle_digest_outside_the_bundle(project):
+    """The digest covers every file of the bundle and lives in the registry and the report, where an
+    edit of the bundle cannot reach it; `mlci serve --bundle-sha256` then refuses an altered bundle."""
+    from api import bundle_digest
+    from ml import package as package_module
+
+    assert project.mlci("train").exit_code == 0
+    bundle = project.root / "bundle"
+    packaged = project.mlci("package", "--out", str(bundle))
+    assert packaged.exit_code == 0, packaged.stderr
+    digest = bundle_digest.bundle_digest(bundle)
+    assert digest in packaged.stdout
+    assert project.report("package")["bundle_sha256"] == digest
+    listed = (bundle / bundle_digest.MANIFEST_FILE).read_text().splitlines()
+    assert sorted(line.split("  ")[1] for line in listed) == ["metadata.json", "model.onnx", "reference.json"]
+    tags = project.client().get_model_version("breast-cancer-classifier", "1").tags
+    assert tags[package_module.BUNDLE_DIGEST_TAG] == digest
+
+    metadata = json.loads((bundle / "metadata.json").read_text())
+    metadata["format"] = "sklearn"
+    (bundle / "metadata.json").write_text(json.dumps(metadata))
+    refused = project.mlci("serve", "--bundle", str(bundle), "--bundle-sha256", tags[package_module.BUNDLE_DIGEST_TAG])
+    assert refused.exit_code == 2 and "metadata.json differs" in refused.stderr, refused.stderr
+
+
+def test_package_returns_a_typed_result(project):
+    from ml import config as config_module
+    from ml import package as package_module
+
+    assert project.mlci("train").exit_code == 0
+    config = config_module.load(project.config_file)
+    result = package_module.package(config, project.root / "bundle")
+    assert isinstance(result, package_module.PackageResult)
+    assert (result.version, result.format, result.aliases) == ("1", "onnx", ["candidate"])
+    assert result.report() == project.report("package")
