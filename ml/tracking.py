@@ -28,6 +28,8 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     # No telemetry from CI agents (and no network to send it to on closed ones).
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    # libpq (a postgresql:// tracking URI) waits for the OS's TCP timeout by default: minutes.
+    "PGCONNECT_TIMEOUT": str(5),
 }
 PREFLIGHT_TIMEOUT = 5.0
 # Cheapest call only an MLflow server answers with JSON (a web page or a file server does not).
@@ -190,6 +192,41 @@ def _open_sqlite(uri: str, database: Path):
     return client
 
 
+def _open_database(uri: str):
+    """A client on a database MLflow opens itself (postgresql://, mysql://…): a missing driver is the
+    user's to install (exit 2), a database that does not answer is exit 3, both named, no traceback."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+
+    from sqlalchemy import create_engine
+
+    shown = redact(uri)
+    try:
+        # One connection attempt of our own first: MLflow's store retries a dead database for ~100 s.
+        engine = create_engine(uri)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_registered_models(max_results=1)
+    except (ImportError, NoSuchModuleError) as error:
+        raise BadInput(
+            f"the database driver for {shown} is not installed ({getattr(error, 'name', None) or error})",
+            hint="install the driver SQLAlchemy names (e.g. pip install psycopg2-binary) and say it in the URI "
+            "(postgresql+psycopg2://…), or point MLFLOW_TRACKING_URI at the team's MLflow server (http://…)",
+        ) from None
+    except (SQLAlchemyError, MlflowException) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise Unreachable(
+            f"the MLflow database {shown} is unreachable: {first}",
+            hint="check the database host, port, name and credentials in MLFLOW_TRACKING_URI",
+        ) from None
+    return client
+
+
 def connect(config: Config):
     """Configure MLflow for this project and return a client (imported here: mlflow is slow to import)."""
     for key, value in HTTP_DEFAULTS.items():
@@ -205,7 +242,11 @@ def connect(config: Config):
     mlflow.set_registry_uri(uri)
     database = _sqlite_file(uri)
     if database is not None:
+        if database.parent.resolve() == config.state_dir.resolve():
+            _prepare_folder(config.state_dir / "artifacts")  # the embedded store keeps its artifacts beside it
         return _open_sqlite(uri, database)
+    if urlparse(uri).scheme.split("+")[0] in DATABASE_SCHEMES:
+        return _open_database(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -104,6 +104,37 @@ def test_corrupt_embedded_store(project):
         assert "move it away" in result.stderr
 
 
+def test_embedded_artifact_folder_that_is_a_file(project):
+    (project.root / ".mlci").mkdir()
+    (project.root / ".mlci" / "artifacts").write_text("oops\n")
+    result = project.mlci("train")
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(project.root / ".mlci" / "artifacts") in result.stderr and "move it away" in result.stderr
+
+
+# --- a database URI: a driver to install, a database that does not answer ----------------------------
+
+
+def test_a_database_that_does_not_answer_is_exit_3(project, monkeypatch, free_port):
+    uri = f"postgresql+psycopg2://mlflow:secret@127.0.0.1:{free_port()}/mlflow"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = project.mlci("status")
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "the MLflow database" in result.stderr and "is unreachable" in result.stderr
+    assert "secret" not in result.stderr  # the password is redacted
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+nosuchdriver"])
+def test_a_database_driver_that_is_not_installed_is_exit_2(project, monkeypatch, scheme):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"{scheme}://mlflow:secret@127.0.0.1:1/mlflow")
+    result = project.mlci("status")
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "database driver" in result.stderr and "secret" not in result.stderr
+
+
 # --- a tracking URI that is not MLflow ------------------------------------------------------------
 
 
