@@ -197,9 +197,8 @@ def _open_database(uri: str):
     user's to install (exit 2), a database that does not answer is exit 3, both named, no traceback."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
-
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
     shown = redact(uri)
     try:
