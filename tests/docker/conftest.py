@@ -27,9 +27,6 @@ BUILD_SOURCES = (
     "docker",
     "requirements",
     ".dockerignore",
-    "ml/__init__.py",
-    "ml/errors.py",
-    "ml/registry.py",
 )
 
 
