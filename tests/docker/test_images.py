@@ -40,6 +40,13 @@ def test_api_image_runs_read_only_as_non_root_and_predicts(built, free_port):
     assert labels["io.mlci.model.name"] == "breast-cancer-classifier"
     assert labels["io.mlci.model.run_id"] == project.report("train")["run_id"]
     assert labels["io.mlci.data.sha256"] == project.report("train")["data"]["sha256"]
+    # The bundle digest comes from the registry (not from the baked files), as a label and as the
+    # environment the API checks its bundle against.
+    registered = project.client().get_model_version("breast-cancer-classifier", "1").tags["mlci.bundle.sha256"]
+    assert labels["io.mlci.bundle.sha256"] == registered == report["bundle_sha256"]
+    assert registered == project.report("package")["bundle_sha256"]
+    env = json.loads(docker("image", "inspect", api["tag"]).stdout)[0]["Config"]["Env"]
+    assert f"MLCI_BUNDLE_SHA256={registered}" in env
     assert api["size"] < 350e6
 
     port = free_port()
@@ -63,6 +70,21 @@ def test_api_image_runs_read_only_as_non_root_and_predicts(built, free_port):
         assert docker("exec", name, "sh", "-c", "touch /app/x", check=False).returncode != 0  # read-only
         inspected = json.loads(docker("inspect", name).stdout)[0]
         assert inspected["Config"]["Healthcheck"]["Test"][-1] == "api.healthcheck"
+        # An altered bundle in the same image is refused at start: exit 2 naming the file.
+        altered = docker(
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--entrypoint",
+            "sh",
+            api["tag"],
+            "-c",
+            "cp -r /app/bundle /tmp/b && echo ' ' >> /tmp/b/reference.json && MLCI_BUNDLE=/tmp/b python3 -m api",
+            check=False,
+        )
+        assert altered.returncode == 2 and "reference.json differs" in altered.stderr, altered.stderr
         # No compilers or build tools in the final image.
         tools = docker("exec", name, "sh", "-c", "command -v gcc cc make pip apt-get || true", check=False).stdout
         assert tools.split() in ([], ["/usr/bin/apt-get"])

@@ -130,3 +130,22 @@ def test_package_returns_a_typed_result(project):
     assert isinstance(result, package_module.PackageResult)
     assert (result.version, result.format, result.aliases) == ("1", "onnx", ["candidate"])
     assert result.report() == project.report("package")
+
+
+def test_build_takes_the_digest_from_the_registry(project):
+    """mlci build bakes the registry's digest; if another packaging of the version replaced it meanwhile,
+    the image would refuse its own bundle, so the build stops with a check failure instead."""
+    import dataclasses
+
+    from ml import config as config_module
+    from ml import images
+    from ml import package as package_module
+    from ml.errors import CheckFailed
+
+    assert project.mlci("train").exit_code == 0
+    config = config_module.load(project.config_file)
+    packaged = package_module.package(config, project.root / "bundle")
+    assert images.registry_digest(config, packaged) == packaged.bundle_sha256
+    raced = dataclasses.replace(packaged, bundle_sha256="0" * 64)
+    with pytest.raises(CheckFailed, match="another mlci package of this version ran meanwhile"):
+        images.registry_digest(config, raced)
