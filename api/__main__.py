@@ -8,12 +8,11 @@ MLCI_WORKERS (1); the rest as in api.main.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from api.bundle import BundleError
 from api.server import serve
-from api.settings import SettingsError
+from api.settings import SettingsError, exit_bad_config
 
 
 def main(env: dict[str, str] | None = None) -> None:
@@ -22,7 +21,7 @@ def main(env: dict[str, str] | None = None) -> None:
         port = int(env.get("MLCI_PORT", "8000"))
         workers = int(env.get("MLCI_WORKERS", "1"))
     except ValueError:
-        sys.exit("MLCI_PORT and MLCI_WORKERS must be integers")
+        exit_bad_config("MLCI_PORT and MLCI_WORKERS must be integers")
     try:
         serve(
             Path(env.get("MLCI_BUNDLE", "/app/bundle")),
@@ -34,7 +33,7 @@ def main(env: dict[str, str] | None = None) -> None:
         )
     except (BundleError, SettingsError) as error:
         hint = getattr(error, "hint", None)
-        sys.exit(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))
+        exit_bad_config(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.batcher import MicroBatcher
 from api.bundle import Bundle, load_bundle
 from api.observability import APP_LOGGER, Metrics, RequestEnvelope, configure_logging, log_event
-from api.responses import error_response
+from api.responses import MAX_DETAILS, error_response
 from api.routes import health, info, metrics, predict
 from api.schema import example_record, request_model
 from api.settings import Settings
@@ -88,6 +88,7 @@ def create_app(
         metrics=metrics_,
         batcher=batcher,
         request_model=request_model(bundle, settings.max_batch),
+        quick_model=request_model(bundle, settings.max_batch, fail_fast=True),
         schema=schema_document(bundle, settings),
     )
 
@@ -127,6 +128,7 @@ def create_app(
             yield
         finally:
             await batcher.stop()
+            metrics_.process_exit()
 
     app = FastAPI(
         title=f"{bundle.name or 'model'} prediction API",
@@ -148,11 +150,13 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
         details = [
             {"record": None, "field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-            for e in exc.errors()
+            for e in errors[:MAX_DETAILS]
         ]
-        return error_response(request, 422, "invalid_input", details[0]["problem"] if details else "invalid", details)
+        message = details[0]["problem"] if details else "invalid"
+        return error_response(request, 422, "invalid_input", message, details, len(errors) - len(details))
 
     def openapi() -> dict:
         if app.openapi_schema:
@@ -167,6 +171,10 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(
-        RequestEnvelope, metrics=metrics_, max_body_bytes=settings.max_body_bytes, model_version=bundle.version
+        RequestEnvelope,
+        metrics=metrics_,
+        max_body_bytes=settings.max_body_bytes,
+        model_version=bundle.version,
+        body_timeout=settings.body_timeout,
     )
     return app

@@ -54,7 +54,8 @@ def record_model(bundle: Bundle) -> type[BaseModel]:
     return create_model("Record", __config__=STRICT, **fields)  # type: ignore[call-overload]
 
 
-def request_model(bundle: Bundle, max_batch: int) -> type[BaseModel]:
+def request_model(bundle: Bundle, max_batch: int, fail_fast: bool = False) -> type[BaseModel]:
+    """The /predict body; `fail_fast` stops at the first bad record (a cheap yes/no, no full report)."""
     record = record_model(bundle)
     config = ConfigDict(
         extra="forbid", strict=True, json_schema_extra={"examples": [{"records": [example_record(bundle)]}]}
@@ -64,7 +65,9 @@ def request_model(bundle: Bundle, max_batch: int) -> type[BaseModel]:
         __config__=config,
         records=(
             list[record],  # type: ignore[valid-type]  # a model made at run time
-            Field(..., min_length=1, max_length=max_batch, description=f"1 to {max_batch} records"),
+            Field(
+                ..., min_length=1, max_length=max_batch, description=f"1 to {max_batch} records", fail_fast=fail_fast
+            ),
         ),
     )
 
@@ -95,4 +98,5 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     request_id: str
-    details: list[ErrorItem] = []
+    details: list[ErrorItem] = Field([], description="the first 50 problems")
+    details_truncated: int = Field(0, description="how many more problems there were (absent when none)")

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from api.bundle import load_bundle
 from api.settings import Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def check(bundle: Path, expected_sha256: str | None = None) -> Settings:
+    """The bundle and the MLCI_* settings, checked once here (BundleError, SettingsError) rather than
+    failing with a traceback in each worker."""
+    load_bundle(bundle, expected_sha256=expected_sha256)
+    return Settings.from_env()
 
 
 def serve(
@@ -23,8 +34,7 @@ def serve(
     sits behind its environment's router (the router's live socket is a symlink to it)."""
     import uvicorn
 
-    load_bundle(bundle, expected_sha256=expected_sha256)  # BundleError now rather than a traceback per worker
-    settings = Settings.from_env()
+    settings = check(bundle, expected_sha256)
     os.environ["MLCI_BUNDLE"] = str(Path(bundle).resolve())
     # Each worker (api.main) loads the bundle again: it checks the same digest, or none.
     if expected_sha256:
@@ -33,20 +43,37 @@ def serve(
         os.environ.pop("MLCI_BUNDLE_SHA256", None)
     if uds and os.path.exists(uds):
         os.remove(uds)  # a socket left by the slot's previous container; nobody routes to it now
-    uvicorn.run(
-        "api.main:app",
-        host=host,
-        port=port,
-        uds=uds,
-        workers=max(1, workers),
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-        timeout_keep_alive=30,
-    )
+    workers = max(1, workers)
+    metrics_dir = _multiprocess_metrics_dir() if workers > 1 else None
+    try:
+        uvicorn.run(
+            "api.main:app",
+            host=host,
+            port=port,
+            uds=uds,
+            workers=workers,
+            loop="uvloop",
+            http="api.protocol:HeaderDeadlineProtocol",
+            access_log=False,
+            log_level=settings.log_level.lower(),
+            proxy_headers=False,
+            server_header=False,
+            timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # uvicorn takes a float
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _multiprocess_metrics_dir() -> str:
+    """A fresh directory for prometheus_client's multiprocess mode, so /metrics sums every worker.
+
+    Fresh per server: files left by an earlier server would be counted as if they were ours. Under
+    the system temp dir (/tmp, a tmpfs in the read-only slot containers). Workers inherit the
+    variable, which prometheus_client reads when it is first imported (in the worker)."""
+    path = tempfile.mkdtemp(prefix="mlci-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path
 
 
 if __name__ == "__main__":  # python -m api.server BUNDLE [PORT] [WORKERS]

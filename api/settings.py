@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 
 class SettingsError(ValueError):
-    pass
+    hint = "fix that MLCI_* environment variable (the settings are listed in api/main.py)"
+
+
+def exit_bad_config(message: str) -> NoReturn:
+    """A configuration the operator must fix: the message on stderr, no traceback, exit 2 (mlci's
+    code for bad input and config)."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -23,7 +32,7 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
+def _float(env: dict[str, str], name: str, default: float, low: float = 0, high: float = 1000) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -31,9 +40,19 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not 0 <= value <= 1000:
-        raise SettingsError(f"{name} must be between 0 and 1000, got {value}")
+    if not low <= value <= high:  # also refuses nan
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value}")
     return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"MLCI_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,10 @@ class Settings:
     batch_wait_ms: float = 0.0  # MLCI_BATCH_WAIT_MS: extra wait for company (0: coalesce what is already queued)
     batch_max_rows: int = 64  # MLCI_BATCH_MAX_ROWS: micro-batch size bound
     log_level: str = "INFO"  # MLCI_LOG_LEVEL
+    # Connection bounds (seconds), so idle and slow clients cannot hold connections for ever.
+    keepalive_timeout: float = 30.0  # MLCI_KEEPALIVE_TIMEOUT: idle keep-alive connection
+    header_timeout: float = 10.0  # MLCI_HEADER_TIMEOUT: from connection (or last response) to complete headers
+    body_timeout: float = 30.0  # MLCI_BODY_TIMEOUT: from complete headers to complete body
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,5 +79,8 @@ class Settings:
             max_body_bytes=_int(env, "MLCI_MAX_BODY_BYTES", cls.max_body_bytes, minimum=64),
             batch_wait_ms=_float(env, "MLCI_BATCH_WAIT_MS", cls.batch_wait_ms),
             batch_max_rows=_int(env, "MLCI_BATCH_MAX_ROWS", cls.batch_max_rows),
-            log_level=(env.get("MLCI_LOG_LEVEL") or cls.log_level).upper(),
+            log_level=_log_level(env.get("MLCI_LOG_LEVEL") or cls.log_level),
+            keepalive_timeout=_float(env, "MLCI_KEEPALIVE_TIMEOUT", cls.keepalive_timeout, low=0.1, high=3600),
+            header_timeout=_float(env, "MLCI_HEADER_TIMEOUT", cls.header_timeout, low=0.1, high=3600),
+            body_timeout=_float(env, "MLCI_BODY_TIMEOUT", cls.body_timeout, low=0.1, high=3600),
         )

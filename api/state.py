@@ -20,6 +20,7 @@ class ServiceState:
     metrics: Metrics
     batcher: MicroBatcher
     request_model: type[BaseModel]
+    quick_model: type[BaseModel]  # the same rules, stopping at the first bad record
     schema: dict[str, Any]
     ready: bool = False
     ready_reason: str = "warming up"

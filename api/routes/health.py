@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.responses import OrjsonResponse
+from api.routes import answer_head
 from api.state import service
 
 router = APIRouter(tags=["health"])
@@ -29,3 +30,6 @@ async def ready(request: Request) -> OrjsonResponse:
         "warmup_ms": state.warmup_ms,
     }
     return OrjsonResponse(body, status_code=200 if state.ready else 503)
+
+
+answer_head(router)

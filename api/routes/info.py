@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api.responses import OrjsonResponse
+from api.routes import answer_head
 from api.state import service
 
 router = APIRouter(tags=["model"])
@@ -21,3 +22,6 @@ async def version(request: Request) -> OrjsonResponse:
 @router.get("/schema", summary="Feature names, types, bounds, allowed categories and an example record")
 async def schema(request: Request) -> OrjsonResponse:
     return OrjsonResponse(service(request).schema)
+
+
+answer_head(router)

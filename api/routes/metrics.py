@@ -1,11 +1,12 @@
-"""GET /metrics: Prometheus text format from this app's own registry."""
+"""GET /metrics: Prometheus text format: this app's own registry, or every worker's (see Metrics)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from api.routes import answer_head
 from api.state import service
 
 router = APIRouter(tags=["metrics"])
@@ -13,4 +14,7 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(service(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(service(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+answer_head(router)

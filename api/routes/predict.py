@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.responses import error_response, request_id_of
 from api.schema import ErrorResponse, PredictResponse
 from api.state import service
+from api.validation import Invalid, summary, validate
 
 router = APIRouter(tags=["predict"])
 INLINE_ROWS = 64  # bigger batches run in the thread pool so the event loop keeps serving
@@ -36,46 +36,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def validation_details(error: ValidationError) -> tuple[bool, list[dict[str, Any]]]:
-    """(is the body malformed JSON, [{record, field, problem}])."""
-    details = []
-    malformed = False
-    for item in error.errors(include_url=False, include_context=False):
-        if item["type"] == "json_invalid":
-            malformed = True
-        loc = list(item["loc"])
-        record = None
-        fieldname = None
-        if loc and loc[0] == "records":
-            if len(loc) >= 2 and isinstance(loc[1], int):
-                record = loc[1]
-                fieldname = ".".join(str(p) for p in loc[2:]) or None
-            else:
-                fieldname = "records"
-        elif loc:
-            fieldname = ".".join(str(p) for p in loc)
-        problem = item["msg"]
-        if item["type"] == "extra_forbidden":
-            problem = "unknown field"
-        elif item["type"] == "missing":
-            problem = "required field is missing"
-        elif item.get("input", ...) is None and fieldname and record is not None:
-            problem = "null is not allowed: this feature is not nullable"
-        details.append({"record": record, "field": fieldname, "problem": problem})
-    return malformed, details
-
-
-def _summary(details: list[dict[str, Any]]) -> str:
-    first = details[0]
-    where = []
-    if first["record"] is not None:
-        where.append(f"record {first['record']}")
-    if first["field"]:
-        where.append(f"field {first['field']!r}")
-    more = f" (and {len(details) - 1} more problem(s))" if len(details) > 1 else ""
-    return f"{', '.join(where) or 'body'}: {first['problem']}{more}"
-
-
 @router.post(
     "/predict",
     response_model=PredictResponse,
@@ -96,15 +56,14 @@ async def predict(request: Request) -> Response:
             f"content type must be application/json, got {content_type or 'none'!r}",
         )
     body = await request.body()
-    try:
-        payload = state.request_model.model_validate_json(body)
-    except ValidationError as error:
-        malformed, details = validation_details(error)
-        if malformed:
+    payload = await validate(state.request_model, state.quick_model, body)
+    if isinstance(payload, Invalid):
+        if payload.malformed:
+            problem = payload.details[0]["problem"]
             return error_response(
-                request, 400, "malformed_json", f"body is not valid JSON: {details[0]['problem']}", details
+                request, 400, "malformed_json", f"body is not valid JSON: {problem}", payload.details, payload.truncated
             )
-        return error_response(request, 422, "invalid_input", _summary(details), details)
+        return error_response(request, 422, "invalid_input", summary(payload), payload.details, payload.truncated)
     records = [r.__dict__ for r in payload.records]  # type: ignore[attr-defined]  # a model made at run time
     request.scope["mlci"]["records"] = len(records)
     bundle = state.bundle
