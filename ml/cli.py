@@ -327,10 +327,15 @@ def serve(bundle_dir: str, host: str, port: int, workers: int, bundle_sha256: st
     from pathlib import Path
 
     from api import server
+    from api.settings import Settings, SettingsError
     from ml import bundle
 
     # A missing, corrupt or altered bundle is exit 2, before uvicorn starts.
     loaded = bundle.load_bundle(Path(bundle_dir), expected_sha256=bundle_sha256 or None)
+    try:
+        Settings.from_env()  # so are bad MLCI_* settings (MLCI_MAX_BATCH=abc)
+    except SettingsError as error:
+        raise BadInput(f"cannot serve: {error}", hint=error.hint) from None
     meta = loaded.metadata
     console.header("serve", f"serving {meta['name']} version {meta['version']} from {bundle_dir}")
     console.facts(
