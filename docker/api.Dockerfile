@@ -48,7 +48,8 @@ ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000
-# Works read-only: nothing is written outside /run/mlci (a volume when serving on a unix socket).
+# Works read-only: nothing is written outside /run/mlci (a volume when serving on a unix socket) and,
+# with MLCI_WORKERS > 1, /tmp (the metrics files the workers share; the slots mount a tmpfs there).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=3s --retries=3 CMD ["python3", "-m", "api.healthcheck"]
 CMD ["python3", "-m", "api"]
 
