@@ -42,6 +42,16 @@ class Names:
         return f"{self.project}-{self.env}-sockets"
 
     @property
+    def state(self) -> str:
+        """The environment's state volume (deploy history): it outlives `mlci down`."""
+        return f"{self.project}-{self.env}-state"
+
+    @property
+    def lock(self) -> str:
+        """The lock container: it exists while one mlci process holds the environment."""
+        return f"{self.project}-{self.env}-lock"
+
+    @property
     def router(self) -> str:
         return f"{self.project}-{self.env}-router"
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from filelock import FileLock
 
 from ml import router as router_module
 from ml.cli import cli
@@ -68,16 +67,21 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
     copy_sources(project.root)
     name = f"it-{uuid.uuid4().hex[:8]}"
     staging, staging_preview, production, production_preview = free_ports(4)
-    checks = {"ready_timeout": 30, "verify_seconds": 2.5}
+    checks = {"ready_timeout": 30, "verify_seconds": 2.5}  # copied per environment: YAML anchors are refused
     project.edit(
         project=name,
         environments={
-            "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": DRAIN, "checks": checks},
+            "staging": {
+                "port": staging,
+                "preview_port": staging_preview,
+                "drain_seconds": DRAIN,
+                "checks": dict(checks),
+            },
             "production": {
                 "port": production,
                 "preview_port": production_preview,
                 "drain_seconds": DRAIN,
-                "checks": checks,
+                "checks": dict(checks),
             },
         },
     )
@@ -99,6 +103,7 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
     finally:
         for env in ("staging", "production"):
             line.mlci("down", "--env", env)
+            docker("volume", "rm", f"{name}-{env}-state", check=False)  # the history outlives down
         monkeypatch.undo()
         remove_images(name)
 
@@ -224,18 +229,37 @@ def test_smoke_test_gets_wrong_outputs(production_v1, load_generator):
 
 def test_invalid_router_config_is_refused(production_v1, monkeypatch, load_generator):
     original = router_module.render
-    monkeypatch.setattr("ml.deploy.render", lambda *a: original(*a).replace("proxy_pass ", "proxy_passs ", 1))
+    monkeypatch.setattr(
+        "ml.deploy.orchestrate.render", lambda *a: original(*a).replace("proxy_pass ", "proxy_passs ", 1)
+    )
     fault(production_v1, load_generator, "--version", "2", expect=1, message="the rendered router config is invalid")
+
+
+def hold_lock(line: Line, env: str, holder: dict) -> subprocess.Popen:
+    """Another machine's deploy holding the environment: its lock container, on the same engine."""
+    image = docker("inspect", "-f", "{{.Image}}", f"{line.name}-{env}-router").stdout.strip()
+    name = f"{line.name}-{env}-lock"
+    label = f"io.mlci.lock.holder={json.dumps(holder)}"
+    command = ["docker", "run", "-i", "--rm", "--name", name, "--label", label, "--network", "none"]
+    process = subprocess.Popen([*command, "--entrypoint", "sh", image, "-c", "cat >/dev/null"], stdin=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while docker("inspect", "-f", "{{.State.Running}}", name, check=False).stdout.strip() != "true":
+        assert time.monotonic() < deadline and process.poll() is None, "the lock container did not start"
+        time.sleep(0.1)
+    return process
 
 
 def test_two_deploys_at_once(production_v1, load_generator):
     line = production_v1
-    lock = line.project.root / ".mlci" / "locks" / f"{line.name}-production.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock)):
-        lock.with_suffix(".holder").write_text('{"by": "alice", "build": "job/7"}')
+    holder = hold_lock(line, "production", {"by": "alice", "build": "job/7"})
+    try:
         result = fault(line, load_generator, "--version", "2", "--lock-timeout", "1", expect=1, message="is locked by")
-    assert "alice" in result.output
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert "alice (build job/7)" in result.output
+    deploy(line, "production", "--version", "1")  # released: the next deploy goes through
 
 
 def test_unreachable_docker_engine(production_v1, monkeypatch):
@@ -282,7 +306,7 @@ def test_a_rollback_that_fails_verification_switches_back(production_v1, monkeyp
 
         raise CheckFailed("verification through the router failed: 3 error(s)")
 
-    monkeypatch.setattr("ml.deploy.verify", failing_verify)
+    monkeypatch.setattr("ml.deploy.checks.verify", failing_verify)
     result = line.mlci("rollback", "--env", "production")
     assert result.exit_code == 1
     assert f"rollback of production failed; live stays on {live[:-5]}" in result.output

@@ -1,0 +1,181 @@
+"""The slots' side of a deploy: what to deploy (a Target from an image's labels), the images of
+the router and dashboard roles, starting a colour's container, the environment's dashboard, and the
+context every command opens (engine, names, router)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ml import registry, reports
+from ml.config import Config, Environment
+from ml.docker import Docker
+from ml.errors import BadInput
+from ml.router import Names, Router
+
+
+@dataclass
+class Target:
+    image: str
+    model_name: str
+    model_version: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Context:
+    """One environment as the deploy commands see it."""
+
+    config: Config
+    env_name: str
+    env: Environment
+    docker: Docker
+    names: Names
+    router: Router
+
+
+def open_context(config: Config, env_name: str) -> Context:
+    env = config.environment(env_name)
+    docker = Docker(env.docker_host)
+    docker.check()
+    names = Names(config.project, env_name)
+    return Context(config, env_name, env, docker, names, Router(docker, names, env))
+
+
+def host_image(ctx: Context) -> str | None:
+    """An image on the environment's host to run the lock and state containers with (any image with
+    sh and cat): the running router's, else the router image a deploy would use; None if neither is there."""
+    state = ctx.router.state()
+    if state is not None:
+        return str(state["Image"])  # the image id: still there even if its tag moved
+    image = role_image(ctx.config, "router")
+    return image if ctx.docker.inspect("image", image) is not None else None
+
+
+def image_target(docker: Docker, ref: str, config: Config) -> Target:
+    info = docker.inspect("image", ref)
+    if info is None:
+        raise BadInput(f"image {ref} is not on {docker.where}", hint="run mlci build, or docker pull it first")
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    name, version = labels.get("io.mlci.model.name"), labels.get("io.mlci.model.version")
+    if not name or not version:
+        raise BadInput(f"image {ref} is not an mlci API image (no io.mlci.model.* labels)")
+    if name != config.model_name:
+        raise BadInput(f"image {ref} holds model {name!r}, this project deploys {config.model_name!r}")
+    return Target(ref, name, version, labels)
+
+
+def resolve_target(config: Config, docker: Docker, version: str | None, image: str | None) -> Target:
+    if version and image:
+        raise BadInput("give --version or --image, not both")
+    if image:
+        return image_target(docker, image, config)
+    if version:
+        if not version.isdigit():
+            raise BadInput(f"--version must be a model version number, got {version!r}")
+        from ml.images import image_name
+
+        found = docker.run(
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            f"label=io.mlci.model.name={config.model_name}",
+            "--filter",
+            f"label=io.mlci.model.version={version}",
+        ).stdout.split()
+        # Only images mlci build named for this version (<name>-api:<version>-<commit>), newest first.
+        found = [ref for ref in found if ref.startswith(f"{image_name(config, 'api')}:{version}-")]
+        if not found:
+            raise BadInput(
+                f"no API image of {config.model_name} version {version} on {docker.where}",
+                hint=f"run mlci build --version {version} first",
+            )
+        return image_target(docker, found[0], config)  # newest first
+    built = reports.read(config, "build")
+    if not built or "api" not in built.get("images", {}):
+        raise BadInput(
+            "nothing to deploy: no reports/build.json with an API image",
+            hint="run mlci build first, or pass --version N or --image REF",
+        )
+    return image_target(docker, built["images"]["api"]["tag"], config)
+
+
+def role_image(config: Config, role: str) -> str:
+    """The router or dashboard image: MLCI_<ROLE>_IMAGE, else the last build's, else <name>:latest."""
+    if image := os.environ.get(f"MLCI_{role.upper()}_IMAGE"):
+        return image
+    built = reports.read(config, "build") or {}
+    if tag := (built.get("images", {}).get(role) or {}).get("tag"):
+        return tag
+    from ml.images import image_name
+
+    return f"{image_name(config, role)}:latest"
+
+
+def ensure_dashboard(config: Config, docker: Docker, names: Names, env_name: str, env: Environment) -> str | None:
+    """The environment's dashboard, pointed at its router: created once, it follows every switch."""
+    if env.dashboard_port is None:
+        return None
+    state = docker.inspect("container", names.dashboard)
+    if state is not None and state["State"]["Running"]:
+        return f"dashboard on http://{env.address}:{env.dashboard_port}: running"
+    image = role_image(config, "dashboard")
+    if docker.inspect("image", image) is None:
+        return f"warning: no dashboard image {image} (run mlci build); the dashboard is not started"
+    docker.run("rm", "-f", names.dashboard, check=False)
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        names.dashboard,
+        "--network",
+        names.network,
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "MLCI_API_URL=http://router:8080",
+        "-e",
+        f"MLCI_ENV={env_name}",
+        "-p",
+        f"{env.address}:{env.dashboard_port}:8501",
+        "--restart",
+        "unless-stopped",
+        *names.labels("dashboard"),
+        image,
+    )
+    return f"dashboard on http://{env.address}:{env.dashboard_port}: started ({image})"
+
+
+def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, colour: str, target: Target) -> None:
+    docker.run("rm", "-f", names.slot(colour), check=False)
+    # A warming slot gets a quarter of the CPU weight of the live one (restored at the switch):
+    # on a busy host its start-up must not cost the live colour its latency.
+    docker.run(
+        "run",
+        "-d",
+        "--name",
+        names.slot(colour),
+        "--network",
+        names.network,
+        "--cpu-shares",
+        "256",
+        "-v",
+        f"{names.volume}:/run/mlci",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        f"MLCI_UDS=/run/mlci/{colour}.sock",
+        "-e",
+        f"MLCI_COLOUR={colour}",
+        "-e",
+        f"MLCI_ENV={env_name}",
+        "-e",
+        f"MLCI_WORKERS={env.workers}",
+        "--restart",
+        "unless-stopped",
+        *names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),
+        target.image,
+    )

@@ -1,0 +1,67 @@
+"""The switch → verify → switch-back protocol, written once for deploys and rollbacks.
+
+The router's `live` symlink moves to the new colour; verification probes go through the router;
+only then does the registry alias move. If anything fails after the switch, `live` goes back to the
+colour that served before (or to none) at once, and the failed colour stays reachable on the
+preview listener for inspection. On success the previous colour becomes the preview: it keeps
+running, so the next rollback is a switch back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ml import registry, tracking
+from ml.deploy import checks
+from ml.deploy.slots import Context, Target
+from ml.router import LIVE, PREVIEW
+
+
+class SwitchedBack(Exception):
+    """The new colour failed after the switch; live traffic is back on the previous colour."""
+
+    def __init__(self, error: Exception, live: str | None):
+        super().__init__(str(error))
+        self.error, self.live = error, live
+        self.reason = getattr(error, "message", str(error))
+
+
+def set_alias(ctx: Context, target: Target, colour: str, approver: str | None) -> None:
+    """The registry alias named after the environment: what it serves, for every tool that reads MLflow."""
+    client = tracking.connect(ctx.config)
+    registry.set_alias(
+        client,
+        ctx.config.model_name,
+        ctx.env_name,
+        target.model_version,
+        colour=colour,
+        image=target.image,
+        approver=approver or "",
+        build=os.environ.get("BUILD_URL", ""),
+    )
+
+
+def switch(
+    ctx: Context, target: Target, live: str | None, new: str, approver: str | None, note: Callable[[str], None]
+) -> dict[str, int]:
+    """Send live traffic to `new`, verify it through the router, move the alias; on any failure
+    switch back to `live` and raise SwitchedBack."""
+    router = ctx.router
+    # A warming slot ran at a quarter of the CPU weight; the live one gets the full weight.
+    ctx.docker.run("update", "--cpu-shares", "1024", ctx.names.slot(new))
+    router.point(LIVE, new)
+    note(f"switched {ctx.names.router} live -> {new} (no reload)")
+    try:
+        counts = checks.verify(router, target, ctx.env.checks.verify_seconds, ctx.env.drain_seconds)
+        note(f"verified through {router.url}: {counts['probes']} probes, 0 errors")
+        set_alias(ctx, target, new, approver)
+        note(f"registry alias @{ctx.env_name} -> {target.model_name} v{target.model_version}")
+    except Exception as error:  # whatever failed, live traffic goes back first, then it is reported
+        router.point(LIVE, live)
+        if live:
+            router.point(PREVIEW, new)
+        raise SwitchedBack(error, live) from error
+    if live:
+        router.point(PREVIEW, live)  # the previous colour stays reachable for checks and rollback
+    return counts
