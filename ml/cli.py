@@ -421,7 +421,7 @@ def _lock_timeout(option):
         default=300.0,
         show_default=True,
         type=click.FloatRange(0),
-        help="Seconds to wait when another deploy holds the environment.",
+        help="Seconds to wait when another deploy (from any checkout or agent) holds the environment; 0: do not wait.",
     )(option)
 
 
