@@ -94,16 +94,16 @@ class EnvironmentLock:
         told: str | None = None
         not_running_since: dict[str, float] = {}
         self.docker.run("volume", "create", *self.names.labels("state")[:4], self.names.state)
+        quick_retries = 3  # a lock released between our attempt and our look: try again at once, boundedly
         while not self._try():
             state = self.docker.inspect("container", self.names.lock)
-            if state is None:
-                continue  # released between our attempt and our look: try again at once
-            if not state["State"]["Running"] and self._stale(state, not_running_since):
-                # `docker rm` without -f: the engine refuses a running container, so a lock that
-                # started meanwhile is never removed.
-                self.docker.run("rm", state["Id"], check=False)
+            if state is None and quick_retries:
+                quick_retries -= 1
                 continue
-            who = parse_holder((state["Config"].get("Labels") or {}).get(LABEL)).describe()
+            if state is not None and self._removed_stale(state, not_running_since):
+                continue
+            labels = (state or {}).get("Config", {}).get("Labels") or {}
+            who = parse_holder(labels.get(LABEL)).describe()
             if time.monotonic() >= deadline:
                 raise CheckFailed(
                     f"environment {self.names.env} is locked by {who}; nothing was done",
@@ -116,14 +116,18 @@ class EnvironmentLock:
             time.sleep(POLL)
         return self
 
-    @staticmethod
-    def _stale(state: dict, seen: dict[str, float]) -> bool:
-        """A lock container that does not run holds nothing (engine restarted, holder killed between
-        create and start); one just created may be about to start, so it gets a grace period."""
-        if state["State"]["Status"] != "created":
-            return True
-        first = seen.setdefault(state["Id"], time.monotonic())
-        return time.monotonic() - first >= CREATED_GRACE
+    def _removed_stale(self, state: dict, seen: dict[str, float]) -> bool:
+        """Remove a lock container that does not run: it holds nothing (engine restarted, holder
+        killed between create and start). One just created may be about to start: it gets a grace
+        period. `docker rm` without -f: the engine refuses a running container, so a lock that
+        started meanwhile is never removed."""
+        if state["State"]["Running"]:
+            return False
+        if state["State"]["Status"] == "created":
+            first = seen.setdefault(state["Id"], time.monotonic())
+            if time.monotonic() - first < CREATED_GRACE:
+                return False
+        return self.docker.run("rm", state["Id"], check=False).returncode == 0
 
     def _try(self) -> bool:
         """Start the lock container; True once it runs with our token, False if the name is taken."""

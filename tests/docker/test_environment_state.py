@@ -193,3 +193,27 @@ def test_a_holder_killed_mid_deploy_blocks_nobody(clones):
     b.mlci("deploy", "--env", ENV, "--version", "1", "--lock-timeout", "10")
     assert served(b) == "1"
     assert docker("inspect", f"{name}-{ENV}-lock", check=False).returncode != 0  # released again
+
+
+@pytest.mark.parametrize("leftover", ["exited", "created"])
+def test_a_lock_container_that_does_not_run_is_stale(base_images, leftover):
+    """What an engine restart (or a holder killed between create and start) leaves: a lock container
+    that holds nothing. The next deploy removes it and takes the lock."""
+    from ml.deploy.lock import EnvironmentLock
+    from ml.docker import Docker
+    from ml.router import Names
+
+    names, image = Names(f"it-{uuid.uuid4().hex[:8]}", ENV), base_images["MLCI_ROUTER_BASE_IMAGE"]
+    try:
+        if leftover == "exited":
+            docker("run", "--name", names.lock, "--entrypoint", "true", image)
+        else:
+            docker("create", "--name", names.lock, "--entrypoint", "true", image)
+        waits: list[str] = []
+        with EnvironmentLock(Docker(), names, image, timeout=20, step=waits.append) as lock:
+            assert lock.exec("echo held").strip() == "held"
+        assert bool(waits) == (leftover == "created")  # a fresh "created" one gets its grace period
+        assert docker("inspect", names.lock, check=False).returncode != 0
+    finally:
+        docker("rm", "-f", names.lock, check=False)
+        docker("volume", "rm", names.state, check=False)
