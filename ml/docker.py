@@ -97,7 +97,8 @@ class Docker:
     def inspect(self, kind: str, ref: str) -> dict[str, Any] | None:
         done = self.run(kind, "inspect", ref, check=False)
         if done.returncode != 0:
-            if "No such" in done.stderr or "not found" in done.stderr.lower():
+            # "No such container", "no such volume" (the engine's wording varies by kind), "not found".
+            if "no such" in done.stderr.lower() or "not found" in done.stderr.lower():
                 return None
             self._raise((kind, "inspect"), done.stderr)
         return json.loads(done.stdout)[0]

@@ -236,30 +236,40 @@ def down(
     state volume stays: its history keeps the "down" record."""
     started = time.monotonic()
     ctx = open_context(config, env_name)
-    docker, names = ctx.docker, ctx.names
-    with _lock(ctx, lock_timeout, step) as lock:
-        removed = []
-        for container in (names.dashboard, names.router, *(names.slot(c) for c in COLOURS)):
-            if (
-                docker.run("rm", "-f", container, check=False).returncode == 0
-                and docker.inspect("container", container) is None
-            ):
-                removed.append(container)
-        for kind, name in (("network", names.network), ("volume", names.volume)):
-            if docker.inspect(kind, name) is not None:
-                docker.run(kind, "rm", name)
-                removed.append(f"{kind} {name}")
-        try:
-            client = tracking.connect(config)
-            if env_name in registry.alias_map(client, config.model_name):
-                registry.restore_alias(client, config.model_name, env_name, None)
-                removed.append(f"alias @{env_name}")
-        except MlciError as error:
-            step(f"warning: could not remove alias @{env_name}: {error.message}")
-        for item in removed:
-            step(f"removed {item}")
+    image = host_image(ctx)
+    if image is None:
+        # No router and no router image on the host: nothing was deployed from here, and there is
+        # nothing to run a lock with. Leftovers (an alias, a network) are still removed.
+        return _remove(ctx, step)
+    with EnvironmentLock(ctx.docker, ctx.names, image, lock_timeout, step) as lock:
+        removed = _remove(ctx, step)
         outcome = Outcome(
             env_name, "down", None, None, None, None, None, ctx.router.url, steps=[f"removed {r}" for r in removed]
         )
         _record(ctx, lock, outcome, "down", None, started)
         return removed
+
+
+def _remove(ctx: Context, step: Callable[[str], None]) -> list[str]:
+    docker, names = ctx.docker, ctx.names
+    removed = []
+    for container in (names.dashboard, names.router, *(names.slot(c) for c in COLOURS)):
+        if docker.inspect("container", container) is None:
+            continue  # `docker rm -f` of a missing container succeeds: only report what was there
+        docker.run("rm", "-f", container, check=False)
+        if docker.inspect("container", container) is None:
+            removed.append(container)
+    for kind, name in (("network", names.network), ("volume", names.volume)):
+        if docker.inspect(kind, name) is not None:
+            docker.run(kind, "rm", name)
+            removed.append(f"{kind} {name}")
+    try:
+        client = tracking.connect(ctx.config)
+        if ctx.env_name in registry.alias_map(client, ctx.config.model_name):
+            registry.restore_alias(client, ctx.config.model_name, ctx.env_name, None)
+            removed.append(f"alias @{ctx.env_name}")
+    except MlciError as error:
+        step(f"warning: could not remove alias @{ctx.env_name}: {error.message}")
+    for item in removed:
+        step(f"removed {item}")
+    return removed

@@ -217,3 +217,27 @@ def test_a_lock_container_that_does_not_run_is_stale(base_images, leftover):
     finally:
         docker("rm", "-f", names.lock, check=False)
         docker("volume", "rm", names.state, check=False)
+
+
+def test_a_lock_container_that_cannot_start_is_a_clear_error(base_images):
+    from ml.deploy.lock import EnvironmentLock
+    from ml.docker import Docker, DockerError
+    from ml.router import Names
+
+    names = Names(f"it-{uuid.uuid4().hex[:8]}", ENV)
+    try:
+        lock = EnvironmentLock(Docker(), names, "mlci-it/no-such-image:none", timeout=5)
+        with pytest.raises(DockerError, match=f"could not start the lock container {names.lock}"):
+            lock.__enter__()
+    finally:
+        docker("volume", "rm", names.state, check=False)
+
+
+def test_down_of_an_environment_never_deployed_needs_no_image(project, docker_engine):
+    """No router and no router image on the host: nothing to lock with, nothing deployed; down says so."""
+    name = f"it-{uuid.uuid4().hex[:8]}"
+    project.edit(project=name)
+    result = project.mlci("down", "--env", "staging")
+    assert result.exit_code == 0, result.output
+    assert "staging was not running" in result.stdout
+    assert docker("volume", "inspect", f"{name}-staging-state", check=False).returncode != 0
