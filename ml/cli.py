@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from ml import config as config_module
 from ml import console, exits
 from ml.environment_status import DeployRecord, EnvironmentStatus, EnvironmentUnavailable
 from ml.errors import BadInput, CheckFailed, MlciError
+
+if TYPE_CHECKING:  # ml.status imports MLflow's side of mlci: loaded only by the commands that need it
+    from ml.status import LeaderboardRow
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -91,7 +94,10 @@ def test_command(ctx: click.Context) -> None:
 @click.pass_context
 @run_command("train")
 def train(ctx: click.Context) -> None:
-    """Validate the data, train with the committed parameters, track in MLflow, register a version (@candidate)."""
+    """Validate the data, train with the committed parameters, track in MLflow, register a version.
+
+    The deploy branch (tracking.deploy_branch) moves @candidate; other branches and pull requests move
+    their own candidate-<branch> alias. Later commands of this build use the version in reports/train.json."""
     from ml import data
     from ml import train as train_module
 
@@ -118,6 +124,7 @@ def train(ctx: click.Context) -> None:
             "commit": f"{result.provenance['commit']} ({result.provenance['branch']})",
             "author": result.provenance["author"],
             "run": result.run_id,
+            "alias": f"@{result.alias}: {result.alias_reason}",
         }
     )
     console.result(
@@ -129,21 +136,24 @@ def train(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--version", "version", default=None, help="Model version to judge (default: @candidate).")
+@click.option("--version", "version", default=None, help="Model version to judge.")
+@click.option("--alias", default=None, help="Judge the version this registry alias names (e.g. candidate).")
 @click.pass_context
 @run_command("gate")
-def gate(ctx: click.Context, version: str | None) -> None:
-    """Compare the candidate with production on the same held-out data; exit 1 when it does not pass."""
+def gate(ctx: click.Context, version: str | None, alias: str | None) -> None:
+    """Compare a version with production on the same held-out data; exit 1 when it does not pass.
+
+    Without --version or --alias: the version this workspace trained (reports/train.json)."""
     from ml import gate as gate_module
-    from ml import verdicts
+    from ml import reports, verdicts
 
     config = _config(ctx)
+    selection = reports.build_version(config, version, alias)
     console.header(
         "gate",
-        f"judging {config.model_name} {'v' + version if version else '@candidate'} "
-        f"against @production on {config.data.path}",
+        f"judging {config.model_name} {selection.describe()} against @production on {config.data.path}",
     )
-    result = gate_module.gate(config, version)
+    result = gate_module.gate(config, selection.version, selection.alias)
     console.facts(
         {
             "primary metric": f"{result.primary_metric} "
@@ -215,6 +225,7 @@ def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> Non
         (
             v.version,
             " ".join("@" + a for a in v.aliases),
+            v.branch or "-",
             _metric(v.metrics.get(primary)),
             v.commit[:10],
             (v.data_sha256 or "")[:12],
@@ -224,11 +235,45 @@ def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> Non
         )
         for v in report.versions
     ]
-    console.table(["version", "aliases", primary, "commit", "data sha256", "author", "created", "gate"], rows)
+    console.table(["version", "aliases", "branch", primary, "commit", "data sha256", "author", "created", "gate"], rows)
+    _print_leaderboard(report.leaderboard, primary)
     aliases = ", ".join(f"@{a} -> v{v}" for a, v in sorted(report.aliases.items())) or "none"
     for env in report.environments:
         _print_environment(env)
     console.result(True, f"{len(rows)} version(s); aliases: {aliases}")
+
+
+def _gate_cell(row: LeaderboardRow) -> str:
+    if not row.gate:
+        return "not gated"
+    if row.gated_against is None:
+        return row.gate
+    return f"{row.gate} vs " + ("the floor" if row.gated_against == "none" else f"v{row.gated_against}")
+
+
+def _print_leaderboard(rows: list[LeaderboardRow], primary: str) -> None:
+    """Latest version per branch, best first: which branch has the best model right now."""
+    if not rows:
+        return
+    table = [
+        (
+            str(place),
+            row.branch + (f" (PR {row.pull_request})" if row.pull_request else ""),
+            f"v{row.version}",
+            _metric(row.metric),
+            _gate_cell(row),
+            " ".join("@" + a for a in row.aliases),
+            row.commit[:10],
+            (row.author or "").split(" <")[0],
+            row.created_at[:16].replace("T", " "),
+        )
+        for place, row in enumerate(rows, start=1)
+    ]
+    console.table(
+        ["#", "branch", "version", primary, "gate (vs production)", "aliases", "commit", "author", "created"],
+        table,
+        title="leaderboard: latest version per branch, best first",
+    )
 
 
 def _print_environment(env: EnvironmentStatus | EnvironmentUnavailable) -> None:
@@ -268,14 +313,9 @@ def _deploy_line(record: DeployRecord) -> str:
     )
 
 
-def _pick_version(version: str | None, alias: str | None) -> None:
-    if version and alias:
-        raise BadInput("give --version or --alias, not both")
-
-
 @cli.command()
-@click.option("--version", default=None, help="Model version number.")
-@click.option("--alias", default=None, help="Registry alias (default: candidate).")
+@click.option("--version", default=None, help="Model version number (default: the one this workspace trained).")
+@click.option("--alias", default=None, help="Registry alias, e.g. candidate (read only when named).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
 @click.pass_context
 @run_command("package")
@@ -284,12 +324,12 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
     from pathlib import Path
 
     from ml import package as package_module
+    from ml import reports
 
-    _pick_version(version, alias)
     config = _config(ctx)
-    which = f"version {version}" if version else f"@{alias or 'candidate'}"
-    console.header("package", f"packaging {config.model_name} {which} into {out}")
-    result = package_module.package(config, Path(out), version=version, alias=alias)
+    selection = reports.build_version(config, version, alias)
+    console.header("package", f"packaging {config.model_name} {selection.describe()} into {out}")
+    result = package_module.package(config, Path(out), version=selection.version, alias=selection.alias)
     parity = result.parity
     console.facts(
         {
@@ -353,8 +393,8 @@ def serve(bundle_dir: str, host: str, port: int, workers: int, bundle_sha256: st
 
 
 @cli.command()
-@click.option("--version", default=None, help="Model version number.")
-@click.option("--alias", default=None, help="Registry alias (default: candidate).")
+@click.option("--version", default=None, help="Model version number (default: the one this workspace trained).")
+@click.option("--alias", default=None, help="Registry alias, e.g. candidate (read only when named).")
 @click.option(
     "--only",
     "roles",
@@ -366,13 +406,14 @@ def serve(bundle_dir: str, host: str, port: int, workers: int, bundle_sha256: st
 @run_command("build")
 def build(ctx: click.Context, version: str | None, alias: str | None, roles: tuple[str, ...]) -> None:
     """Package the model and build the API image (bundle baked in), the dashboard and router images."""
-    from ml import images
+    from ml import images, reports
 
-    _pick_version(version, alias)
     config = _config(ctx)
-    which = f"version {version}" if version else f"@{alias or 'candidate'}"
-    console.header("build", f"building the images of {config.model_name} {which}")
-    result = images.build(config, version=version, alias=alias, roles=roles or ("api", "dashboard", "router"))
+    selection = reports.build_version(config, version, alias)
+    console.header("build", f"building the images of {config.model_name} {selection.describe()}")
+    result = images.build(
+        config, version=selection.version, alias=selection.alias, roles=roles or ("api", "dashboard", "router")
+    )
     rows = [
         (
             role,

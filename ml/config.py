@@ -167,6 +167,11 @@ class Package(Strict):
 class Tracking(Strict):
     uri: str | None = None
     experiment: str | None = None
+    # The branch whose trainings move @candidate; every other branch moves its own candidate-<slug>.
+    deploy_branch: str = Field(default="main", min_length=1, max_length=255)
+    # Under Jenkins a store inside the workspace is wiped with it and seen by no other build: refused
+    # unless this says the user means it.
+    allow_local_store: bool = False
 
 
 class Checks(Strict):

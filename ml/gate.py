@@ -1,5 +1,6 @@
-"""`mlci gate`: may the candidate go further? Candidate and production are scored on the same
-held-out rows; the candidate must reach the absolute floor of the primary metric, regress no more
+"""`mlci gate`: may the candidate go further? The candidate is the version this build trained
+(reports/train.json) unless a version or alias is named. Candidate and production are scored on the
+same held-out rows; the candidate must reach the absolute floor of the primary metric, regress no more
 than the tolerance against production, and meet the secondary thresholds."""
 
 from __future__ import annotations
@@ -155,11 +156,17 @@ def _load_version(config: Config, version: str):
     return mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
 
 
-def gate(config: Config, version: str | None = None) -> GateResult:
+# mlci.gate.against when no version held @production: the version was judged against the floor only.
+NO_PRODUCTION = "none"
+
+
+def gate(config: Config, version: str | None = None, alias: str | None = None) -> GateResult:
+    """Judge the version given, the alias named, or (neither) the version this workspace trained."""
+    selection = reports.build_version(config, version, alias)
     dataset = data.load(config)
     split = evaluate.holdout(dataset, config)
     client = tracking.connect(config)
-    candidate = registry.resolve(client, config.model_name, version=version)
+    candidate = registry.resolve(client, config.model_name, version=selection.version, alias=selection.alias)
     production_version = registry.alias_map(client, config.model_name).get(registry.PRODUCTION)
 
     candidate_model = _load_version(config, candidate.version)
@@ -192,11 +199,18 @@ def gate(config: Config, version: str | None = None) -> GateResult:
         reasons=reasons,
         rows_scored=len(split.y_test),
     )
-    client.set_model_version_tag(
-        config.model_name, candidate.version, "mlci.gate.result", "passed" if passed else "failed"
-    )
-    client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.at", registry.now())
-    if production_version is not None:
-        client.set_model_version_tag(config.model_name, candidate.version, "mlci.gate.against", production_version)
+    _record(client, config.model_name, candidate.version, passed, production_version)
     reports.write(config, "gate", result.report())
     return result
+
+
+def _record(client, name: str, version: str, passed: bool, production: str | None) -> None:
+    """The verdict on the version, with what it was judged against (always written: a later gate
+    against no production must not leave an earlier run's production version behind)."""
+    tags = {
+        "mlci.gate.result": "passed" if passed else "failed",
+        "mlci.gate.at": registry.now(),
+        "mlci.gate.against": production if production is not None else NO_PRODUCTION,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)

@@ -229,12 +229,14 @@ def build(
     roles: tuple[str, ...] = ("api", "dashboard", "router"),
 ) -> BuildResult:
     started = time.monotonic()
+    # Which version first: without one named and no train report, say so before touching Docker.
+    selection = reports.build_version(config, version, alias)
     docker = Docker()
     engine = docker.check()
     facts = provenance.collect(config.root)
     specs = [s for s in SPECS if s.role in roles and (config.root / s.dockerfile).is_file()]
 
-    bundle = package.package(config, config.root / BUNDLE_DIR, version=version, alias=alias)
+    bundle = package.package(config, config.root / BUNDLE_DIR, version=selection.version, alias=selection.alias)
     bundle_sha256 = registry_digest(config, bundle)
     metadata = json.loads((config.root / BUNDLE_DIR / "metadata.json").read_text(encoding="utf-8"))
     console.info(

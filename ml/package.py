@@ -99,11 +99,13 @@ def version_metadata(client, config: Config, info: registry.VersionInfo) -> dict
 
 
 def package(config: Config, out: Path, version: str | None = None, alias: str | None = None) -> PackageResult:
+    """Package the version given, the alias named, or (neither) the version this workspace trained."""
     started = time.monotonic()
+    selection = reports.build_version(config, version, alias)
     dataset = data.load(config)
     split = evaluate.holdout(dataset, config)
     client = tracking.connect(config)
-    info = registry.resolve(client, config.model_name, version=version, alias=alias)
+    info = registry.resolve(client, config.model_name, version=selection.version, alias=selection.alias)
 
     import mlflow
 

@@ -66,15 +66,18 @@ def _train(run: Run) -> str:
     result = train.train(run.config)
     run.facts["version"] = result.version
     return (
-        f"{result.model_name} v{result.version} @candidate, test {result.primary_metric} "
+        f"{result.model_name} v{result.version} @{result.alias}, test {result.primary_metric} "
         f"{result.metrics[result.primary_metric]:.4f}"
     )
 
 
+# One version per build: every stage after Train works on the version it registered, passed explicitly
+# (a run started after Train reads it from reports/train.json, as the commands do).
 def _gate(run: Run) -> str:
     from ml import gate, verdicts
 
-    result = gate.gate(run.config)
+    result = gate.gate(run.config, version=run.facts.get("version"))
+    run.facts["version"] = str(result.candidate["version"])
     console.out.print(result.table, markup=False)
     verdicts.require_gate_passed(result)
     against = verdicts.gate_reference(result)
@@ -85,7 +88,8 @@ def _gate(run: Run) -> str:
 def _build(run: Run) -> str:
     from ml import images
 
-    result = images.build(run.config)
+    result = images.build(run.config, version=run.facts.get("version"))
+    run.facts["version"] = result.version
     run.facts["image"] = result.images["api"].tag
     return ", ".join(i.tag for i in result.images.values())
 

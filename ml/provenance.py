@@ -27,6 +27,13 @@ class Provenance:
     python_version: str
     sklearn_version: str
     lock_sha256: str
+    # A Jenkins pull-request build: its number (CHANGE_ID) and the branch it comes from (CHANGE_BRANCH).
+    pull_request: str | None = None
+    change_branch: str | None = None
+
+    @property
+    def branch_known(self) -> bool:
+        return self.branch != UNKNOWN
 
     @property
     def short_commit(self) -> str:
@@ -52,6 +59,9 @@ class Provenance:
         for key in ("job_name", "build_number", "build_url"):
             if value := getattr(self, key):
                 tags[f"jenkins.{key}"] = value
+        for key in ("pull_request", "change_branch"):
+            if value := getattr(self, key):
+                tags[f"mlci.{key}"] = value
         return tags
 
 
@@ -63,11 +73,19 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+# The Git plugin's GIT_BRANCH names the remote-tracking branch (origin/main): the branch is main.
+REMOTE_PREFIXES = ("refs/remotes/origin/", "refs/heads/", "origin/")
+
+
 def _branch(root: Path) -> str:
     # Jenkins checks out a detached HEAD; its multibranch jobs name the branch in the environment.
-    for variable in ("BRANCH_NAME", "GIT_BRANCH"):
-        if value := os.environ.get(variable):
-            return value
+    if value := os.environ.get("BRANCH_NAME"):
+        return value
+    if value := os.environ.get("GIT_BRANCH"):
+        for prefix in REMOTE_PREFIXES:
+            if value.startswith(prefix):
+                return value[len(prefix) :]
+        return value
     name = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     return name if name and name != "HEAD" else UNKNOWN
 
@@ -119,4 +137,6 @@ def collect(root: Path) -> Provenance:
         python_version=platform.python_version(),
         sklearn_version=package_version("scikit-learn"),
         lock_sha256=lock_sha256(root),
+        pull_request=os.environ.get("CHANGE_ID") or None,
+        change_branch=os.environ.get("CHANGE_BRANCH") or None,
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlparse, urlunparse
@@ -15,6 +17,11 @@ from ml.errors import BadInput
 CANDIDATE = "candidate"
 STAGING = "staging"
 PRODUCTION = "production"
+# Branches other than the deploy branch move candidate-<slug>: MLflow aliases are [A-Za-z0-9_-], and a
+# short slug keeps them readable in the UI and in `mlci status`.
+BRANCH_CANDIDATE_PREFIX = "candidate-"
+MAX_SLUG = 40
+HASH_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -81,19 +88,73 @@ def versions(client, name: str) -> list[VersionInfo]:
     return sorted(infos, key=lambda info: int(info.version), reverse=True)
 
 
+def branch_slug(branch: str) -> str:
+    """A branch name as part of an alias: lowercase [a-z0-9-], at most MAX_SLUG characters (PR-12 -> pr-12).
+    A name that had to be cut (or had no usable character) ends with a hash of the whole name, so two
+    long branches sharing a prefix do not share an alias."""
+    slug = re.sub(r"[^a-z0-9]+", "-", branch.lower()).strip("-")
+    if slug and len(slug) <= MAX_SLUG:
+        return slug
+    digest = hashlib.sha256(branch.encode("utf-8")).hexdigest()[:HASH_CHARS]
+    head = slug[: MAX_SLUG - HASH_CHARS - 1].rstrip("-")
+    return f"{head}-{digest}" if head else digest
+
+
+def candidate_alias(branch: str | None, deploy_branch: str, pull_request: str | None = None) -> str:
+    """The alias a training moves: @candidate on the deploy branch (or when no branch is known),
+    candidate-<slug> on any other branch or pull request, so no branch moves another's candidate."""
+    if branch is None or (branch == deploy_branch and not pull_request):
+        return CANDIDATE
+    return BRANCH_CANDIDATE_PREFIX + branch_slug(branch)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which version a command works on, and why: its header says so."""
+
+    version: str | None
+    alias: str | None
+    trained_here: bool = False
+
+    def describe(self) -> str:
+        if self.alias is not None:
+            return f"@{self.alias}"
+        if self.trained_here:
+            return f"version {self.version}, trained by this workspace (reports/train.json)"
+        return f"version {self.version}"
+
+
+def select(version: str | None, alias: str | None, trained: str | None) -> Selection:
+    """The version given, else the alias named, else the version this workspace trained. Never an
+    alias nobody named: another build may move it between this build's stages."""
+    if version and alias:
+        raise BadInput("give --version or --alias, not both")
+    if version:
+        return Selection(version=version, alias=None)
+    if alias:
+        return Selection(version=None, alias=alias)
+    if trained:
+        return Selection(version=trained, alias=None, trained_here=True)
+    raise BadInput(
+        "no model version to work on: this workspace trained none (no reports/train.json)",
+        hint="pass --version N or --alias NAME (mlci status lists them), or run mlci train first",
+    )
+
+
 def resolve(client, name: str, version: str | None = None, alias: str | None = None) -> VersionInfo:
-    """The version asked for (by number or alias; default the candidate), or BadInput saying what exists."""
+    """The version asked for (by number or by alias), or BadInput saying what exists."""
     from mlflow.exceptions import MlflowException
 
+    if version is None and alias is None:
+        raise BadInput("no model version named", hint="pass --version N or --alias NAME")
     aliases = alias_map(client, name)
     if not aliases and not client.search_model_versions(f"name = '{name}'"):
         raise BadInput(f"model {name!r} has no registered version", hint="run mlci train first")
     if version is None:
-        alias = alias or CANDIDATE
         if alias not in aliases:
             known = ", ".join(f"@{a} -> v{v}" for a, v in sorted(aliases.items())) or "none"
             raise BadInput(f"model {name!r} has no version with alias @{alias} (aliases: {known})")
-        version = aliases[alias]
+        version = aliases[str(alias)]
     if not str(version).isdigit():
         raise BadInput(f"model version must be a number, got {version!r}")
     try:

@@ -1,6 +1,7 @@
 """The MLflow connection: the system of record for runs, model versions and aliases.
 
-Embedded default: SQLite under `.mlci/` with artifacts beside it. `MLFLOW_TRACKING_URI` points at
+Embedded default: SQLite under `.mlci/` with artifacts beside it (refused under Jenkins unless
+tracking.allow_local_store: a workspace store is private to one build). `MLFLOW_TRACKING_URI` points at
 a tracking server instead; it is checked up front (it answers, and it is MLflow) so a wrong or dead
 server fails in seconds, not after MLflow's default retries (minutes) or with a traceback.
 """
@@ -226,6 +227,45 @@ def _open_database(uri: str):
     return client
 
 
+def local_store(config: Config) -> Path | None:
+    """The file or folder of a store MLflow keeps inside this workspace (the embedded SQLite store under
+    .mlci/, or any sqlite/file store below the project root); None for a server or a store elsewhere."""
+    uri = config.tracking_uri
+    parts = urlparse(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = _sqlite_file(uri)
+    elif scheme in ("file", ""):
+        path = Path(parts.path or uri)
+    else:
+        return None
+    if path is None:
+        return None
+    resolved = (path if path.is_absolute() else config.root / path).resolve()
+    return resolved if resolved.is_relative_to(config.root.resolve()) else None
+
+
+def require_shared_store(config: Config) -> None:
+    """Under Jenkins, a store inside the workspace is seen by no other build and wiped with the
+    workspace: refused (exit 2) unless tracking.allow_local_store says the user means it."""
+    if not os.environ.get("JENKINS_URL") or config.tracking.allow_local_store:
+        return
+    store = local_store(config)
+    if store is None:
+        return
+    raise ConfigError(
+        f"this Jenkins build would track in a store inside its workspace ({store}): other builds, branches "
+        "and agents would not see its runs, versions or aliases, and the next workspace wipe deletes them",
+        details=[
+            "start the team stack once (README, section 'The team stack: an MLflow server'): "
+            "docker-compose -f docker/compose.team.yaml up -d",
+            "point the job at it: MLFLOW_TRACKING_URI=http://HOST:5000 (credentials in MLCI_MLFLOW_CREDENTIALS_ID)",
+        ],
+        hint="set MLFLOW_TRACKING_URI (or tracking.uri in mlci.yaml) to the team's MLflow server; to keep a "
+        "store in the workspace on purpose, set tracking.allow_local_store: true in mlci.yaml",
+    )
+
+
 def connect(config: Config):
     """Configure MLflow for this project and return a client (imported here: mlflow is slow to import)."""
     for key, value in HTTP_DEFAULTS.items():
@@ -233,6 +273,7 @@ def connect(config: Config):
     _quiet()
     uri = config.tracking_uri
     check_scheme(uri)
+    require_shared_store(config)
     preflight(uri)
     import mlflow
     from mlflow import MlflowClient

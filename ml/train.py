@@ -2,9 +2,14 @@
 
 Order matters for "nothing half-done": config, data, estimator, every metric and the reports folder
 are checked before MLflow is touched; the model version is registered only after everything else is
-logged, then `candidate` moves and the report is written, and the run is marked FINISHED only after
-all three. A failure at any point leaves the run FAILED, no version behind and `candidate` where it
-was.
+logged, then the branch's candidate alias moves and the report is written, and the run is marked
+FINISHED only after all three. A failure at any point leaves the run FAILED, no version behind and
+the alias where it was.
+
+Only the deploy branch (tracking.deploy_branch) moves @candidate; any other branch or pull request
+moves its own candidate-<slug>, so builds of other branches never change what the deploy branch's
+alias names. The later stages of a build do not read an alias anyway: they take the version from
+reports/train.json.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ class TrainResult:
     params: dict[str, object]
     duration_s: float
     alias: str = registry.CANDIDATE
+    # Why this alias: which branch, and whether it counts as the deploy branch.
+    alias_reason: str = ""
+    tracking_uri: str = ""  # redacted: which store `version` belongs to (reports.trained_version checks it)
     plots: list[str] = field(default_factory=list)
 
     def report(self) -> dict[str, object]:
@@ -198,10 +206,47 @@ def _log_model(pipeline, split: evaluate.Split):
     )
 
 
+def candidate_alias(config: Config, facts: provenance.Provenance) -> tuple[str, str]:
+    """The alias this training moves, and why (the train output says it)."""
+    deploy_branch = config.tracking.deploy_branch
+    if not facts.branch_known:
+        return registry.CANDIDATE, (
+            f"branch unknown (no git branch, no BRANCH_NAME): treated as the deploy branch {deploy_branch}"
+        )
+    alias = registry.candidate_alias(facts.branch, deploy_branch, facts.pull_request)
+    if alias == registry.CANDIDATE:
+        return alias, f"branch {facts.branch} is the deploy branch (tracking.deploy_branch)"
+    what = f"pull request {facts.pull_request} ({facts.branch})" if facts.pull_request else f"branch {facts.branch}"
+    return alias, f"{what} is not the deploy branch {deploy_branch}: @{registry.CANDIDATE} is left alone"
+
+
+def _version_tags(config: Config, facts: provenance.Provenance, dataset: data.Dataset, metrics) -> dict[str, str]:
+    """What every registered version carries: where it comes from (commit, branch, pull request,
+    build) and what it scored, so `mlci status` and the leaderboard need no run lookup."""
+    tags = {
+        "mlci.commit": facts.commit,
+        "mlci.branch": facts.branch,
+        "mlci.author": facts.author,
+        "mlci.data.sha256": dataset.fingerprint.sha256,
+        "mlci.data.path": dataset.fingerprint.path,
+        "mlci.primary_metric": config.metrics.primary,
+        f"mlci.metric.{config.metrics.primary}": repr(metrics[config.metrics.primary]),
+        "mlci.trained_at": registry.now(),
+    }
+    optional = {
+        "jenkins.build_url": facts.build_url,
+        "mlci.pull_request": facts.pull_request,
+        "mlci.change_branch": facts.change_branch,
+    }
+    return {**tags, **{k: v for k, v in optional.items() if v}}
+
+
 def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
     started = time.monotonic()
+    tracking.require_shared_store(config)  # before minutes of fitting, not after
     dataset = dataset or data.load(config)
     facts = provenance.collect(config.root)
+    alias, alias_reason = candidate_alias(config, facts)
     pipeline, split, metrics, cv_metrics = fit(config, dataset)
     check_reports_folder(config)
 
@@ -209,7 +254,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
 
     client = tracking.connect(config)
     experiment = tracking.experiment_id(client, config)
-    previous = registry.alias_map(client, config.model_name).get(registry.CANDIDATE)
+    previous = registry.alias_map(client, config.model_name).get(alias)
     version = None
     run_name = f"{config.model_name}-{facts.short_commit}"
     try:
@@ -238,26 +283,13 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             if config.source is not None and config.source.is_file():
                 mlflow.log_artifact(str(config.source), artifact_path="config")
             model_info = _log_model(pipeline, split)
-            version_tags = {
-                "mlci.commit": facts.commit,
-                "mlci.branch": facts.branch,
-                "mlci.author": facts.author,
-                "mlci.data.sha256": dataset.fingerprint.sha256,
-                "mlci.data.path": dataset.fingerprint.path,
-                "mlci.primary_metric": config.metrics.primary,
-                f"mlci.metric.{config.metrics.primary}": repr(metrics[config.metrics.primary]),
-                "mlci.trained_at": registry.now(),
-            }
-            if facts.build_url:
-                version_tags["jenkins.build_url"] = facts.build_url
-            # Last, in this order: register, move @candidate, write the report. The run is FINISHED
-            # only when the with-block ends, after all three.
+            version_tags = _version_tags(config, facts, dataset, metrics)
+            # Last, in this order: register, move the branch's candidate alias, write the report. The
+            # run is FINISHED only when the with-block ends, after all three.
             with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered…" there
                 registered = mlflow.register_model(model_info.model_uri, config.model_name, tags=version_tags)
             version = str(registered.version)
-            registry.set_alias(
-                client, config.model_name, registry.CANDIDATE, version, by=facts.author, build=facts.build_url or ""
-            )
+            registry.set_alias(client, config.model_name, alias, version, by=facts.author, build=facts.build_url or "")
             result = TrainResult(
                 model_name=config.model_name,
                 version=version,
@@ -271,13 +303,16 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
                 estimator=config.model.estimator,
                 params=dict(config.model.params.items()),
                 duration_s=round(time.monotonic() - started, 2),
+                alias=alias,
+                alias_reason=alias_reason,
+                tracking_uri=registry.redact(config.tracking_uri),
                 plots=plots,
             )
             _write_report(config, result)
     except BaseException:
         # The run is already FAILED (start_run's context manager); undo what the registry holds of it.
         if version is not None:
-            _unregister(client, config.model_name, version, previous)
+            _unregister(client, config.model_name, version, alias, previous)
         raise
     return result
 
@@ -292,7 +327,7 @@ def _write_report(config: Config, result: TrainResult) -> None:
         ) from None
 
 
-def _unregister(client, name: str, version: str, previous: str | None) -> None:
-    """Drop the version a failed training registered and put @candidate back where it was."""
+def _unregister(client, name: str, version: str, alias: str, previous: str | None) -> None:
+    """Drop the version a failed training registered and put its candidate alias back where it was."""
     client.delete_model_version(name, version)  # takes its aliases with it
-    registry.restore_alias(client, name, registry.CANDIDATE, previous)
+    registry.restore_alias(client, name, alias, previous)

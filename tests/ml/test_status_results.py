@@ -22,7 +22,7 @@ VERSION_KEYS = {
     "gate",
     "alias_history",
 }
-REPORT_KEYS = {"model_name", "tracking_uri", "primary_metric", "aliases", "versions", "environments"}
+REPORT_KEYS = {"model_name", "tracking_uri", "primary_metric", "aliases", "versions", "leaderboard", "environments"}
 ENVIRONMENT_KEYS = {"env", "url", "preview_url", "router", "live", "slots", "current", "last_deploys"}
 
 

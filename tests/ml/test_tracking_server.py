@@ -76,7 +76,7 @@ def test_train_gate_status_against_a_tracking_server(project, mlflow_server, mon
 
 def test_unreachable_tracking_server_fails_fast_with_exit_3(project, monkeypatch, free_port):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    for command in (["train"], ["gate"], ["status"], ["promote", "1", "--to", "production"]):
+    for command in (["train"], ["gate", "--version", "1"], ["status"], ["promote", "1", "--to", "production"]):
         started = time.monotonic()
         result = project.mlci(*command)
         elapsed = time.monotonic() - started

@@ -1,0 +1,89 @@
+"""The leaderboard of `mlci status` (issue 11, item 2): which branch has the best model right now —
+the latest version of each branch, best first by the primary metric, with its gate result and the
+production version it was gated against."""
+
+import json
+
+from ml import status
+from ml.status import LeaderboardRow
+
+MODEL = "breast-cancer-classifier"
+ROW_KEYS = {
+    "branch",
+    "version",
+    "metric",
+    "gate",
+    "gated_against",
+    "aliases",
+    "pull_request",
+    "commit",
+    "author",
+    "created_at",
+}
+
+
+def train_on(project, monkeypatch, branch: str, **params) -> dict:
+    monkeypatch.setenv("BRANCH_NAME", branch)
+    if params:
+        project.edit(**{f"model.params.{k}": v for k, v in params.items()})
+    trained = project.mlci("train")
+    assert trained.exit_code == 0, trained.stderr
+    return project.report("train")
+
+
+def test_latest_version_per_branch_best_first_with_its_gate(project, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # environments become notes
+    project.edit(**{"gate.threshold": 0.5, "gate.max_regression": 1.0, "gate.secondary": {}})
+    train_on(project, monkeypatch, "main")  # v1
+    assert project.mlci("gate").exit_code == 0
+    assert project.mlci("promote", "1", "--to", "production").exit_code == 0
+    weak = train_on(project, monkeypatch, "feature-a", n_estimators=1, max_depth=1)  # v2
+    assert project.mlci("gate").exit_code == 0  # gated against production v1
+    middle = train_on(project, monkeypatch, "feature-b", n_estimators=3, max_depth=2)  # v3, never gated
+    latest_main = train_on(project, monkeypatch, "main", n_estimators=20, max_depth=None)  # v4 replaces v1
+
+    listing = project.mlci("status", "--json")
+    assert listing.exit_code == 0, listing.stderr
+    board = json.loads(listing.stdout)["leaderboard"]
+    assert all(set(row) == ROW_KEYS for row in board)
+    by_branch = {row["branch"]: row for row in board}
+    assert set(by_branch) == {"main", "feature-a", "feature-b"}
+    assert by_branch["main"]["version"] == "4" and by_branch["main"]["aliases"] == ["candidate"]
+    assert by_branch["main"]["gate"] is None
+    assert (by_branch["feature-a"]["gate"], by_branch["feature-a"]["gated_against"]) == ("passed", "1")
+    assert by_branch["feature-a"]["aliases"] == ["candidate-feature-a"]
+    assert by_branch["feature-b"]["gate"] is None
+    for report in (weak, middle, latest_main):
+        assert by_branch[report["provenance"]["branch"]]["metric"] == report["primary_value"]
+    metrics = [row["metric"] for row in board]
+    assert metrics == sorted(metrics, reverse=True), "roc_auc: best (highest) first"
+    assert by_branch["main"]["commit"] == project.git("rev-parse", "HEAD")
+    assert by_branch["main"]["author"] == "Ada Lovelace <ada@example.com>"
+
+    shown = project.mlci("status")
+    assert shown.exit_code == 0, shown.stderr
+    assert "leaderboard: latest version per branch, best first" in shown.stdout
+    assert "passed vs v1" in shown.stdout and "not gated" in shown.stdout
+    lines = shown.stdout[shown.stdout.index("leaderboard") :].splitlines()
+    order = [next(b for b in by_branch if f" {b} " in line) for line in lines if line.strip()[:1].isdigit()][:3]
+    assert order == [row["branch"] for row in board]
+
+
+def test_the_first_gate_records_that_no_production_existed(project):
+    """mlci.gate.against is always written: "none" when nothing held @production (judged on the floor)."""
+    assert project.mlci("train").exit_code == 0
+    assert project.mlci("gate").exit_code == 0
+    assert project.client().get_model_version(MODEL, "1").tags["mlci.gate.against"] == "none"
+    (row,) = json.loads(project.mlci("status", "--json").stdout)["leaderboard"]
+    assert (row["gate"], row["gated_against"]) == ("passed", "none")
+    assert "passed vs the floor" in project.mlci("status").stdout
+
+
+def row(branch: str, version: str, metric: float | None) -> LeaderboardRow:
+    return LeaderboardRow(branch, version, metric, None, None, [], None, "c", None, "2026-01-01T00:00:00+00:00")
+
+
+def test_ranking_follows_the_metric_direction():
+    rows = [row("a", "1", 0.3), row("b", "2", None), row("c", "3", 0.1), row("d", "4", 0.3)]
+    assert [r.branch for r in status.rank(rows, higher_is_better=True)] == ["d", "a", "c", "b"]
+    assert [r.branch for r in status.rank(rows, higher_is_better=False)] == ["c", "d", "a", "b"]
