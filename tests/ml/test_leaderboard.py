@@ -79,6 +79,19 @@ def test_the_first_gate_records_that_no_production_existed(project):
     assert "passed vs the floor" in project.mlci("status").stdout
 
 
+def test_a_version_without_the_metric_tag_is_ranked_by_its_run(project):
+    """Versions registered before the tag existed: the metric comes from the run; a tag that is not a
+    number ranks last instead of failing the status."""
+    assert project.mlci("train").exit_code == 0
+    client = project.client()
+    client.delete_model_version_tag(MODEL, "1", "mlci.metric.roc_auc")
+    (row,) = json.loads(project.mlci("status", "--json").stdout)["leaderboard"]
+    assert row["metric"] == project.report("train")["primary_value"] and row["gate"] is None
+    client.set_model_version_tag(MODEL, "1", "mlci.metric.roc_auc", "not a number")
+    (row,) = json.loads(project.mlci("status", "--json").stdout)["leaderboard"]
+    assert row["metric"] is None
+
+
 def row(branch: str, version: str, metric: float | None) -> LeaderboardRow:
     return LeaderboardRow(branch, version, metric, None, None, [], None, "c", None, "2026-01-01T00:00:00+00:00")
 

@@ -99,6 +99,10 @@ def test_a_train_report_of_another_model_or_store_is_refused(project, tmp_path):
     other_store = project.mlci("package", "--out", str(tmp_path / "b"))
     assert other_store.exit_code == 2 and "another tracking store" in other_store.stderr
 
+    report.write_text(json.dumps({**original, "version": "latest"}))
+    no_version = project.mlci("build", "--only", "router")
+    assert no_version.exit_code == 2 and "names no model version" in no_version.stderr
+
     report.write_text("{not json")
     broken = project.mlci("gate")
     assert broken.exit_code == 2 and "cannot read" in broken.stderr and "Traceback" not in broken.stderr
