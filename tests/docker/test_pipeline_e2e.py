@@ -97,7 +97,7 @@ def clone(tmp_path_factory, base_images, build_sources, free_ports):
             "preview_port": prod_preview,
             "dashboard_port": dashboard,
             "drain_seconds": 1,
-            "checks": checks,
+            "checks": dict(checks),  # a copy: one object twice would be dumped as a YAML alias, which mlci refuses
         },
     }
     (root / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
