@@ -87,6 +87,9 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
     )
     project.commit("build sources")
     monkeypatch = pytest.MonkeyPatch()
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: an earlier module's in-process command must
+    # not point this project's training at its store.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for key, value in base_images.items():
         monkeypatch.setenv(key, value)
     line = Line(project)
