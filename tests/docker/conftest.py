@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -137,3 +141,155 @@ class Load:
 def load_generator():
     """The Load class: bounded prediction traffic through a router, recording every answer."""
     return Load
+
+
+# The team stack (docker/compose.team.yaml): PostgreSQL + an MLflow tracking server, built offline
+# from the local Python base. Fixed tags: every run reuses the previous build's layers; containers
+# and volumes are per run.
+TEAM_COMPOSE_FILE = REPO / "docker" / "compose.team.yaml"
+TEAM_MLFLOW_IMAGE = "mlci-team-mlflow:test"
+TEAM_POSTGRES_IMAGE = "mlci-team-postgres:test"
+
+
+def run(
+    args: list[str], *, timeout: float, env: dict[str, str] | None = None, check: bool = True, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
+    """A command with a bound; a timeout or (with check) a non-zero exit fails the test with its output."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"timed out after {timeout:.0f}s: {' '.join(args)}\n{exc.stdout or ''}\n{exc.stderr or ''}")
+    if check and done.returncode != 0:
+        pytest.fail(f"exit {done.returncode}: {' '.join(args)}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def require_compose() -> None:
+    missing = [tool for tool in ("docker", "docker-compose") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not found: this suite needs a real Docker engine and Debian's "
+            "docker-compose; run .ci/setup-machine (as root), or apt-get install docker.io docker-compose"
+        )
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
+        pytest.fail("no Docker engine answers (docker info): run .ci/setup-machine (as root) to start one")
+
+
+def ensure_python_base() -> None:
+    if subprocess.run(["docker", "image", "inspect", PYTHON_BASE], capture_output=True, timeout=60).returncode == 0:
+        return
+    run([str(REPO / "docker" / "base-image.sh"), "python"], timeout=1200)
+
+
+def ensure_server_wheelhouse() -> dict[str, str]:
+    """The server lock's wheels on the host (build/wheelhouse/server), unless a PIP_INDEX_URL mirror is set."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return {"PIP_INDEX_URL": os.environ["PIP_INDEX_URL"]}
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--no-deps",
+            "-r",
+            "requirements/server.txt",
+            "-d",
+            "build/wheelhouse/server",
+        ],
+        timeout=600,
+    )
+    return {}
+
+
+class TeamStack:
+    """One running team stack: its compose project, settings and published MLflow URL."""
+
+    db_user, db_name = "mlflow", "mlflow"
+    mlflow_image, postgres_image, base_image = TEAM_MLFLOW_IMAGE, TEAM_POSTGRES_IMAGE, PYTHON_BASE
+
+    def __init__(self, project: str, env: dict[str, str], port: int, db_password: str):
+        self.project, self.env, self.port, self.db_password = project, env, port, db_password
+        self.url = f"http://127.0.0.1:{port}"
+
+    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        return run(
+            ["docker-compose", "-f", str(TEAM_COMPOSE_FILE), "-p", self.project, *args],
+            timeout=timeout,
+            env=self.env,
+            check=check,
+        )
+
+    def container(self, service: str) -> str:
+        ids = self.compose("ps", "-q", service, timeout=60).stdout.split()
+        assert len(ids) == 1, f"expected one {service} container, got {ids}"
+        return ids[0]
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail", "60", timeout=60, check=False).stdout
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=3) as response:
+                    if response.status == 200:
+                        return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(1)
+        pytest.fail(f"MLflow at {self.url} not healthy after {timeout:.0f}s ({last})\n{self.logs()}")
+
+    def down(self) -> None:
+        """Containers and volumes of this run gone; fails the test if compose leaves any behind."""
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "20", timeout=180, check=False)
+        label = f"label=com.docker.compose.project={self.project}"
+        leftovers = run(["docker", "ps", "-aq", "--filter", label], timeout=60, check=False).stdout.split()
+        volumes = run(["docker", "volume", "ls", "-q", "--filter", label], timeout=60, check=False).stdout.split()
+        assert not leftovers and not volumes, f"compose down left {leftovers} {volumes}"
+
+
+@pytest.fixture(scope="session")
+def team_stack(free_port) -> Iterator[TeamStack]:
+    """The team's MLflow server (PostgreSQL backend, proxied artifacts) on a loopback port, built and
+    started once per session for every suite that needs it (slow the first time: ~6 min cold, about
+    a minute with Docker's layer cache, mostly the server's start)."""
+    require_compose()
+    ensure_python_base()
+    project = f"mlci-team-it-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    password = "it-secret-" + uuid.uuid4().hex[:8]
+    revision = run(["git", "rev-parse", "HEAD"], timeout=30).stdout.strip()
+    env = {
+        **os.environ,
+        "DOCKER_BUILDKIT": "0",  # no buildx here: the classic builder, through the docker CLI
+        "COMPOSE_DOCKER_CLI_BUILD": "1",
+        "MLCI_BASE_IMAGE": PYTHON_BASE,
+        "MLCI_POSTGRES_BASE_IMAGE": PYTHON_BASE,
+        "MLCI_MLFLOW_IMAGE": TEAM_MLFLOW_IMAGE,
+        "MLCI_POSTGRES_IMAGE": TEAM_POSTGRES_IMAGE,
+        "MLCI_MLFLOW_PORT": str(port),
+        "MLCI_DB_USER": TeamStack.db_user,
+        "MLCI_DB_NAME": TeamStack.db_name,
+        "MLCI_DB_PASSWORD": password,
+        "MLCI_REVISION": revision,
+        "MLCI_CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "MLCI_SOURCE": "mlci",
+        "MLCI_VERSION": "test",
+        **ensure_server_wheelhouse(),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    stack = TeamStack(project, env, port, password)
+    stack.compose("build", timeout=1500)
+    try:
+        # Returns once the database is healthy and the server container started (depends_on).
+        stack.compose("up", "-d", "--no-build", timeout=300)
+        stack.wait_healthy(timeout=240)
+        yield stack
+    finally:
+        stack.down()

@@ -10,173 +10,37 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
-REPO = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO / "docker" / "compose.team.yaml"
-PYTHON_BASE = "mlci-base/python:3.11-bookworm"
-# Fixed tags: every run reuses the previous build's layers; containers and volumes are per run.
-MLFLOW_IMAGE = "mlci-team-mlflow:test"
-POSTGRES_IMAGE = "mlci-team-postgres:test"
-DB_USER, DB_NAME, DB_PASSWORD = "mlflow", "mlflow", "it-secret-" + uuid.uuid4().hex[:8]
-
-# A cold machine builds a base image and two service images inside the first test.
+# A cold machine builds a base image and two service images inside the first test
+# (the session fixture `team_stack` in conftest.py, shared with test_team_line.py).
 pytestmark = pytest.mark.timeout(1800)
 
 
-def run(
-    args: list[str], *, timeout: float, env: dict[str, str] | None = None, check: bool = True, cwd: Path = REPO
-) -> subprocess.CompletedProcess:
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"timed out after {timeout:.0f}s: {' '.join(args)}\n{exc.stdout or ''}\n{exc.stderr or ''}")
-    if check and done.returncode != 0:
-        pytest.fail(f"exit {done.returncode}: {' '.join(args)}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done
+@pytest.fixture
+def stack(team_stack):
+    return team_stack
 
 
-def require_docker() -> None:
-    missing = [tool for tool in ("docker", "docker-compose") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} not found: this suite needs a real Docker engine and Debian's "
-            "docker-compose; run .ci/setup-machine (as root), or apt-get install docker.io docker-compose"
-        )
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
-        pytest.fail("no Docker engine answers (docker info): run .ci/setup-machine (as root) to start one")
-
-
-def ensure_python_base() -> None:
-    if subprocess.run(["docker", "image", "inspect", PYTHON_BASE], capture_output=True, timeout=60).returncode == 0:
-        return
-    run([str(REPO / "docker" / "base-image.sh"), "python"], timeout=1200)
-
-
-def ensure_wheelhouse() -> dict[str, str]:
-    """The server lock's wheels on the host (build/wheelhouse/server), unless a PIP_INDEX_URL mirror is set."""
-    if os.environ.get("PIP_INDEX_URL"):
-        return {"PIP_INDEX_URL": os.environ["PIP_INDEX_URL"]}
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--no-deps",
-            "-r",
-            "requirements/server.txt",
-            "-d",
-            "build/wheelhouse/server",
-        ],
-        timeout=600,
-    )
-    return {}
-
-
-class Stack:
-    def __init__(self, project: str, env: dict[str, str], port: int):
-        self.project, self.env, self.port = project, env, port
-        self.url = f"http://127.0.0.1:{port}"
-
-    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        return run(
-            ["docker-compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args],
-            timeout=timeout,
-            env=self.env,
-            check=check,
-        )
-
-    def container(self, service: str) -> str:
-        ids = self.compose("ps", "-q", service, timeout=60).stdout.split()
-        assert len(ids) == 1, f"expected one {service} container, got {ids}"
-        return ids[0]
-
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail", "60", timeout=60, check=False).stdout
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=3) as response:
-                    if response.status == 200:
-                        return
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(1)
-        pytest.fail(f"MLflow at {self.url} not healthy after {timeout:.0f}s ({last})\n{self.logs()}")
-
-
-@pytest.fixture(scope="module")
-def stack(free_port):
-    require_docker()
-    ensure_python_base()
-    project = f"mlci-team-it-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    revision = run(["git", "rev-parse", "HEAD"], timeout=30).stdout.strip()
-    env = {
-        **os.environ,
-        "DOCKER_BUILDKIT": "0",  # no buildx here: the classic builder, through the docker CLI
-        "COMPOSE_DOCKER_CLI_BUILD": "1",
-        "MLCI_BASE_IMAGE": PYTHON_BASE,
-        "MLCI_POSTGRES_BASE_IMAGE": PYTHON_BASE,
-        "MLCI_MLFLOW_IMAGE": MLFLOW_IMAGE,
-        "MLCI_POSTGRES_IMAGE": POSTGRES_IMAGE,
-        "MLCI_MLFLOW_PORT": str(port),
-        "MLCI_DB_USER": DB_USER,
-        "MLCI_DB_NAME": DB_NAME,
-        "MLCI_DB_PASSWORD": DB_PASSWORD,
-        "MLCI_REVISION": revision,
-        "MLCI_CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "MLCI_SOURCE": "mlci",
-        "MLCI_VERSION": "test",
-        **ensure_wheelhouse(),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    team = Stack(project, env, port)
-    team.compose("build", timeout=1500)
-    try:
-        # Returns once the database is healthy and the server container started (depends_on).
-        team.compose("up", "-d", "--no-build", timeout=300)
-        team.wait_healthy(timeout=240)
-        yield team
-    finally:
-        team.compose("down", "-v", "--remove-orphans", "--timeout", "20", timeout=180, check=False)
-        leftovers = run(
-            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], timeout=60, check=False
-        ).stdout.split()
-        volumes = run(
-            ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}"],
-            timeout=60,
-            check=False,
-        ).stdout.split()
-        assert not leftovers and not volumes, f"compose down left {leftovers} {volumes}"
+def docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"docker {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
 
 
 def inspect(kind: str, ref: str) -> dict:
-    return json.loads(run(["docker", kind, "inspect", ref], timeout=60).stdout)[0]
+    return json.loads(docker(kind, "inspect", ref))[0]
 
 
 def test_server_runs_as_non_root_behind_loopback_only_ports(stack):
     mlflow_id, db_id = stack.container("mlflow"), stack.container("db")
-    assert run(["docker", "exec", mlflow_id, "id", "-u"], timeout=60).stdout.strip() == "10001"
+    assert docker("exec", mlflow_id, "id", "-u").strip() == "10001"
     assert inspect("container", mlflow_id)["Config"]["User"] == "10001:10001"
 
     published = inspect("container", mlflow_id)["NetworkSettings"]["Ports"]["5000/tcp"]
@@ -185,19 +49,19 @@ def test_server_runs_as_non_root_behind_loopback_only_ports(stack):
     # The password travels in PGPASSWORD only, never in the store URI.
     environment = inspect("container", mlflow_id)["Config"]["Env"]
     store = next(v for v in environment if v.startswith("MLFLOW_BACKEND_STORE_URI="))
-    assert store == f"MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://{DB_USER}@db:5432/{DB_NAME}"
-    assert DB_PASSWORD not in store
+    assert store == f"MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://{stack.db_user}@db:5432/{stack.db_name}"
+    assert stack.db_password not in store
 
     for tag, title in (
-        (MLFLOW_IMAGE, "mlci team MLflow tracking server"),
-        (POSTGRES_IMAGE, "mlci team PostgreSQL (MLflow backend store)"),
+        (stack.mlflow_image, "mlci team MLflow tracking server"),
+        (stack.postgres_image, "mlci team PostgreSQL (MLflow backend store)"),
     ):
         labels = inspect("image", tag)["Config"]["Labels"]
         assert labels["org.opencontainers.image.title"] == title
         assert labels["org.opencontainers.image.revision"] == stack.env["MLCI_REVISION"]
-        assert labels["org.opencontainers.image.base.name"] == PYTHON_BASE
+        assert labels["org.opencontainers.image.base.name"] == stack.base_image
         assert labels["org.opencontainers.image.created"].endswith("Z")
-    assert inspect("image", MLFLOW_IMAGE)["Config"]["Healthcheck"]["Test"][0] == "CMD"
+    assert inspect("image", stack.mlflow_image)["Config"]["Healthcheck"]["Test"][0] == "CMD"
 
 
 def test_runs_models_and_proxied_artifacts_round_trip(stack, tmp_path, monkeypatch):
@@ -246,10 +110,10 @@ def test_runs_models_and_proxied_artifacts_round_trip(stack, tmp_path, monkeypat
     # Stored where the stack says: rows in PostgreSQL, files in the server's artifacts volume.
     db_id, mlflow_id = stack.container("db"), stack.container("mlflow")
     query = f"SELECT count(*) FROM model_versions WHERE name = '{name}'"
-    rows = run(["docker", "exec", db_id, "psql", "-U", DB_USER, "-d", DB_NAME, "-tAc", query], timeout=60)
-    assert rows.stdout.strip() == "1"
-    found = run(["docker", "exec", mlflow_id, "find", "/mlflow/artifacts", "-name", "report.json"], timeout=60)
-    assert f"/{run_id}/artifacts/reports/report.json" in found.stdout
+    rows = docker("exec", db_id, "psql", "-U", stack.db_user, "-d", stack.db_name, "-tAc", query)
+    assert rows.strip() == "1"
+    found = docker("exec", mlflow_id, "find", "/mlflow/artifacts", "-name", "report.json")
+    assert f"/{run_id}/artifacts/reports/report.json" in found
 
 
 def test_data_survives_a_restart_of_the_stack(stack):
