@@ -131,6 +131,7 @@ def main() -> int:
                 "preview_port": production_preview,
                 "drain_seconds": args.drain,
                 "checks": {"verify_seconds": args.verify},
+                "requires": [],  # the benchmark measures the switch, not the promotion policy
             },
         }
     )

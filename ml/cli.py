@@ -471,20 +471,41 @@ def _lock_timeout(option):
 @click.option("--version", default=None, help="Model version (its image must have been built).")
 @click.option("--image", default=None, help="An API image reference instead.")
 @click.option("--approver", envvar="MLCI_APPROVER", default=None, help="Who approved (env MLCI_APPROVER).")
+@click.option(
+    "--force", is_flag=True, help="Deploy although the environment's policy (requires) is not met; needs --reason."
+)
+@click.option("--reason", default=None, help="Why the policy is overridden (recorded on the version and history).")
 @_lock_timeout
 @click.pass_context
 @run_command("deploy")
 def deploy(
-    ctx: click.Context, env_name: str, version: str | None, image: str | None, approver: str | None, lock_timeout: float
+    ctx: click.Context,
+    env_name: str,
+    version: str | None,
+    image: str | None,
+    approver: str | None,
+    force: bool,
+    reason: str | None,
+    lock_timeout: float,
 ) -> None:
-    """Blue/green deploy: idle slot up, ready, smoke-tested, router switched without a reload, verified."""
+    """Blue/green deploy: idle slot up, ready, smoke-tested, router switched without a reload, verified.
+
+    The environment's policy (`requires` in mlci.yaml; production by default: gate, staging, approver)
+    is checked first: a version that does not meet it is refused (exit 1) unless --force --reason."""
     from ml import deploy as deploy_module
 
     config = _config(ctx)
     what = f"version {version}" if version else (image or "the image of the last mlci build")
     console.header("deploy", f"deploying {config.model_name} {what} to {env_name}")
     outcome = deploy_module.deploy(
-        config, env_name, version=version, image=image, approver=approver, lock_timeout=lock_timeout
+        config,
+        env_name,
+        version=version,
+        image=image,
+        approver=approver,
+        lock_timeout=lock_timeout,
+        force=force,
+        reason=reason,
     )
     console.result(
         True,

@@ -157,7 +157,7 @@ def _load_version(config: Config, version: str):
 
 
 # mlci.gate.against when no version held @production: the version was judged against the floor only.
-NO_PRODUCTION = "none"
+NO_PRODUCTION = registry.NO_PRODUCTION
 
 
 def gate(config: Config, version: str | None = None, alias: str | None = None) -> GateResult:

@@ -21,7 +21,7 @@ from ml.config import Config
 from ml.errors import BadInput, CheckFailed
 
 GATE, APPROVER = "gate", "approver"
-NO_PRODUCTION = "none"  # what `mlci gate` records as `mlci.gate.against` when production served nothing
+NO_PRODUCTION = registry.NO_PRODUCTION
 
 
 def verified_tag(env_name: str) -> str:
@@ -58,16 +58,18 @@ class Verdict:
     def forced(self) -> bool:
         return bool(self.unmet) and self.reason is not None
 
-    def tags(self) -> dict[str, str]:
-        """What a forced deploy records on the version, once it has succeeded."""
+    def facts(self) -> dict[str, str]:
+        """What a forced deploy records with the alias move (tags `mlci.<env>.<key>`), once it succeeded."""
         if not self.forced:
             return {}
-        prefix = f"mlci.{self.env}"
         return {
-            f"{prefix}.forced": self.reason or "",
-            f"{prefix}.forced_by": self.forced_by or "",
-            f"{prefix}.skipped": ", ".join(u.requirement for u in self.unmet),
+            "forced": self.reason or "",
+            "forced_by": self.forced_by or "",
+            "skipped": ", ".join(u.requirement for u in self.unmet),
         }
+
+    def tags(self) -> dict[str, str]:
+        return {f"mlci.{self.env}.{key}": value for key, value in self.facts().items()}
 
     def record(self) -> dict[str, object]:
         """The policy part of the deploy history record."""

@@ -16,6 +16,8 @@ from ml.errors import BadInput
 
 CANDIDATE = "candidate"
 STAGING = "staging"
+# What `mlci gate` records as `mlci.gate.against` when production served nothing (the policy reads it).
+NO_PRODUCTION = "none"
 PRODUCTION = "production"
 # Branches other than the deploy branch move candidate-<slug>: MLflow aliases are [A-Za-z0-9_-], and a
 # short slug keeps them readable in the UI and in `mlci status`.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml import console, provenance, registry, tracking
+from ml import console, policy, provenance, registry, tracking
 from ml.config import Config
 from ml.deploy import checks, decisions, state
 from ml.deploy.lock import EnvironmentLock
@@ -49,6 +49,8 @@ class Outcome:
     reason: str | None = None
     steps: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The promotion policy's verdict on this deploy (requirements, and any override with its reason).
+    policy: dict[str, Any] = field(default_factory=dict)
 
     def record(self, kind: str, approver: str | None) -> dict[str, Any]:
         return {
@@ -87,16 +89,32 @@ def deploy(
     approver: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     step: Callable[[str], None] = console.info,
+    force: bool = False,
+    reason: str | None = None,
 ) -> Outcome:
     started = time.monotonic()
     ctx = open_context(config, env_name)
     target = resolve_target(config, ctx.docker, version, image)
     client = tracking.connect(config)  # unreachable MLflow fails now, before anything moves
     registry.resolve(client, config.model_name, version=target.model_version)
-    # The promotion policy's check belongs here: after the target is known, before the lock,
-    # the slot or the router move anything.
+    # The promotion policy, before the lock, the slot or the router move anything.
+    verdict = policy.check(config, env_name, client, target.model_version, approver, force=force, reason=reason)
+    if verdict.requirements:
+        step(f"policy for {env_name}: requires {', '.join(verdict.requirements)}")
+    if verdict.forced:
+        _warn_forced(verdict, step)
     with _lock(ctx, lock_timeout, step) as lock:
-        return _deploy_locked(ctx, lock, target, approver, step, started, kind="deploy")
+        return _deploy_locked(ctx, lock, target, approver, step, started, kind="deploy", verdict=verdict)
+
+
+def _warn_forced(verdict: policy.Verdict, step: Callable[[str], None]) -> None:
+    bar = "!" * 78
+    step(bar)
+    step(f"WARNING: v{verdict.version} goes to {verdict.env} WITHOUT meeting its policy (--force)")
+    for unmet in verdict.unmet:
+        step(f"  skipped {unmet.requirement}: {unmet.why}")
+    step(f"  reason: {verdict.reason}; by {verdict.forced_by}; recorded on the version and in the history")
+    step(bar)
 
 
 def _deploy_locked(
@@ -107,11 +125,14 @@ def _deploy_locked(
     step: Callable[[str], None],
     started: float,
     kind: str,
+    verdict: policy.Verdict | None = None,
 ) -> Outcome:
     names, router, env = ctx.names, ctx.router, ctx.env
     outcome = Outcome(
         ctx.env_name, "failed", None, None, target.model_name, target.model_version, target.image, router.url
     )
+    if verdict is not None:
+        outcome.policy = verdict.record()
 
     def note(message: str) -> None:
         outcome.steps.append(message)
@@ -139,7 +160,7 @@ def _deploy_locked(
         _record(ctx, lock, outcome, kind, approver, started)
         raise
     try:
-        switch(ctx, target, live, idle, approver, note)
+        switch(ctx, target, live, idle, approver, note, forced=verdict.facts() if verdict else None)
     except SwitchedBack as back:
         outcome.result, outcome.reason = "rolled back", back.reason
         note(f"rolled back: live -> {live or 'none'}; {target.image} stays in {idle} for inspection")

@@ -27,8 +27,12 @@ class SwitchedBack(Exception):
         self.reason = getattr(error, "message", str(error))
 
 
-def set_alias(ctx: Context, target: Target, colour: str, approver: str | None) -> None:
-    """The registry alias named after the environment: what it serves, for every tool that reads MLflow."""
+def set_alias(
+    ctx: Context, target: Target, colour: str, approver: str | None, forced: dict[str, str] | None = None
+) -> None:
+    """The registry alias named after the environment: what it serves, for every tool that reads MLflow.
+    Only here, after verification through the router, is `verified_at` written: the promotion policy
+    trusts it (an alias moved by hand with `mlci promote` does not write it)."""
     client = tracking.connect(ctx.config)
     registry.set_alias(
         client,
@@ -39,11 +43,19 @@ def set_alias(ctx: Context, target: Target, colour: str, approver: str | None) -
         image=target.image,
         approver=approver or "",
         build=os.environ.get("BUILD_URL", ""),
+        verified_at=registry.now(),
+        **(forced or {}),
     )
 
 
 def switch(
-    ctx: Context, target: Target, live: str | None, new: str, approver: str | None, note: Callable[[str], None]
+    ctx: Context,
+    target: Target,
+    live: str | None,
+    new: str,
+    approver: str | None,
+    note: Callable[[str], None],
+    forced: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Send live traffic to `new`, verify it through the router, move the alias; on any failure
     switch back to `live` and raise SwitchedBack."""
@@ -55,7 +67,7 @@ def switch(
     try:
         counts = checks.verify(router, target, ctx.env.checks.verify_seconds, ctx.env.drain_seconds)
         note(f"verified through {router.url}: {counts['probes']} probes, 0 errors")
-        set_alias(ctx, target, new, approver)
+        set_alias(ctx, target, new, approver, forced)
         note(f"registry alias @{ctx.env_name} -> {target.model_name} v{target.model_version}")
     except Exception as error:  # whatever failed, live traffic goes back first, then it is reported
         router.point(LIVE, live)

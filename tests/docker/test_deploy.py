@@ -67,7 +67,7 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
     copy_sources(project.root)
     name = f"it-{uuid.uuid4().hex[:8]}"
     staging, staging_preview, production, production_preview = free_ports(4)
-    checks = {"ready_timeout": 30, "verify_seconds": 2.5}  # copied per environment: YAML anchors are refused
+    checks = {"ready_timeout": 30, "verify_seconds": 2.5}
     project.edit(
         project=name,
         environments={
@@ -82,6 +82,8 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
                 "preview_port": production_preview,
                 "drain_seconds": DRAIN,
                 "checks": dict(checks),
+                # These tests are about the blue/green mechanics; the policy has its own test below.
+                "requires": [],
             },
         },
     )
@@ -337,3 +339,31 @@ def test_down_removes_everything(line):
     assert left == ""
     assert docker("network", "inspect", f"{line.name}-staging", check=False).returncode != 0
     assert line.alias("staging") is None
+
+
+def test_production_policy_refuses_an_ungated_version_and_records_an_override(production_v1, monkeypatch):
+    line = production_v1
+    config = line.project.config_file.read_text()
+    line.project.edit(**{"environments.production.requires": ["gate", "staging", "approver"]})
+    monkeypatch.setenv("BUILD_USER_ID", "carol")
+    try:
+        deploy(line, "production", "--version", "1")  # a known state to compare with
+        live, served = line.live("production"), line.served("production")
+        result = deploy(line, "production", "--version", "2", expect=1)
+        assert "v2 may not be deployed to production" in result.output
+        assert "gate: v2 has not passed the gate; to meet it: mlci gate --version 2" in result.output
+        assert "approver: nobody is named" in result.output and "Traceback" not in result.output
+        assert (line.live("production"), line.served("production"), line.alias("production")) == (live, served, "1")
+        assert deploy(line, "production", "--version", "2", "--force", expect=2).output.count("--reason") >= 1
+
+        result = deploy(line, "production", "--version", "2", "--force", "--reason", "incident 42")
+        assert "WARNING: v2 goes to production WITHOUT meeting its policy" in result.output
+        assert line.served("production") == "2"
+        tags = line.project.client().get_model_version("breast-cancer-classifier", "2").tags
+        assert tags["mlci.production.forced"] == "incident 42" and tags["mlci.production.forced_by"] == "carol"
+        assert "gate" in tags["mlci.production.skipped"] and "mlci.production.verified_at" in tags
+        record = json.loads((line.project.root / "reports" / "deploy-production.json").read_text())["last"]
+        assert record["policy"]["forced"] and record["policy"]["force_reason"] == "incident 42"
+    finally:
+        line.project.config_file.write_text(config)
+    deploy(line, "production", "--version", "1")
