@@ -64,6 +64,12 @@ def free_port():
 def _clean_environment(monkeypatch):
     for name in LEAKY:
         monkeypatch.delenv(name, raising=False)
+    before = set(os.environ)
+    yield
+    # In-process commands export variables (mlflow.set_tracking_uri sets MLFLOW_TRACKING_URI): what a
+    # test added must not send the next test's training to this test's store.
+    for name in set(os.environ) - before:
+        del os.environ[name]
 
 
 REPO = Path(__file__).resolve().parents[1]
