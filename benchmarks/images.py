@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import images_mlflow
 from images_docker import BuildLog, docker, free_port, image_size, remove_containers, remove_images, write_shim
 
+from ml.images import download_wheels
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # What an image build reads from a project (the .dockerignore allow-list), as tests/docker/conftest.py.
@@ -191,31 +193,13 @@ def mlflow_predicts(image: str, example: Path, prefix: str, containers: list[str
 
 def rebuild_breakdown(project: Project, total: float, build: dict) -> dict:
     """Where the rebuild's seconds go, measured right after it (not part of the timed figure): the CLI's
-    start (`mlci --version`), the host's wheelhouse check (ml/images.py's exact `pip download` call, all
-    files already there), the docker build (report); the rest is packaging (MLflow load, ONNX export,
-    parity check), imports and engine checks."""
+    start (`mlci --version`), the host's wheelhouse check (`mlci build`'s own `pip download` call,
+    ml.images.download_wheels, all files already there), the docker build (report); the rest is
+    packaging (MLflow load, ONNX export, parity check), imports and engine checks."""
     cli = project.mlci("--version")
     started = time.monotonic()
-    subprocess.run(
-        [
-            str(VENV_BIN / "python"),
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--no-deps",
-            "-r",
-            "requirements/api.txt",
-            "-d",
-            "build/wheelhouse/api",
-        ],
-        cwd=project.root,
-        env=project.env,
-        check=True,
-        capture_output=True,
+    download_wheels(
+        project.root / "requirements" / "api.txt", project.root / "build" / "wheelhouse" / "api", project.env
     )
     wheelhouse = time.monotonic() - started
     docker_s = build["images"]["api"]["seconds"]

@@ -105,31 +105,37 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
             (folder / Path(lock).stem).mkdir(exist_ok=True)
         return None
     for lock in locks:
-        if wheelhouse_complete(config.root / lock, folder / Path(lock).stem):
-            continue
-        args = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--no-deps",
-            "-r",
-            str(config.root / lock),
-            "-d",
-            str(folder / Path(lock).stem),
-        ]
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BadInput(
-                f"cannot download the wheels of {lock} into {WHEELHOUSE}",
-                details=done.stderr.strip().splitlines()[-5:],
-                hint="check access to the package index, or set PIP_INDEX_URL to a mirror",
-            )
+        if not wheelhouse_complete(config.root / lock, folder / Path(lock).stem):
+            download_wheels(config.root / lock, folder / Path(lock).stem)
     return folder
+
+
+def download_wheels(lock: Path, folder: Path, env: dict[str, str] | None = None) -> None:
+    """`pip download` of exactly the wheels a hash-pinned lock names (no sdists, no other dependencies)
+    into `folder`. The one place this call is written: the Docker tests and the benchmarks use it too,
+    so they fill the wheelhouse just as `mlci build` does. `env` replaces the environment pip sees (default: ours)."""
+    args = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--no-deps",
+        "-r",
+        str(lock),
+        "-d",
+        str(folder),
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        raise BadInput(
+            f"cannot download the wheels of {lock} into {folder}",
+            details=done.stderr.strip().splitlines()[-5:],
+            hint="check access to the package index, or set PIP_INDEX_URL to a mirror",
+        )
 
 
 def locked_hashes(lock: Path) -> list[set[str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from ml.images import download_wheels
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_BASE = "mlci-base/python:3.11-bookworm"
@@ -185,24 +186,8 @@ def ensure_server_wheelhouse() -> dict[str, str]:
     """The server lock's wheels on the host (build/wheelhouse/server), unless a PIP_INDEX_URL mirror is set."""
     if os.environ.get("PIP_INDEX_URL"):
         return {"PIP_INDEX_URL": os.environ["PIP_INDEX_URL"]}
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--no-deps",
-            "-r",
-            "requirements/server.txt",
-            "-d",
-            "build/wheelhouse/server",
-        ],
-        timeout=600,
-    )
+    # mlci build's own call, so the server image's wheels are fetched exactly as the API image's are
+    download_wheels(REPO / "requirements" / "server.txt", REPO / "build" / "wheelhouse" / "server")
     return {}
 
 
