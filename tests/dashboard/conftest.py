@@ -252,3 +252,48 @@ def _demo_csv(rows: int, *, extra_columns: bool = True) -> bytes:
 def demo_csv():
     """demo_csv(rows) -> CSV bytes of real demo rows, with the target column the dashboard must not send."""
     return _demo_csv
+
+
+@pytest.fixture(autouse=True)
+def _no_streamlit_caches():
+    """AppTest runs in this process: drop cached schemas/clients so one test's API is not another's."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture()
+def open_app(monkeypatch):
+    """open_app(url, page=None, **env) -> the dashboard run once through AppTest against the API at `url`
+    (on `pages/<page>.py` when given), with `env` set for the test; fails on any exception it shows."""
+    from streamlit.testing.v1 import AppTest
+
+    def run(url: str, page: str | None = None, **env: str) -> AppTest:
+        monkeypatch.setenv("MLCI_API_URL", url)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)
+        at.run()
+        if page:
+            at.switch_page(f"pages/{page}.py")
+            at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
+    parts += [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture(scope="session")
+def texts():
+    """texts(at) -> every message an AppTest run shows (markdown, captions, error/warning/info/success)."""
+    return _texts

@@ -20,39 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import core, registry
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "dashboard" / "app.py")
 LOANS_CSV = ROOT / "tests" / "data" / "loans.csv"
-
-
-@pytest.fixture(autouse=True)
-def _no_streamlit_caches():
-    """AppTest runs in this process: drop cached schemas/clients so one test's API is not another's."""
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def app(monkeypatch, url: str, page: str | None = None, **env: str) -> AppTest:
-    monkeypatch.setenv("MLCI_API_URL", url)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.run()
-    if page:
-        at.switch_page(f"pages/{page}.py")
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
-    parts += [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind]
-    return "\n".join(str(p) for p in parts)
 
 
 def errors(at: AppTest) -> str:
@@ -138,11 +106,11 @@ def loans_rows(rows: int) -> pd.DataFrame:
     return frame.dropna()
 
 
-def test_batch_shows_the_rows_the_api_refused_and_keeps_what_it_predicted(monkeypatch, freetext_api):
+def test_batch_shows_the_rows_the_api_refused_and_keeps_what_it_predicted(freetext_api, open_app, texts):
     frame = loans_rows(40).head(25).reset_index(drop=True)
     frame["region"] = frame["region"].astype(object)
     frame.loc[12, "region"] = "x" * 300  # row 13: over the API's length bound for free text
-    at = app(monkeypatch, freetext_api.url, "batch")
+    at = open_app(freetext_api.url, "batch")
     at.file_uploader[0].upload("loans.csv", frame.to_csv(index=False).encode(), "text/csv").run()
     assert "25 rows ready, 3 request(s)" in texts(at)  # the dashboard's own check lets it through
     at.button(key="batch-send").click().run()
@@ -155,9 +123,9 @@ def test_batch_shows_the_rows_the_api_refused_and_keeps_what_it_predicted(monkey
     assert len(at.session_state["batch_result"]["frame"]) == 10
 
 
-def test_batch_says_so_when_one_record_is_over_the_body_limit(monkeypatch, apis, bundles, demo_csv):
+def test_batch_says_so_when_one_record_is_over_the_body_limit(apis, bundles, demo_csv, open_app):
     api = apis.start(bundles["v1"], extra_env={"MLCI_MAX_BATCH": "10", "MLCI_MAX_BODY_BYTES": "256"})
-    at = app(monkeypatch, api.url, "batch")
+    at = open_app(api.url, "batch")
     at.file_uploader[0].upload("rows.csv", demo_csv(3), "text/csv").run()
     at.button(key="batch-send").click().run()
     assert not at.exception
@@ -165,20 +133,20 @@ def test_batch_says_so_when_one_record_is_over_the_body_limit(monkeypatch, apis,
     assert not list(at.success) and not at.get("download_button")
 
 
-def test_batch_refuses_infinite_numbers_before_sending(monkeypatch, api_v1, demo_csv):
+def test_batch_refuses_infinite_numbers_before_sending(api_v1, demo_csv, open_app):
     frame = pd.read_csv(io.BytesIO(demo_csv(4)))
     frame["mean_area"] = frame["mean_area"].astype(object)
     frame.loc[1, "mean_area"] = "inf"
-    at = app(monkeypatch, api_v1.url, "batch")
+    at = open_app(api_v1.url, "batch")
     at.file_uploader[0].upload("rows.csv", frame.to_csv(index=False).encode(), "text/csv").run()
     assert not at.exception
     assert "column 'mean_area': not a finite number in rows 2" in errors(at)
     assert not [b for b in at.button if b.key == "batch-send"]
 
 
-def test_batch_says_when_the_api_is_up_but_not_ready(monkeypatch, apis, unready_bundle, demo_csv):
+def test_batch_says_when_the_api_is_up_but_not_ready(apis, unready_bundle, demo_csv, open_app):
     api = apis.start(unready_bundle, ready=False)
-    at = app(monkeypatch, api.url, "batch")
+    at = open_app(api.url, "batch")
     at.file_uploader[0].upload("rows.csv", demo_csv(3), "text/csv").run()
     at.button(key="batch-send").click().run()
     assert not at.exception
@@ -188,9 +156,9 @@ def test_batch_says_when_the_api_is_up_but_not_ready(monkeypatch, apis, unready_
 
 
 # -- Predict -------------------------------------------------------------------------------------------
-def test_predict_with_a_model_that_is_not_ready(monkeypatch, apis, unready_bundle):
+def test_predict_with_a_model_that_is_not_ready(apis, unready_bundle, open_app):
     api = apis.start(unready_bundle, ready=False)
-    at = app(monkeypatch, api.url, "predict")
+    at = open_app(api.url, "predict")
     at.button[0].click().run()  # the form's submit button
     assert not at.exception
     shown = errors(at)
@@ -198,8 +166,8 @@ def test_predict_with_a_model_that_is_not_ready(monkeypatch, apis, unready_bundl
     assert at.button(key="retry-predict").label == "Retry now"
 
 
-def test_predict_free_text_field_shows_the_api_limit(monkeypatch, freetext_api):
-    at = app(monkeypatch, freetext_api.url, "predict")
+def test_predict_free_text_field_shows_the_api_limit(freetext_api, open_app):
+    at = open_app(freetext_api.url, "predict")
     region = at.text_input[0]
     assert region.label == "region" and "any text" in region.help
     region.input("y" * 300)
@@ -208,40 +176,38 @@ def test_predict_free_text_field_shows_the_api_limit(monkeypatch, freetext_api):
     assert any("200" in e.value for e in at.error) and "refused this record" in errors(at)
 
 
-def test_a_wrong_api_path_is_reported_as_a_refusal(monkeypatch, api_v1):
+def test_a_wrong_api_path_is_reported_as_a_refusal(api_v1, open_app):
     """MLCI_API_URL with a path the API does not have: its 404 is shown, not a traceback."""
-    at = app(monkeypatch, api_v1.url + "/v1", "predict")
+    at = open_app(api_v1.url + "/v1", "predict")
     assert "**The API refused the request** (404 not_found): Not Found" in errors(at)
 
 
 # -- Models --------------------------------------------------------------------------------------------
-def test_models_page_asks_which_model_when_neither_the_api_nor_the_environment_says(
-    monkeypatch, dead_url, registry_store
-):
-    at = app(monkeypatch, dead_url, "models", MLFLOW_TRACKING_URI=str(registry_store["uri"]))
+def test_models_page_asks_which_model_when_neither_the_api_nor_the_environment_says(dead_url, registry_store, open_app):
+    at = open_app(dead_url, "models", MLFLOW_TRACKING_URI=str(registry_store["uri"]))
     assert any("Which model?" in w.value and "MLCI_MODEL_NAME" in w.value for w in at.warning)
 
 
-def test_models_page_with_a_file_that_is_not_an_mlflow_store(monkeypatch, api_v1, tmp_path):
+def test_models_page_with_a_file_that_is_not_an_mlflow_store(api_v1, tmp_path, open_app):
     wrong = tmp_path / "notes.db"
     wrong.write_text("not a database\n")
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=f"sqlite:///{wrong}")
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=f"sqlite:///{wrong}")
     assert "The model registry is unavailable" in errors(at) and "cannot read the MLflow registry" in errors(at)
     assert any("MLFLOW_TRACKING_URI" in c.value for c in at.caption)  # the hint: what to check
     at.button(key="retry-models").click().run()  # asks again (nothing cached), and still says so
     assert not at.exception and "The model registry is unavailable" in errors(at)
 
 
-def test_models_page_does_not_create_a_store_where_the_uri_names_none(monkeypatch, api_v1, tmp_path):
+def test_models_page_does_not_create_a_store_where_the_uri_names_none(api_v1, tmp_path, open_app):
     """A misspelt sqlite path must not give a new, empty store (and a page saying "no version yet")."""
     missing = tmp_path / "typo" / "mlflow.db"
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=f"sqlite:///{missing}")
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=f"sqlite:///{missing}")
     assert "The model registry is unavailable" in errors(at) and f"no MLflow database at {missing}" in errors(at)
     assert not missing.exists() and not missing.parent.exists()
 
 
-def test_models_page_lists_versions_without_aliases_or_metrics(monkeypatch, api_v1, odd_store):
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=odd_store["uri"], MLCI_MODEL_NAME="odd-model")
+def test_models_page_lists_versions_without_aliases_or_metrics(api_v1, odd_store, open_app, texts):
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=odd_store["uri"], MLCI_MODEL_NAME="odd-model")
     table = next(d.value for d in at.dataframe if "version" in d.value.columns)
     assert list(table["version"]) == [2, 1]
     assert table["roc_auc"].isna().all()  # "n/a" is no score: shown empty, not a crash
@@ -250,22 +216,22 @@ def test_models_page_lists_versions_without_aliases_or_metrics(monkeypatch, api_
     assert "over versions" not in texts(at) and not at.get("vega_lite_chart")
 
 
-def test_models_page_for_a_model_registered_without_versions(monkeypatch, api_v1, odd_store):
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=odd_store["uri"], MLCI_MODEL_NAME="empty-model")
+def test_models_page_for_a_model_registered_without_versions(api_v1, odd_store, open_app):
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=odd_store["uri"], MLCI_MODEL_NAME="empty-model")
     assert any("`empty-model` has no registered version yet" in i.value for i in at.info)
 
 
-def test_models_page_never_shows_the_tracking_password(monkeypatch, api_v1, dead_url):
+def test_models_page_never_shows_the_tracking_password(api_v1, dead_url, open_app, texts):
     uri = dead_url.replace("http://", "http://ops:hunter2@")
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=uri)
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=uri)
     shown = texts(at)
     assert "ops:***@127.0.0.1" in shown and "unreachable" in shown
     assert "hunter2" not in shown
 
 
-def test_models_page_pointed_at_a_server_that_is_not_mlflow(monkeypatch, api_v1):
+def test_models_page_pointed_at_a_server_that_is_not_mlflow(api_v1, open_app):
     """MLFLOW_TRACKING_URI set to the prediction API by mistake: it answers /health, and refuses the rest."""
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=api_v1.url)
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=api_v1.url)
     assert "The model registry is unavailable" in errors(at) and f"MLflow at {api_v1.url}" in errors(at)
 
 
@@ -303,8 +269,8 @@ def test_registry_redacts_only_a_password():
 
 
 # -- the shared parts: refresh setting and the guard ----------------------------------------------------
-def test_a_bad_refresh_setting_falls_back_to_three_seconds(monkeypatch, api_v1):
-    at = app(monkeypatch, api_v1.url, MLCI_DASHBOARD_REFRESH="soon")
+def test_a_bad_refresh_setting_falls_back_to_three_seconds(api_v1, open_app, texts):
+    at = open_app(api_v1.url, MLCI_DASHBOARD_REFRESH="soon")
     assert "refreshes by itself every 3 s" in texts(at)
 
 
@@ -377,11 +343,11 @@ def mlflow_server(tmp_path_factory, free_port):
 
 
 @pytest.mark.server
-def test_models_page_reads_a_tracking_server(monkeypatch, api_v1, mlflow_server):
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=mlflow_server, MLCI_MODEL_NAME="served-model")
+def test_models_page_reads_a_tracking_server(api_v1, mlflow_server, open_app):
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=mlflow_server, MLCI_MODEL_NAME="served-model")
     table = next(d.value for d in at.dataframe if "version" in d.value.columns)
     assert list(table["version"]) == [2, 1] and list(table["roc_auc"]) == [0.93, 0.91]
     assert list(table["aliases"]) == ["", "@production"] and table["commit"][1] == "abc0.91"
     assert {m.label: m.value for m in at.metric}["@production"] == "v1"
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=mlflow_server, MLCI_MODEL_NAME="it's")
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=mlflow_server, MLCI_MODEL_NAME="it's")
     assert "The model registry is unavailable" in errors(at)  # a name MLflow's filter cannot take: said, not raised

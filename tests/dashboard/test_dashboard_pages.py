@@ -3,46 +3,11 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-
-ROOT = Path(__file__).resolve().parents[2]
-APP = str(ROOT / "dashboard" / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def _no_streamlit_caches():
-    """AppTest runs in this process: drop cached schemas/clients so one test's API is not another's."""
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def app(monkeypatch, url: str, page: str | None = None, **env: str) -> AppTest:
-    monkeypatch.setenv("MLCI_API_URL", url)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.run()
-    if page:
-        at.switch_page(f"pages/{page}.py")
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
-    parts += [e.value for kind in (at.error, at.warning, at.info, at.success) for e in kind]
-    return "\n".join(str(p) for p in parts)
 
 
 def column_of(at: AppTest, label: str):
@@ -54,8 +19,8 @@ def column_of(at: AppTest, label: str):
 
 
 # -- Live model ------------------------------------------------------------------------------------
-def test_live_page_shows_the_served_model(monkeypatch, api_v1):
-    at = app(monkeypatch, api_v1.url)
+def test_live_page_shows_the_served_model(api_v1, open_app, texts):
+    at = open_app(api_v1.url)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Version"] == "1"
     assert metrics["Colour"] == "blue"
@@ -69,9 +34,9 @@ def test_live_page_shows_the_served_model(monkeypatch, api_v1):
     assert "**Serving** `breast-cancer-classifier` **v1**" in texts(at)  # the sidebar badge, on every page
 
 
-def test_live_page_announces_a_version_change(monkeypatch, apis, bundles):
+def test_live_page_announces_a_version_change(apis, bundles, open_app):
     first = apis.start(bundles["v1"], colour="blue", environment="production")
-    at = app(monkeypatch, first.url)
+    at = open_app(first.url)
     assert {m.label: m.value for m in at.metric}["Version"] == "1"
     first.stop()
     apis.start(bundles["v2"], port=first.port, colour="green", environment="production")
@@ -85,8 +50,8 @@ def test_live_page_announces_a_version_change(monkeypatch, apis, bundles):
     assert not [w for w in at.warning if "served model changed" in w.value]
 
 
-def test_live_page_with_the_api_down_shows_a_banner(monkeypatch, dead_url):
-    at = app(monkeypatch, dead_url)
+def test_live_page_with_the_api_down_shows_a_banner(dead_url, open_app):
+    at = open_app(dead_url)
     errors = "\n".join(e.value for e in at.error)
     assert "The prediction API is unavailable" in errors and dead_url in errors
     assert "API unavailable" in errors  # the sidebar badge says so too
@@ -95,7 +60,7 @@ def test_live_page_with_the_api_down_shows_a_banner(monkeypatch, dead_url):
     assert not at.exception
 
 
-def test_a_slow_api_is_reported_as_slow(monkeypatch):
+def test_a_slow_api_is_reported_as_slow(monkeypatch, open_app):
     """A server that accepts connections and never answers: the read timeout turns into the banner."""
     import socket
     import threading
@@ -118,7 +83,7 @@ def test_a_slow_api_is_reported_as_slow(monkeypatch):
     thread.start()
     try:
         monkeypatch.setattr("dashboard.client.READ_TIMEOUT", 0.5)
-        at = app(monkeypatch, f"http://127.0.0.1:{server.getsockname()[1]}")
+        at = open_app(f"http://127.0.0.1:{server.getsockname()[1]}")
         assert "too slow" in "\n".join(e.value for e in at.error)
     finally:
         stop.set()
@@ -129,9 +94,9 @@ def test_a_slow_api_is_reported_as_slow(monkeypatch):
 
 
 # -- Predict -----------------------------------------------------------------------------------------
-def test_predict_form_is_generated_from_the_schema_and_answers(monkeypatch, api_v1):
+def test_predict_form_is_generated_from_the_schema_and_answers(api_v1, open_app, texts):
     schema = httpx.get(api_v1.url + "/schema").json()
-    at = app(monkeypatch, api_v1.url, "predict")
+    at = open_app(api_v1.url, "predict")
     inputs = {w.label: w.value for w in at.number_input}
     assert sorted(inputs) == sorted(f["name"] for f in schema["features"])
     assert inputs == pytest.approx(schema["example"])  # prefilled with the bundle's example record
@@ -146,8 +111,8 @@ def test_predict_form_is_generated_from_the_schema_and_answers(monkeypatch, api_
     assert shown == pytest.approx(expected["probabilities"])
 
 
-def test_predict_shows_the_api_message_next_to_the_field_it_names(monkeypatch, api_v1):
-    at = app(monkeypatch, api_v1.url, "predict")
+def test_predict_shows_the_api_message_next_to_the_field_it_names(api_v1, open_app):
+    at = open_app(api_v1.url, "predict")
     at.number_input[0].set_value(-5.0)  # mean_radius must be >= 0: the API says so, the form does not clamp
     at.button[0].click().run()
     assert not at.exception
@@ -162,10 +127,10 @@ def test_predict_shows_the_api_message_next_to_the_field_it_names(monkeypatch, a
     assert [m for m in at.metric if m.label == "Label"]
 
 
-def test_predict_form_uses_selects_for_categoricals(monkeypatch, apis, loans_bundle):
+def test_predict_form_uses_selects_for_categoricals(apis, loans_bundle, open_app, texts):
     api = apis.start(loans_bundle, colour="green", environment="staging")
     schema = httpx.get(api.url + "/schema").json()
-    at = app(monkeypatch, api.url, "predict")
+    at = open_app(api.url, "predict")
     selects = {s.label: s for s in at.selectbox}
     assert set(selects) == {"region", "employment"}
     nullable = {f["name"]: f["nullable"] for f in schema["features"]}
@@ -186,16 +151,16 @@ def test_predict_form_uses_selects_for_categoricals(monkeypatch, apis, loans_bun
     assert "v3" in texts(at)
 
 
-def test_predict_with_the_api_down_shows_the_banner(monkeypatch, dead_url):
-    at = app(monkeypatch, dead_url, "predict")
+def test_predict_with_the_api_down_shows_the_banner(dead_url, open_app):
+    at = open_app(dead_url, "predict")
     assert any("The prediction API is unavailable" in e.value for e in at.error)
     assert at.button(key="retry-predict").label == "Retry now"
     assert not at.number_input
 
 
 # -- Batch ---------------------------------------------------------------------------------------------
-def test_batch_checks_then_sends_in_chunks_and_offers_the_results(monkeypatch, api_v1, demo_csv):
-    at = app(monkeypatch, api_v1.url, "batch")
+def test_batch_checks_then_sends_in_chunks_and_offers_the_results(api_v1, demo_csv, open_app, texts):
+    at = open_app(api_v1.url, "batch")
     assert "chunks of at most 10 rows" in texts(at)
     data = demo_csv(25)
     at.file_uploader[0].upload("rows.csv", data, "text/csv").run()
@@ -216,8 +181,8 @@ def test_batch_checks_then_sends_in_chunks_and_offers_the_results(monkeypatch, a
     assert at.get("progress")[0].value == 100  # the progress bar reached the end
 
 
-def test_batch_refuses_a_csv_that_does_not_fit_the_schema(monkeypatch, api_v1, demo_csv):
-    at = app(monkeypatch, api_v1.url, "batch")
+def test_batch_refuses_a_csv_that_does_not_fit_the_schema(api_v1, demo_csv, open_app):
+    at = open_app(api_v1.url, "batch")
     frame = pd.read_csv(io.BytesIO(demo_csv(5))).drop(columns=["mean_radius", "worst_area"])
     at.file_uploader[0].upload("bad.csv", frame.to_csv(index=False).encode(), "text/csv").run()
     errors = "\n".join(e.value for e in at.error)
@@ -225,8 +190,8 @@ def test_batch_refuses_a_csv_that_does_not_fit_the_schema(monkeypatch, api_v1, d
     assert not [b for b in at.button if b.key == "batch-send"]
 
 
-def test_batch_refuses_bad_values_before_sending(monkeypatch, api_v1, demo_csv):
-    at = app(monkeypatch, api_v1.url, "batch")
+def test_batch_refuses_bad_values_before_sending(api_v1, demo_csv, open_app):
+    at = open_app(api_v1.url, "batch")
     frame = pd.read_csv(io.BytesIO(demo_csv(5)))
     frame["mean_texture"] = frame["mean_texture"].astype(object)
     frame.loc[2, "mean_texture"] = "abc"
@@ -237,21 +202,21 @@ def test_batch_refuses_bad_values_before_sending(monkeypatch, api_v1, demo_csv):
     assert "column 'mean_area': outside ≥ 0 in rows 5" in errors
 
 
-def test_batch_with_the_api_down_shows_the_banner(monkeypatch, dead_url):
-    at = app(monkeypatch, dead_url, "batch")
+def test_batch_with_the_api_down_shows_the_banner(dead_url, open_app):
+    at = open_app(dead_url, "batch")
     assert any("The prediction API is unavailable" in e.value for e in at.error)
     assert not at.file_uploader
 
 
 # -- Models --------------------------------------------------------------------------------------------
-def test_models_page_without_mlflow_says_how_to_configure_it(monkeypatch, api_v1):
-    at = app(monkeypatch, api_v1.url, "models")
+def test_models_page_without_mlflow_says_how_to_configure_it(api_v1, open_app):
+    at = open_app(api_v1.url, "models")
     info = "\n".join(i.value for i in at.info)
     assert "MLFLOW_TRACKING_URI" in info and "mlci dashboard" in info
 
 
-def test_models_page_lists_registry_versions(monkeypatch, api_v1, registry_store):
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=registry_store["uri"])
+def test_models_page_lists_registry_versions(api_v1, registry_store, open_app, texts):
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=registry_store["uri"])
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["@production"] == "v2" and metrics["@staging"] == "v3" and metrics["API serves"] == "v1"
     table = at.dataframe[0].value
@@ -264,24 +229,22 @@ def test_models_page_lists_registry_versions(monkeypatch, api_v1, registry_store
     assert len(at.get("vega_lite_chart")) == 1  # the metric over versions
 
 
-def test_models_page_takes_the_name_from_the_environment(monkeypatch, dead_url, registry_store):
-    at = app(
-        monkeypatch, dead_url, "models", MLFLOW_TRACKING_URI=registry_store["uri"], MLCI_MODEL_NAME="no-such-model"
-    )
+def test_models_page_takes_the_name_from_the_environment(dead_url, registry_store, open_app):
+    at = open_app(dead_url, "models", MLFLOW_TRACKING_URI=registry_store["uri"], MLCI_MODEL_NAME="no-such-model")
     assert any("no-such-model" in i.value and "no registered version" in i.value for i in at.info)
 
 
-def test_models_page_with_mlflow_unreachable_shows_a_banner(monkeypatch, api_v1, dead_url):
-    at = app(monkeypatch, api_v1.url, "models", MLFLOW_TRACKING_URI=dead_url)
+def test_models_page_with_mlflow_unreachable_shows_a_banner(api_v1, dead_url, open_app):
+    at = open_app(api_v1.url, "models", MLFLOW_TRACKING_URI=dead_url)
     errors = "\n".join(e.value for e in at.error)
     assert "The model registry is unavailable" in errors and "unreachable" in errors
     assert at.button(key="retry-models").label == "Retry now"
 
 
-def test_batch_shrinks_its_chunks_when_the_body_limit_bites(monkeypatch, apis, bundles, demo_csv):
+def test_batch_shrinks_its_chunks_when_the_body_limit_bites(apis, bundles, demo_csv, open_app, texts):
     """10 records fit the record limit but not a 4 KiB body limit: the page halves the chunk and goes on."""
     api = apis.start(bundles["v1"], extra_env={"MLCI_MAX_BATCH": "10", "MLCI_MAX_BODY_BYTES": "4096"})
-    at = app(monkeypatch, api.url, "batch")
+    at = open_app(api.url, "batch")
     at.file_uploader[0].upload("rows.csv", demo_csv(12), "text/csv").run()
     at.button(key="batch-send").click().run()
     assert not at.exception and not list(at.error)
