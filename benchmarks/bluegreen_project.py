@@ -1,6 +1,8 @@
 """Shared by benchmarks/bluegreen_load.py and benchmarks/reload_vs_symlink.py: a throw-away copy of
 the demo project driven through the real `mlci` CLI, wrk runs parsed from bluegreen_wrk.lua, the
-benchmark lock, and small process helpers. Not a test; not imported by mlci.
+benchmark lock, and small process helpers. benchmarks/images.py takes its build sources, defaults and
+copy_sources from here too, so every benchmark builds from the same project files. Not a test; not
+imported by mlci.
 """
 
 from __future__ import annotations
@@ -66,6 +68,17 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def copy_sources(root: Path, items: tuple[str, ...]) -> None:
+    """Copy these files and folders of the repository into `root`, without caches or local secrets."""
+    for item in items:
+        source, target = ROOT / item, root / item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".streamlit"))
+        else:
+            shutil.copy2(source, target)
+
+
 def environ() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not LEAKY.match(k)}
     for key, value in DEFAULTS.items():
@@ -84,13 +97,7 @@ class Project:
         shutil.copytree(ROOT / "data", root / "data")
         shutil.copy2(ROOT / "mlci.yaml", self.config_file)
         if with_build_sources:
-            for item in BUILD_SOURCES:
-                source, target = ROOT / item, root / item
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if source.is_dir():
-                    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".streamlit"))
-                else:
-                    shutil.copy2(source, target)
+            copy_sources(root, BUILD_SOURCES)
             wheelhouse = ROOT / "build" / "wheelhouse"
             if wheelhouse.is_dir():  # hard links: no copy, no network
                 shutil.copytree(wheelhouse, root / "build" / "wheelhouse", copy_function=os.link)

@@ -41,31 +41,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import images_mlflow
+from bluegreen_project import BUILD_SOURCES, DEFAULTS, copy_sources
 from images_docker import BuildLog, docker, free_port, image_size, remove_containers, remove_images, write_shim
 
 from ml.images import download_wheels
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-# What an image build reads from a project (the .dockerignore allow-list), as tests/docker/conftest.py.
-SOURCES = (
-    "mlci.yaml",
-    "data",
-    "api",
-    "dashboard",
-    "docker",
-    "requirements",
-    ".dockerignore",
-    "ml/__init__.py",
-    "ml/errors.py",
-    "ml/registry.py",
-)
-DEFAULTS = {
-    "MLCI_BASE_IMAGE": "mlci-base/python:3.11-bookworm",
-    "MLCI_ROUTER_BASE_IMAGE": "mlci-base/nginx:bookworm",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DOCKER_BUILDKIT": "0",
-}
+# The demo project's config and data, and what an image build reads from a project.
+SOURCES = ("mlci.yaml", "data", *BUILD_SOURCES)
 MB = 1e6
 
 
@@ -78,13 +61,7 @@ class Project:
         self.root, self.name, self.env = root, name, env
 
     def create(self) -> None:
-        for item in SOURCES:
-            source, target = ROOT / item, self.root / item
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".streamlit"))
-            else:
-                shutil.copy2(source, target)
+        copy_sources(self.root, SOURCES)
         self.set_yaml_key("project", self.name)
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.name", "mlci bench")
