@@ -343,11 +343,11 @@ def test_down_removes_everything(line):
 
 def test_production_policy_refuses_an_ungated_version_and_records_an_override(production_v1, monkeypatch):
     line = production_v1
+    deploy(line, "production", "--version", "1")  # a known state to compare with
     config = line.project.config_file.read_text()
     line.project.edit(**{"environments.production.requires": ["gate", "staging", "approver"]})
     monkeypatch.setenv("BUILD_USER_ID", "carol")
     try:
-        deploy(line, "production", "--version", "1")  # a known state to compare with
         live, served = line.live("production"), line.served("production")
         result = deploy(line, "production", "--version", "2", expect=1)
         assert "v2 may not be deployed to production" in result.output
