@@ -1,7 +1,7 @@
 """Abuse against a real uvicorn process (api.server: uvloop, httptools, two workers), from raw sockets
 and ordinary clients on 127.0.0.1: refused bodies answered with a readable 413, idle and slow
 connections cut after their bounds, client aborts counted as 499, metrics summed across workers,
-the event loop kept free by a flood of invalid records, bad settings refused with exit 2."""
+every /health answered during a flood of invalid records, bad settings refused with exit 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -310,34 +309,38 @@ def test_the_metrics_folder_is_removed_when_the_server_stops(demo_bundle, helper
 # --- the event loop under a flood of invalid records ---------------------------------------------
 
 
-def test_health_stays_fast_while_clients_flood_invalid_records(server):
+def test_health_answers_while_clients_flood_invalid_records(server):
+    """Four clients flood /predict with 1,000 empty records each while a fifth asks /health every 50 ms:
+    every error answer stays small (the 422 body was 2.4 MB) and every /health is answered 200.
+    How fast /health answers under this flood, against `mlflow models serve`, is measured in
+    benchmarks/invalid_flood.py (docs/benchmarks.md): speed goes in benchmarks, not timed tests."""
     port, _log, _tmp = server
     base = f"http://127.0.0.1:{port}"
     body = json.dumps({"records": [{}] * 1000}).encode()
     stop_at = time.monotonic() + 4
-    sizes: list[int] = []
+    answers: list[tuple[int, int]] = []  # (status, body size) of each flood request
 
     def attack():
         with httpx.Client(base_url=base, timeout=30) as client:
             while time.monotonic() < stop_at:
                 response = client.post("/predict", content=body, headers={"content-type": "application/json"})
-                sizes.append(len(response.content))
+                answers.append((response.status_code, len(response.content)))
 
     threads = [threading.Thread(target=attack) for _ in range(4)]
     for thread in threads:
         thread.start()
-    latencies = []
+    health: list[int] = []
     with httpx.Client(base_url=base, timeout=30) as client:
         time.sleep(0.3)
         while time.monotonic() < stop_at:
-            started = time.perf_counter()
-            client.get("/health")
-            latencies.append(time.perf_counter() - started)
+            health.append(client.get("/health").status_code)
             time.sleep(0.05)
     for thread in threads:
         thread.join()
-    assert sizes and max(sizes) < 16 * 1024  # was 2.4 MB
-    assert statistics.median(latencies) < 0.1, latencies  # was ~0.7 s (2 shared cores, so a loose bound)
+    assert answers, "the flooding clients got no answer"
+    assert {status for status, _ in answers} == {422}, answers[:5]
+    assert max(size for _, size in answers) < 16 * 1024  # was 2.4 MB
+    assert health and set(health) == {200}, health
 
 
 # --- bad settings: a message and exit 2, no traceback ---------------------------------------------
