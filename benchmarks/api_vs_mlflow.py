@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -98,13 +100,128 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     }
     for pct in ("50", "99"):
         result[f"p{pct}_ms"] = parse_ms(re.search(rf"\s{pct}%\s+(\S+)", out).group(1))
-    errors = 0
+    # Kept apart too: the invalid-records flood (invalid_flood.py) expects every answer to be a non-2xx.
+    result["non_2xx"] = result["socket_errors"] = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(m.group(1))
+        result["non_2xx"] = int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(g) for g in m.groups())
-    result["errors"] = errors
+        result["socket_errors"] = sum(int(g) for g in m.groups())
+    result["errors"] = result["non_2xx"] + result["socket_errors"]
     return result
+
+
+def write_wrk_script(work: Path, name: str, bodies: list[str], path: str) -> Path:
+    """A wrk Lua script that POSTs `bodies` (JSON texts, one per line) to `path` in turn."""
+    lines = work / f"{name}.jsonl"
+    lines.write_text("".join(body + "\n" for body in bodies))
+    script = work / f"{name}.lua"
+    script.write_text(LUA % {"bodies": lines, "path": path})
+    return script
+
+
+@dataclass
+class Demo:
+    """The demo RandomForest fitted on mlci.yaml's split, with its held-out rows and their labels."""
+
+    config: config_module.Config
+    pipeline: Any
+    x_test: pd.DataFrame
+    expected: list[str]
+
+
+@dataclass
+class Servers:
+    """Both servers on 127.0.0.1, serving the same fitted model with the same worker count."""
+
+    api_port: int  # `python -m api.server` (mlci)
+    mlflow_port: int  # `mlflow models serve`
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def mlflow(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+
+def fit_demo() -> Demo:
+    """The demo RandomForest (mlci.yaml, data/breast_cancer.csv) fitted on mlci.yaml's split."""
+    config = config_module.load(ROOT / "mlci.yaml")
+    frame = pd.read_csv(config.data_path)
+    features = model_frame(frame, config)
+    target = frame[config.data.target].astype(str)
+    x_train, x_test, y_train, _ = train_test_split(
+        features, target, test_size=config.split.test_size, random_state=config.split.seed, stratify=target
+    )
+    pipeline = build_pipeline(config).fit(x_train, y_train)
+    return Demo(config, pipeline, x_test, [str(x) for x in pipeline.predict(x_test)])
+
+
+def start_servers(demo: Demo, work: Path, workers: int, processes: list[subprocess.Popen]) -> Servers:
+    """The same fitted model, twice: an mlci bundle served by api.server and an MLflow registered
+    version served by `mlflow models serve`, `workers` workers each, logs in work/logs. Each process
+    is appended to `processes` as it starts, so the caller's cleanup stops it whatever fails later."""
+    bundle = work / "bundle"
+    export_bundle(demo.pipeline, demo.config, {"name": "bench", "version": "1"}, demo.x_test, bundle)
+    import mlflow
+    import skops.io as sio
+
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    trusted = sio.get_untrusted_types(data=sio.dumps(demo.pipeline))
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(
+            demo.pipeline,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            registered_model_name="bench",
+            input_example=demo.x_test.head(2),
+        )
+    # mlflow models serve execs `uvicorn` from PATH: put this interpreter's bin dir first.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+    servers = Servers(api_port=free_port(), mlflow_port=free_port())
+    logs = work / "logs"
+    logs.mkdir()
+    api = subprocess.Popen(
+        [sys.executable, "-m", "api.server", str(bundle), str(servers.api_port), str(workers)],
+        cwd=ROOT,
+        env={**env, "MLCI_LOG_LEVEL": "WARNING"},
+        start_new_session=True,
+        stdout=(logs / "api.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    processes.append(api)
+    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+    served = subprocess.Popen(
+        [
+            mlflow_bin,
+            "models",
+            "serve",
+            "-m",
+            "models:/bench/1",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(servers.mlflow_port),
+            "-w",
+            str(workers),
+        ],
+        cwd=work,
+        env=env,
+        start_new_session=True,
+        stdout=(logs / "mlflow.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    processes.append(served)
+    wait_ready(f"{servers.api}/ready", api)
+    wait_ready(f"{servers.mlflow}/ping", served)
+    return servers
 
 
 def main() -> int:
@@ -118,78 +235,13 @@ def main() -> int:
         raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
     levels = [int(c) for c in args.connections.split(",")]
 
-    config = config_module.load(ROOT / "mlci.yaml")
-    frame = pd.read_csv(config.data_path)
-    features = model_frame(frame, config)
-    target = frame[config.data.target].astype(str)
-    x_train, x_test, y_train, _ = train_test_split(
-        features, target, test_size=config.split.test_size, random_state=config.split.seed, stratify=target
-    )
-    pipeline = build_pipeline(config).fit(x_train, y_train)
-    expected = [str(x) for x in pipeline.predict(x_test)]
+    demo = fit_demo()
+    x_test, expected = demo.x_test, demo.expected
     work = Path(tempfile.mkdtemp(prefix="mlci-bench-"))
     processes: list[subprocess.Popen] = []
     try:
-        # -- the same fitted model, twice: an mlci bundle and an MLflow registered version ------------
-        bundle = work / "bundle"
-        export_bundle(pipeline, config, {"name": "bench", "version": "1"}, x_test, bundle)
-        import mlflow
-        import skops.io as sio
-
-        uri = f"sqlite:///{work / 'mlflow.db'}"
-        mlflow.set_tracking_uri(uri)
-        trusted = sio.get_untrusted_types(data=sio.dumps(pipeline))
-        with mlflow.start_run():
-            mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                serialization_format="skops",
-                skops_trusted_types=trusted,
-                registered_model_name="bench",
-                input_example=x_test.head(2),
-            )
-        # mlflow models serve execs `uvicorn` from PATH: put this interpreter's bin dir first.
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-
-        api_port, mlflow_port = free_port(), free_port()
-        logs = work / "logs"
-        logs.mkdir()
-        api = subprocess.Popen(
-            [sys.executable, "-m", "api.server", str(bundle), str(api_port), str(args.workers)],
-            cwd=ROOT,
-            env={**env, "MLCI_LOG_LEVEL": "WARNING"},
-            start_new_session=True,
-            stdout=(logs / "api.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(api)
-        mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-        served = subprocess.Popen(
-            [
-                mlflow_bin,
-                "models",
-                "serve",
-                "-m",
-                "models:/bench/1",
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(mlflow_port),
-                "-w",
-                str(args.workers),
-            ],
-            cwd=work,
-            env=env,
-            start_new_session=True,
-            stdout=(logs / "mlflow.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(served)
-        wait_ready(f"http://127.0.0.1:{api_port}/ready", api)
-        wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", served)
+        servers = start_servers(demo, work, args.workers, processes)
+        api_port, mlflow_port = servers.api_port, servers.mlflow_port
 
         # -- predictions: the API must equal scikit-learn on the whole held-out set ------------------
         records = [{k: float(v) for k, v in row.items()} for _, row in x_test.iterrows()]
@@ -218,19 +270,15 @@ def main() -> int:
         )
 
         # -- load ------------------------------------------------------------------------------------
-        api_bodies, mlflow_bodies = work / "api.jsonl", work / "mlflow.jsonl"
-        api_bodies.write_text("".join(json.dumps({"records": [r]}) + "\n" for r in records))
-        mlflow_bodies.write_text(
-            "".join(
-                json.dumps({"dataframe_split": {"columns": list(r), "data": [list(r.values())]}}) + "\n"
-                for r in records
-            )
-        )
-        scripts = {}
-        for name, bodies, path in (("api", api_bodies, "/predict"), ("mlflow", mlflow_bodies, "/invocations")):
-            scripts[name] = work / f"{name}.lua"
-            scripts[name].write_text(LUA % {"bodies": bodies, "path": path})
-        urls = {"api": f"http://127.0.0.1:{api_port}", "mlflow": f"http://127.0.0.1:{mlflow_port}"}
+        api_bodies = [json.dumps({"records": [r]}) for r in records]
+        mlflow_bodies = [
+            json.dumps({"dataframe_split": {"columns": list(r), "data": [list(r.values())]}}) for r in records
+        ]
+        scripts = {
+            "api": write_wrk_script(work, "api", api_bodies, "/predict"),
+            "mlflow": write_wrk_script(work, "mlflow", mlflow_bodies, "/invocations"),
+        }
+        urls = {"api": servers.api, "mlflow": servers.mlflow}
         results: dict[str, list[dict]] = {"api": [], "mlflow": []}
         for name in ("api", "mlflow"):
             run_wrk(urls[name], scripts[name], 4, 2)  # warm-up, discarded
