@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -600,7 +601,14 @@ def _pipeline_summary(config, state, started: float) -> None:
     console.info(f"MLflow: {config.tracking_uri}; total {time.monotonic() - started:.0f} s")
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    # Jenkins aborts a build with SIGTERM; as SystemExit it unwinds through every `except
+    # BaseException`/`finally` (a deploy switches live traffic back, a training drops its version).
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     cli(prog_name="mlci")
 
 

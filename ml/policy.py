@@ -21,6 +21,8 @@ from ml.config import Config
 from ml.errors import BadInput, CheckFailed
 
 GATE, APPROVER = "gate", "approver"
+# An override's reason and an approver's name become registry tags and history lines: short text.
+MAX_REASON, MAX_APPROVER = 500, 200
 NO_PRODUCTION = registry.NO_PRODUCTION
 
 
@@ -119,6 +121,10 @@ def decide(
     """Pass, refuse (CheckFailed, exit 1, naming each unmet requirement) or pass by force (recorded)."""
     if force and not (reason or "").strip():
         raise BadInput("--force needs --reason TEXT: an override is recorded with who and why")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise BadInput(f"--reason is {len(reason)} characters; at most {MAX_REASON}", hint="link a ticket instead")
+    if facts.approver is not None and len(facts.approver) > MAX_APPROVER:
+        raise BadInput(f"--approver is {len(facts.approver)} characters; at most {MAX_APPROVER}")
     unmet = missing(env_name, requirements, facts)
     if unmet and not force:
         raise CheckFailed(

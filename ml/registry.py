@@ -171,10 +171,11 @@ def resolve(client, name: str, version: str | None = None, alias: str | None = N
 def set_alias(client, name: str, alias: str, version: str, by: str | None = None, **facts: str) -> VersionInfo:
     """Point the alias at the version and record who and when (plus any facts) as tags on it."""
     target = resolve(client, name, version=version)
-    client.set_registered_model_alias(name, alias, target.version)
     stamp = {"by": by or actor(), "at": now(), **{k: v for k, v in facts.items() if v}}
+    # The tags first, the alias last: a failure part way leaves the alias where it was.
     for key, value in stamp.items():
         client.set_model_version_tag(name, target.version, f"mlci.{alias}.{key}", str(value))
+    client.set_registered_model_alias(name, alias, target.version)
     return resolve(client, name, version=target.version)
 
 

@@ -328,6 +328,9 @@ def _write_report(config: Config, result: TrainResult) -> None:
 
 
 def _unregister(client, name: str, version: str, alias: str, previous: str | None) -> None:
-    """Drop the version a failed training registered and put its candidate alias back where it was."""
+    """Drop the version a failed training registered and put its candidate alias back where it was,
+    unless another build of the branch has moved it since (then that build's move stands)."""
+    moved_here = registry.alias_map(client, name).get(alias) == version
     client.delete_model_version(name, version)  # takes its aliases with it
-    registry.restore_alias(client, name, alias, previous)
+    if moved_here:
+        registry.restore_alias(client, name, alias, previous)

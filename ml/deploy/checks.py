@@ -53,7 +53,20 @@ def wait_ready(docker: Docker, names: Names, router: Router, colour: str, timeou
 
 
 def smoke(docker: Docker, names: Names, router: Router, colour: str, target: Target, tolerance: float) -> int:
-    """The bundle's reference rows through the preview listener must give their expected outputs."""
+    """The bundle's reference rows through the preview listener must give their expected outputs; a
+    slot that stops answering (or answers garbage) fails the smoke test, it is not an MLflow outage."""
+    try:
+        return _smoke(docker, names, router, colour, target, tolerance)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        raise CheckFailed(
+            f"smoke test: the new slot {names.slot(colour)} did not answer through {router.preview_url} "
+            f"({type(error).__name__}: {str(error)[:200]})",
+            details=logs(docker, names.slot(colour)),
+            hint="see the slot's log; live traffic is untouched",
+        ) from None
+
+
+def _smoke(docker: Docker, names: Names, router: Router, colour: str, target: Target, tolerance: float) -> int:
     with httpx.Client(timeout=10) as client:
         version = client.get(f"{router.preview_url}/version").json()
         if (version.get("name"), str(version.get("version")), version.get("colour")) != (

@@ -104,6 +104,8 @@ def deploy(
     if verdict.forced:
         _warn_forced(verdict, step)
     with _lock(ctx, lock_timeout, step) as lock:
+        if verdict.requirements:  # a deploy that waited for the lock may face another production now
+            verdict = policy.check(config, env_name, client, target.model_version, approver, force=force, reason=reason)
         return _deploy_locked(ctx, lock, target, approver, step, started, kind="deploy", verdict=verdict)
 
 

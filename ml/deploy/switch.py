@@ -69,10 +69,12 @@ def switch(
         note(f"verified through {router.url}: {counts['probes']} probes, 0 errors")
         set_alias(ctx, target, new, approver, forced)
         note(f"registry alias @{ctx.env_name} -> {target.model_name} v{target.model_version}")
-    except Exception as error:  # whatever failed, live traffic goes back first, then it is reported
+    except BaseException as error:  # whatever stopped it (an abort too), live traffic goes back first
         router.point(LIVE, live)
         if live:
             router.point(PREVIEW, new)
+        if not isinstance(error, Exception):
+            raise  # KeyboardInterrupt / SystemExit: back on the previous colour, then stop as asked
         raise SwitchedBack(error, live) from error
     if live:
         router.point(PREVIEW, live)  # the previous colour stays reachable for checks and rollback

@@ -4,6 +4,7 @@ switch without a lost request, rollback, and every fault of the deploy issue."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -367,3 +368,37 @@ def test_production_policy_refuses_an_ungated_version_and_records_an_override(pr
     finally:
         line.project.config_file.write_text(config)
     deploy(line, "production", "--version", "1")
+
+
+def test_an_abort_after_the_switch_puts_live_traffic_back(production_v1):
+    """Jenkins aborts with SIGTERM: during the verification window the new colour is not trusted yet,
+    so the abort must leave production on the colour and version it served."""
+    line = production_v1
+    deploy(line, "production", "--version", "1")
+    live, served = line.live("production"), line.served("production")
+    process = subprocess.Popen(
+        [
+            str(REPO / ".venv" / "bin" / "mlci"),
+            "--config",
+            str(line.project.config_file),
+            "deploy",
+            "--env",
+            "production",
+            "--version",
+            "2",
+        ],
+        cwd=line.project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    assert process.stdout is not None
+    for text in process.stdout:
+        seen.append(text)
+        if "(no reload)" in text:  # switched: now in the verification window
+            process.send_signal(signal.SIGTERM)
+            break
+    process.stdout.read()
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, "".join(seen)
+    assert (line.live("production"), line.served("production"), line.alias("production")) == (live, served, "1")

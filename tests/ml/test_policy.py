@@ -135,3 +135,10 @@ def test_an_unknown_requirement_is_a_config_error_naming_the_key(bad):
     with pytest.raises(ConfigError) as caught:
         config({"staging": {"port": 8081}, "production": {"port": 8080, "requires": ["gate", bad]}})
     assert any("environments.production.requires" in line and repr(bad) in line for line in caught.value.details)
+
+
+def test_an_override_reason_and_an_approver_are_short_text():
+    with pytest.raises(BadInput, match="--reason is 501 characters"):
+        policy.decide("production", FULL, facts(), force=True, reason="x" * 501)
+    with pytest.raises(BadInput, match="--approver is 201 characters"):
+        policy.decide("production", FULL, facts(approver="a" * 201, **passed()))
