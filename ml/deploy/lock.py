@@ -165,6 +165,19 @@ class EnvironmentLock:
 
     # --- while held ----------------------------------------------------------------------------
 
+    def ensure_held(self) -> None:
+        """Raise Unreachable if the lock was lost (its container stopped or was removed: an ssh drop,
+        an engine restart, a `docker rm -f`): another deploy may hold the environment now, so nothing
+        may be switched on the strength of it."""
+        state = self.docker.inspect("container", self.container) if self.container else None
+        alive = self.process is not None and self.process.poll() is None
+        if not (alive and state and state["State"]["Running"]):
+            raise Unreachable(
+                f"lost the lock of {self.names.env} on {self.docker.where} (its container {self.names.lock} "
+                "stopped); live traffic was not switched",
+                hint="check the Docker engine, then run the deploy again",
+            )
+
     def exec(self, script: str, input: str | None = None) -> str:
         """Run a shell script in the lock container (it sees the state volume at /state)."""
         if self.container is None:

@@ -162,6 +162,11 @@ def _deploy_locked(
         _record(ctx, lock, outcome, kind, approver, started)
         raise
     try:
+        lock.ensure_held()  # the slow part is over: still ours before live traffic moves?
+    except MlciError as error:
+        outcome.reason = error.message
+        raise
+    try:
         switch(ctx, target, live, idle, approver, note, forced=verdict.facts() if verdict else None)
     except SwitchedBack as back:
         outcome.result, outcome.reason = "rolled back", back.reason

@@ -254,3 +254,23 @@ def test_down_of_an_environment_never_deployed_needs_no_image(project, docker_en
     result = Clone(project.root).mlci("down", "--env", "staging")
     assert "staging was not running" in result.stdout
     assert docker("volume", "inspect", f"{name}-staging-state", check=False).returncode != 0
+
+
+def test_a_lost_lock_is_noticed_before_anything_switches(base_images):
+    """A lock container that stops while its deploy runs (ssh drop, engine restart, docker rm -f):
+    another deploy may hold the environment now, so the first one must not switch."""
+    from ml.deploy.lock import EnvironmentLock
+    from ml.docker import Docker
+    from ml.errors import Unreachable
+    from ml.router import Names
+
+    names, image = Names(f"it-{uuid.uuid4().hex[:8]}", ENV), base_images["MLCI_ROUTER_BASE_IMAGE"]
+    try:
+        with EnvironmentLock(Docker(), names, image, timeout=20) as lock:
+            lock.ensure_held()  # held: nothing to say
+            docker("rm", "-f", names.lock)
+            with pytest.raises(Unreachable, match=f"lost the lock of {ENV}"):
+                lock.ensure_held()
+    finally:
+        docker("rm", "-f", names.lock, check=False)
+        docker("volume", "rm", names.state, check=False)
