@@ -203,8 +203,9 @@ def promote(ctx: click.Context, version: str, alias: str) -> None:
 @click.pass_context
 @run_command("status")
 def status(ctx: click.Context, as_json: bool, env_names: tuple[str, ...]) -> None:
-    """Model versions with their aliases, primary metric, commit, data, author and date; and what each
-    environment serves (colours, images, health, last deploys)."""
+    """Model versions with their aliases, primary metric, commit, data, author and date; the leaderboard
+    (latest version of each branch, best first, with its gate result); and what each environment serves
+    (colours, images, health, last deploys — read from the environment's Docker host)."""
     from ml import status as status_module
 
     config = _config(ctx)
