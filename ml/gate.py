@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from ml import data, evaluate, registry, reports, tracking
+from ml import data, evaluate, model_loading, registry, reports, tracking
 from ml.config import Config
 from ml.console import plain_table
 from ml.errors import BadInput
@@ -151,9 +151,8 @@ def _require_same_schema(config: Config, model, role: str, version: str, candida
 
 
 def _load_version(config: Config, version: str):
-    import mlflow
-
-    return mlflow.sklearn.load_model(f"models:/{config.model_name}/{version}")
+    # Never mlflow.sklearn.load_model: it lets the version's own MLmodel choose pickle (code) on this agent.
+    return model_loading.load_version(config.model_name, version)
 
 
 # mlci.gate.against when no version held @production: the version was judged against the floor only.

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml import bundle, data, evaluate, registry, reports, tracking
+from ml import bundle, data, evaluate, model_loading, registry, reports, tracking
 from ml.config import Config
 
 BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
@@ -107,9 +107,8 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
     client = tracking.connect(config)
     info = registry.resolve(client, config.model_name, version=selection.version, alias=selection.alias)
 
-    import mlflow
-
-    model = mlflow.sklearn.load_model(f"models:/{config.model_name}/{info.version}")
+    # Loaded as data only (skops, mlci's type list): never what the version's MLmodel asks for.
+    model = model_loading.load_version(config.model_name, info.version)
     summary = bundle.export_bundle(model, config, version_metadata(client, config, info), split.x_test, Path(out))
     # Outside the bundle: whoever can edit the bundle cannot edit the registry's record of it.
     client.set_model_version_tag(config.model_name, info.version, BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
