@@ -29,6 +29,9 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     # No telemetry from CI agents (and no network to send it to on closed ones).
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    # A second lock behind ml.model_loading: any MLflow loader reached by mistake refuses to deserialize
+    # (pickle, and skops with the version's own trusted list) instead of running a version's code here.
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
     # libpq (a postgresql:// tracking URI) waits for the OS's TCP timeout by default: minutes.
     "PGCONNECT_TIMEOUT": str(5),
 }

@@ -96,8 +96,10 @@ def test_training_is_deterministic(project):
     assert project.mlci("train").exit_code == 0
     assert project.mlci("train").exit_code == 0
     mlflow.set_tracking_uri(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}")
-    m1 = mlflow.sklearn.load_model("models:/breast-cancer-classifier/1")
-    m2 = mlflow.sklearn.load_model("models:/breast-cancer-classifier/2")
+    from ml.model_loading import load_version  # mlci's loader: mlflow's own refuses after any mlci command
+
+    m1 = load_version("breast-cancer-classifier", "1")
+    m2 = load_version("breast-cancer-classifier", "2")
     import pandas as pd
 
     from ml import config as config_module

@@ -56,7 +56,9 @@ def test_package_then_serve_answers_like_scikit_learn(fixture, request, free_por
     import mlflow
 
     mlflow.set_tracking_uri(config.tracking_uri)
-    sk_model = mlflow.sklearn.load_model(f"models:/{config.model_name}/1")
+    from ml.model_loading import load_version  # mlci's loader: mlflow's own refuses after any mlci command
+
+    sk_model = load_version(config.model_name, "1")
     records = json.loads(split.x_test.replace({np.nan: None, "": None}).to_json(orient="records"))
 
     port = free_port()
