@@ -115,6 +115,8 @@ def clone(tmp_path_factory, base_images, build_sources, free_ports):
     finally:
         for env in ("production", "staging"):
             subprocess.run([MLCI, "down", "--env", env], cwd=root, capture_output=True, timeout=120)
+            # the history outlives mlci down on purpose; a test's environment leaves nothing behind
+            subprocess.run(["docker", "volume", "rm", f"{name}-{env}-state"], capture_output=True, timeout=60)
         monkeypatch.undo()
         remove_images(name)
 
