@@ -98,5 +98,13 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     request_id: str
-    details: list[ErrorItem] = Field([], description="the first 50 problems")
-    details_truncated: int = Field(0, description="how many more problems there were (absent when none)")
+    details: list[ErrorItem] = Field([], description="the first 50 problems, in body order")
+    details_truncated: int = Field(
+        0,
+        description=(
+            "absent when every problem is listed. /predict stops checking at 50 problems (so a bad body costs what"
+            " is reported): then it is how many records it did not finish (the one it stopped in, if that record"
+            " has more problems, and every later record, which is not checked and may be valid), plus the unknown"
+            " top-level keys not listed. For other routes' FastAPI-checked input: how many more problems there were."
+        ),
+    )
