@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from ml import data, evaluate, provenance, registry, reports, tracking
 from ml.config import Config
@@ -59,6 +60,26 @@ class TrainResult:
         payload["commit"] = self.provenance["commit"]
         payload["primary_value"] = self.metrics[self.primary_metric]
         return payload
+
+
+def _dataset_race(error: BaseException) -> bool:
+    """MLflow's server creates a dataset with a get-or-create that is not atomic: two runs logging the
+    same data at once (two branches of one repository on the team server) race on its unique key."""
+    text = str(error)
+    return type(error).__name__ in ("RestException", "MlflowException") and (
+        "dataset_pk" in text or ("UNIQUE constraint failed" in text and "datasets" in text)
+    )
+
+
+def log_dataset(source, sha256: str) -> None:
+    """Link the training data to the run; the loser of the race above finds the dataset on its retry."""
+    import mlflow
+
+    for attempt in Retrying(
+        retry=retry_if_exception(_dataset_race), stop=stop_after_attempt(4), wait=wait_fixed(0.5), reraise=True
+    ):
+        with attempt:
+            mlflow.log_input(source, context="training", tags={"sha256": sha256})
 
 
 def trusted_types(model) -> list[str]:
@@ -277,7 +298,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
                 targets=config.data.target,
                 name=Path(dataset.fingerprint.path).name,
             )
-            mlflow.log_input(source, context="training", tags={"sha256": dataset.fingerprint.sha256})
+            log_dataset(source, dataset.fingerprint.sha256)
             plots = _log_plots(pipeline, split, config)
             # The file --config named, under its own name: the settings this run was trained with.
             if config.source is not None and config.source.is_file():
