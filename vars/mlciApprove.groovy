@@ -32,8 +32,12 @@ def call(Map config = [:]) {
         error("mlciApprove: missing required parameter 'submitter' (who may approve production)")
     }
 
-    Map gate = fileExists(c.gateReport) ? readJSON(file: c.gateReport) : [:]
-    Map staging = fileExists(c.stagingReport) ? readJSON(file: c.stagingReport) : [:]
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map gate = fileExists(c.gateReport) ? readJSON(file: c.gateReport, returnPojo: true) : [:]
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map staging = fileExists(c.stagingReport) ? readJSON(file: c.stagingReport, returnPojo: true) : [:]
     String model = gate.model_name ?: 'unknown model'
     String version = gate.candidate?.version ?: (staging.current?.model_version ?: '?')
     String production = gate.production ? "v${gate.production.version}" : 'none'

@@ -37,7 +37,9 @@ if [ -n "$MLCI_ALIAS" ]; then set -- --alias "$MLCI_ALIAS"; fi
     if (status == 1) {
         error('mlci build: an image failed its check (exit 1); see the log above and reports/build.json.')
     }
-    Map report = readJSON(file: c.report)
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map report = readJSON(file: c.report, returnPojo: true)
     echo("mlci build: ${report.model_name} v${report.version}: api ${report.images?.api?.tag}" +
         (report.pushed ? ' (pushed)' : ' (not pushed)'))
     return report

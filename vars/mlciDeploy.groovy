@@ -55,7 +55,9 @@ if [ -n "$MLCI_IMAGE" ]; then set -- "$@" --image "$MLCI_IMAGE"; fi
         mlciCommand(run)
     } as int
 
-    Map result = fileExists(report) ? readJSON(file: report) : [:]
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map result = fileExists(report) ? readJSON(file: report, returnPojo: true) : [:]
     Map current = result.current ?: [:]
     if (status == 1) {
         String message = "Deploy to ${c.env} failed verification (exit 1). mlci deploy has ALREADY ROLLED " +

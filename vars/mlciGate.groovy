@@ -21,7 +21,9 @@ def call(Map config = [:]) {
     if (status == 1 && !fileExists(c.report)) {
         error("mlci gate failed (exit 1) without writing ${c.report}; see the log above.")
     }
-    Map report = readJSON(file: c.report)
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map report = readJSON(file: c.report, returnPojo: true)
     String production = report.production ? "production v${report.production.version}" : 'no model in production'
     String verdict = report.passed ? 'PASSED' : 'FAILED'
     String summary = "Gate ${verdict}: ${report.model_name} v${report.candidate?.version} vs ${production} " +

@@ -31,7 +31,9 @@ def call(Map config = [:]) {
             "the switch and live traffic was switched back, or another deploy holds the environment; the " +
             "environment is unchanged. See the log above and reports/deploy-${c.env}.json.")
     }
-    Map result = readJSON(file: "reports/deploy-${c.env}.json")
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map result = readJSON(file: "reports/deploy-${c.env}.json", returnPojo: true)
     echo("mlci rollback: ${c.env} serves model v${result.current?.model_version} from the " +
         "${result.current?.colour} slot again")
     currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: rolled back to model " +

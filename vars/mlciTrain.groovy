@@ -19,7 +19,9 @@ def call(Map config = [:]) {
         error('mlci train: training did not produce an acceptable model (exit 1): the data check or ' +
             'the training run said no. See the log above and reports/.')
     }
-    Map report = readJSON(file: c.report)
+    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
+    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    Map report = readJSON(file: c.report, returnPojo: true)
     echo("mlci train: ${report.model_name} version ${report.version} (run ${report.run_id}, " +
         "${report.primary_metric} = ${report.metrics?.get(report.primary_metric)})")
     return report

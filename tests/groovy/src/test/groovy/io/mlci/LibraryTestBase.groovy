@@ -2,8 +2,15 @@ package io.mlci
 
 import com.lesfurets.jenkins.unit.BasePipelineTest
 import groovy.json.JsonOutput
-import groovy.json.JsonSlurper
 import hudson.AbortException
+import net.sf.json.JSON
+import net.sf.json.JSONArray
+import net.sf.json.JSONNull
+import net.sf.json.JSONObject
+import net.sf.json.JSONSerializer
+import org.yaml.snakeyaml.LoaderOptions
+import org.yaml.snakeyaml.Yaml
+import org.yaml.snakeyaml.constructor.SafeConstructor
 import org.junit.Before
 
 /**
@@ -14,6 +21,8 @@ import org.junit.Before
  *   shCalls   every `sh`: script text, environment (withEnv + withCredentials), locks held
  *   events    ordered log: 'stage:Gate', 'lock:mlci-x-production', 'input', 'milestone:...', ...
  *   files     the fake workspace: path -> String or Map (a Map is served to readJSON as JSON)
+ * readJSON parses with json-lib like Pipeline Utility Steps (JSONNull and all) and honours
+ * returnPojo; readYaml parses with SnakeYAML like Pipeline Utility Steps.
  *   log       everything echoed
  * Given: set env, files, exit codes (exitCode('deploy', 1)) and the `input` answer.
  */
@@ -32,6 +41,7 @@ abstract class LibraryTestBase extends BasePipelineTest {
     Map<String, Closure> onCommand = [:]
     List<Map> inputs = []
     List<Map> timeouts = []
+    List<Map> jsonReads = []
     Set<String> locksHeld = new LinkedHashSet<String>()
     Closure inputAnswer = { Map args -> 'alice' }
     Map<String, Script> loadedVars = [:]
@@ -269,11 +279,8 @@ abstract class LibraryTestBase extends BasePipelineTest {
         })
         helper.registerAllowedMethod('readFile', [Object], { Object path -> readWorkspaceFile(path.toString()) })
         helper.registerAllowedMethod('fileExists', [Object], { Object path -> files.containsKey(path.toString()) })
-        helper.registerAllowedMethod('readJSON', [Map], { Map args ->
-            Object content = readWorkspaceFile(args.file as String)
-            String text = content instanceof String ? content : JsonOutput.toJson(content)
-            return new JsonSlurper().parseText(text)
-        })
+        helper.registerAllowedMethod('readJSON', [Map], { Map args -> readJson(args) })
+        helper.registerAllowedMethod('readYaml', [Map], { Map args -> readYaml(args) })
         helper.registerAllowedMethod('junit', [Map], { Map args -> events << "junit:${args.testResults}".toString() })
         helper.registerAllowedMethod('junit', [String], { String pattern -> events << "junit:${pattern}".toString() })
         helper.registerAllowedMethod('recordCoverage', [Map], { Map args ->
@@ -310,6 +317,54 @@ abstract class LibraryTestBase extends BasePipelineTest {
         helper.registerAllowedMethod('script', [Closure], { Closure body -> return body.call() })
         helper.registerAllowedMethod('legacySCM', [Object], { Object scm -> [retriever: 'legacySCM', scm: scm] })
         helper.registerAllowedMethod('library', [Map], { Map args -> events << "library:${args.identifier}".toString() })
+    }
+
+    /**
+     * readJSON as Pipeline Utility Steps does it: json-lib parses the text (JSON null becomes
+     * net.sf.json.JSONNull, which Groovy treats as true and which has no properties); with
+     * returnPojo: true the result is turned into plain LinkedHashMap/ArrayList with Java null.
+     */
+    Object readJson(Map args) {
+        assert (args.file == null) != (args.text == null): "readJSON: give exactly one of file and text, got ${args}"
+        String text
+        if (args.text != null) {
+            text = args.text as String
+        } else {
+            Object content = readWorkspaceFile(args.file as String)
+            text = content instanceof String ? content : JsonOutput.toJson(content)
+        }
+        jsonReads << args
+        JSON json = JSONSerializer.toJSON(text)
+        return args.returnPojo ? toPojo(json) : json
+    }
+
+    /** PUS' ReadJSONStepExecution.transformToJavaLangStructures. */
+    static Object toPojo(Object value) {
+        if (value == null || value instanceof JSONNull) {
+            return null
+        }
+        if (value instanceof JSONObject) {
+            Map<String, Object> map = new LinkedHashMap<String, Object>()
+            ((JSONObject) value).keySet().each { Object k -> map[k as String] = toPojo(((JSONObject) value).get(k)) }
+            return map
+        }
+        if (value instanceof JSONArray) {
+            List<Object> list = new ArrayList<Object>()
+            ((JSONArray) value).each { Object v -> list << toPojo(v) }
+            return list
+        }
+        return value
+    }
+
+    /**
+     * readYaml as Pipeline Utility Steps does it: SnakeYAML with a SafeConstructor; one document
+     * gives that document, several give a list of them.
+     */
+    Object readYaml(Map args) {
+        assert (args.file == null) != (args.text == null): "readYaml: give exactly one of file and text, got ${args}"
+        String text = args.text != null ? args.text as String : readWorkspaceFile(args.file as String) as String
+        List<Object> docs = new Yaml(new SafeConstructor(new LoaderOptions())).loadAll(text).collect { it }
+        return docs.size() == 1 ? docs[0] : docs
     }
 
     Object readWorkspaceFile(String path) {
