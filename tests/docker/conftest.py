@@ -278,3 +278,20 @@ def team_stack(free_port) -> Iterator[TeamStack]:
         yield stack
     finally:
         stack.down()
+
+
+def _topology_fixture():
+    """Issue 14's registry + namespaced hosts (tests/docker/topology.py): one fixture for the session,
+    shared by the test_registry* and test_remote* suites (a fixture defined in each would start twice)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("mlci_test_topology", Path(__file__).with_name("topology.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the test modules import the same module object (helpers)
+    spec.loader.exec_module(module)
+    return module.topology
+
+
+topology = _topology_fixture()
