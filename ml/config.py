@@ -232,6 +232,28 @@ class Images(Strict):
     registry: str | None = None
 
 
+class DriftFeature(Strict):
+    psi_threshold: float = Field(gt=0, le=10)
+
+
+class Drift(Strict):
+    """Input drift: the API compares what it is asked with the training data, per feature (PSI)."""
+
+    # PSI above this (per feature) counts as drift: 0.1 is a small shift, 0.2 the usual alarm, 0.25 a large one.
+    psi_threshold: float = Field(default=0.2, gt=0, le=10)
+    # Quantile bins of each numeric feature (open-ended first and last bins); ties may merge some.
+    bins: int = Field(default=10, ge=2, le=50)
+    # Categories kept per categorical feature, most frequent first; the rest count as "other".
+    max_categories: int = Field(default=50, ge=1, le=200)
+    # Records counted before a feature may be called drifted: PSI on a handful of requests is noise.
+    min_records: int = Field(default=500, ge=1, le=1_000_000_000)
+    features: dict[str, DriftFeature] = {}
+
+
+class Monitoring(Strict):
+    drift: Drift = Drift()
+
+
 class Config(Strict):
     project: Annotated[str, Field(pattern=NAME_PATTERN)]
     data: Data
@@ -243,6 +265,7 @@ class Config(Strict):
     tracking: Tracking = Tracking()
     tests: Tests = Tests()
     images: Images = Images()
+    monitoring: Monitoring = Monitoring()
     environments: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Environment] = {}
 
     # Where the file was read from: relative paths in it are relative to this folder.
@@ -276,6 +299,13 @@ class Config(Strict):
                         f"environments.{name}.requires: {requirement!r} is not gate, approver or another "
                         f"environment (known: {', '.join(sorted(known - {name}))})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _drift_features_are_known(self) -> Config:
+        unknown = sorted(set(self.monitoring.drift.features) - set(self.data.features))
+        if unknown:
+            raise ValueError(f"monitoring.drift.features: {', '.join(unknown)} is not a feature of data.features")
         return self
 
     def requirements(self, env_name: str) -> list[str]:
