@@ -9,6 +9,8 @@ A bundle is a directory:
     metadata.json    who/what/when: name, version, run id, commit, data fingerprint, metrics, feature
                      schema, classes, parity figures, format
     reference.json   reference records and the outputs scikit-learn gave for them (the smoke test)
+    distribution.json  (optional) each feature's training distribution: the reference of the drift
+                     figures (api.drift); a bundle without it serves, with drift unavailable
     SHA256SUMS       the listing whose sha256 is the bundle digest (api.bundle_digest)
 
 Everything in a bundle is data: the JSON files are parsed against allow-lists (api.bundle_schema), the
@@ -31,6 +33,7 @@ from api.bundle_schema import BundleError
 BUNDLE_FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference.json"
+DISTRIBUTION_FILE = "distribution.json"
 ONNX_FILE = "model.onnx"
 SKLEARN_FILE = "model.skops"
 FORMAT_ONNX = "onnx"
@@ -175,6 +178,7 @@ class Bundle:
     classes: list[str]
     reference: dict[str, Any]
     runner: Any = field(repr=False)
+    distribution: bundle_schema.Distribution | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -224,6 +228,15 @@ def _verify(root: Path, expected_sha256: str | None) -> None:
         bundle_digest.verify(root, expected_sha256)
 
 
+def _distribution(path: Path, meta: bundle_schema.Metadata) -> bundle_schema.Distribution | None:
+    """The training distribution, when the bundle has one (bundles packaged before drift have none)."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    distribution = bundle_schema.parse(bundle_schema.Distribution, path, "training distribution")
+    bundle_schema.check_distribution(path, distribution, meta)
+    return distribution
+
+
 def load_bundle(path: str | Path, expected_sha256: str | None = None) -> Bundle:
     """Open a bundle directory for serving; `BundleError` says what is missing, corrupt or altered.
 
@@ -241,6 +254,7 @@ def load_bundle(path: str | Path, expected_sha256: str | None = None) -> Bundle:
     bundle_schema.check_metadata(metadata_path, meta, MODEL_FILES)
     reference = bundle_schema.parse(bundle_schema.Reference, reference_path, "reference rows")
     bundle_schema.check_reference(reference_path, reference, meta)
+    distribution = _distribution(root / DISTRIBUTION_FILE, meta)
     features = [Feature.from_entry(f) for f in meta.features]
     model_file = root / meta.model_file
     if model_file.is_symlink() or not model_file.is_file():
@@ -261,4 +275,5 @@ def load_bundle(path: str | Path, expected_sha256: str | None = None) -> Bundle:
         classes=list(meta.classes),
         reference=reference.model_dump(),
         runner=runner,
+        distribution=distribution,
     )

@@ -1,4 +1,4 @@
-"""What metadata.json and reference.json may hold: allow-listed keys, strict types, bounded sizes.
+"""What metadata.json, reference.json and distribution.json may hold: allow-listed keys, strict types, bounded sizes.
 
 A bundle is data from outside the process (an image layer, a folder someone passes to `mlci serve`), so
 its JSON is parsed against these models, never trusted as it comes: an unknown key, a wrong type or an
@@ -8,6 +8,7 @@ pydantic is already in the API image (FastAPI); nothing here imports the trainin
 
 from __future__ import annotations
 
+from itertools import zip_longest
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -18,6 +19,9 @@ MAX_FEATURES = 10_000
 MAX_CLASSES = 10_000
 MAX_REFERENCE_ROWS = 1000
 MAX_ERRORS_SHOWN = 3
+MAX_DRIFT_EDGES = 100  # numeric bin edges per feature (mlci writes at most bins - 1 = 49)
+MAX_DRIFT_CATEGORIES = 200  # categories kept per feature; the rest are "other"
+SHARES_TOLERANCE = 1e-6  # a feature's shares sum to 1 within this
 
 Short = Annotated[str, StringConstraints(max_length=2000)]
 Long = Annotated[str, StringConstraints(max_length=100_000)]
@@ -60,6 +64,24 @@ class Parity(BaseModel):
     tolerance: float
 
 
+FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Edge = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class DriftSettings(BaseModel):
+    """`monitoring.drift` of mlci.yaml, as packaged: what the API compares live inputs against."""
+
+    model_config = STRICT
+    psi_threshold: float = Field(gt=0, le=10)
+    min_records: int = Field(ge=1, le=1_000_000_000)
+    bins: int = Field(ge=2, le=50)
+    max_categories: int = Field(ge=1, le=MAX_DRIFT_CATEGORIES)
+    features: dict[FeatureName, Annotated[float, Field(gt=0, le=10)]] = Field(
+        default_factory=dict, max_length=MAX_FEATURES
+    )
+
+
 class Metadata(BaseModel):
     """Every key `ml.bundle.export_bundle` writes, and nothing else."""
 
@@ -88,6 +110,41 @@ class Metadata(BaseModel):
     fallback_reason: Long | None = None
     created_at: Short | None = None
     mlci_version: Short | None = None
+    drift: DriftSettings | None = None
+
+
+class NumericBins(BaseModel):
+    """Bins (-inf, e0), [e0, e1), …, [eN, +inf) and the share of training rows in each, plus missing."""
+
+    model_config = STRICT
+    name: FeatureName
+    type: Literal["numeric"]
+    edges: list[Edge] = Field(max_length=MAX_DRIFT_EDGES)
+    shares: list[Share] = Field(min_length=1, max_length=MAX_DRIFT_EDGES + 1)
+    missing: Share
+
+
+class CategoricalBins(BaseModel):
+    """The share of each kept category, of every other value ("other", unseen included), and of missing."""
+
+    model_config = STRICT
+    name: FeatureName
+    type: Literal["categorical"]
+    categories: list[Short] = Field(max_length=MAX_DRIFT_CATEGORIES)
+    shares: list[Share] = Field(max_length=MAX_DRIFT_CATEGORIES)
+    other: Share
+    missing: Share
+
+
+class Distribution(BaseModel):
+    """distribution.json: each feature's training distribution, the reference of the API's drift figures."""
+
+    model_config = STRICT
+    format: Literal[1]
+    rows: int = Field(ge=1)
+    features: list[Annotated[NumericBins | CategoricalBins, Field(discriminator="type")]] = Field(
+        min_length=1, max_length=MAX_FEATURES
+    )
 
 
 class Expected(BaseModel):
@@ -152,6 +209,9 @@ def check_metadata(path: Path, metadata: Metadata, model_files: dict[str, str]) 
         raise BundleError(f"{path}: key features: feature names repeat")
     if len(set(metadata.classes)) != len(metadata.classes):
         raise BundleError(f"{path}: key classes: class names repeat")
+    unknown = sorted(set(metadata.drift.features) - set(names)) if metadata.drift else []
+    if unknown:
+        raise BundleError(f"{path}: key drift.features: {', '.join(unknown)} is not a feature")
 
 
 def check_reference(path: Path, reference: Reference, metadata: Metadata) -> None:
@@ -171,3 +231,38 @@ def check_reference(path: Path, reference: Reference, metadata: Metadata) -> Non
             raise BundleError(f"{path}: key expected[{i}].label: {expected.label!r} is not a class of metadata.json")
         if set(expected.probabilities) != classes:
             raise BundleError(f"{path}: key expected[{i}].probabilities: keys are not the classes of metadata.json")
+
+
+def _check_bins(where: str, entry: NumericBins | CategoricalBins) -> None:
+    if isinstance(entry, NumericBins):
+        if any(b <= a for a, b in zip(entry.edges, entry.edges[1:])):
+            raise BundleError(f"{where}.edges: edges are not strictly increasing")
+        if len(entry.shares) != len(entry.edges) + 1:
+            raise BundleError(f"{where}.shares: {len(entry.shares)} shares for {len(entry.edges) + 1} bins")
+        total = sum(entry.shares) + entry.missing
+    else:
+        if len(set(entry.categories)) != len(entry.categories):
+            raise BundleError(f"{where}.categories: categories repeat")
+        if len(entry.shares) != len(entry.categories):
+            raise BundleError(f"{where}.shares: {len(entry.shares)} shares for {len(entry.categories)} categories")
+        total = sum(entry.shares) + entry.other + entry.missing
+    if abs(total - 1) > SHARES_TOLERANCE:
+        raise BundleError(f"{where}: shares sum to {total:.9g}, not 1")
+
+
+def _name_type(pair: tuple[str, str] | None) -> str:
+    return f"{pair[1]} feature {pair[0]!r}" if pair else "no feature"
+
+
+def check_distribution(path: Path, distribution: Distribution, metadata: Metadata) -> None:
+    """One entry per feature of metadata.json, in its order and of its type; bins that partition the rows."""
+    expected = [(f.name, f.type) for f in metadata.features]
+    found = [(f.name, f.type) for f in distribution.features]
+    for i, (want, got) in enumerate(zip_longest(expected, found)):
+        if want != got:
+            raise BundleError(
+                f"{path}: key features[{i}]: {_name_type(got)} where metadata.json has {_name_type(want)}",
+                hint="package the model again with mlci package",
+            )
+    for i, entry in enumerate(distribution.features):
+        _check_bins(f"{path}: key features[{i}]", entry)

@@ -30,6 +30,8 @@ from sklearn.pipeline import Pipeline
 
 from api import bundle as fmt
 from api import bundle_digest
+from api.bundle_schema import Distribution
+from ml import profile_distribution
 from ml.config import Config
 from ml.errors import BadInput, CheckFailed
 
@@ -285,13 +287,35 @@ def _check_inputs(pipeline: Pipeline, config: Config, frame: pd.DataFrame) -> li
     return classes
 
 
+def _distribution(config: Config, training_frame: pd.DataFrame | None) -> Distribution | None:
+    """The training distribution (drift reference), from the model frame of the rows the model learned."""
+    if training_frame is None:
+        return None
+    missing = [n for n in config.data.features if n not in training_frame.columns]
+    if missing or training_frame.empty:
+        raise BadInput(
+            "the training frame is empty" if not missing else f"the training frame lacks {', '.join(missing)}",
+            hint="pass the training rows through ml.model.model_frame first",
+        )
+    return profile_distribution.training_distribution(training_frame, config)
+
+
 def export_bundle(
-    pipeline: Pipeline, config: Config, metadata: dict[str, Any], parity_frame: pd.DataFrame, out_dir: Path
+    pipeline: Pipeline,
+    config: Config,
+    metadata: dict[str, Any],
+    parity_frame: pd.DataFrame,
+    out_dir: Path,
+    training_frame: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Write a self-contained bundle to out_dir (atomically) and return a summary for reports/package.json."""
+    """Write a self-contained bundle to out_dir (atomically) and return a summary for reports/package.json.
+
+    training_frame: the (verified) rows the model was trained on; with it the bundle carries their
+    distribution (distribution.json) and the API reports input drift against it."""
     out_dir = Path(out_dir)
     frame = parity_frame[list(config.data.features)]
     classes = _check_inputs(pipeline, config, frame)
+    distribution = _distribution(config, training_frame)
     tolerance = config.package.parity_tolerance
 
     result = convert_with_parity(pipeline, config, frame)
@@ -341,12 +365,15 @@ def export_bundle(
             "fallback_reason": fallback_reason,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "mlci_version": mlci_version(),
+            "drift": profile_distribution.drift_settings(config),
         }
         _write_json(staging / fmt.METADATA_FILE, full_metadata)
         _write_json(
             staging / fmt.REFERENCE_FILE,
             {"records": records, "expected": _expected(pipeline, reference_frame, classes)},
         )
+        if distribution is not None:
+            _write_json(staging / fmt.DISTRIBUTION_FILE, distribution.model_dump(mode="json"))
         digest = bundle_digest.write_manifest(staging)  # last: it lists every file written above
         _replace_dir(staging, out_dir)
     except BaseException:
@@ -369,6 +396,11 @@ def export_bundle(
         "files": files,
         "name": metadata.get("name"),
         "version": metadata.get("version"),
+        "drift": {
+            "distribution": distribution is not None,
+            "training_rows": distribution.rows if distribution is not None else 0,
+            "psi_threshold": config.monitoring.drift.psi_threshold,
+        },
     }
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml import bundle, data, evaluate, model_loading, registry, reports, tracking
+from ml import bundle, console, data, evaluate, model_loading, profile_distribution, registry, reports, tracking
 from ml.config import Config
 
 BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
@@ -42,6 +42,7 @@ class PackageResult:
     files: dict[str, int]
     duration_s: float = 0.0
     aliases: list[str] = field(default_factory=list)
+    drift: dict[str, Any] = field(default_factory=dict)  # the training distribution packaged, or why not
 
     @classmethod
     def from_export(cls, summary: dict[str, Any], duration_s: float, aliases: list[str]) -> PackageResult:
@@ -63,6 +64,7 @@ class PackageResult:
             files=summary["files"],
             duration_s=duration_s,
             aliases=aliases,
+            drift=summary.get("drift") or {},
         )
 
     def report(self) -> dict[str, Any]:
@@ -109,7 +111,17 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
 
     # Loaded as data only (skops, mlci's type list): never what the version's MLmodel asks for.
     model = model_loading.load_version(config.model_name, info.version)
-    summary = bundle.export_bundle(model, config, version_metadata(client, config, info), split.x_test, Path(out))
+    metadata = version_metadata(client, config, info)
+    # The drift reference only from the data the version was trained on (same sha256 as its run records).
+    training = profile_distribution.verified_training_rows(
+        split.x_train,
+        dataset.fingerprint.sha256,
+        metadata["data"]["sha256"],  # type: ignore[index]
+    )
+    summary = bundle.export_bundle(model, config, metadata, split.x_test, Path(out), training_frame=training.frame)
+    if training.reason:
+        summary["drift"]["skipped"] = training.reason
+        console.info(f"warning: no training distribution in the bundle (drift unavailable): {training.reason}")
     # Outside the bundle: whoever can edit the bundle cannot edit the registry's record of it.
     client.set_model_version_tag(config.model_name, info.version, BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
     result = PackageResult.from_export(summary, round(time.monotonic() - started, 2), info.aliases)
