@@ -17,9 +17,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.batcher import MicroBatcher
 from api.bundle import Bundle, load_bundle
+from api.drift import DriftMonitor
 from api.observability import APP_LOGGER, Metrics, RequestEnvelope, configure_logging, log_event
 from api.responses import MAX_DETAILS, error_response
-from api.routes import health, info, metrics, predict
+from api.routes import drift, health, info, metrics, predict
 from api.schema import example_record, request_model
 from api.settings import Settings
 from api.state import ServiceState
@@ -86,6 +87,7 @@ def create_app(
         bundle=bundle,
         settings=settings,
         metrics=metrics_,
+        drift=DriftMonitor(bundle, metrics_.registry),
         batcher=batcher,
         request_model=request_model(bundle, settings.max_batch),
         quick_model=request_model(bundle, settings.max_batch, fail_fast=True),
@@ -140,7 +142,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.mlci = state
-    for module in (predict, health, info, metrics):
+    for module in (predict, health, info, metrics, drift):
         app.include_router(module.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from api.batcher import MicroBatcher
 from api.bundle import Bundle
+from api.drift import DriftMonitor
 from api.observability import Metrics
 from api.settings import Settings
 
@@ -18,6 +19,7 @@ class ServiceState:
     bundle: Bundle
     settings: Settings
     metrics: Metrics
+    drift: DriftMonitor
     batcher: MicroBatcher
     request_model: type[BaseModel]
     quick_model: type[BaseModel]  # the same rules, stopping at the first bad record

@@ -1,4 +1,5 @@
-"""GET /metrics: Prometheus text format: this app's own registry, or every worker's (see Metrics)."""
+"""GET /metrics: Prometheus text format: this app's own registry, or every worker's (see Metrics), then the
+drift gauges computed from every worker's counts (api.drift)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(service(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    state = service(request)
+    return Response(state.metrics.exposition() + state.drift.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 answer_head(router)

@@ -76,6 +76,7 @@ async def predict(request: Request) -> Response:
     else:
         labels, probabilities = await run_in_threadpool(bundle.predict, columns)
     state.metrics.count_labels(labels)
+    state.drift.observe(columns)  # counts per feature and bin only: the records themselves are not kept
     classes = bundle.classes
     rows = np.asarray(probabilities, dtype=np.float64).tolist()
     content = {

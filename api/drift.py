@@ -1,0 +1,271 @@
+"""Input drift: running counts of what the API is asked, per feature and bin, and PSI against training.
+
+The bundle's distribution.json holds each feature's training distribution (ml/profile_distribution.py);
+every record the API answers adds one to the bin of each of its features. Only those counts are kept,
+never a request. They are a Prometheus counter (`mlci_drift_inputs_total{feature,bin}`), so with several
+uvicorn workers each writes its own file (prometheus multiprocess mode) and a read sums every worker's:
+GET /drift and the gauges on /metrics are computed at read time from the summed counts, the same figure
+whichever worker answers.
+
+PSI (population stability index) of a feature: sum over its bins of (live - train) * ln(live / train),
+shares floored at EPSILON so an empty bin counts as rare rather than infinite. A feature is drifted when
+its PSI is over its threshold (`monitoring.drift.psi_threshold`, per feature if set) and at least
+`min_records` records were counted: PSI on a handful of requests is noise.
+
+Bins, in counter order: numeric features' value bins (open-ended first and last), then "missing";
+categorical features' categories, then "other" (any other or unseen value), then "missing".
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+
+from api.bundle import MISSING_CATEGORY, Bundle
+from api.bundle_schema import CategoricalBins, NumericBins
+
+EPSILON = 1e-4  # share given to an empty bin (live or training): PSI stays finite, an empty bin stays rare
+COUNTER = "mlci_drift_inputs"
+NO_DISTRIBUTION = "the bundle has no training distribution (distribution.json): package it again with mlci package"
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """One feature's bins as the hot path uses them: how to place a value, and the training shares."""
+
+    name: str
+    type: str
+    labels: tuple[str, ...]  # one per bin, for people: "[1.5, 2.5)", "north", "other", "missing"
+    train: np.ndarray  # training share per bin
+    threshold: float
+    edges: np.ndarray | None = None  # numeric
+    sorted_categories: np.ndarray | None = None  # categorical, sorted for searchsorted
+    category_bin: np.ndarray | None = None  # bin of each sorted category
+
+    @classmethod
+    def from_entry(cls, entry: NumericBins | CategoricalBins, threshold: float) -> FeatureBins:
+        if isinstance(entry, NumericBins):
+            edges = np.asarray(entry.edges, dtype=np.float64)
+            bounds = ["-inf", *(f"{e:.6g}" for e in entry.edges), "+inf"]
+            labels = (*(f"[{a}, {b})" for a, b in itertools.pairwise(bounds)), "missing")
+            train = np.asarray([*entry.shares, entry.missing], dtype=np.float64)
+            return cls(entry.name, entry.type, labels, train, threshold, edges=edges)
+        order = np.argsort(np.asarray(entry.categories, dtype=object)) if entry.categories else np.empty(0, int)
+        categories = np.asarray(entry.categories, dtype=object)[order] if entry.categories else np.empty(0, object)
+        labels = (*entry.categories, "other", "missing")
+        train = np.asarray([*entry.shares, entry.other, entry.missing], dtype=np.float64)
+        return cls(entry.name, entry.type, labels, train, threshold, sorted_categories=categories, category_bin=order)
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def bin_of(self, column: np.ndarray) -> np.ndarray:
+        """The bin index of each value of a model input column (NaN / "" are missing)."""
+        values = column.ravel()
+        missing = self.size - 1
+        if self.edges is not None:
+            absent = np.isnan(values)
+            bins = np.searchsorted(self.edges, np.where(absent, 0.0, values), side="right")
+            return np.where(absent, missing, bins)
+        assert self.sorted_categories is not None and self.category_bin is not None
+        other = self.size - 2
+        if self.sorted_categories.size == 0:
+            return np.where(values == MISSING_CATEGORY, missing, other)
+        position = np.minimum(np.searchsorted(self.sorted_categories, values), self.sorted_categories.size - 1)
+        known = self.sorted_categories[position] == values
+        bins = np.where(known, self.category_bin[position], other)
+        return np.where(values == MISSING_CATEGORY, missing, bins)
+
+
+def psi(live_counts: np.ndarray, train_shares: np.ndarray) -> float:
+    """Population stability index of live counts against training shares (both floored at EPSILON)."""
+    live = np.maximum(live_counts / live_counts.sum(), EPSILON)
+    train = np.maximum(train_shares, EPSILON)
+    return float(np.sum((live - train) * np.log(live / train)))
+
+
+@dataclass(frozen=True)
+class BinShare:
+    label: str
+    training: float
+    live: float | None
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    type: str
+    psi: float | None  # None until a record was counted
+    threshold: float
+    drifted: bool
+    bins: list[BinShare] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """What GET /drift answers."""
+
+    available: bool
+    model_version: str
+    records: int = 0
+    min_records: int = 0
+    enough_records: bool = False
+    psi_threshold: float | None = None
+    drifted: list[str] = field(default_factory=list)
+    features: list[FeatureDrift] = field(default_factory=list)
+    reason: str | None = None
+    scope: str = "every record answered since this API started, summed over its workers"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DriftMonitor:
+    """Counts live inputs per feature and bin (hot path), and turns the summed counts into PSI (read path)."""
+
+    def __init__(self, bundle: Bundle, registry: CollectorRegistry):
+        self.model_version = bundle.version
+        settings = bundle.metadata.get("drift") or {}
+        self.psi_threshold = float(settings.get("psi_threshold", 0.2))
+        self.min_records = int(settings.get("min_records", 500))
+        per_feature = settings.get("features") or {}
+        self.features: list[FeatureBins] = []
+        if bundle.distribution is not None:
+            self.features = [
+                FeatureBins.from_entry(entry, float(per_feature.get(entry.name, self.psi_threshold)))
+                for entry in bundle.distribution.features
+            ]
+        self.counter = Counter(
+            COUNTER,
+            "Records answered, by feature and training bin",
+            ["feature", "bin", "model_version"],
+            registry=registry,
+        )
+        # Children made once: the hot path only adds to them.
+        self._children = [
+            [self.counter.labels(f.name, str(i), self.model_version) for i in range(f.size)] for f in self.features
+        ]
+        self._index = {(f.name, str(i)): (k, i) for k, f in enumerate(self.features) for i in range(f.size)}
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self.gauges = CollectorRegistry(auto_describe=False)
+        self.gauges.register(_GaugeCollector(self))
+
+    @property
+    def available(self) -> bool:
+        return bool(self.features)
+
+    def observe(self, columns: dict[str, np.ndarray]) -> None:
+        """Add the answered records (model input columns) to the counts: O(features) calls, numpy per batch."""
+        for feature, children in zip(self.features, self._children):
+            counts = np.bincount(feature.bin_of(columns[feature.name]), minlength=feature.size)
+            for i in np.flatnonzero(counts):
+                children[i].inc(int(counts[i]))
+
+    def counts(self) -> list[np.ndarray]:
+        """Counts per feature and bin, summed over every worker of this server."""
+        totals = [np.zeros(f.size, dtype=np.float64) for f in self.features]
+        for metric in self._collect():
+            for sample in metric.samples:
+                labels = sample.labels
+                if not sample.name.endswith("_total") or labels.get("model_version") != self.model_version:
+                    continue
+                where = self._index.get((labels.get("feature", ""), labels.get("bin", "")))
+                if where is not None:
+                    totals[where[0]][where[1]] += sample.value
+        return totals
+
+    def _collect(self):
+        if self.multiprocess_dir is None:
+            return self.counter.collect()
+        # Only the counter files: the histograms are many and not needed here.
+        files = glob.glob(os.path.join(self.multiprocess_dir, "counter_*.db"))
+        return [m for m in multiprocess.MultiProcessCollector.merge(files, accumulate=True) if m.name == COUNTER]
+
+    def report(self) -> DriftReport:
+        if not self.available:
+            return DriftReport(available=False, model_version=self.model_version, reason=NO_DISTRIBUTION)
+        counts = self.counts()
+        records = int(counts[0].sum())
+        enough = records >= self.min_records
+        features = [_feature_drift(f, c, enough) for f, c in zip(self.features, counts)]
+        return DriftReport(
+            available=True,
+            model_version=self.model_version,
+            records=records,
+            min_records=self.min_records,
+            enough_records=enough,
+            psi_threshold=self.psi_threshold,
+            drifted=[f.name for f in features if f.drifted],
+            features=features,
+        )
+
+    def exposition(self) -> bytes:
+        """The drift gauges in Prometheus text, to append to /metrics."""
+        return generate_latest(self.gauges) if self.available else b""
+
+
+def _feature_drift(feature: FeatureBins, counts: np.ndarray, enough: bool) -> FeatureDrift:
+    total = counts.sum()
+    value = psi(counts, feature.train) if total else None
+    live = counts / total if total else [None] * feature.size
+    return FeatureDrift(
+        name=feature.name,
+        type=feature.type,
+        psi=None if value is None else round(value, 6),
+        threshold=feature.threshold,
+        drifted=bool(enough and value is not None and value > feature.threshold),
+        bins=[
+            BinShare(label, round(float(t), 6), None if s is None else round(float(s), 6))
+            for label, t, s in zip(feature.labels, feature.train, live)
+        ],
+    )
+
+
+class _GaugeCollector:
+    """Gauges computed at scrape time from the summed counts, so an alert can fire from /metrics alone:
+    `mlci_feature_drifted == 1`, or `mlci_feature_drift_psi > mlci_feature_drift_threshold`."""
+
+    def __init__(self, monitor: DriftMonitor):
+        self.monitor = monitor
+
+    def collect(self):
+        report = self.monitor.report()
+        version = report.model_version
+        psi_ = GaugeMetricFamily(
+            "mlci_feature_drift_psi",
+            "PSI of live inputs against training, per feature",
+            labels=["feature", "model_version"],
+        )
+        threshold = GaugeMetricFamily(
+            "mlci_feature_drift_threshold",
+            "PSI over which a feature counts as drifted",
+            labels=["feature", "model_version"],
+        )
+        drifted = GaugeMetricFamily(
+            "mlci_feature_drifted",
+            "1 when the feature's PSI is over its threshold with at least the minimum records counted",
+            labels=["feature", "model_version"],
+        )
+        for feature in report.features:
+            if feature.psi is not None and math.isfinite(feature.psi):
+                psi_.add_metric([feature.name, version], feature.psi)
+            threshold.add_metric([feature.name, version], feature.threshold)
+            drifted.add_metric([feature.name, version], 1.0 if feature.drifted else 0.0)
+        records = GaugeMetricFamily(
+            "mlci_drift_records", "Records counted for drift, over every worker", labels=["model_version"]
+        )
+        records.add_metric([version], report.records)
+        minimum = GaugeMetricFamily(
+            "mlci_drift_min_records", "Records needed before a feature may count as drifted", labels=["model_version"]
+        )
+        minimum.add_metric([version], report.min_records)
+        return [psi_, threshold, drifted, records, minimum]
