@@ -77,6 +77,47 @@ def cli(ctx: click.Context, config_path: str) -> None:
     ctx.obj["config_path"] = config_path
 
 
+@cli.command()
+@click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="The CSV to learn from.")
+@click.option("--target", required=True, help="The column holding the classes to predict.")
+@click.option("--project", default=None, help="Project name (default: the folder's name).")
+@click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False), help="Folder.")
+@click.option("--delimiter", default=",", show_default=True, help="The CSV's field delimiter.")
+@click.option("--force", is_flag=True, help="Replace files that already exist.")
+@run_command("init")
+def init(data_file: str, target: str, project: str | None, directory: str, delimiter: str, force: bool) -> None:
+    """Scaffold a team's repository from a CSV: mlci.yaml (types, categories and ranges inferred from
+    the data, to review), the one-line Jenkinsfile, tests/test_data.py and .gitignore.
+
+    Nothing is written when the data cannot train a classifier or a file exists (unless --force)."""
+    from pathlib import Path
+
+    from ml import scaffold
+
+    console.header("init", f"scaffolding {directory} from {data_file} (target {target})")
+    result = scaffold.init(Path(data_file), target, Path(directory), project, force, delimiter)
+    inference = result.inference
+    rows = [
+        (
+            f.name,
+            f.type,
+            f"{f.min:g} … {f.max:g}" if f.type == "numeric" else f"{len(f.categories or [])} categories",
+            str(f.missing),
+        )
+        for f in inference.features
+    ]
+    console.table(["feature", "type", "declared", "missing"], rows)
+    console.facts(
+        {
+            "target": f"{inference.target}: " + ", ".join(f"{k} ({v})" for k, v in inference.classes.items()),
+            "left out": ", ".join(f"{e.name} ({e.reason})" for e in inference.excluded) or "none",
+            "data": result.data_path + (" (copied into the folder)" if result.data_copied else ""),
+            "written": ", ".join(result.written),
+        }
+    )
+    console.result(True, f"{result.project}: review mlci.yaml, then commit these files and push")
+
+
 @cli.command("test")
 @click.pass_context
 @run_command("test")

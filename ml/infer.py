@@ -1,0 +1,169 @@
+"""What `mlci init` reads from a CSV it has never seen: each column's type, categories or range,
+whether it has missing values, and the target's classes. Pure decisions on the all-text frame that
+ml.data.read_csv parses (one parser: only an empty field is missing, `NA` stays a category)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml.errors import DataError
+
+# More distinct text values than this is an identifier or free text, not a category a model can learn.
+MAX_CATEGORIES = 50
+# A target with more classes than this is almost surely a number to regress, which mlci does not do.
+MAX_CLASSES = 20
+# How far the declared range reaches past what was seen, as a fraction of the observed span: a new
+# value slightly outside today's data is not an error; one far outside it is.
+RANGE_MARGIN = 0.1
+MIN_ROWS = 50  # the config's default data.min_rows
+
+
+@dataclass(frozen=True)
+class FeatureGuess:
+    """One column kept as a feature, with what was seen and what is declared."""
+
+    name: str
+    type: str  # numeric | categorical
+    missing: int
+    min: float | None = None
+    max: float | None = None
+    observed_min: float | None = None
+    observed_max: float | None = None
+    categories: list[str] | None = None
+
+    @property
+    def nullable(self) -> bool:
+        return self.missing > 0
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A column left out of the features, and why (written as a comment in mlci.yaml)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Inference:
+    rows: int
+    target: str
+    classes: dict[str, int]  # class -> rows
+    features: list[FeatureGuess] = field(default_factory=list)
+    excluded: list[Excluded] = field(default_factory=list)
+
+
+def _nice_step(margin: float) -> float:
+    """A round step (a power of ten) no bigger than the margin, so bounds read like 0, 120 or 1.5."""
+    return 10.0 ** math.floor(math.log10(margin)) if margin > 0 else 1.0
+
+
+def widened_range(low: float, high: float, integers: bool = False) -> tuple[float, float]:
+    """[low, high] widened by RANGE_MARGIN of the span (or of the value when there is no span), on round
+    numbers (whole ones for a column of integers); a column never seen below zero is not declared
+    below zero (counts, amounts, ages)."""
+    span = high - low
+    margin = span * RANGE_MARGIN if span > 0 else max(abs(high) * RANGE_MARGIN, 1.0)
+    step = max(_nice_step(margin), 1.0) if integers else _nice_step(margin)
+    lower = math.floor((low - margin) / step) * step
+    upper = math.ceil((high + margin) / step) * step
+    if low >= 0:
+        lower = max(lower, 0.0)
+    # round() drops float noise such as 0.30000000000000004 from the multiplication.
+    digits = max(0, -math.floor(math.log10(step)))
+    return round(lower, digits), round(upper, digits)
+
+
+def _numeric(values: pd.Series) -> pd.Series | None:
+    """The column as finite numbers, or None when any present value is not one."""
+    present = values.dropna()
+    if present.empty:
+        return None
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.isna().any() or not np.isfinite(numbers.astype(float)).all():
+        return None
+    return numbers.astype(float)
+
+
+def guess_feature(name: str, values: pd.Series) -> FeatureGuess | Excluded:
+    missing = int(values.isna().sum())
+    if missing == len(values):
+        return Excluded(name, "every value is missing")
+    numbers = _numeric(values)
+    if numbers is not None:
+        low, high = float(numbers.min()), float(numbers.max())
+        lower, upper = widened_range(low, high, integers=bool((numbers == numbers.round()).all()))
+        return FeatureGuess(name, "numeric", missing, lower, upper, low, high)
+    distinct = sorted(values.dropna().unique().tolist())
+    if len(distinct) > MAX_CATEGORIES:
+        return Excluded(
+            name, f"{len(distinct)} distinct text values, over {MAX_CATEGORIES}: an identifier or free text?"
+        )
+    return FeatureGuess(name, "categorical", missing, categories=[str(v) for v in distinct])
+
+
+def min_class_rows(cv_folds: int, test_size: float) -> int:
+    """Rows a class needs so that, after the held-out split, every cross-validation fold still has one."""
+    return math.ceil((cv_folds + 1) / (1 - test_size))
+
+
+def _check_target(frame: pd.DataFrame, target: str, cv_folds: int, test_size: float) -> dict[str, int]:
+    if target not in frame.columns:
+        raise DataError(
+            f"no column named {target!r} in the data",
+            details=[f"columns: {', '.join(map(str, frame.columns))}"],
+            hint="pass --target with one of these names (case and spaces count)",
+        )
+    labels = frame[target]
+    if (empty := int(labels.isna().sum())) > 0:
+        lines = ", ".join(str(i + 2) for i in labels[labels.isna()].index[:3])
+        raise DataError(
+            f"target {target!r} has {empty} missing label(s) (lines {lines}…)",
+            hint="every row needs a label: fill or drop those rows",
+        )
+    counts = {str(k): int(v) for k, v in labels.value_counts().sort_index().items()}
+    if len(counts) < 2:
+        raise DataError(
+            f"target {target!r} has one class only ({next(iter(counts))!r}): a classifier needs at least two",
+            hint="check --target names the label column, or add rows of the other classes",
+        )
+    if len(counts) > MAX_CLASSES:
+        raise DataError(
+            f"target {target!r} has {len(counts)} distinct values, over {MAX_CLASSES}: mlci trains classifiers",
+            hint="pass --target with a column of classes (a number to predict is a regression, not supported)",
+        )
+    needed = min_class_rows(cv_folds, test_size)
+    if rare := {k: v for k, v in counts.items() if v < needed}:
+        raise DataError(
+            f"target {target!r}: class(es) with fewer than {needed} rows, too rare for the "
+            f"{cv_folds}-fold cross-validation after a {test_size:g} held-out split",
+            details=[f"{k!r}: {v} row(s)" for k, v in rare.items()],
+            hint="add rows of those classes, or merge or drop them",
+        )
+    return counts
+
+
+def infer(frame: pd.DataFrame, target: str, cv_folds: int = 5, test_size: float = 0.2) -> Inference:
+    """The guesses for every column of an all-text frame; DataError when it cannot train a classifier."""
+    if len(frame.columns) < 2:
+        raise DataError(
+            f"the data has {len(frame.columns)} column(s): it needs the target and at least one feature",
+            hint="check it is a comma-separated file with a header row (or pass --delimiter)",
+        )
+    if len(frame) < MIN_ROWS:
+        raise DataError(f"the data has {len(frame)} row(s), mlci trains on at least {MIN_ROWS}", hint="add rows")
+    classes = _check_target(frame, target, cv_folds, test_size)
+    guesses = [guess_feature(str(name), frame[name]) for name in frame.columns if name != target]
+    features = [g for g in guesses if isinstance(g, FeatureGuess)]
+    excluded = [g for g in guesses if isinstance(g, Excluded)]
+    if not features:
+        raise DataError(
+            "no column can be a feature",
+            details=[f"{e.name}: {e.reason}" for e in excluded],
+            hint="a feature is a numeric column or a text column with few distinct values",
+        )
+    return Inference(rows=len(frame), target=target, classes=classes, features=features, excluded=excluded)

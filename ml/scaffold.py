@@ -1,0 +1,190 @@
+"""`mlci init`: a team's repository from a CSV — mlci.yaml with what ml.infer read from the data,
+the one-line Jenkinsfile, a starter test and a .gitignore.
+
+Everything is checked before anything is written: the data, the target, the files already there,
+and the config itself (it must load with the strict loader and the data must pass mlci's own
+validation against it). Files are then written to a temporary folder beside them and moved in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from ml import config as config_module
+from ml import data, infer
+from ml.errors import BadInput, DataError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "init"
+# Largest CSV `mlci init` reads (the config's default data.max_bytes): it is parsed in memory.
+MAX_BYTES = 512 * 1024 * 1024
+CV_FOLDS, TEST_SIZE = 5, 0.2
+PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# Template -> file written, relative to the project folder.
+FILES = {
+    "mlci.yaml.j2": "mlci.yaml",
+    "Jenkinsfile.j2": "Jenkinsfile",
+    "test_data.py.j2": "tests/test_data.py",
+    "gitignore.j2": ".gitignore",
+}
+
+
+@dataclass(frozen=True)
+class InitResult:
+    directory: Path
+    project: str
+    data_path: str  # as written in mlci.yaml, relative to the folder
+    data_copied: bool  # the CSV was outside the folder and was copied into data/
+    written: list[str]
+    inference: infer.Inference
+
+
+def yaml_scalar(value: str) -> str:
+    """A string as one line of YAML: plain when it reads back as itself, else JSON-quoted (valid YAML)."""
+    if PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def comment(value: object) -> str:
+    """Text from the data inside a YAML comment: quoted on one line, so a newline cannot end the comment."""
+    return json.dumps(str(value), ensure_ascii=False)[1:-1]
+
+
+def _missing_note(feature: infer.FeatureGuess, rows: int) -> str:
+    if not feature.nullable:
+        return ""
+    return f"; {feature.missing} missing ({100 * feature.missing / rows:.1f} %), so nullable"
+
+
+def project_name(given: str | None, directory: Path) -> str:
+    name = given if given is not None else re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-")[:41]
+    if not re.fullmatch(config_module.NAME_PATTERN, name):
+        raise BadInput(
+            f"project name {name!r} is not valid: lowercase letters, digits and '-', at most 41, not starting with '-'",
+            hint="pass --project NAME (it names the model, the images and the containers)",
+        )
+    return name
+
+
+def read_data(path: Path, delimiter: str) -> Any:
+    """The CSV as mlci reads it for training (ml.data.read_csv), with init's own wording for a bad file."""
+    if not path.is_file():
+        raise DataError(f"no such file: {path}", hint="pass --data with the path of a CSV file")
+    frame = data.read_csv(path, delimiter, MAX_BYTES)
+    if len(frame.columns) < 2 and (found := data._guess_delimiter(path, delimiter)):
+        raise DataError(f"{path} has one column with delimiter {delimiter!r}", hint=f"pass --delimiter {found!r}")
+    return frame
+
+
+def _data_path(source: Path, directory: Path) -> tuple[str, bool]:
+    """The data's path relative to the folder; a CSV outside it is copied into data/ (a repository
+    commits its data)."""
+    try:
+        return source.resolve().relative_to(directory.resolve()).as_posix(), False
+    except ValueError:
+        return f"data/{source.name}", True
+
+
+def render(context: dict[str, Any]) -> dict[str, str]:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # YAML, Groovy and Python files, never HTML
+    )
+    env.filters.update(y=yaml_scalar, num=number, comment=comment, pyrepr=repr)
+    return {target: env.get_template(name).render(**context) for name, target in FILES.items()}
+
+
+def self_check(text: str, directory: Path, frame: Any) -> None:
+    """The config written must load with the strict loader and the data must pass mlci's validation
+    against it, as `mlci train` will check them: anything else is a bug of init, stopped here."""
+    parsed = config_module.parse(yaml.safe_load(text), root=directory, source="mlci.yaml (as mlci init wrote it)")
+    problems = data.validate_frame(frame, parsed, "data")
+    if problems:
+        raise DataError("mlci init inferred a config its data does not pass (a bug of mlci init):", details=problems)
+
+
+def _existing(directory: Path, names: list[str]) -> list[str]:
+    return [name for name in names if (directory / name).exists()]
+
+
+def _write(directory: Path, files: dict[str, str], copy_from: Path | None, data_path: str) -> None:
+    """Write into a temporary folder beside the files, then move each into place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".mlci-init-", dir=directory))
+    try:
+        for name, text in files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_text(text, encoding="utf-8")
+        if copy_from is not None:
+            (staging / data_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(copy_from, staging / data_path)
+        moved = [*files, *([data_path] if copy_from is not None else [])]
+        for name in moved:
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def init(
+    data_file: Path,
+    target: str,
+    directory: Path = Path("."),
+    project: str | None = None,
+    force: bool = False,
+    delimiter: str = ",",
+) -> InitResult:
+    if directory.exists() and not directory.is_dir():
+        raise BadInput(f"{directory} is not a folder", hint="pass --dir with a folder (created if missing)")
+    name = project_name(project, directory)
+    frame = read_data(data_file, delimiter)
+    inference = infer.infer(frame, target, CV_FOLDS, TEST_SIZE)
+    data_path, copied = _data_path(data_file, directory)
+    classes = list(inference.classes)
+    files = render(
+        {
+            "project": name,
+            "version": installed_version("mlci"),
+            "source": data_file.name,
+            "columns": len(frame.columns),
+            "date": datetime.now(UTC).date().isoformat(),
+            "inference": inference,
+            "data_path": data_path,
+            "margin": round(100 * infer.RANGE_MARGIN),
+            "missing_note": lambda f: _missing_note(f, inference.rows),
+            "positive": classes[-1] if len(classes) == 2 else None,
+            "classes": sorted(classes),
+            "cv_folds": CV_FOLDS,
+            "test_size": TEST_SIZE,
+            "delimiter": delimiter,
+        }
+    )
+    self_check(files["mlci.yaml"], directory, frame)
+    targets = [*files, *([data_path] if copied else [])]
+    if not force and (present := _existing(directory, targets)):
+        raise BadInput(
+            f"{', '.join(present)} already exist(s) in {directory}: nothing was written",
+            hint="pass --force to replace them, or --dir to scaffold another folder",
+        )
+    _write(directory, files, data_file if copied else None, data_path)
+    return InitResult(directory, name, data_path, copied, targets, inference)
