@@ -15,7 +15,7 @@ export MLCI_BASE_IMAGE ?= mlci-base/python:3.11-bookworm
 export MLCI_ROUTER_BASE_IMAGE ?= mlci-base/nginx:bookworm
 MLFLOW_UI_PORT ?= 5000
 
-.PHONY: demo down test test-python test-groovy lint format machine venv lock clean help mlflow-ui
+.PHONY: demo down test test-python test-groovy lint format machine venv lock dist clean help mlflow-ui
 
 help:
 	@echo "make demo   the whole line on the demo project: test, train, gate, build, deploy staging,"
@@ -23,6 +23,7 @@ help:
 	@echo "make down   stop everything make demo started"
 	@echo "make test   run every test (Python and Groovy)"
 	@echo "make lock   recompile requirements/*.txt from setup.cfg"
+	@echo "make dist   build the mlci wheel and sdist of resources/io/mlci/VERSION into dist/"
 
 venv: $(STAMP)
 
@@ -106,6 +107,16 @@ test-groovy:
 
 lock: $(STAMP)
 	$(BIN)/python requirements/compile.py
+
+# The wheel teams install (pip install mlci==<version>): built from the sdist, so the sdist is checked
+# too; no network (--no-isolation: setuptools, wheel and build come from the lock). It carries the
+# Dockerfiles, router files and image locks (setup.py), so `mlci build` needs no mlci checkout.
+DIST ?= dist
+dist: $(STAMP)
+	rm -f $(DIST)/mlci-*.whl $(DIST)/mlci-*.tar.gz
+	@mkdir -p $(DIST); $(BIN)/python -m build --no-isolation --outdir $(DIST) . >$(DIST)/build.log 2>&1 \
+		|| { cat $(DIST)/build.log; exit 1; }
+	@echo "built $(DIST)/mlci-$$(cat resources/io/mlci/VERSION)-py3-none-any.whl and $(DIST)/mlci-$$(cat resources/io/mlci/VERSION).tar.gz"
 
 clean:
 	rm -rf $(VENV) .mlci reports .pytest_cache .coverage

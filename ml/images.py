@@ -1,8 +1,9 @@
 """`mlci build`: the model bundle baked into the API image, plus the dashboard and router images.
 
-Builds run from the repository root (the .dockerignore allow-lists what is sent) with the lock
-files for Python packages, taken either from `PIP_INDEX_URL` (a corporate mirror) or from a
-wheelhouse downloaded on the host, so nothing inside a build needs the network.
+Each image builds from its own context, build/context/<role>/ (ml.image_context): the Dockerfile,
+lock and sources that come with mlci (so a team's repository needs none of them) plus the project's
+bundle and wheelhouse. Python packages come from the lock files, either through `PIP_INDEX_URL` (a
+corporate mirror) or from a wheelhouse downloaded on the host, so nothing inside a build needs the network.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ml import console, package, provenance, reports, tracking
+from ml import console, image_context, package, provenance, reports, tracking
 from ml.config import Config
 from ml.docker import Docker
 from ml.errors import BadInput, CheckFailed
@@ -35,18 +36,48 @@ DEFAULT_ROUTER_BASE = "nginx:1.26-bookworm"
 @dataclass(frozen=True)
 class ImageSpec:
     role: str  # api | dashboard | router
-    dockerfile: str
+    dockerfile: str  # relative to mlci's image sources (ml.image_context), as in the repository
     lock: str | None
     base_env: str
     default_base: str
+    # What else the Dockerfile copies: files of mlci's image sources, installed mlci packages, project folders.
+    files: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    project_dirs: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> list[str]:
+        """Every image source this image needs, the Dockerfile first."""
+        return [self.dockerfile, *([self.lock] if self.lock else []), *self.files]
 
 
 SPECS = (
-    ImageSpec("api", "docker/api.Dockerfile", "requirements/api.txt", "MLCI_BASE_IMAGE", DEFAULT_BASE),
     ImageSpec(
-        "dashboard", "docker/dashboard.Dockerfile", "requirements/dashboard.txt", "MLCI_BASE_IMAGE", DEFAULT_BASE
+        "api",
+        "docker/api.Dockerfile",
+        "requirements/api.txt",
+        "MLCI_BASE_IMAGE",
+        DEFAULT_BASE,
+        packages=("api",),
+        project_dirs=(str(WHEELHOUSE / "api"), str(BUNDLE_DIR)),
     ),
-    ImageSpec("router", "docker/router.Dockerfile", None, "MLCI_ROUTER_BASE_IMAGE", DEFAULT_ROUTER_BASE),
+    ImageSpec(
+        "dashboard",
+        "docker/dashboard.Dockerfile",
+        "requirements/dashboard.txt",
+        "MLCI_BASE_IMAGE",
+        DEFAULT_BASE,
+        packages=("dashboard",),
+        project_dirs=(str(WHEELHOUSE / "dashboard"),),
+    ),
+    ImageSpec(
+        "router",
+        "docker/router.Dockerfile",
+        None,
+        "MLCI_ROUTER_BASE_IMAGE",
+        DEFAULT_ROUTER_BASE,
+        files=("docker/router/nginx.conf", "docker/router/router.conf", "docker/router/entrypoint.sh"),
+    ),
 )
 
 
@@ -97,7 +128,9 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
     """Download the locked wheels for the images on the host (skipped when PIP_INDEX_URL is set).
 
     One folder per lock (build/wheelhouse/api, …): an image's context then holds only its own
-    wheels, and a new wheel for one image never invalidates another image's package layer."""
+    wheels, and a new wheel for one image never invalidates another image's package layer. The locks
+    are mlci's own (ml.image_context), not the project's."""
+    sources = image_context.sources_root(locks)
     folder = config.root / WHEELHOUSE
     folder.mkdir(parents=True, exist_ok=True)
     if os.environ.get("PIP_INDEX_URL"):
@@ -105,8 +138,8 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
             (folder / Path(lock).stem).mkdir(exist_ok=True)
         return None
     for lock in locks:
-        if not wheelhouse_complete(config.root / lock, folder / Path(lock).stem):
-            download_wheels(config.root / lock, folder / Path(lock).stem)
+        if not wheelhouse_complete(sources / lock, folder / Path(lock).stem):
+            download_wheels(sources / lock, folder / Path(lock).stem)
     return folder
 
 
@@ -172,11 +205,12 @@ def _labels_args(values: dict[str, str]) -> list[str]:
 
 def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build_args: dict[str, str]) -> ImageResult:
     started = time.monotonic()
-    args = ["build", "-f", spec.dockerfile, "-t", tag, "--build-arg", f"BASE_IMAGE={_base_image(spec)}"]
+    context = image_context.assemble(config.root, spec.role, spec.sources, list(spec.packages), list(spec.project_dirs))
+    args = ["build", "-f", str(context.dockerfile), "-t", tag, "--build-arg", f"BASE_IMAGE={_base_image(spec)}"]
     if index := os.environ.get("PIP_INDEX_URL"):
         args += ["--build-arg", f"PIP_INDEX_URL={index}"]
     args += _labels_args(build_args)
-    args.append(str(config.root))
+    args.append(str(context.path))
     steps = 0
 
     def show(line: str) -> None:
@@ -240,7 +274,9 @@ def build(
     docker = Docker()
     engine = docker.check()
     facts = provenance.collect(config.root)
-    specs = [s for s in SPECS if s.role in roles and (config.root / s.dockerfile).is_file()]
+    specs = [s for s in SPECS if s.role in roles]
+    # Every image source present before anything is packaged: a missing one is an error naming it.
+    image_context.sources_root([name for spec in specs for name in spec.sources])
 
     bundle = package.package(config, config.root / BUNDLE_DIR, version=selection.version, alias=selection.alias)
     bundle_sha256 = registry_digest(config, bundle)
