@@ -79,5 +79,12 @@ def _multiprocess_metrics_dir() -> str:
 if __name__ == "__main__":  # python -m api.server BUNDLE [PORT] [WORKERS]
     import sys
 
+    from api.bundle import BundleError
+    from api.settings import SettingsError, exit_bad_config
+
     args = sys.argv[1:]
-    serve(Path(args[0]), port=int(args[1]) if len(args) > 1 else 8000, workers=int(args[2]) if len(args) > 2 else 1)
+    try:
+        serve(Path(args[0]), port=int(args[1]) if len(args) > 1 else 8000, workers=int(args[2]) if len(args) > 2 else 1)
+    except (BundleError, SettingsError) as error:  # what `python -m api` does: a message and exit 2, no traceback
+        hint = getattr(error, "hint", None)
+        exit_bad_config(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))
