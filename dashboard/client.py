@@ -230,6 +230,13 @@ class ApiClient:
             raise ApiServerError(f"GET /schema at {self.base_url} did not return a feature schema")
         return body
 
+    def drift(self) -> dict[str, Any]:
+        """Input drift per feature (PSI against training, threshold, drifted), summed over the API's workers."""
+        body = self._json(self._request("GET", "/drift"))
+        if not isinstance(body, dict) or not isinstance(body.get("available"), bool):
+            raise ApiServerError(f"GET /drift at {self.base_url} did not return a drift report")
+        return body
+
     def predict(self, records: list[dict[str, Any]]) -> PredictResult:
         body = self._json(
             self._request("POST", "/predict", json={"records": records}, timeout=self.predict_timeout, retries=0)

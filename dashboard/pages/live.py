@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import core, ui
+from dashboard import core, drift, ui
 from dashboard.client import ApiError
 
 st.title("Live model")
@@ -69,6 +69,7 @@ def live_panel() -> None:
         else:
             st.info("The bundle records no metrics.")
         st.caption(f"Data fingerprint `{_short(data.get('sha256'))}…` · commit `{_short(version.get('commit'), 10)}`")
+    drift.panel(ui.client())
     st.caption(f"Checked at {datetime.now().strftime('%H:%M:%S')} from `{ui.api_url()}/version`")
 
 
