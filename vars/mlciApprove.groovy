@@ -1,70 +1,117 @@
 /**
- * mlciApprove: the manual gate before production. Shows the approver what they approve (model,
- * version, the gate table candidate vs production, the staging URL), lets only the configured
- * group proceed, records who did, and returns that name for the production deploy.
- * Milestones before and after: a newer build that passes the gate supersedes an older build
- * still waiting here. Timeout or abort: the build is marked ABORTED with a clear description,
- * nothing is deployed, and the step returns null (no stack trace).
+ * mlciApprove: the manual gate before production. Call it OUTSIDE any node: it needs no
+ * workspace and holds no executor while it waits (it runs no sh and reads no file; what it shows
+ * comes in as parameters, e.g. the map mlciGate returned).
+ *
+ * The approver sees one line (model, version, primary metric candidate vs production, gate
+ * verdict) and a link to the archived gate table. Only the configured group may proceed; the
+ * step returns who did. Milestones before and after: a newer build that passes the gate
+ * supersedes an older build still waiting here.
+ * Abort, timeout or superseded: the step says so (log and build description: nothing was
+ * deployed) and lets the interruption PROPAGATE, so the build ends ABORTED (or NOT_BUILT when
+ * superseded) and no later stage deploys.
  *
  * Parameters (defaults in brackets):
+ *   gate           the map mlciGate returned (model, version, passed, metric, candidate,
+ *                  production, productionVersion, tableUrl) [[:], shown as unknown]
+ *   env            environment being approved [production]
  *   submitter      Jenkins user(s) or group(s) allowed to approve, comma-separated
  *                  [env.MLCI_APPROVERS or mlci-approvers]
  *   timeoutHours   how long to wait [24]
- *   gateReport     [reports/gate.json]
- *   stagingReport  [reports/deploy-staging.json]
- *   ok             label of the approve button [Deploy to production]
+ *   stagingUrl     where the candidate runs in staging, shown when given [none]
+ *   ok             label of the approve button [Deploy to <env>]
  *
- * Returns the approver's user id, or null when not approved.
+ * Returns the approver's user id.
  *
  * Example:
- *   String approver = mlciApprove(submitter: 'ml-leads')
- *   if (approver) { mlciDeploy(env: 'production', approver: approver) }
+ *   def gate = mlciGate()                    // inside a node
+ *   String approver = mlciApprove(gate: gate, submitter: 'ml-leads', timeoutHours: 8)   // no node
  */
+import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+import org.jenkinsci.plugins.workflow.steps.TimeoutStepExecution
+
 def call(Map config = [:]) {
     Map c = [
+        gate: [:],
+        env: 'production',
         submitter: env.MLCI_APPROVERS ?: 'mlci-approvers',
         timeoutHours: 24,
-        gateReport: 'reports/gate.json',
-        stagingReport: 'reports/deploy-staging.json',
-        ok: 'Deploy to production',
+        stagingUrl: '',
+        ok: '',
     ] + config
     if (!c.submitter) {
-        error("mlciApprove: missing required parameter 'submitter' (who may approve production)")
+        error("mlciApprove: missing required parameter 'submitter' (who may approve ${c.env})")
     }
+    Map gate = c.gate ?: [:]
+    String what = "${gate.model ?: 'unknown model'} v${gate.version ?: '?'}"
+    String message = approvalMessage(gate, c.env, c.stagingUrl)
 
-    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
-    // which Groovy treats as true and which has no properties (e.g. "production": null).
-    Map gate = fileExists(c.gateReport) ? readJSON(file: c.gateReport, returnPojo: true) : [:]
-    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
-    // which Groovy treats as true and which has no properties (e.g. "production": null).
-    Map staging = fileExists(c.stagingReport) ? readJSON(file: c.stagingReport, returnPojo: true) : [:]
-    String model = gate.model_name ?: 'unknown model'
-    String version = gate.candidate?.version ?: (staging.current?.model_version ?: '?')
-    String production = gate.production ? "v${gate.production.version}" : 'none'
-    String url = staging.current?.url ?: 'unknown (no reports/deploy-staging.json)'
-    String message = "Deploy ${model} v${version} to production? (production now runs: ${production})\n" +
-        "Staging: ${url}\n\n${gate.table ?: 'No gate table (reports/gate.json missing).'}\n" +
-        "Approvers: ${c.submitter}. Waiting ${c.timeoutHours} h at most."
-
-    milestone(label: 'mlci: waiting for production approval')
+    milestone(label: "mlci: waiting for ${c.env} approval")
     String approver = null
     try {
         timeout(time: c.timeoutHours as int, unit: 'HOURS') {
             // With submitterParameter and no parameters, input returns the approver's user id.
-            approver = input(id: 'mlciApproveProduction', message: message, ok: c.ok,
+            approver = input(id: 'mlciApprove', message: message, ok: c.ok ?: "Deploy to ${c.env}",
                 submitter: c.submitter, submitterParameter: 'APPROVER')
         }
     } catch (InterruptedException interrupted) {
-        // FlowInterruptedException: timeout, a user pressed Abort, or a newer build superseded this one.
-        String why = "Production NOT deployed: ${model} v${version} was not approved (aborted by a user, " +
-            "superseded by a newer build, or no answer within ${c.timeoutHours} h)."
+        // FlowInterruptedException: a user pressed Abort, the timeout fired, or a newer build passed
+        // the milestone. Say which, then let it propagate: the build must end ABORTED/NOT_BUILT and
+        // no later stage may deploy.
+        String why = "NOT deployed to ${c.env}: ${what} was not approved: " +
+            "${interruptionReason(interrupted, c.timeoutHours)}. Nothing was deployed."
         echo(why)
-        currentBuild.result = 'ABORTED'
-        currentBuild.description = ("${currentBuild.description ?: ''}\n${why}").trim()
+        currentBuild.description = ("${currentBuild.description ?: ''}\n${escape(why)}").trim()
+        throw interrupted
     }
-    if (approver) {
-        milestone(label: 'mlci: production approved')
-        echo("mlciApprove: ${model} v${version} approved for production by ${approver}")
-    }
+    milestone(label: "mlci: ${c.env} approved")
+    echo("mlciApprove: ${what} approved for ${c.env} by ${approver}")
     return approver
+}
+
+/** One line, then the link to the gate table (the input page renders text, not HTML). */
+@NonCPS
+String approvalMessage(Map gate, Object envName, Object stagingUrl) {
+    String against = gate.productionVersion == null ? 'nothing in production yet' :
+        "production v${gate.productionVersion} ${number(gate.production)}"
+    String verdict = gate.passed == null ? 'gate not run' : (gate.passed ? 'gate PASSED' : 'gate FAILED')
+    String line = "Deploy ${gate.model ?: 'unknown model'} v${gate.version ?: '?'} to ${envName}? " +
+        "${gate.metric ?: 'metric'} ${number(gate.candidate)} vs ${against}; ${verdict}."
+    if (stagingUrl) {
+        line += " Staging: ${stagingUrl}"
+    }
+    return "${line}\nGate table: ${gate.tableUrl ?: 'not archived (no gate summary given)'}".toString()
+}
+
+/** Why the wait ended, from the interruption's causes. */
+@NonCPS
+String interruptionReason(Throwable interrupted, Object timeoutHours) {
+    if (!(interrupted instanceof FlowInterruptedException)) {
+        return 'the build was interrupted'
+    }
+    List causes
+    try {
+        causes = interrupted.causes
+    } catch (SecurityException notWhitelisted) {
+        // A sandboxed (untrusted) library may not read the causes; load mlci as a trusted library.
+        return "aborted by a user, superseded by a newer build, or no answer within ${timeoutHours} h"
+    }
+    for (Object cause : causes) {
+        if (cause instanceof TimeoutStepExecution.ExceededTimeout) {
+            return "approval timed out (no answer within ${timeoutHours} h)"
+        }
+    }
+    String described = causes*.shortDescription.findAll { String text -> text }.join('; ')
+    return described ?: "interrupted (${interrupted.result})"
+}
+
+@NonCPS
+String number(Object value) {
+    return value instanceof Number ? String.format('%.4f', value as double) : String.valueOf(value)
+}
+
+@NonCPS
+String escape(Object value) {
+    return String.valueOf(value).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+        .replace('"', '&quot;').replace("'", '&#39;')
 }

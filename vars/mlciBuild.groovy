@@ -5,10 +5,13 @@
  * Parameters (defaults in brackets):
  *   version                 model version to package [the version trained in this build]
  *   alias                   or a registry alias instead, e.g. 'candidate' [none]
- *   registryCredentialsId   username/password credential for the registry
- *                           [env.MLCI_REGISTRY_CREDENTIALS_ID]
+ *   registryCredentialsId   username/password credential for the registry, bound to
+ *                           MLCI_REGISTRY_USERNAME/PASSWORD for this step only, with a Docker
+ *                           config of this build (DOCKER_CONFIG under pwd(tmp: true)) that is
+ *                           logged out of and deleted afterwards [env.MLCI_REGISTRY_CREDENTIALS_ID]
  *   report                  report to read [reports/build.json]
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
+ *   trustForkPullRequests)
  *
  * Returns the parsed report: model_name, version, images (api, dashboard, router: tag, id, size,
  * digest), pushed.
@@ -18,7 +21,8 @@
  *   echo images.images.api.tag
  */
 def call(Map config = [:]) {
-    Map c = [version: '', alias: '', report: 'reports/build.json'] + config
+    Map c = [version: '', alias: '', report: 'reports/build.json', mlci: '.venv/bin/mlci',
+             registryCredentialsId: env.MLCI_REGISTRY_CREDENTIALS_ID ?: ''] + config
     if (c.version && c.alias) {
         error('mlciBuild: give either version or alias, not both')
     }
@@ -28,19 +32,45 @@ if [ -n "$MLCI_VERSION" ]; then set -- --version "$MLCI_VERSION"; fi
 if [ -n "$MLCI_ALIAS" ]; then set -- --alias "$MLCI_ALIAS"; fi
 "$MLCI_BIN" build "$@"
 '''
-    int status = mlciCommand(c + [
+    Map run = c + [
         command: 'build',
         script: script,
-        registry: true,
+        mlflow: true,
         vars: ["MLCI_VERSION=${c.version}", "MLCI_ALIAS=${c.alias}"],
-    ])
+    ]
+    int status = c.registryCredentialsId ? withRegistry(c) { mlciCommand(run) } as int : mlciCommand(run)
     if (status == 1) {
         error('mlci build: an image failed its check (exit 1); see the log above and reports/build.json.')
     }
-    // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
-    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    // returnPojo: plain Map/List with Java null (json-lib's JSONNull is truthy; "digest": null is common).
     Map report = readJSON(file: c.report, returnPojo: true)
     echo("mlci build: ${report.model_name} v${report.version}: api ${report.images?.api?.tag}" +
         (report.pushed ? ' (pushed)' : ' (not pushed)'))
     return report
+}
+
+/**
+ * Runs body with the registry credentials as MLCI_REGISTRY_USERNAME/PASSWORD (mlci build logs in
+ * with them) and a Docker client config of this build only, so the password never lands in the
+ * agent's ~/.docker/config.json; logs out of every registry in it and deletes it afterwards.
+ */
+Object withRegistry(Map c, Closure body) {
+    String dockerConfig = "${pwd(tmp: true)}/mlci-docker-config"
+    String cleanup = '''\
+if [ -f "$DOCKER_CONFIG/config.json" ]; then
+    "$(dirname "$MLCI_BIN")/python" -c 'import json, sys; print("\\n".join(json.load(open(sys.argv[1])).get("auths", {})))' \\
+        "$DOCKER_CONFIG/config.json" | while read -r host; do docker logout "$host" || true; done
+fi
+rm -rf "$DOCKER_CONFIG"
+'''
+    return withEnv(["DOCKER_CONFIG=${dockerConfig}", "MLCI_BIN=${c.mlci}"]) {
+        try {
+            return withCredentials([usernamePassword(credentialsId: c.registryCredentialsId,
+                usernameVariable: 'MLCI_REGISTRY_USERNAME', passwordVariable: 'MLCI_REGISTRY_PASSWORD')]) {
+                return body()
+            }
+        } finally {
+            sh(script: cleanup, label: 'mlci build: docker logout and remove the build\'s Docker config')
+        }
+    }
 }

@@ -9,13 +9,15 @@
  *   script                  the single-quoted shell text to run; it reads values only from the
  *                           environment, e.g. '"$MLCI_BIN" status --json' (required)
  *   vars                    extra environment entries 'NAME=value' given through withEnv [[]]
- *   registry                also bind the registry credentials [false]
+ *   mlflow                  the command talks to MLflow: bind the MLflow credentials [false].
+ *                           The steps set it for train, gate, build, deploy and rollback, not for
+ *                           test (pull-request test code never sees the MLflow password).
+ *   trustForkPullRequests   bind the MLflow credentials for pull requests from forks too
+ *                           (env.CHANGE_FORK set) [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true']
  *   mlci                    path of the mlci executable [.venv/bin/mlci]
  *   config                  mlci config file [env.MLCI_CONFIG or mlci.yaml]
  *   mlflowTrackingUri       MLflow tracking URI [env.MLCI_MLFLOW_TRACKING_URI; unset = mlci.yaml]
  *   mlflowCredentialsId     username/password credential for MLflow [env.MLCI_MLFLOW_CREDENTIALS_ID]
- *   registryCredentialsId   username/password credential for the image registry
- *                           [env.MLCI_REGISTRY_CREDENTIALS_ID]
  *   hint3                   extra advice when a dependency is unreachable (exit 3) ['']
  *
  * Returns the exit status when it is 0 or 1 (1: a check said no; the caller explains it).
@@ -28,12 +30,12 @@
 def call(Map config = [:]) {
     Map c = [
         vars: [],
-        registry: false,
+        mlflow: false,
+        trustForkPullRequests: env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true',
         mlci: '.venv/bin/mlci',
         config: env.MLCI_CONFIG ?: 'mlci.yaml',
         mlflowTrackingUri: env.MLCI_MLFLOW_TRACKING_URI,
         mlflowCredentialsId: env.MLCI_MLFLOW_CREDENTIALS_ID,
-        registryCredentialsId: env.MLCI_REGISTRY_CREDENTIALS_ID,
         hint3: '',
     ] + config
     for (String key in ['command', 'script']) {
@@ -48,14 +50,17 @@ def call(Map config = [:]) {
     }
     envVars.addAll(c.vars)
 
+    // MLflow credentials only for commands that talk to MLflow, and never to code from a fork's pull
+    // request (it could print or send them) unless the job says forks are trusted.
     List credentials = []
-    if (c.mlflowCredentialsId) {
-        credentials << usernamePassword(credentialsId: c.mlflowCredentialsId,
-            usernameVariable: 'MLFLOW_TRACKING_USERNAME', passwordVariable: 'MLFLOW_TRACKING_PASSWORD')
-    }
-    if (c.registry && c.registryCredentialsId) {
-        credentials << usernamePassword(credentialsId: c.registryCredentialsId,
-            usernameVariable: 'MLCI_REGISTRY_USERNAME', passwordVariable: 'MLCI_REGISTRY_PASSWORD')
+    if (c.mlflow && c.mlflowCredentialsId) {
+        if (env.CHANGE_FORK && !c.trustForkPullRequests) {
+            echo("mlci ${c.command}: MLflow credentials withheld: this pull request comes from the fork " +
+                "'${env.CHANGE_FORK}' (set trustForkPullRequests: true to bind them).")
+        } else {
+            credentials << usernamePassword(credentialsId: c.mlflowCredentialsId,
+                usernameVariable: 'MLFLOW_TRACKING_USERNAME', passwordVariable: 'MLFLOW_TRACKING_PASSWORD')
+        }
     }
 
     int status = 0

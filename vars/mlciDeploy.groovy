@@ -1,7 +1,8 @@
 /**
  * mlciDeploy: deploys a model to one environment, blue/green (`mlci deploy --env ENV`): the idle
- * slot is filled, smoke-tested, then the router switches to it. If verification fails, mlci has
- * already switched back (rolled back) before this step fails. Holds a lock per environment so
+ * slot is filled, smoke-tested, then the router switches to it. If the policy refuses the version
+ * or verification fails, live traffic is unchanged (mlci has already switched back) when this step
+ * fails. Holds a lock per environment so
  * two builds never deploy to the same environment at once.
  *
  * Parameters (defaults in brackets):
@@ -9,11 +10,15 @@
  *   version                 model version to deploy [the one built in this build]
  *   image                   or an image reference instead [none]
  *   approver                who approved (recorded on the deploy) [env.MLCI_APPROVER or none]
- *   project                 project part of the lock name [env.MLCI_PROJECT or the job name]
+ *   force                   deploy although the environment's policy (requires in mlci.yaml)
+ *                           is not met: `mlci deploy --force --reason` [false]; needs reason
+ *   reason                  why the policy is overridden, recorded on the version and the
+ *                           environment's history ['']
+ *   project                 project part of the lock name [`project` of the config file]
  *   lock                    take the lock 'mlci-<project>-<env>' [true]; false when the
  *                           caller already holds it (e.g. a stage-level lock)
- *   registryCredentialsId   credential to pull images [env.MLCI_REGISTRY_CREDENTIALS_ID]
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
+ *   trustForkPullRequests)
  *
  * Returns the parsed reports/deploy-ENV.json: env, current (colour, model_version, image, url,
  * deployed_at, deployed_by, approver, build_url, result), records.
@@ -28,7 +33,10 @@ def call(Map config = [:]) {
         version: '',
         image: '',
         approver: env.MLCI_APPROVER ?: '',
-        project: env.MLCI_PROJECT ?: '',
+        force: false,
+        reason: '',
+        project: '',
+        config: env.MLCI_CONFIG ?: 'mlci.yaml',
         lock: true,
     ] + config
     if (!c.env) {
@@ -37,21 +45,25 @@ def call(Map config = [:]) {
     if (c.version && c.image) {
         error('mlciDeploy: give either version or image, not both')
     }
+    if (c.force && !c.reason) {
+        error("mlciDeploy: force needs a reason (recorded on the model version and the ${c.env} history)")
+    }
     String report = "reports/deploy-${c.env}.json"
     String script = '''\
 set -- --env "$MLCI_ENV"
 if [ -n "$MLCI_VERSION" ]; then set -- "$@" --version "$MLCI_VERSION"; fi
 if [ -n "$MLCI_IMAGE" ]; then set -- "$@" --image "$MLCI_IMAGE"; fi
+if [ "$MLCI_FORCE" = true ]; then set -- "$@" --force --reason "$MLCI_REASON"; fi
 "$MLCI_BIN" deploy "$@"
 '''
     Map run = c + [
         command: "deploy --env ${c.env}",
         script: script,
-        registry: true,
+        mlflow: true,
         vars: ["MLCI_ENV=${c.env}", "MLCI_VERSION=${c.version}", "MLCI_IMAGE=${c.image}",
-               "MLCI_APPROVER=${c.approver}"],
+               "MLCI_APPROVER=${c.approver}", "MLCI_FORCE=${c.force ? 'true' : 'false'}", "MLCI_REASON=${c.reason}"],
     ]
-    int status = mlciLock(env: c.env, project: c.project, enabled: c.lock) {
+    int status = mlciLock(env: c.env, project: c.project, config: c.config, enabled: c.lock) {
         mlciCommand(run)
     } as int
 
@@ -60,12 +72,15 @@ if [ -n "$MLCI_IMAGE" ]; then set -- "$@" --image "$MLCI_IMAGE"; fi
     Map result = fileExists(report) ? readJSON(file: report, returnPojo: true) : [:]
     Map current = result.current ?: [:]
     if (status == 1) {
-        String message = "Deploy to ${c.env} failed verification (exit 1). mlci deploy has ALREADY ROLLED " +
-            "BACK: the router points to the previous slot again" +
-            (current.colour ? " (${current.colour}, model v${current.model_version})" : '') +
-            ". Nothing is left to undo; see the log above and ${report}."
-        currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: deploy failed " +
-            'verification, rolled back').trim()
+        // Exit 1 of mlci deploy: the policy refused the version, another deploy held the environment,
+        // or verification failed and mlci already switched back. Either way live traffic is unchanged.
+        String message = "mlci deploy --env ${c.env} said no (exit 1): the environment's policy refused the " +
+            'version (use force with a reason to override), another deploy held it, or verification failed ' +
+            'and mlci already switched back. Live traffic is as before' +
+            (current.colour ? " (live: ${current.colour}, model v${current.model_version})" : '') +
+            ". Nothing is left to undo; the log above and ${report} say which."
+        currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: deploy refused or " +
+            'rolled back').trim()
         error(message)
     }
     echo("mlci deploy: ${c.env} now serves model v${current.model_version} from the ${current.colour} slot " +

@@ -1,48 +1,111 @@
 /**
  * mlciGate: runs the quality gate (`mlci gate`): the candidate model against the model in
- * production. The comparison table is printed, archived (reports/gate-table.txt) and put in the
- * build description, whether the gate passes or not.
+ * production. The comparison table is printed and archived (reports/gate-table.txt), and the
+ * build description gets ONE line with the verdict and links (MLflow run, gate table).
  *
  * Parameters (defaults in brackets):
- *   failOnGateFailure   fail the build when the gate says no [true]; false marks it UNSTABLE
- *                       and returns the report (e.g. to only report on pull requests)
+ *   failOnGateFailure   a failed gate fails the build [true]; false marks it UNSTABLE with
+ *                       unstable(...) and returns (e.g. to only report on pull requests)
  *   report              report to read [reports/gate.json]
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *   run                 the map mlciTrain returned, for the MLflow run link [none]
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
+ *   trustForkPullRequests)
  *
- * Returns the parsed report: passed, model_name, candidate, production, primary_metric,
- * reasons, table.
+ * Returns a small summary map (what mlciApprove shows; it needs no workspace):
+ *   model, version, passed, blocking, metric, candidate, production (value or null),
+ *   productionVersion (or null), runId, runUrl (or null), tableUrl, summary (one line of text).
  *
  * Example:
- *   def gate = mlciGate(failOnGateFailure: env.CHANGE_ID == null)
+ *   def gate = mlciGate(failOnGateFailure: env.CHANGE_ID == null, run: trained)
+ *   mlciApprove(gate: gate)
  */
 def call(Map config = [:]) {
-    Map c = [failOnGateFailure: true, report: 'reports/gate.json'] + config
-    int status = mlciCommand(c + [command: 'gate', script: '"$MLCI_BIN" gate'])
+    Map c = [failOnGateFailure: true, report: 'reports/gate.json', run: [:], table: 'reports/gate-table.txt'] + config
+    int status = mlciCommand(c + [command: 'gate', script: '"$MLCI_BIN" gate', mlflow: true])
     if (status == 1 && !fileExists(c.report)) {
         error("mlci gate failed (exit 1) without writing ${c.report}; see the log above.")
     }
     // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
-    // which Groovy treats as true and which has no properties (e.g. "production": null).
+    // which Groovy treats as true and which has no properties ("production": null on a first build).
     Map report = readJSON(file: c.report, returnPojo: true)
-    String production = report.production ? "production v${report.production.version}" : 'no model in production'
-    String verdict = report.passed ? 'PASSED' : 'FAILED'
-    String summary = "Gate ${verdict}: ${report.model_name} v${report.candidate?.version} vs ${production} " +
-        "(${report.primary_metric})"
-    writeFile(file: 'reports/gate-table.txt', text: "${summary}\n\n${report.table ?: ''}\n")
-    archiveArtifacts(artifacts: 'reports/gate.json, reports/gate-table.txt', allowEmptyArchive: true)
-    echo("${summary}\n${report.table ?: ''}")
-    currentBuild.description = "${summary}\n${report.table ?: ''}".toString()
+    Map gate = summarize(report, c.run ?: [:], env.BUILD_URL ?: '', c.table)
+    gate.passed = status == 0 && report.passed == true
+    gate.blocking = c.failOnGateFailure as boolean
+    gate.summary = summaryLine(gate)
 
-    if (status == 1 || !report.passed) {
-        String reasons = (report.reasons ?: []).join('; ')
-        String message = "Quality gate failed for ${report.model_name} v${report.candidate?.version}: " +
-            "${reasons ?: 'see reports/gate.json'}. The comparison is in the build description and " +
-            'reports/gate-table.txt.'
-        if (c.failOnGateFailure) {
+    writeFile(file: c.table, text: "${gate.summary}\n\n${report.table ?: ''}\n")
+    archiveArtifacts(artifacts: "${c.report}, ${c.table}", allowEmptyArchive: true)
+    echo("${gate.summary}\n${report.table ?: ''}")
+    currentBuild.description = description(gate)
+
+    if (!gate.passed) {
+        List reasons = report.reasons ?: []
+        String message = "Quality gate failed for ${gate.model} v${gate.version}: " +
+            "${reasons ? reasons.join('; ') : 'see ' + c.report}. The comparison is in ${c.table}."
+        if (gate.blocking) {
             error(message)
         }
-        echo("${message} (not failing the build: failOnGateFailure is false)")
-        currentBuild.result = 'UNSTABLE'
+        unstable("${message} Not failing the build: this gate is not blocking (failOnGateFailure: false).")
     }
-    return report
+    return gate
+}
+
+/** The fields of the gate report an approver and the build page need, with Java nulls. */
+@NonCPS
+Map summarize(Map report, Map run, String buildUrl, String table) {
+    Map candidate = report.candidate ?: [:]
+    Map production = report.production ?: [:]
+    String metric = report.primary_metric
+    String trackingUri = report.tracking_uri ?: run.tracking_uri
+    String experiment = report.experiment_id ?: run.experiment_id
+    String runId = candidate.run_id ?: run.run_id
+    String runUrl = null
+    if (trackingUri && experiment && runId && (trackingUri.startsWith('http://') || trackingUri.startsWith('https://'))) {
+        runUrl = "${trackingUri.replaceAll('/+$', '')}/#/experiments/${experiment}/runs/${runId}".toString()
+    }
+    return [
+        model: report.model_name,
+        version: candidate.version == null ? null : candidate.version.toString(),
+        metric: metric,
+        candidate: (candidate.metrics ?: [:])[metric],
+        production: production ? (production.metrics ?: [:])[metric] : null,
+        productionVersion: production.version == null ? null : production.version.toString(),
+        runId: runId,
+        runUrl: runUrl,
+        tableUrl: buildUrl ? "${buildUrl}artifact/${table}".toString() : null,
+    ]
+}
+
+/** e.g. "Gate PASSED: iris v3, accuracy 0.9700 vs production v2 0.9500". */
+@NonCPS
+String summaryLine(Map gate) {
+    String against = gate.productionVersion == null ? 'nothing in production yet' :
+        "production v${gate.productionVersion} ${number(gate.production)}"
+    return "Gate ${gate.passed ? 'PASSED' : 'FAILED'}: ${gate.model} v${gate.version}, " +
+        "${gate.metric} ${number(gate.candidate)} vs ${against}"
+}
+
+@NonCPS
+String number(Object value) {
+    return value instanceof Number ? String.format('%.4f', value as double) : String.valueOf(value)
+}
+
+/** One line of HTML for the build page; every value is escaped (model and branch names are untrusted). */
+@NonCPS
+String description(Map gate) {
+    String line = escape(summaryLine(gate))
+    List links = []
+    if (gate.runUrl) {
+        links << "<a href=\"${escape(gate.runUrl)}\">MLflow run</a>"
+    }
+    if (gate.tableUrl) {
+        links << "<a href=\"${escape(gate.tableUrl)}\">gate table</a>"
+    }
+    return links ? "${line} (${links.join(', ')})".toString() : line
+}
+
+@NonCPS
+String escape(Object value) {
+    return String.valueOf(value).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+        .replace('"', '&quot;').replace("'", '&#39;')
 }

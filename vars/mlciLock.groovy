@@ -1,12 +1,17 @@
 /**
  * mlciLock: runs a body while holding the lock of one mlci environment, 'mlci-<project>-<env>'
  * (Lockable Resources), so two builds never deploy to or roll back the same environment at once.
+ * The project is the `project` of mlci.yaml, so every job building the same project (branches,
+ * pull requests, a rollback job) shares one lock per environment.
  * mlciDeploy and mlciRollback use it; use it directly around your own steps on an environment.
  *
  * Parameters (defaults in brackets):
  *   env       environment name, e.g. 'production' (required)
- *   project   project part of the lock name [env.MLCI_PROJECT, else the multibranch project's name]
+ *   project   project part of the lock name [`project` of the config file]; give it to take the
+ *             lock outside a node (reading mlci.yaml needs a workspace)
+ *   config    mlci config file to read the project from [env.MLCI_CONFIG or mlci.yaml]
  *   enabled   take the lock [true]; false when the caller already holds it (a stage-level lock)
+ *   inversePrecedence   the newest waiting build gets the lock first [false]
  *
  * Returns what the body returns.
  *
@@ -16,23 +21,30 @@
  *   }
  */
 def call(Map config = [:], Closure body) {
-    Map c = [project: env.MLCI_PROJECT ?: '', enabled: true] + config
+    Map c = [project: '', config: env.MLCI_CONFIG ?: 'mlci.yaml', enabled: true, inversePrecedence: false] + config
     if (!c.env) {
         error("mlciLock: missing required parameter 'env' (the environment whose lock to take)")
     }
     if (!c.enabled) {
         return body()
     }
-    return lock(resource: "mlci-${c.project ?: projectName()}-${c.env}") {
+    String project = c.project ?: projectOf(c.config)
+    return lock(resource: "mlci-${project}-${c.env}", inversePrecedence: c.inversePrecedence as boolean) {
         body()
     }
 }
 
-/** The job's project name: the multibranch project, not the branch. */
-String projectName() {
-    List parts = (env.JOB_NAME ?: 'mlci').tokenize('/')
-    if (env.BRANCH_NAME && parts.size() > 1) {
-        parts = parts.subList(0, parts.size() - 1)
+/** The `project` key of the mlci config file in the workspace. */
+String projectOf(String config) {
+    if (!fileExists(config)) {
+        error("mlciLock: ${config} not found in the workspace, so the lock name (mlci-<project>-<env>) is " +
+            'unknown: run this step inside a node with the checkout, or pass project.')
     }
-    return parts.join('-')
+    Object parsed = readYaml(file: config)
+    String project = parsed instanceof Map ? parsed.project : null
+    if (!project) {
+        error("mlciLock: ${config} has no 'project' key, which names the lock mlci-<project>-<env>; add it " +
+            '(mlci validates it) or pass project.')
+    }
+    return project
 }

@@ -4,9 +4,10 @@
  *
  * Parameters (defaults in brackets):
  *   env       environment name from mlci.yaml, e.g. 'production' (required)
- *   project   project part of the lock name [env.MLCI_PROJECT or the job name]
+ *   project   project part of the lock name [`project` of the config file]
  *   lock      take the lock 'mlci-<project>-<env>' [true]
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
+ *   trustForkPullRequests)
  *
  * Returns the parsed reports/deploy-ENV.json.
  *
@@ -14,7 +15,7 @@
  *   mlciRollback(env: 'production')
  */
 def call(Map config = [:]) {
-    Map c = [env: '', project: env.MLCI_PROJECT ?: '', lock: true] + config
+    Map c = [env: '', project: '', config: env.MLCI_CONFIG ?: 'mlci.yaml', lock: true] + config
     if (!c.env) {
         error("mlciRollback: missing required parameter 'env' (the environment to roll back, e.g. 'production')")
     }
@@ -22,8 +23,9 @@ def call(Map config = [:]) {
         command: "rollback --env ${c.env}",
         script: '"$MLCI_BIN" rollback --env "$MLCI_ENV"',
         vars: ["MLCI_ENV=${c.env}"],
+        mlflow: true,
     ]
-    int status = mlciLock(env: c.env, project: c.project, enabled: c.lock) {
+    int status = mlciLock(env: c.env, project: c.project, config: c.config, enabled: c.lock) {
         mlciCommand(run)
     } as int
     if (status == 1) {
@@ -34,9 +36,11 @@ def call(Map config = [:]) {
     // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
     // which Groovy treats as true and which has no properties (e.g. "production": null).
     Map result = readJSON(file: "reports/deploy-${c.env}.json", returnPojo: true)
-    echo("mlci rollback: ${c.env} serves model v${result.current?.model_version} from the " +
-        "${result.current?.colour} slot again")
-    currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: rolled back to model " +
-        "v${result.current?.model_version} (${result.current?.colour})").trim()
+    Map current = result.current ?: [:]
+    String now = current ? "model v${current.model_version} from the ${current.colour} slot" :
+        'nothing recorded (reports/deploy-' + c.env + '.json has no current deploy)'
+    echo("mlci rollback: ${c.env} serves ${now} again")
+    currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: rolled back to " +
+        (current ? "model v${current.model_version} (${current.colour})" : 'the previous colour')).trim()
     return result
 }

@@ -4,7 +4,8 @@
  *
  * Parameters (defaults in brackets):
  *   publish    publish JUnit and coverage here [true]; false when `post` calls mlciPublish()
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri); no MLflow credentials
+ *   are bound: the code under test is the branch's or pull request's own
  *
  * Returns the exit status (0). Failing tests fail the build with a pointer to the results.
  *

@@ -4,7 +4,8 @@
  *
  * Parameters (defaults in brackets):
  *   report     report to read [reports/train.json]
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId)
+ *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
+ *   trustForkPullRequests)
  *
  * Returns the parsed report: model_name, version, run_id, metrics, primary_metric, commit, data.
  *
@@ -14,7 +15,7 @@
  */
 def call(Map config = [:]) {
     Map c = [report: 'reports/train.json'] + config
-    int status = mlciCommand(c + [command: 'train', script: '"$MLCI_BIN" train'])
+    int status = mlciCommand(c + [command: 'train', script: '"$MLCI_BIN" train', mlflow: true])
     if (status == 1) {
         error('mlci train: training did not produce an acceptable model (exit 1): the data check or ' +
             'the training run said no. See the log above and reports/.')

@@ -42,6 +42,10 @@ abstract class LibraryTestBase extends BasePipelineTest {
     List<Map> inputs = []
     List<Map> timeouts = []
     List<Map> jsonReads = []
+    List<String> dirStack = []
+    List<Map> lockArgs = []
+    List<Map> archives = []
+    List<Map> coverages = []
     Set<String> locksHeld = new LinkedHashSet<String>()
     Closure inputAnswer = { Map args -> 'alice' }
     Map<String, Script> loadedVars = [:]
@@ -70,6 +74,9 @@ abstract class LibraryTestBase extends BasePipelineTest {
         binding.setVariable('currentBuild', build)
         binding.setVariable('params', params)
         binding.setVariable('scm', [$class: 'GitSCM'])
+
+        // The checkout's mlci.yaml: lock names (mlci-<project>-<env>) come from its project.
+        givenFile('mlci.yaml', 'project: mlci\nmodel:\n  name: iris\n')
 
         registerJenkinsSteps()
         registerLibrarySteps()
@@ -189,6 +196,14 @@ abstract class LibraryTestBase extends BasePipelineTest {
         }
     }
 
+    void markUnstable(String message) {
+        events << "unstable:${message}".toString()
+        log << "WARNING: ${message}".toString()
+        if (build.result == null || build.result == 'SUCCESS') {
+            build.result = 'UNSTABLE'
+        }
+    }
+
     void fail(String message) {
         events << "error:${message}".toString()
         throw new AbortException(message)
@@ -266,6 +281,26 @@ abstract class LibraryTestBase extends BasePipelineTest {
             return withEnvironment(values, body)
         })
         helper.registerAllowedMethod('error', [Object], { Object message -> fail(message.toString()) })
+        // unstable(message): marks the stage and the build UNSTABLE (never better a worse result).
+        helper.registerAllowedMethod('unstable', [Object], { Object message -> markUnstable(message.toString()) })
+        helper.registerAllowedMethod('unstable', [Map], { Map args -> markUnstable(args.message as String) })
+        helper.registerAllowedMethod('pwd', [], { -> envVars.WORKSPACE as String })
+        helper.registerAllowedMethod('pwd', [Map], { Map args ->
+            return args.tmp ? "${envVars.WORKSPACE}@tmp".toString() : envVars.WORKSPACE as String
+        })
+        helper.registerAllowedMethod('dir', [String, Closure], { String path, Closure body ->
+            dirStack << path
+            try {
+                return body.call()
+            } finally {
+                dirStack.remove(dirStack.size() - 1)
+            }
+        })
+        helper.registerAllowedMethod('deleteDir', [], { ->
+            String prefix = dirStack ? "${dirStack.join('/')}/".toString() : ''
+            events << "deleteDir:${prefix ?: '.'}".toString()
+            files.keySet().removeAll { String k -> k.startsWith(prefix) }
+        })
         helper.registerAllowedMethod('echo', [Object], { Object message -> log << message.toString() })
         helper.registerAllowedMethod('libraryResource', [Object], { Object path ->
             File f = new File(ROOT, "resources/${path}")
@@ -284,13 +319,18 @@ abstract class LibraryTestBase extends BasePipelineTest {
         helper.registerAllowedMethod('junit', [Map], { Map args -> events << "junit:${args.testResults}".toString() })
         helper.registerAllowedMethod('junit', [String], { String pattern -> events << "junit:${pattern}".toString() })
         helper.registerAllowedMethod('recordCoverage', [Map], { Map args ->
+            coverages << args
             events << "recordCoverage:${args.tools[0].pattern}".toString()
         })
         helper.registerAllowedMethod('archiveArtifacts', [Map], { Map args ->
+            archives << args
             events << "archive:${args.artifacts}".toString()
         })
         helper.registerAllowedMethod('archiveArtifacts', [String], { String pattern -> events << "archive:${pattern}".toString() })
-        helper.registerAllowedMethod('lock', [Map, Closure], { Map args, Closure body -> holdLock(args.resource as String, body) })
+        helper.registerAllowedMethod('lock', [Map, Closure], { Map args, Closure body ->
+            lockArgs << args
+            holdLock(args.resource as String, body)
+        })
         helper.registerAllowedMethod('lock', [String, Closure], { String resource, Closure body -> holdLock(resource, body) })
         helper.registerAllowedMethod('milestone', [Map], { Map args -> events << "milestone:${args.label}".toString() })
         helper.registerAllowedMethod('milestone', [], { -> events << 'milestone' })

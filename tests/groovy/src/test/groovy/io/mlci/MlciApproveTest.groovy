@@ -1,20 +1,49 @@
 package io.mlci
 
+import hudson.model.Result
+import jenkins.model.CauseOfInterruption
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
-import org.junit.Before
+import org.jenkinsci.plugins.workflow.steps.TimeoutStepExecution
+import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
 import org.junit.Test
 
 class MlciApproveTest extends LibraryTestBase {
 
-    @Before
-    void givenReports() {
-        givenFile('reports/gate.json', gateReport())
-        givenFile('reports/deploy-staging.json', deployReport('staging'))
+    static final String TABLE_URL = 'https://jenkins.example.com/job/ml/job/mlci/job/main/7/artifact/reports/gate-table.txt'
+
+    /** What mlciGate returns for a passed gate against production v2. */
+    Map gate(Map overrides = [:]) {
+        return [model: 'iris', version: '3', passed: true, blocking: true, metric: 'accuracy', candidate: 0.97,
+                production: 0.95, productionVersion: '2', runId: 'r123', runUrl: null, tableUrl: TABLE_URL] + overrides
+    }
+
+    /** Runs the step and returns what it threw. */
+    Throwable interruption(Map config) {
+        try {
+            step('mlciApprove', config)
+        } catch (InterruptedException e) {
+            return e
+        }
+        throw new AssertionError("mlciApprove was expected to propagate the interruption; events: ${events}")
+    }
+
+    /** A workspace step called from mlciApprove would need a node. */
+    void failOnWorkspaceSteps() {
+        ['sh', 'readJSON', 'readFile', 'writeFile', 'fileExists', 'archiveArtifacts', 'readYaml'].each { String name ->
+            helper.allowedMethodCallbacks.keySet().findAll { it.name == name }.each { sig ->
+                helper.registerAllowedMethod(sig, { Object... args ->
+                    throw new AssertionError("mlciApprove called ${name}, which needs a node")
+                })
+            }
+        }
     }
 
     @Test
     void 'asks the configured group, between two milestones, within 24 hours, and returns the approver'() {
-        String approver = step('mlciApprove', [submitter: 'ml-leads'])
+        failOnWorkspaceSteps()
+        files.clear()
+
+        String approver = step('mlciApprove', [gate: gate(), submitter: 'ml-leads'])
 
         assert approver == 'alice'
         assert events == ['milestone:mlci: waiting for production approval', 'timeout:24 HOURS', 'input',
@@ -23,64 +52,91 @@ class MlciApproveTest extends LibraryTestBase {
         assert input.submitter == 'ml-leads'
         assert input.submitterParameter == 'APPROVER'
         assert input.ok == 'Deploy to production'
+        assert shCalls.isEmpty()
     }
 
     @Test
-    void 'the message shows the model, the version, the gate table and the staging URL'() {
+    void 'the message is one line (model, version, metric candidate vs production, verdict) and the gate table link'() {
+        step('mlciApprove', [gate: gate(), stagingUrl: 'http://localhost:8200'])
+
+        assert inputs[0].message == 'Deploy iris v3 to production? accuracy 0.9700 vs production v2 0.9500; ' +
+            "gate PASSED. Staging: http://localhost:8200\nGate table: ${TABLE_URL}"
+    }
+
+    @Test
+    void 'a first build says nothing is in production yet'() {
+        step('mlciApprove', [gate: gate(production: null, productionVersion: null)])
+
+        assert inputs[0].message.startsWith('Deploy iris v3 to production? accuracy 0.9700 vs nothing in production ' +
+            'yet; gate PASSED.')
+    }
+
+    @Test
+    void 'without a gate summary the approver is told so'() {
         step('mlciApprove')
 
-        String message = inputs[0].message
-        assert message.startsWith('Deploy iris v3 to production? (production now runs: v2)')
-        assert message.contains('Staging: http://localhost:8200')
-        assert message.contains(gateReport().table)
-        assert message.contains('Approvers: mlci-approvers')
+        assert inputs[0].message == "Deploy unknown model v? to production? metric null vs nothing in production yet; " +
+            'gate not run.\nGate table: not archived (no gate summary given)'
     }
 
     @Test
-    void 'the group and the timeout come from the environment or the parameters'() {
+    void 'the group, the environment and the timeout come from the environment or the parameters'() {
         envVars.MLCI_APPROVERS = 'release-managers'
 
-        step('mlciApprove', [timeoutHours: 4])
+        step('mlciApprove', [gate: gate(), env: 'eu-production', timeoutHours: 4])
 
         assert inputs[0].submitter == 'release-managers'
+        assert inputs[0].ok == 'Deploy to eu-production'
         assert timeouts[0] == [time: 4, unit: 'HOURS']
+        assert events[0] == 'milestone:mlci: waiting for eu-production approval'
     }
 
     @Test
-    void 'an abort marks the build ABORTED with a clear description and returns null'() {
-        inputAnswer = { Map args -> throw new FlowInterruptedException('ABORTED', 'Rejected by bob') }
+    void 'a user pressing Abort propagates: the build ends ABORTED, the reason is logged, nothing approved'() {
+        FlowInterruptedException abort = new FlowInterruptedException(Result.ABORTED, new Rejection('bob'))
+        inputAnswer = { Map args -> throw abort }
 
-        Object approver = step('mlciApprove')
+        Throwable thrown = interruption([gate: gate()])
 
-        assert approver == null
-        assert build.result == 'ABORTED'
-        assert build.description.contains('Production NOT deployed: iris v3 was not approved')
-        assert log.any { it.contains('Production NOT deployed') }
+        assert thrown.is(abort)
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: Rejected by bob. ' +
+            'Nothing was deployed.'
+        assert log.any { it.contains('NOT deployed to production: iris v3 was not approved: Rejected by bob') }
         assert !events.contains('milestone:mlci: production approved')
-        assert !events.any { it.startsWith('error:') }
     }
 
     @Test
-    void 'a timeout is handled the same way'() {
+    void 'the stop button (UserInterruption) propagates too'() {
+        inputAnswer = { Map args ->
+            throw new FlowInterruptedException(Result.ABORTED, new CauseOfInterruption.UserInterruption('carol'))
+        }
+
+        assert interruption([gate: gate()]) instanceof FlowInterruptedException
+        assert build.description.contains('was not approved: Aborted by carol.')
+    }
+
+    @Test
+    void 'a timeout propagates with a message that it timed out and nothing was deployed'() {
         helper.registerAllowedMethod('timeout', [Map, Closure], { Map args, Closure body ->
             events << 'timeout'
-            throw new FlowInterruptedException('ABORTED', 'Timeout has been exceeded')
+            throw new FlowInterruptedException(Result.ABORTED, true, new TimeoutStepExecution.ExceededTimeout('12'))
         })
 
-        assert step('mlciApprove') == null
-        assert build.result == 'ABORTED'
-        assert build.description.contains('no answer within 24 h')
-        assert !events.contains('input')
+        FlowInterruptedException thrown = interruption([gate: gate(), timeoutHours: 8]) as FlowInterruptedException
+
+        assert thrown.result == Result.ABORTED
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: approval timed out ' +
+            '(no answer within 8 h). Nothing was deployed.'
+        assert !events.contains('milestone:mlci: production approved')
     }
 
     @Test
-    void 'without reports the approver is told they are missing'() {
-        files.clear()
+    void 'the description is HTML-escaped (model names are untrusted)'() {
+        inputAnswer = { Map args -> throw new FlowInterruptedException(Result.ABORTED, new Rejection('bob')) }
 
-        step('mlciApprove')
+        interruption([gate: gate(model: '<img src=x onerror=alert(1)>')])
 
-        assert inputs[0].message.contains('No gate table (reports/gate.json missing).')
-        assert inputs[0].message.contains('Staging: unknown (no reports/deploy-staging.json)')
+        assert build.description.startsWith('NOT deployed to production: &lt;img src=x onerror=alert(1)&gt; v3')
     }
 
     @Test

@@ -31,7 +31,7 @@ class MlciCommandTest extends LibraryTestBase {
 
     @Test
     void 'extra vars, the tracking URI and the MLflow credentials reach the command through the environment'() {
-        step('mlciCommand', [command: 'status', script: STATUS, vars: ['MLCI_ENV=staging'],
+        step('mlciCommand', [command: 'status', script: STATUS, vars: ['MLCI_ENV=staging'], mlflow: true,
                              mlflowTrackingUri: 'https://mlflow.example.com', mlflowCredentialsId: 'mlflow-ci'])
 
         ShCall call = onlyMlciCall('status')
@@ -45,32 +45,82 @@ class MlciCommandTest extends LibraryTestBase {
     }
 
     @Test
-    void 'credential ids and the tracking URI can come from the environment block of a Jenkinsfile'() {
+    void 'the credential id and the tracking URI can come from the environment block of a Jenkinsfile'() {
         envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-env'
-        envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-env'
         envVars.MLCI_MLFLOW_TRACKING_URI = 'http://mlflow:5000'
 
-        step('mlciCommand', [command: 'status', script: STATUS, registry: true])
+        step('mlciCommand', [command: 'status', script: STATUS, mlflow: true])
 
         ShCall call = onlyMlciCall('status')
         assert call.env.MLFLOW_TRACKING_USERNAME == 'user-of-mlflow-env'
-        assert call.env.MLCI_REGISTRY_PASSWORD == 'secret-of-registry-env'
         assert call.env.MLFLOW_TRACKING_URI == 'http://mlflow:5000'
     }
 
     @Test
-    void 'registry credentials are bound only for commands that need the registry'() {
-        step('mlciCommand', [command: 'status', script: STATUS, registryCredentialsId: 'registry'])
+    void 'MLflow credentials are bound only for a command that talks to MLflow'() {
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-env'
 
-        ShCall call = onlyMlciCall('status')
-        assert !call.env.containsKey('MLCI_REGISTRY_USERNAME')
+        step('mlciCommand', [command: 'status', script: STATUS])
+
+        assert !onlyMlciCall('status').env.containsKey('MLFLOW_TRACKING_PASSWORD')
         assert !events.any { it.startsWith('withCredentials') }
     }
 
     @Test
-    void 'secrets are gone from the environment after the command'() {
-        step('mlciCommand', [command: 'status', script: STATUS, mlflowCredentialsId: 'mlflow-ci'])
+    void 'mlciCommand never binds registry credentials (only mlciBuild does)'() {
+        envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-env'
 
+        step('mlciCommand', [command: 'status', script: STATUS, mlflow: true, registry: true,
+                             registryCredentialsId: 'registry'])
+
+        assert !onlyMlciCall('status').env.containsKey('MLCI_REGISTRY_PASSWORD')
+    }
+
+    @Test
+    void 'a pull request from a fork gets no MLflow credentials, and the log says so in one line'() {
+        envVars.CHANGE_ID = '42'
+        envVars.CHANGE_FORK = 'mallory/mlci'
+
+        step('mlciCommand', [command: 'train', script: '"$MLCI_BIN" train', mlflow: true, mlflowCredentialsId: 'mlflow-ci'])
+
+        ShCall call = onlyMlciCall('train')
+        assert !call.env.containsKey('MLFLOW_TRACKING_USERNAME')
+        assert !call.env.containsKey('MLFLOW_TRACKING_PASSWORD')
+        assert !events.any { it.startsWith('withCredentials') }
+        assert log.findAll { it.contains('MLflow credentials withheld') } ==
+            ["mlci train: MLflow credentials withheld: this pull request comes from the fork 'mallory/mlci' " +
+             '(set trustForkPullRequests: true to bind them).']
+    }
+
+    @Test
+    void 'forks can be trusted by parameter or by env MLCI_TRUST_FORK_PULL_REQUESTS'() {
+        envVars.CHANGE_FORK = 'colleague/mlci'
+
+        step('mlciCommand', [command: 'train', script: '"$MLCI_BIN" train', mlflow: true, mlflowCredentialsId: 'mlflow-ci',
+                             trustForkPullRequests: true])
+        envVars.MLCI_TRUST_FORK_PULL_REQUESTS = 'true'
+        step('mlciCommand', [command: 'gate', script: '"$MLCI_BIN" gate', mlflow: true, mlflowCredentialsId: 'mlflow-ci'])
+
+        assert onlyMlciCall('train').env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
+        assert onlyMlciCall('gate').env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
+        assert !log.any { it.contains('withheld') }
+    }
+
+    @Test
+    void 'a pull request from the same repository (no CHANGE_FORK) gets the credentials'() {
+        envVars.CHANGE_ID = '42'
+        envVars.CHANGE_FORK = ''
+
+        step('mlciCommand', [command: 'gate', script: '"$MLCI_BIN" gate', mlflow: true, mlflowCredentialsId: 'mlflow-ci'])
+
+        assert onlyMlciCall('gate').env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
+    }
+
+    @Test
+    void 'secrets are gone from the environment after the command'() {
+        step('mlciCommand', [command: 'status', script: STATUS, mlflow: true, mlflowCredentialsId: 'mlflow-ci'])
+
+        assert onlyMlciCall('status').env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
         assert !envVars.containsKey('MLFLOW_TRACKING_PASSWORD')
         assert !envVars.containsKey('MLCI_BIN')
     }

@@ -15,9 +15,9 @@ class MlciDeployTest extends LibraryTestBase {
         assert call.script.contains('"$MLCI_BIN" deploy "$@"')
         assert call.env.MLCI_ENV == 'staging'
         assert call.env.MLCI_VERSION == ''
-        assert call.locks == ['mlci-ml-mlci-staging'] as Set
-        assert events.indexOf('lock:mlci-ml-mlci-staging') < events.indexOf('sh:deploy')
-        assert events.indexOf('unlock:mlci-ml-mlci-staging') > events.indexOf('sh:deploy')
+        assert call.locks == ['mlci-mlci-staging'] as Set
+        assert events.indexOf('lock:mlci-mlci-staging') < events.indexOf('sh:deploy')
+        assert events.indexOf('unlock:mlci-mlci-staging') > events.indexOf('sh:deploy')
         assert report.current.colour == 'green'
         assert log.any { it.contains('staging now serves model v3 from the green slot at http://localhost:8200') }
     }
@@ -38,9 +38,10 @@ class MlciDeployTest extends LibraryTestBase {
     }
 
     @Test
-    void 'the approver defaults to env MLCI_APPROVER and the lock to env MLCI_PROJECT'() {
+    void 'the approver defaults to env MLCI_APPROVER and the lock to the project of mlci yaml'() {
         envVars.MLCI_APPROVER = 'bob'
-        envVars.MLCI_PROJECT = 'churn'
+        envVars.MLCI_PROJECT = 'not-this'
+        givenFile('mlci.yaml', 'project: churn\n')
         givenFile('reports/deploy-production.json', deployReport('production'))
 
         step('mlciDeploy', [env: 'production'])
@@ -48,6 +49,69 @@ class MlciDeployTest extends LibraryTestBase {
         ShCall call = onlyMlciCall('deploy')
         assert call.env.MLCI_APPROVER == 'bob'
         assert call.locks == ['mlci-churn-production'] as Set
+    }
+
+    @Test
+    void 'a project parameter overrides mlci yaml for the lock'() {
+        givenFile('reports/deploy-staging.json', deployReport('staging'))
+
+        step('mlciDeploy', [env: 'staging', project: 'fraud'])
+
+        assert onlyMlciCall('deploy').locks == ['mlci-fraud-staging'] as Set
+    }
+
+    @Test
+    void 'a first deploy report with null fields is read without error (json-lib JSONNull)'() {
+        givenFile('reports/deploy-staging.json',
+            '{"env": "staging", "current": {"colour": "blue", "model_version": "1", "url": "http://x", ' +
+            '"approver": null, "image": null}, "previous": null, "records": []}')
+
+        Map report = step('mlciDeploy', [env: 'staging']) as Map
+
+        assert report.current.approver == null
+        assert report.previous == null
+        assert jsonReads.every { it.returnPojo == true }
+    }
+
+    @Test
+    void 'force and reason reach mlci deploy --force --reason through the environment'() {
+        givenFile('reports/deploy-production.json', deployReport('production'))
+
+        step('mlciDeploy', [env: 'production', version: '3', force: true, reason: 'hotfix; approved by CTO'])
+
+        ShCall call = onlyMlciCall('deploy')
+        assert call.env.MLCI_FORCE == 'true'
+        assert call.env.MLCI_REASON == 'hotfix; approved by CTO'
+        assert call.script.contains('if [ "$MLCI_FORCE" = true ]; then set -- "$@" --force --reason "$MLCI_REASON"; fi')
+        assert !call.script.contains('hotfix')
+    }
+
+    @Test
+    void 'without force no override is asked for'() {
+        givenFile('reports/deploy-production.json', deployReport('production'))
+
+        step('mlciDeploy', [env: 'production', reason: 'ignored'])
+
+        assert onlyMlciCall('deploy').env.MLCI_FORCE == 'false'
+    }
+
+    @Test
+    void 'force without a reason is refused before anything runs'() {
+        assert stepError('mlciDeploy', [env: 'production', force: true]).contains('force needs a reason')
+        assert shCalls.isEmpty()
+        assert !events.any { it.startsWith('lock:') }
+    }
+
+    @Test
+    void 'deploy binds the MLflow credentials but never the registry credentials'() {
+        envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-ci'
+        givenFile('reports/deploy-staging.json', deployReport('staging'))
+
+        step('mlciDeploy', [env: 'staging', mlflowCredentialsId: 'mlflow-ci'])
+
+        ShCall call = onlyMlciCall('deploy')
+        assert call.env.MLFLOW_TRACKING_USERNAME == 'user-of-mlflow-ci'
+        assert !call.env.containsKey('MLCI_REGISTRY_PASSWORD')
     }
 
     @Test
@@ -61,17 +125,17 @@ class MlciDeployTest extends LibraryTestBase {
     }
 
     @Test
-    void 'a failed verification says mlci already rolled back, and marks the description'() {
+    void 'exit 1 says the environment is as before, names its live colour, and marks the description'() {
         givenFile('reports/deploy-production.json', deployReport('production', [colour: 'blue', model_version: '2']))
         exitCode('deploy', 1)
 
         String message = stepError('mlciDeploy', [env: 'production'])
 
-        assert message.startsWith('Deploy to production failed verification (exit 1). mlci deploy has ALREADY ROLLED BACK')
-        assert message.contains('(blue, model v2)')
+        assert message.startsWith('mlci deploy --env production said no (exit 1)')
+        assert message.contains('live: blue, model v2')
         assert message.contains('reports/deploy-production.json')
-        assert build.description.contains('production: deploy failed verification, rolled back')
-        assert events.contains('unlock:mlci-ml-mlci-production')
+        assert build.description.contains('production: deploy refused or rolled back')
+        assert events.contains('unlock:mlci-mlci-production')
     }
 
     @Test

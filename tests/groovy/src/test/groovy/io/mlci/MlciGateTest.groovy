@@ -4,33 +4,70 @@ import org.junit.Test
 
 class MlciGateTest extends LibraryTestBase {
 
+    static final String TABLE_URL = 'https://jenkins.example.com/job/ml/job/mlci/job/main/7/artifact/reports/gate-table.txt'
+
     @Test
-    void 'runs mlci gate, archives the table, puts it in the description and returns the report'() {
+    void 'runs mlci gate, archives the table and returns a summary of the verdict'() {
         givenFile('reports/gate.json', gateReport())
 
-        Map report = step('mlciGate') as Map
+        Map gate = step('mlciGate') as Map
 
         ShCall call = onlyMlciCall('gate')
         assert call.script == '"$MLCI_BIN" gate'
         assert call.env.MLCI_CONFIG == 'mlci.yaml'
-        assert report.passed
-        assert report.production.version == '2'
+        assert gate == [model: 'iris', version: '3', metric: 'accuracy', candidate: 0.97, production: 0.95,
+                        productionVersion: '2', runId: null, runUrl: null, tableUrl: TABLE_URL, passed: true,
+                        blocking: true, summary: 'Gate PASSED: iris v3, accuracy 0.9700 vs production v2 0.9500']
         String table = gateReport().table
         assert files['reports/gate-table.txt'].contains(table)
         assert events.contains('archive:reports/gate.json, reports/gate-table.txt')
-        assert build.description.startsWith('Gate PASSED: iris v3 vs production v2 (accuracy)')
-        assert build.description.contains(table)
         assert log.any { it.contains(table) }
         assert build.result == null
+        assert jsonReads == [[file: 'reports/gate.json', returnPojo: true]]
     }
 
     @Test
-    void 'a first model (nothing in production) is described as such'() {
-        givenFile('reports/gate.json', gateReport(production: null))
+    void 'the build description is one line with links to the MLflow run and the gate table'() {
+        givenFile('reports/gate.json', gateReport(candidate: [version: '3', run_id: 'r123', metrics: [accuracy: 0.97]]))
+        Map run = trainReport(tracking_uri: 'https://mlflow.example.com/', experiment_id: '5')
 
-        step('mlciGate')
+        Map gate = step('mlciGate', [run: run]) as Map
 
-        assert build.description.startsWith('Gate PASSED: iris v3 vs no model in production')
+        assert gate.runUrl == 'https://mlflow.example.com/#/experiments/5/runs/r123'
+        assert build.description == 'Gate PASSED: iris v3, accuracy 0.9700 vs production v2 0.9500 (' +
+            '<a href="https://mlflow.example.com/#/experiments/5/runs/r123">MLflow run</a>, ' +
+            "<a href=\"${TABLE_URL}\">gate table</a>)"
+        assert !build.description.contains('\n')
+    }
+
+    @Test
+    void 'untrusted names are HTML-escaped in the description and a local tracking store gets no link'() {
+        givenFile('reports/gate.json', gateReport(model_name: 'iris<script>alert(1)</script>'))
+        Map run = trainReport(tracking_uri: 'sqlite:///.mlci/mlflow.db', experiment_id: '1')
+
+        Map gate = step('mlciGate', [run: run]) as Map
+
+        assert gate.runUrl == null
+        assert build.description.startsWith('Gate PASSED: iris&lt;script&gt;alert(1)&lt;/script&gt; v3')
+        assert !build.description.contains('<script>')
+        assert !build.description.contains('MLflow run')
+    }
+
+    @Test
+    void 'a first build, with nothing in production (JSON null), passes and says so'() {
+        // mlci gate writes "production": null; json-lib would read it as a truthy JSONNull.
+        givenFile('reports/gate.json', '{"passed": true, "model_name": "iris", "primary_metric": "accuracy", ' +
+            '"candidate": {"version": "1", "run_id": "r1", "metrics": {"accuracy": 0.93}}, "production": null, ' +
+            '"reasons": [], "table": "check  candidate v1  production (none)"}')
+
+        Map gate = step('mlciGate') as Map
+
+        assert gate.passed
+        assert gate.production == null
+        assert gate.productionVersion == null
+        assert gate.summary == 'Gate PASSED: iris v1, accuracy 0.9300 vs nothing in production yet'
+        assert build.description.startsWith('Gate PASSED: iris v1, accuracy 0.9300 vs nothing in production yet')
+        assert build.result == null
     }
 
     @Test
@@ -41,21 +78,40 @@ class MlciGateTest extends LibraryTestBase {
 
         String message = stepError('mlciGate')
 
-        assert message.startsWith('Quality gate failed for iris v3: accuracy 0.90 < production 0.95 - 0.01.')
+        assert message == 'Quality gate failed for iris v3: accuracy 0.90 < production 0.95 - 0.01. ' +
+            'The comparison is in reports/gate-table.txt.'
         assert build.description.startsWith('Gate FAILED')
         assert events.indexOf('archive:reports/gate.json, reports/gate-table.txt') < events.findIndexOf { it.startsWith('error:') }
     }
 
     @Test
-    void 'failOnGateFailure false marks the build unstable and returns the report'() {
+    void 'a failed gate on a pull request (not blocking) marks the build unstable with unstable() and returns'() {
+        envVars.CHANGE_ID = '42'
         givenFile('reports/gate.json', gateReport(passed: false, reasons: ['worse than production']))
         exitCode('gate', 1)
 
-        Map report = step('mlciGate', [failOnGateFailure: false]) as Map
+        Map gate = step('mlciGate', [failOnGateFailure: false]) as Map
 
-        assert !report.passed
+        assert !gate.passed
+        assert !gate.blocking
         assert build.result == 'UNSTABLE'
+        assert events.contains('unstable:Quality gate failed for iris v3: worse than production. The comparison is ' +
+            'in reports/gate-table.txt. Not failing the build: this gate is not blocking (failOnGateFailure: false).')
         assert !events.any { it.startsWith('error:') }
+        assert new File(ROOT, 'vars/mlciGate.groovy').text.contains('unstable(')
+        assert !new File(ROOT, 'vars/mlciGate.groovy').text.contains("result = 'UNSTABLE'")
+    }
+
+    @Test
+    void 'a failed gate on a pull request that is blocking fails with a clear message'() {
+        envVars.CHANGE_ID = '42'
+        givenFile('reports/gate.json', gateReport(passed: false, production: null, reasons: ['accuracy below 0.9']))
+        exitCode('gate', 1)
+
+        String message = stepError('mlciGate', [failOnGateFailure: true])
+
+        assert message.startsWith('Quality gate failed for iris v3: accuracy below 0.9.')
+        assert build.description.startsWith('Gate FAILED: iris v3, accuracy 0.9700 vs nothing in production yet')
     }
 
     @Test

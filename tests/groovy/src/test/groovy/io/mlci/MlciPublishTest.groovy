@@ -11,12 +11,23 @@ class MlciPublishTest extends LibraryTestBase {
 
         step('mlciPublish')
 
-        assert events == ['junit:reports/junit.xml', 'recordCoverage:reports/coverage.xml', 'archive:reports/**']
+        assert events == ['junit:reports/junit.xml', 'recordCoverage:reports/coverage.xml', 'archive:reports/**',
+                          'archive:build/bundle/**']
+        assert coverages[0].enabledForFailure == true
+    }
+
+    @Test
+    void 'JSON reports are archived without fingerprints, only the model bundle is fingerprinted'() {
+        step('mlciPublish')
+
+        assert archives.find { it.artifacts == 'reports/**' }.fingerprint == false
+        assert archives.find { it.artifacts == 'build/bundle/**' }.fingerprint == true
+        assert archives.every { it.allowEmptyArchive == true }
     }
 
     @Test
     void 'missing reports are skipped so post always never breaks on an early failure'() {
-        step('mlciPublish')
+        step('mlciPublish', [bundle: ''])
 
         assert events == ['archive:reports/**']
     }

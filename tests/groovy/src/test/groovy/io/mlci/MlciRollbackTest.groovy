@@ -13,9 +13,33 @@ class MlciRollbackTest extends LibraryTestBase {
         ShCall call = onlyMlciCall('rollback')
         assert call.script == '"$MLCI_BIN" rollback --env "$MLCI_ENV"'
         assert call.env.MLCI_ENV == 'production'
-        assert call.locks == ['mlci-ml-mlci-production'] as Set
+        assert call.locks == ['mlci-mlci-production'] as Set
         assert report.current.model_version == '2'
         assert build.description.contains('production: rolled back to model v2 (blue)')
+    }
+
+    @Test
+    void 'the lock is named after the project of the config file, rollback talks to MLflow with its credentials'() {
+        givenFile('ops/mlci.yaml', 'project: churn\n')
+        givenFile('reports/deploy-production.json', deployReport('production'))
+
+        step('mlciRollback', [env: 'production', config: 'ops/mlci.yaml', mlflowCredentialsId: 'mlflow-ci'])
+
+        ShCall call = onlyMlciCall('rollback')
+        assert call.locks == ['mlci-churn-production'] as Set
+        assert call.env.MLCI_CONFIG == 'ops/mlci.yaml'
+        assert call.env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
+    }
+
+    @Test
+    void 'a report with null fields (nothing left to roll back to) is read without error'() {
+        givenFile('reports/deploy-production.json', '{"env": "production", "current": null, "records": []}')
+
+        Map report = step('mlciRollback', [env: 'production']) as Map
+
+        assert report.current == null
+        assert !log.any { it.contains('vnull') }
+        assert log.any { it.contains('production serves nothing recorded') }
     }
 
     @Test

@@ -25,9 +25,13 @@ class MlciTestTest extends LibraryTestBase {
         givenFile('reports/junit.xml', '<testsuite failures="1"/>')
         exitCode('test', 1)
 
+        givenFile('reports/coverage.xml', '<coverage/>')
         String message = stepError('mlciTest')
 
         assert events.contains('junit:reports/junit.xml')
+        assert events.contains('recordCoverage:reports/coverage.xml')
+        assert coverages[0].enabledForFailure == true
+        assert events.indexOf('recordCoverage:reports/coverage.xml') < events.findIndexOf { it.startsWith('error:') }
         assert message.contains('the test suite failed (exit 1)')
         assert message.contains('reports/junit.xml')
     }
@@ -61,6 +65,16 @@ class MlciTestTest extends LibraryTestBase {
 
         assert events.contains('archive:reports/coverage.xml')
         assert log.any { it.contains('Coverage plugin is not installed') }
+    }
+
+    @Test
+    void 'tests run without MLflow credentials (the code under test is the branch or pull request)'() {
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-ci'
+
+        step('mlciTest', [mlflowCredentialsId: 'mlflow-ci'])
+
+        assert !onlyMlciCall('test').env.containsKey('MLFLOW_TRACKING_PASSWORD')
+        assert !events.any { it.startsWith('withCredentials') }
     }
 
     @Test
