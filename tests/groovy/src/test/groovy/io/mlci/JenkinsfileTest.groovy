@@ -1,11 +1,16 @@
 package io.mlci
 
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
+import hudson.model.Result
 import org.junit.Before
 import org.junit.Test
 
-/** The root Jenkinsfile, run through DeclarativeRun against the real library steps. */
-class JenkinsfileTest extends LibraryTestBase {
+/**
+ * The root Jenkinsfile, run through DeclarativeRun against the real library steps, on a fake
+ * controller where every stage agent is a new workspace (PipelineTestBase).
+ */
+class JenkinsfileTest extends PipelineTestBase {
 
     /** The canonical stage names (`mlci pipeline stages`), in order. */
     static final List<String> STAGES = ['Setup', 'Test', 'Train', 'Gate', 'Build images', 'Deploy staging',
@@ -14,8 +19,15 @@ class JenkinsfileTest extends LibraryTestBase {
     @Before
     void givenReports() {
         givenAllReports()
+        givenFile('mlci.yaml', 'project: iris\n')
         envVars.JOB_NAME = 'ml/mlci/main'
     }
+
+    List<String> leafStages(DeclarativeRun run) {
+        return run.allStages().findAll { it.nested == null }*.name
+    }
+
+    // ---- structure ---------------------------------------------------------------------------
 
     @Test
     void 'declares the canonical stages in order and loads the library from the same branch'() {
@@ -23,36 +35,83 @@ class JenkinsfileTest extends LibraryTestBase {
 
         DeclarativeRun run = runJenkinsfile()
 
-        assert run.stages*.name == STAGES
+        assert leafStages(run) == STAGES
         assert events[0] == 'library:mlci@feature/x'
     }
 
     @Test
-    void 'has the options: timestamps, build discarder, no concurrent builds, overall timeout'() {
+    void 'takes no agent for the whole build, allows concurrent builds and has no overall timeout'() {
         DeclarativeRun run = runJenkinsfile()
 
-        assert run.options*.name.containsAll(['timestamps', 'buildDiscarder', 'disableConcurrentBuilds', 'timeout'])
-        Map timeout = run.options.find { it.name == 'timeout' }.args[0] as Map
-        assert timeout.unit == 'HOURS' && (timeout.time as int) > 24
+        assert run.agent == 'none'
+        assert !run.options*.name.contains('disableConcurrentBuilds')
+        assert !run.options*.name.contains('timeout')
+        assert run.options*.name.containsAll(['timestamps', 'buildDiscarder'])
     }
 
     @Test
-    void 'a feature branch stops after Gate, deploys nothing and publishes the comparison'() {
+    void 'every stage that needs a workspace has an agent of the configured label, the approval has none'() {
+        params.MLCI_AGENT_LABEL = 'linux && docker'
+
+        DeclarativeRun run = runJenkinsfile()
+
+        for (StageRun stage : run.allStages().findAll { it.nested == null }) {
+            List<StageRun> chain = []
+            for (StageRun s = stage; s != null; s = s.parent) {
+                chain << s
+            }
+            List agents = chain*.agentValue().findAll { it != 'none' }
+            if (stage.name == 'Approve') {
+                assert agents.isEmpty(): 'the approval must take no agent'
+            } else {
+                assert agents == ['linux && docker']: "stage ${stage.name} runs on ${agents}"
+            }
+        }
+        assert events.findAll { it.startsWith('node:') }.unique() == ['node:linux && docker']
+    }
+
+    @Test
+    void 'the agent label and the approval timeout fall back to their defaults when the parameters are empty'() {
+        params.MLCI_AGENT_LABEL = ''
+        params.MLCI_APPROVAL_HOURS = ''
+
+        runJenkinsfile()
+
+        assert events.findAll { it.startsWith('node:') }.unique() == ['node:docker && python3.11']
+        assert timeouts.find { it.unit == 'HOURS' }.time == 24
+    }
+
+    @Test
+    void 'every stage but the approval has its own timeout in minutes, the approval waits the configured hours'() {
+        params.MLCI_APPROVAL_HOURS = '8'
+
+        DeclarativeRun run = runJenkinsfile()
+
+        for (String name : STAGES - 'Approve') {
+            Map timeout = run.stage(name).options.find { it.name == 'timeout' }?.args?.getAt(0) as Map
+            assert timeout != null && timeout.unit == 'MINUTES' && (timeout.time as int) <= 60: "stage ${name}: ${timeout}"
+        }
+        assert timeouts.findAll { it.unit == 'HOURS' } == [[time: 8, unit: 'HOURS']]
+        assert inputs.size() == 1
+    }
+
+    // ---- branches and pull requests ----------------------------------------------------------
+
+    @Test
+    void 'a feature branch stops after Gate, takes no lock, asks nothing and publishes the comparison'() {
         envVars.BRANCH_NAME = 'feature/better-model'
 
         DeclarativeRun run = runJenkinsfile()
 
-        assert run.ran == ['Setup', 'Test', 'Train', 'Gate']
-        assert run.skipped == ['Build images', 'Deploy staging', 'Approve', 'Deploy production']
+        assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
+        assert run.skipped == ['Build images', 'Staging', 'Deploy staging', 'Approve', 'Deploy production']
         assert mlciCommandOrder() == ['test', 'train', 'gate']
-        assert inputs.isEmpty()
-        assert !events.any { it.startsWith('lock:') }: 'a build that does not deploy never waits for a lock'
+        assert inputs.isEmpty() && lockCalls.isEmpty()
+        assert events.count('node:docker && python3.11') == 1: 'skipped stages take no agent (beforeAgent)'
         assert build.result == 'SUCCESS'
-        assert build.description.contains(gateReport().table)
-        assert events.contains('archive:reports/gate.json, reports/gate-table.txt')
+        assert build.description.contains('Gate PASSED')
+        assert !build.description.contains('\n'): 'the description is one line'
         assert events.contains('archive:reports/**')
-        assert events.contains('junit:reports/junit.xml')
-        assert events.contains('recordCoverage:reports/coverage.xml')
     }
 
     @Test
@@ -63,8 +122,23 @@ class JenkinsfileTest extends LibraryTestBase {
 
         DeclarativeRun run = runJenkinsfile()
 
-        assert run.ran == ['Setup', 'Test', 'Train', 'Gate']
-        assert !mlciCalls('deploy')
+        assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
+        assert !mlciCalls('deploy') && !mlciCalls('build') && inputs.isEmpty()
+    }
+
+    @Test
+    void 'a failed gate on a pull request leaves it UNSTABLE with the comparison, and builds and deploys nothing'() {
+        envVars.BRANCH_NAME = 'PR-12'
+        envVars.CHANGE_ID = '12'
+        givenFile('reports/gate.json', gateReport(passed: false, reasons: ['accuracy 0.90 < 0.95']))
+        exitCode('gate', 1)
+
+        DeclarativeRun run = runJenkinsfile()
+
+        assert build.result == 'UNSTABLE'
+        assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
+        assert !mlciCalls('build') && !mlciCalls('deploy') && inputs.isEmpty()
+        assert build.description.contains('Gate FAILED')
     }
 
     @Test
@@ -78,62 +152,161 @@ class JenkinsfileTest extends LibraryTestBase {
     }
 
     @Test
-    void 'main runs staging, then approval, then production under the production lock'() {
-        envVars.BRANCH_NAME = 'main'
+    void 'a pull request from a fork loads the trusted library and runs Test only, with no credential'() {
+        envVars.BRANCH_NAME = 'PR-14'
+        envVars.CHANGE_ID = '14'
+        envVars.CHANGE_FORK = 'someone'
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
 
         DeclarativeRun run = runJenkinsfile()
 
-        assert run.ran == STAGES
+        assert events[0] == 'library:mlci'
+        assert run.ran == ['Candidate', 'Setup', 'Test']
+        assert run.skipped.containsAll(['Train', 'Gate'])
+        assert mlciCommandOrder() == ['test']
+        assert !events.any { it.startsWith('withCredentials') }
+        assert build.result == 'SUCCESS'
+    }
+
+    @Test
+    void 'a team that trusts forks lets their pull requests train and gate'() {
+        envVars.BRANCH_NAME = 'PR-14'
+        envVars.CHANGE_ID = '14'
+        envVars.CHANGE_FORK = 'someone'
+        String jenkinsfile = new File(ROOT, 'Jenkinsfile').text
+        String trusting = "MLCI_TRUST_FORK_PULL_REQUESTS = 'true'"
+        assert jenkinsfile.contains("MLCI_TRUST_FORK_PULL_REQUESTS = 'false'")
+
+        DeclarativeRun run = runJenkinsfileText(jenkinsfile.replace("MLCI_TRUST_FORK_PULL_REQUESTS = 'false'", trusting))
+
+        assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
+        assert mlciCommandOrder() == ['test', 'train', 'gate']
+    }
+
+    // ---- main: staging, approval, production -------------------------------------------------
+
+    @Test
+    void 'main deploys staging, asks outside any node under the staging lock, then deploys production under its lock'() {
+        DeclarativeRun run = runJenkinsfile()
+
+        assert run.ran == ['Candidate'] + STAGES[0..3] + ['Build images', 'Staging', 'Deploy staging', 'Approve',
+                                                          'Deploy production']
         assert mlciCommandOrder() == ['test', 'train', 'gate', 'build', 'deploy', 'deploy']
         List<ShCall> deploys = mlciCalls('deploy')
         assert deploys*.env*.MLCI_ENV == ['staging', 'production']
-        int staging = events.indexOf('sh:deploy')
-        int approval = events.indexOf('input')
-        int production = events.lastIndexOf('sh:deploy')
-        assert staging < approval && approval < production
-        assert deploys[1].locks == ['mlci-mlci-production'] as Set
-        assert events.indexOf('lock:mlci-mlci-production') < production
-        assert events.indexOf('lock:mlci-mlci-production') > approval
+        assert deploys*.env*.MLCI_VERSION == ['3', '3']
+        assert onlyMlciCall('build').env.MLCI_VERSION == '3'
+        // The staging lock spans Deploy staging and Approve; newest waiting build first.
+        int stagingLock = events.indexOf('lock:mlci-iris-staging')
+        int stagingUnlock = events.indexOf('unlock:mlci-iris-staging')
+        assert stagingLock < events.indexOf('sh:deploy') && events.indexOf('input') < stagingUnlock
+        assert events.indexOf('milestone:30:Approved') < stagingUnlock
+        assert lockCalls.find { it.resource == 'mlci-iris-staging' }.inversePrecedence == true
+        assert deploys[0].locks == ['mlci-iris-staging'] as Set
+        // Production: its own lock, taken after the staging lock is released.
+        assert deploys[1].locks == ['mlci-iris-production'] as Set
+        assert stagingUnlock < events.indexOf('lock:mlci-iris-production')
         assert deploys[1].env.MLCI_APPROVER == 'alice'
         assert inputs[0].submitter == 'mlci-approvers'
-        assert deploys[0].locks == ['mlci-mlci-staging'] as Set
         assert build.result == 'SUCCESS'
-        assert build.description.startsWith('Production: model v3 (green), approved by alice')
+        assert build.description.contains('production: v3 (green), approved by alice')
+        assert !build.description.contains('\n')
     }
 
     @Test
-    void 'the test stage leaves publishing to post, which publishes once'() {
+    void 'no executor is held while the approval waits'() {
         runJenkinsfile()
 
-        assert events.count('junit:reports/junit.xml') == 1
-        assert events.indexOf('post:always') < events.indexOf('junit:reports/junit.xml')
+        assert nodesAtInput == [[]]
+        assert violations.isEmpty()
     }
 
     @Test
-    void 'an aborted approval means no production deploy and an ABORTED build'() {
-        inputAnswer = { Map args -> throw new FlowInterruptedException('ABORTED', 'Rejected by bob') }
+    void 'reports cross agents by stash: each stage gets a fresh workspace and only this build\'s reports'() {
+        runJenkinsfile()
+
+        assert workspaces == 4: 'Candidate, Build images, Deploy staging, Deploy production'
+        assert events.contains('stash:mlci-candidate:reports/gate-table.txt,reports/gate.json,reports/train.json')
+        assert events.contains('stash:mlci-images:reports/build.json')
+        assert events.count('unstash:mlci-candidate') == 3
+        assert events.count('unstash:mlci-images') == 2
+        // Each fresh workspace is set up before the reports come back (mlciSetup empties reports/).
+        List<String> afterBuildNode = events.subList(events.indexOf('stage:Build images'), events.size())
+        assert afterBuildNode.indexOf('sh:mlci setup') < afterBuildNode.indexOf('unstash:mlci-candidate')
+    }
+
+    @Test
+    void 'milestones increase through the build and sit where an overtaken build must stop'() {
+        runJenkinsfile()
+
+        assert milestones == milestones.sort(false) && milestones.unique(false) == milestones
+        List<String> order = events.findAll { it.startsWith('milestone:') || it in ['sh:build', 'input'] ||
+            it.startsWith('lock:') }
+        assert order.indexOf('milestone:10:Build images') < order.indexOf('sh:build')
+        assert order.indexOf('lock:mlci-iris-staging') < order.indexOf('milestone:20:Deploy staging')
+        assert order.indexOf('lock:mlci-iris-production') < order.indexOf('milestone:40:Deploy production')
+    }
+
+    @Test
+    void 'first build: nothing in production yet (gate report "production": null) deploys all the way'() {
+        givenFile('reports/gate.json', gateReport(production: null,
+            table: 'metric    candidate v3\naccuracy  0.970'))
+
+        runJenkinsfile()
+
+        assert build.result == 'SUCCESS'
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging', 'production']
+        assert inputs[0].message.contains('nothing in production')
+    }
+
+    @Test
+    void 'a user aborting the approval ends the build ABORTED with nothing deployed to production'() {
+        inputAnswer = { Map args -> throw new FlowInterruptedException(Result.ABORTED, new Rejection('bob')) }
 
         DeclarativeRun run = runJenkinsfile()
 
+        assert build.result == 'ABORTED'
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
         assert run.skipped == ['Deploy production']
-        assert !events.contains('lock:mlci-mlci-production')
-        assert build.result == 'ABORTED'
-        assert build.description.contains('Production NOT deployed')
+        assert !events.contains('lock:mlci-iris-production')
+        assert events.contains('unlock:mlci-iris-staging')
+        assert !milestones.contains(30)
         assert log.any { it.contains('nothing was deployed to production') }
-        assert events.contains('archive:reports/**')
     }
 
     @Test
-    void 'an approval timeout means no production deploy'() {
-        helper.registerAllowedMethod('timeout', [Map, Closure], { Map args, Closure body ->
-            throw new FlowInterruptedException('ABORTED', 'Timeout has been exceeded')
-        })
+    void 'an approval timeout ends the build ABORTED with nothing deployed to production'() {
+        expireTimeouts = true
 
         runJenkinsfile()
 
-        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
+        assert events.contains('timeout-expired:24 HOURS')
         assert build.result == 'ABORTED'
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
+    }
+
+    @Test
+    void 'an older build overtaken before staging stops at its milestone (NOT_BUILT) and deploys nothing'() {
+        supersededAt = 20
+
+        DeclarativeRun run = runJenkinsfile()
+
+        assert build.result == 'NOT_BUILT'
+        assert !mlciCalls('deploy') && inputs.isEmpty()
+        assert run.skipped == ['Approve', 'Deploy production']
+        assert events.contains('unlock:mlci-iris-staging')
+        assert log.any { it.contains('Superseded') }
+    }
+
+    @Test
+    void 'an older approved build overtaken before production stops inside the production lock'() {
+        supersededAt = 40
+
+        runJenkinsfile()
+
+        assert build.result == 'NOT_BUILT'
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
+        assert events.contains('unlock:mlci-iris-production')
     }
 
     @Test
@@ -147,9 +320,10 @@ class JenkinsfileTest extends LibraryTestBase {
         DeclarativeRun run = runJenkinsfile()
 
         assert build.result == 'FAILURE'
-        assert run.failure.message.contains('ALREADY ROLLED BACK')
+        assert run.failure.message.contains('Nothing is left to undo')
         assert log.any { it.contains('already been rolled back by mlci deploy') }
-        assert events.contains('unlock:mlci-mlci-production')
+        assert events.contains('unlock:mlci-iris-production')
+        assert events.findAll { it.startsWith('archive:reports/**') }.size() == 4
     }
 
     @Test
@@ -159,24 +333,28 @@ class JenkinsfileTest extends LibraryTestBase {
 
         DeclarativeRun run = runJenkinsfile()
 
-        assert run.ran == ['Setup', 'Test', 'Train', 'Gate']
+        assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
         assert !mlciCalls('build')
         assert build.result == 'FAILURE'
-        assert build.description.startsWith('Gate FAILED')
+        assert build.description.contains('Gate FAILED')
     }
 
     @Test
     void 'the deploy branch is the environment value MLCI_DEPLOY_BRANCH'() {
         String jenkinsfile = new File(ROOT, 'Jenkinsfile').text
         assert jenkinsfile.contains("MLCI_DEPLOY_BRANCH = 'main'")
-        envVars.BRANCH_NAME = 'main'
-        String changed = jenkinsfile.replace("MLCI_DEPLOY_BRANCH = 'main'", "MLCI_DEPLOY_BRANCH = 'release'")
-        File copy = new File(ROOT, 'tests/groovy/target/Jenkinsfile.release')
-        copy.text = changed
-        DeclarativeRun run = new DeclarativeRun(this)
-        helper.registerAllowedMethod('pipeline', [Closure], { Closure body -> run.execute(body) })
-        loadScript('tests/groovy/target/Jenkinsfile.release').run()
 
-        assert run.ran == ['Setup', 'Test', 'Train', 'Gate']
+        DeclarativeRun run = runJenkinsfileText(jenkinsfile.replace("MLCI_DEPLOY_BRANCH = 'main'",
+            "MLCI_DEPLOY_BRANCH = 'release'"))
+
+        assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
+    }
+
+    /** Runs a variant of a Jenkinsfile, written to a temporary file. */
+    DeclarativeRun runJenkinsfileText(String text) {
+        File copy = File.createTempFile('Jenkinsfile', '.groovy')
+        copy.deleteOnExit()
+        copy.text = text
+        return runJenkinsfile(copy.absolutePath)
     }
 }

@@ -1,0 +1,287 @@
+package io.mlci
+
+import hudson.model.Result
+import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+import org.jenkinsci.plugins.workflow.steps.TimeoutStepExecution
+import org.junit.Before
+
+/**
+ * Base of the tests that run a whole pipeline (the root Jenkinsfile, mlciPipeline, a consumer's
+ * Jenkinsfile). On top of LibraryTestBase's fakes it models what a controller does between stages:
+ *
+ *   nodes       each `node` (or declarative stage agent) gets a NEW empty workspace; outside any
+ *               node there is no workspace at all (reading or writing a file, or `sh`, is a test
+ *               failure, as Jenkins' "Required context class hudson.FilePath is missing").
+ *   checkout    copies the repository's files (every given file not under reports/) into the
+ *               workspace; declarative stage agents do it implicitly, as Jenkins does.
+ *   mlci        each `mlci <command>` writes its report(s) into the current workspace (the given
+ *               reports/... files are what it writes), so a report a stage did not produce or
+ *               unstash is missing there, exactly as on a controller with several agents.
+ *   stash       stash/unstash copy files between workspaces; unstashing an unknown name fails.
+ *   milestone   ordinals must increase within a build (auto = last + 1); `supersededAt = N`
+ *               simulates a newer build that already passed milestone N: reaching it interrupts
+ *               this build with NOT_BUILT, as the Milestone Step plugin does.
+ *   input       inside a node it is a test failure (an executor would be held for hours).
+ *   timeout     `expireTimeouts = true` makes the innermost timeout fire when input waits in it.
+ */
+abstract class PipelineTestBase extends LibraryTestBase {
+
+    /** Workspace of code that runs outside any node: every access is an error. */
+    static final Map<String, Object> NO_WORKSPACE = new NoWorkspace()
+
+    Map<String, Object> repository = [:]
+    Map<String, Object> produced = [:]
+    Map<String, Map<String, Object>> stashes = [:]
+    List<String> nodeStack = []
+    List<Map<String, Object>> workspaceStack = []
+    int workspaces = 0
+    List<String> violations = []
+    List<Integer> milestones = []
+    Integer supersededAt = null
+    boolean expireTimeouts = false
+    List<Map> timeoutStack = []
+    List<Map> lockCalls = []
+    List<List<String>> nodesAtInput = []
+    boolean started = false
+
+    @Before
+    void registerControllerFakes() {
+        helper.registerAllowedMethod('node', [Object, Closure], { Object label, Closure body -> onNode(label?.toString(), body) })
+        helper.registerAllowedMethod('node', [Closure], { Closure body -> onNode(null, body) })
+        helper.registerAllowedMethod('checkout', [Object], { Object scm -> checkoutScm() })
+        helper.registerAllowedMethod('stash', [Map], { Map args -> stash(args) })
+        helper.registerAllowedMethod('unstash', [String], { String name -> unstash(name) })
+        helper.registerAllowedMethod('unstash', [Map], { Map args -> unstash(args.name as String) })
+        helper.registerAllowedMethod('milestone', [Map], { Map args -> milestone(args.ordinal as Integer, args.label as String) })
+        helper.registerAllowedMethod('milestone', [Integer], { Integer ordinal -> milestone(ordinal, null) })
+        helper.registerAllowedMethod('milestone', [], { -> milestone(null, null) })
+        helper.registerAllowedMethod('input', [Map], { Map args -> onInput(args) })
+        helper.registerAllowedMethod('timeout', [Map, Closure], { Map args, Closure body -> onTimeout(args, body) })
+        helper.registerAllowedMethod('lock', [Map, Closure], { Map args, Closure body ->
+            lockCalls << args
+            return holdLock(args.resource as String, body)
+        })
+        helper.registerAllowedMethod('library', [String], { String name -> events << "library:${name}".toString() })
+        helper.registerAllowedMethod('unstable', [Object], { Object message ->
+            log << message.toString()
+            events << 'unstable'
+            if (!build.result || build.result == 'SUCCESS') {
+                build.result = 'UNSTABLE'
+            }
+        })
+        helper.registerAllowedMethod('unstable', [Map], { Map args ->
+            log << args.message.toString()
+            events << 'unstable'
+            if (!build.result || build.result == 'SUCCESS') {
+                build.result = 'UNSTABLE'
+            }
+        })
+    }
+
+    // ---- running -----------------------------------------------------------------------------
+
+    /**
+     * Splits the given files into the repository (what `checkout` brings) and what mlci produces
+     * (reports/...), then leaves the script with no workspace until it takes a node.
+     */
+    void startBuild() {
+        if (started) {
+            return
+        }
+        started = true
+        files.each { String path, Object content ->
+            if (path.startsWith('reports/')) {
+                produced[path] = content
+            } else {
+                repository[path] = content
+            }
+        }
+        files = NO_WORKSPACE
+    }
+
+    @Override
+    DeclarativeRun runJenkinsfile() {
+        return runJenkinsfile('Jenkinsfile')
+    }
+
+    /** Runs a declarative Jenkinsfile (path relative to the repository root) through DeclarativeRun. */
+    DeclarativeRun runJenkinsfile(String path) {
+        startBuild()
+        DeclarativeRun run = new DeclarativeRun(this)
+        helper.registerAllowedMethod('pipeline', [Closure], { Closure body -> run.execute(body) })
+        loadScript(path).run()
+        return run
+    }
+
+    /** Runs a scripted pipeline step (mlciPipeline) as the only content of a Jenkinsfile. */
+    Object runScripted(String name, Map config = null) {
+        startBuild()
+        try {
+            return step(name, config)
+        } catch (FlowInterruptedException e) {
+            // Jenkins ends the build with the interruption's result (ABORTED, NOT_BUILT).
+            build.result = e.result.toString()
+            events << "interrupted:${e.result}".toString()
+            return null
+        }
+    }
+
+    // ---- controller fakes --------------------------------------------------------------------
+
+    Object onNode(String label, Closure body) {
+        workspaces++
+        String name = "ws${workspaces}"
+        events << "node:${label ?: ''}".toString()
+        nodeStack << name
+        workspaceStack << files
+        files = new LinkedHashMap<String, Object>()
+        try {
+            return body.call()
+        } finally {
+            files = workspaceStack.remove(workspaceStack.size() - 1)
+            nodeStack.remove(nodeStack.size() - 1)
+            events << "endnode:${label ?: ''}".toString()
+        }
+    }
+
+    /** Declarative stage agent: a node plus the implicit checkout. */
+    Object onAgent(String label, Closure body) {
+        return onNode(label, { ->
+            checkoutScm()
+            body.call()
+        })
+    }
+
+    void checkoutScm() {
+        requireNode('checkout')
+        events << 'checkout'
+        files.putAll(repository)
+    }
+
+    void requireNode(String what) {
+        if (nodeStack.isEmpty()) {
+            violation("${what} outside any node: Jenkins has no workspace there " +
+                '(Required context class hudson.FilePath is missing)')
+        }
+    }
+
+    void violation(String message) {
+        violations << message
+        throw new AssertionError((Object) message)
+    }
+
+    void stash(Map args) {
+        requireNode('stash')
+        String name = args.name as String
+        List<String> patterns = (args.includes as String ?: '**').split(',')*.trim()
+        Map<String, Object> saved = files.findAll { String path, Object v -> patterns.any { matches(path, it) } }
+        if (saved.isEmpty() && !args.allowEmpty) {
+            fail("stash '${name}': no files included (${args.includes})")
+        }
+        stashes[name] = new LinkedHashMap<String, Object>(saved)
+        events << "stash:${name}:${saved.keySet().sort().join(',')}".toString()
+    }
+
+    void unstash(String name) {
+        requireNode('unstash')
+        if (!stashes.containsKey(name)) {
+            fail("No such saved stash '${name}'")
+        }
+        files.putAll(stashes[name])
+        events << "unstash:${name}".toString()
+    }
+
+    static boolean matches(String path, String glob) {
+        String regex = glob.replace('.', '\\.').replace('**', '\u0000').replace('*', '[^/]*').replace('\u0000', '.*')
+        return path ==~ regex
+    }
+
+    void milestone(Integer ordinal, String label) {
+        int last = milestones ? milestones.last() : 0
+        int actual = ordinal == null ? last + 1 : ordinal
+        if (actual <= last) {
+            violation("milestone ordinal ${actual} after ${last}: ordinals must increase within a build " +
+                '(the Milestone Step plugin fails the build)')
+        }
+        milestones << actual
+        events << "milestone:${actual}${label ? ':' + label : ''}".toString()
+        if (supersededAt != null && actual >= supersededAt) {
+            throw new FlowInterruptedException(Result.NOT_BUILT, new FlowInterruptedException.TextCause(
+                "Superseded by ${envVars.JOB_NAME}#${(build.number as int) + 1}".toString()))
+        }
+    }
+
+    Object onInput(Map args) {
+        nodesAtInput << new ArrayList<String>(nodeStack)
+        if (!nodeStack.isEmpty()) {
+            violation("input inside node ${nodeStack}: the build would hold an executor while it waits for a human")
+        }
+        inputs << args
+        events << 'input'
+        if (expireTimeouts && timeoutStack) {
+            events << "timeout-expired:${timeoutStack.last().time} ${timeoutStack.last().unit}".toString()
+            throw new FlowInterruptedException(Result.ABORTED, new TimeoutStepExecution.ExceededTimeout())
+        }
+        return inputAnswer.call(args)
+    }
+
+    Object onTimeout(Map args, Closure body) {
+        timeouts << args
+        events << "timeout:${args.time} ${args.unit}".toString()
+        timeoutStack << args
+        try {
+            return body.call()
+        } finally {
+            timeoutStack.remove(timeoutStack.size() - 1)
+        }
+    }
+
+    /** mlci writes its reports into the workspace it runs in; `sh` needs a node. */
+    @Override
+    int runSh(Map args) {
+        requireNode("sh '${args.label ?: args.script}'")
+        int status = super.runSh(args)
+        ShCall call = shCalls.last()
+        outputsOf(call).each { String path ->
+            if (produced.containsKey(path)) {
+                files[path] = produced[path]
+            }
+        }
+        return status
+    }
+
+    static List<String> outputsOf(ShCall call) {
+        switch (call.command) {
+            case 'test': return ['reports/junit.xml', 'reports/coverage.xml']
+            case 'train': return ['reports/train.json']
+            case 'gate': return ['reports/gate.json']
+            case 'build': return ['reports/build.json']
+            case 'deploy':
+            case 'rollback': return ["reports/deploy-${call.env.MLCI_ENV}.json".toString()]
+            default: return []
+        }
+    }
+}
+
+/** The "workspace" outside any node: Jenkins has none, so any file access is a test failure. */
+class NoWorkspace extends LinkedHashMap<String, Object> {
+
+    private static AssertionError none(Object key) {
+        return new AssertionError((Object) "file access outside any node (${key}): Jenkins has no workspace there".toString())
+    }
+
+    @Override
+    Object get(Object key) {
+        throw none(key)
+    }
+
+    @Override
+    boolean containsKey(Object key) {
+        throw none(key)
+    }
+
+    @Override
+    Object put(String key, Object value) {
+        throw none(key)
+    }
+}
