@@ -1,0 +1,163 @@
+"""examples/churn-team as a team runs it: a repository with no mlci source, mlci installed from the
+wheel `make dist` builds into a fresh virtualenv, the whole line (`mlci pipeline run --approve`: test,
+train, gate, build, staging, approve, production) on the real Docker engine, then `mlci down`.
+
+The locked packages are installed without the network from a host wheelhouse (build/wheelhouse/dev,
+filled once with mlci's own pip download, like the images' wheelhouses). About 6 minutes on the
+2-core CI box with warm Docker layers; most of it is the virtualenv and the two Python images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ml.images import download_wheels, wheelhouse_complete
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "churn-team"
+VERSION = (REPO / "resources" / "io" / "mlci" / "VERSION").read_text().strip()
+NAME = "churn-team"  # the example's own project name: its containers, network, volumes and images
+PORTS = {"production": 8280, "staging": 8281, "dashboard": 8580}
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"timed out after {timeout:.0f}s: {' '.join(args)}\n{exc.stdout or ''}\n{exc.stderr or ''}")
+
+
+def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert done.returncode == 0, f"exit {done.returncode}: {done.args}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+def host_wheelhouse(lock: str) -> Path:
+    """The lock's wheels on the host, downloaded once (mlci build's own call), reused offline after."""
+    folder = REPO / "build" / "wheelhouse" / lock
+    if not wheelhouse_complete(REPO / "requirements" / f"{lock}.txt", folder):
+        download_wheels(REPO / "requirements" / f"{lock}.txt", folder)
+    return folder
+
+
+def clean_environments(mlci: str | None, cwd: Path, env: dict[str, str]) -> None:
+    for name in ("production", "staging"):
+        if mlci:
+            subprocess.run([mlci, "down", "--env", name], cwd=cwd, env=env, capture_output=True, timeout=180)
+        subprocess.run(["docker", "volume", "rm", f"{NAME}-{name}-state"], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    """A fresh virtualenv with the locked packages and mlci from its wheel, nothing from this checkout."""
+    root = tmp_path_factory.mktemp("consumer")
+    dist = root / "dist"
+    ok(run(["make", "-s", "dist", f"DIST={dist}"], REPO, dict(os.environ), 300))
+    wheel = dist / f"mlci-{VERSION}-py3-none-any.whl"
+    assert wheel.is_file()
+    python = shutil.which("python3.11")
+    assert python, "python3.11 is needed (the agents' Python)"
+    venv = root / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    ok(run([python, "-m", "venv", str(venv)], root, env, 120))
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index"]
+    ok(
+        run(
+            [
+                *pip,
+                "--find-links",
+                str(host_wheelhouse("dev")),
+                "--require-hashes",
+                "-r",
+                str(REPO / "requirements" / "dev.txt"),
+            ],
+            root,
+            env,
+            900,
+        )
+    )
+    ok(run([*pip, "--no-deps", str(wheel)], root, env, 120))
+    return venv
+
+
+@pytest.fixture(scope="module")
+def consumer(tmp_path_factory, venv, base_images):
+    """A copy of the example, as a team's fresh clone: its own git history on main, no mlci source."""
+    root = tmp_path_factory.mktemp("clone") / NAME
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlci", "reports", "build", "__pycache__"))
+    # The images' wheels from the host's downloads, hard-linked: no network inside or around the build.
+    for lock in ("api", "dashboard"):
+        shutil.copytree(host_wheelhouse(lock), root / "build" / "wheelhouse" / lock, copy_function=os.link)
+    git = ["git", "-c", "user.name=Churn Team", "-c", "user.email=churn@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "churn model"]):
+        subprocess.run([*git, *args], cwd=root, check=True, capture_output=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MLFLOW_TRACKING_URI")},
+        **base_images,
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "COLUMNS": "200",
+    }
+    mlci = str(venv / "bin" / "mlci")
+    clean_environments(mlci, root, env)  # what an interrupted earlier run may have left
+    try:
+        yield root, env, mlci
+    finally:
+        clean_environments(mlci, root, env)
+        tags = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={NAME}-*"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if tags:
+            subprocess.run(["docker", "rmi", "--no-prune", *tags], capture_output=True)
+
+
+def test_the_example_holds_no_mlci_source():
+    assert (EXAMPLE / "Jenkinsfile").read_text() == f"@Library('mlci@v{VERSION}') _\nmlciPipeline()\n"
+    for source in ("ml", "api", "dashboard", "docker", "requirements", "setup.cfg", "vars"):
+        assert not (EXAMPLE / source).exists(), source
+
+
+def test_the_wheel_runs_the_whole_line_from_the_example(consumer):
+    root, env, mlci = consumer
+    python = str(Path(mlci).parent / "python")
+    where = ok(
+        run(
+            [python, "-c", "import ml, api, dashboard; print(ml.__file__, api.__file__, dashboard.__file__)"],
+            root,
+            env,
+            60,
+        )
+    )
+    venv = Path(mlci).parents[1]
+    for path in where.stdout.split():
+        assert Path(path).is_relative_to(venv), f"{path} is not from the wheel installed in {venv}"
+    assert ok(run([mlci, "--version"], root, env, 60)).stdout.strip().endswith(f"version {VERSION}")
+
+    line = run([mlci, "pipeline", "run", "--approve"], root, env, 1500)
+    assert line.returncode == 0, line.stdout[-5000:] + line.stderr[-3000:]
+    stages = ("Setup", "Test", "Train", "Gate", "Build images", "Deploy staging", "Approve", "Deploy production")
+    for number, stage in enumerate(stages, start=1):
+        assert f"stage {number}/8: {stage} — ok" in line.stdout
+    assert "5 passed" in line.stdout  # the team's own tests, starter test included
+    # Every image was built from the wheel's sources, in a context of its own.
+    for role, dockerfile in (("api", "api"), ("dashboard", "dashboard"), ("router", "router")):
+        assert (root / "build" / "context" / role / "docker" / f"{dockerfile}.Dockerfile").is_file()
+    for env_name in ("production", "staging"):
+        served = httpx.get(f"http://127.0.0.1:{PORTS[env_name]}/version", timeout=5).json()
+        assert str(served["version"]) == "1" and served["name"] == NAME
+    assert httpx.get(f"http://127.0.0.1:{PORTS['dashboard']}/_stcore/health", timeout=5).status_code == 200
+
+    for env_name in ("production", "staging"):
+        down = ok(run([mlci, "down", "--env", env_name], root, env, 180))
+        assert "RESULT OK" in down.stdout
+    left = subprocess.run(
+        ["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name={NAME}-"], capture_output=True, text=True
+    ).stdout.split()
+    assert left == []
