@@ -111,7 +111,8 @@ def test_package_records_the_bundle_digest_outside_the_bundle(project):
     assert digest in packaged.stdout
     assert project.report("package")["bundle_sha256"] == digest
     listed = (bundle / bundle_digest.MANIFEST_FILE).read_text().splitlines()
-    assert sorted(line.split("  ")[1] for line in listed) == ["metadata.json", "model.onnx", "reference.json"]
+    names = sorted(line.split("  ")[1] for line in listed)
+    assert names == ["distribution.json", "metadata.json", "model.onnx", "reference.json"]
     tags = project.client().get_model_version("breast-cancer-classifier", "1").tags
     assert tags[package_module.BUNDLE_DIGEST_TAG] == digest
 
