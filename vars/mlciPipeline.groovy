@@ -1,82 +1,184 @@
 /**
- * mlciPipeline: the whole mlci assembly line as one step, for a one-line Jenkinsfile. Same
- * stages, in the same order, as the declarative Jenkinsfile of this repository: Setup, Test,
- * Train, Gate, Build images, Deploy staging, Approve, Deploy production. Branches other than the
- * deploy branch, and pull requests, stop after Gate. Reports are always archived and published.
+ * mlciPipeline: the whole mlci assembly line as one step, for a one-line Jenkinsfile:
+ *   @Library('mlci@v0.2.0') _
+ *   mlciPipeline()
+ *
+ * Same stages, in the same order, as this repository's declarative Jenkinsfile: Setup, Test,
+ * Train, Gate, Build images, Deploy staging, Approve, Deploy production. It costs nothing while
+ * it waits: each group of stages takes its own node (a fresh checkout, the mlci tool, the
+ * reports of earlier stages by unstash) and gives it back; the approval runs on no node.
+ * The staging lock is held from Deploy staging to the end of Approve (newest build first), the
+ * production lock around Deploy production; milestones stop an older build a newer one
+ * overtook. Branches other than the deploy branch, and pull requests, stop after Gate; pull
+ * requests from forks run Test only unless trustForkPullRequests. Aborts propagate: an aborted,
+ * timed-out or superseded approval ends the build ABORTED (NOT_BUILT) with nothing deployed.
  *
  * Parameters (defaults in brackets):
- *   agentLabel     label of the agents with Docker and Python 3.11 [any agent]
- *   deployBranch   the only branch that deploys [env.MLCI_DEPLOY_BRANCH or main]
- *   submitter      who may approve production [env.MLCI_APPROVERS or mlci-approvers]
- *   timeoutHours   approval timeout [24]
- *   stagingEnv     [staging]
- *   productionEnv  [production]
- *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
- *   registryCredentialsId) and of mlciSetup (python, lockFile, venvCache)
+ *   agentLabel             label of the agents (Docker, Python 3.11)
+ *                          [env.MLCI_AGENT_LABEL or 'docker && python3.11']
+ *   deployBranch           the only branch that deploys [env.MLCI_DEPLOY_BRANCH or main]
+ *   submitter              who may approve production [env.MLCI_APPROVERS or mlci-approvers]
+ *   approvalHours          how long the approval waits [24] (timeoutHours is accepted too)
+ *   timeouts               minutes per stage, merged with the defaults
+ *                          [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30]
+ *   stagingEnv             [staging]
+ *   productionEnv          [production]
+ *   trustForkPullRequests  fork pull requests train and gate, with the MLflow credentials
+ *                          [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true']
+ *   config                 the mlci config file [env.MLCI_CONFIG or mlci.yaml]
+ *   plus the keys of mlciSetup (source, indexUrl, extraIndexUrl, findLinks, python, venvCache),
+ *   of mlciCommand (mlflowTrackingUri, mlflowCredentialsId) and registryCredentialsId (mlciBuild)
  *
- * Returns a map: gate (gate report), deployed (the production deploy report or null),
- * approver.
+ * Returns a map: gate (mlciGate's summary, null when Gate did not run), deployed (the production
+ * deploy report or null), approver (or null).
  *
- * Example (the whole Jenkinsfile):
- *   library identifier: "mlci@${env.BRANCH_NAME}", retriever: legacySCM(scm)
- *   mlciPipeline()
+ * Example:
+ *   mlciPipeline(agentLabel: 'ml-docker', indexUrl: 'https://pypi.example.com/simple', approvalHours: 8)
  */
 def call(Map config = [:]) {
     Map c = [
-        agentLabel: '',
+        agentLabel: env.MLCI_AGENT_LABEL ?: 'docker && python3.11',
         deployBranch: env.MLCI_DEPLOY_BRANCH ?: 'main',
         submitter: env.MLCI_APPROVERS ?: 'mlci-approvers',
-        timeoutHours: 24,
+        approvalHours: config.timeoutHours ?: 24,
         stagingEnv: 'staging',
         productionEnv: 'production',
+        trustForkPullRequests: env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true',
+        config: env.MLCI_CONFIG ?: 'mlci.yaml',
     ] + config
-    boolean deploys = env.BRANCH_NAME == c.deployBranch && !env.CHANGE_ID
+    c.timeouts = [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30] + (config.timeouts ?: [:])
     Map result = [gate: null, deployed: null, approver: null]
 
-    node(c.agentLabel) {
-        try {
-            stage('Setup') {
-                checkout(scm)
-                mlciSetup(c)
+    String project = candidate(c, result)
+    if (env.BRANCH_NAME != c.deployBranch || env.CHANGE_ID || result.gate == null) {
+        if (result.gate != null) {
+            echo("Stopping after Gate: only ${c.deployBranch} deploys (this is not it, or a pull request).")
+        }
+        return result
+    }
+    release(c, project, result)
+    return result
+}
+
+/** Setup, Test, Train, Gate on one node; returns the project of mlci.yaml and puts the gate summary in RESULT. */
+String candidate(Map c, Map result) {
+    boolean trains = !(env.CHANGE_ID && env.CHANGE_FORK) || c.trustForkPullRequests
+    String project = ''
+    onAgent(c) {
+        stage('Setup') {
+            limit(c, 'setup') {
+                prepare(c, [])
+                // Lock names are mlci-<project>-<env>, the project of mlci.yaml.
+                project = readYaml(file: c.config)?.project ?: ''
+                if (!project) {
+                    error("mlciPipeline: ${c.config} has no 'project'; the lock names need it.")
+                }
             }
-            stage('Test') {
-                mlciTest(c + [publish: false])
+        }
+        stage('Test') {
+            limit(c, 'test') {
+                mlciTest(c)
             }
+        }
+        if (trains) {
+            Map trained = null
             stage('Train') {
-                mlciTrain(c)
+                limit(c, 'train') {
+                    trained = mlciTrain(c)
+                }
             }
             stage('Gate') {
-                result.gate = mlciGate(c)
-            }
-            stage('Build images') {
-                if (deploys) {
-                    mlciBuild(c)
-                } else {
-                    echo("Stopping after Gate: only ${c.deployBranch} deploys (this is not it, or a pull request).")
+                limit(c, 'gate') {
+                    // Blocking on branches; a pull request shows its comparison (UNSTABLE if it fails).
+                    result.gate = mlciGate(c + [failOnGateFailure: !env.CHANGE_ID, run: trained])
+                    stash(name: 'mlci-candidate', includes: 'reports/train.json,reports/gate.json,reports/gate-table.txt')
                 }
             }
-            stage('Deploy staging') {
-                if (deploys) {
-                    mlciDeploy(c + [env: c.stagingEnv])
-                }
-            }
-            stage('Approve') {
-                if (deploys) {
-                    result.approver = mlciApprove(c)
-                }
-            }
-            stage('Deploy production') {
-                if (deploys && result.approver) {
-                    result.deployed = mlciDeploy(c + [env: c.productionEnv, approver: result.approver])
-                    Map current = result.deployed.current ?: [:]
-                    currentBuild.description = ("${currentBuild.description ?: ''}\nProduction: " +
-                        "${result.gate?.model_name} v${current.model_version} (${current.colour}), " +
-                        "approved by ${result.approver}").trim()
-                }
-            }
-        } finally {
-            mlciPublish()
+        } else {
+            echo("Stopping after Test: this pull request comes from the fork '${env.CHANGE_FORK}'; its code does " +
+                'not train against MLflow (trustForkPullRequests: true to change that).')
         }
     }
-    return result
+    return project
+}
+
+/** Build images, Deploy staging + Approve under the staging lock, Deploy production under its lock. */
+void release(Map c, String project, Map result) {
+    String version = result.gate.version
+    stage('Build images') {
+        limit(c, 'build') {
+            // Builds pass in order: an older build that a newer one overtook stops here (NOT_BUILT).
+            milestone(ordinal: 10, label: 'Build images')
+            onAgent(c) {
+                prepare(c, ['mlci-candidate'])
+                mlciBuild(c + [version: version])
+                stash(name: 'mlci-images', includes: 'reports/build.json')
+            }
+        }
+    }
+    // Held from the staging deploy to the end of the approval: no other build replaces what is
+    // being approved; the newest waiting build goes next and its milestone stops the older ones.
+    lock(resource: "mlci-${project}-${c.stagingEnv}", inversePrecedence: true) {
+        String stagingUrl = ''
+        stage('Deploy staging') {
+            limit(c, 'deploy') {
+                milestone(ordinal: 20, label: 'Deploy staging')
+                onAgent(c) {
+                    prepare(c, ['mlci-candidate', 'mlci-images'])
+                    Map staging = mlciDeploy(c + [env: c.stagingEnv, version: version, lock: false])
+                    stagingUrl = staging.current?.url ?: ''
+                }
+            }
+        }
+        stage('Approve') {
+            // On no node: the wait holds no executor. Abort, timeout, supersede: the interruption propagates.
+            result.approver = mlciApprove(gate: result.gate, env: c.productionEnv, submitter: c.submitter,
+                timeoutHours: c.approvalHours as int, stagingUrl: stagingUrl)
+            milestone(ordinal: 30, label: 'Approved')
+        }
+    }
+    stage('Deploy production') {
+        lock(resource: "mlci-${project}-${c.productionEnv}") {
+            limit(c, 'deploy') {
+                // Inside the production lock: an older approved build never deploys over a newer one.
+                milestone(ordinal: 40, label: 'Deploy production')
+                onAgent(c) {
+                    prepare(c, ['mlci-candidate', 'mlci-images'])
+                    result.deployed = mlciDeploy(c + [env: c.productionEnv, version: version,
+                        approver: result.approver, lock: false])
+                }
+            }
+        }
+        Map current = result.deployed?.current ?: [:]
+        currentBuild.description = "${currentBuild.description ?: ''} | ${c.productionEnv}: v${current.model_version} " +
+            "(${current.colour}), approved by ${result.approver}"
+    }
+}
+
+/** Runs BODY on a node of the agent label; its reports are archived whatever happens, before the node is given back. */
+void onAgent(Map c, Closure body) {
+    node(c.agentLabel) {
+        try {
+            body()
+        } finally {
+            mlciPublish(junit: '', coverage: '')
+        }
+    }
+}
+
+/** Prepares a fresh workspace: checkout, the mlci tool (mlciSetup), then the reports stashed by earlier stages. */
+void prepare(Map c, List<String> reports) {
+    checkout(scm)
+    mlciSetup(c)
+    // After mlciSetup, which empties reports/: only this build's reports come back.
+    for (String name : reports) {
+        unstash(name)
+    }
+}
+
+/** The stage's own timeout, in minutes (it includes the wait for an agent, as in the Jenkinsfile). */
+void limit(Map c, String stageKey, Closure body) {
+    timeout(time: c.timeouts[stageKey] as int, unit: 'MINUTES') {
+        body()
+    }
 }

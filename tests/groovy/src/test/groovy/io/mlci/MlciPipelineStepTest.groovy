@@ -1,39 +1,120 @@
 package io.mlci
 
+import hudson.AbortException
+import hudson.model.Result
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
 import org.junit.Before
 import org.junit.Test
 
-/** Tests of vars/mlciPipeline.groovy, the whole line as one step. */
-class MlciPipelineStepTest extends LibraryTestBase {
+/**
+ * vars/mlciPipeline.groovy, the whole line as one step (a consumer's one-line Jenkinsfile), on a
+ * fake controller where every node is a fresh workspace and the approval must run on no node.
+ */
+class MlciPipelineStepTest extends PipelineTestBase {
 
     @Before
     void givenReports() {
         givenAllReports()
+        givenFile('mlci.yaml', 'project: iris\n')
+    }
+
+    List<String> stagesRun() {
+        return events.findAll { it.startsWith('stage:') }.collect { it - 'stage:' }
+    }
+
+    String errorOf(Map config = null) {
+        try {
+            runScripted('mlciPipeline', config)
+        } catch (AbortException e) {
+            return e.message
+        }
+        throw new AssertionError((Object) "mlciPipeline was expected to fail; events: ${events}".toString())
     }
 
     @Test
     void 'on main it runs every stage in order and deploys production with the approver'() {
-        Map result = step('mlciPipeline') as Map
+        Map result = runScripted('mlciPipeline') as Map
 
-        assert events.findAll { it.startsWith('stage:') } == JenkinsfileTest.STAGES.collect { "stage:${it}".toString() }
+        assert stagesRun() == JenkinsfileTest.STAGES
         assert mlciCommandOrder() == ['test', 'train', 'gate', 'build', 'deploy', 'deploy']
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging', 'production']
+        assert mlciCalls('deploy')*.env*.MLCI_VERSION == ['3', '3']
         assert mlciCalls('deploy')[1].env.MLCI_APPROVER == 'alice'
-        assert events.indexOf('input') < events.lastIndexOf('sh:deploy')
         assert result.approver == 'alice'
-        assert build.description.contains('Production: iris v3 (green), approved by alice')
-        assert events.last() == 'archive:reports/**'
+        assert result.gate.version == '3'
+        assert result.deployed.current.colour == 'green'
+        assert build.description.contains('production: v3 (green), approved by alice')
+        assert !build.description.contains('\n')
+        assert build.result == null: 'nothing marked the build worse than SUCCESS'
     }
 
     @Test
-    void 'a feature branch stops after Gate'() {
+    void 'no node is held while the approval waits, and each node is a fresh workspace fed by stash'() {
+        runScripted('mlciPipeline')
+
+        assert nodesAtInput == [[]]
+        assert workspaces == 4
+        assert events.findAll { it.startsWith('node:') }.unique() == ['node:docker && python3.11']
+        assert events.count('checkout') == 4
+        assert events.contains('stash:mlci-candidate:reports/gate-table.txt,reports/gate.json,reports/train.json')
+        assert events.count('unstash:mlci-candidate') == 3
+        assert events.count('unstash:mlci-images') == 2
+        assert events.findAll { it.startsWith('archive:reports/**') }.size() == 4
+    }
+
+    @Test
+    void 'the staging lock spans Deploy staging and Approve, newest build first, production has its own lock'() {
+        runScripted('mlciPipeline')
+
+        assert lockCalls.find { it.resource == 'mlci-iris-staging' }.inversePrecedence == true
+        int unlockStaging = events.indexOf('unlock:mlci-iris-staging')
+        assert events.indexOf('lock:mlci-iris-staging') < events.indexOf('sh:deploy')
+        assert events.indexOf('input') < unlockStaging
+        assert events.indexOf('milestone:30:Approved') < unlockStaging
+        assert unlockStaging < events.indexOf('lock:mlci-iris-production')
+        assert mlciCalls('deploy')*.locks == [['mlci-iris-staging'] as Set, ['mlci-iris-production'] as Set]
+    }
+
+    @Test
+    void 'milestones increase and sit before the builds an overtaken build must not do'() {
+        runScripted('mlciPipeline')
+
+        assert milestones == milestones.sort(false) && milestones.unique(false) == milestones
+        assert events.indexOf('milestone:10:Build images') < events.indexOf('sh:build')
+        assert events.indexOf('milestone:20:Deploy staging') < events.indexOf('sh:deploy')
+        assert events.indexOf('lock:mlci-iris-production') < events.indexOf('milestone:40:Deploy production')
+    }
+
+    @Test
+    void 'every stage has its own timeout, the approval the configured hours'() {
+        runScripted('mlciPipeline', [timeouts: [train: 90], approvalHours: 8])
+
+        assert timeouts.findAll { it.unit == 'MINUTES' }*.time == [20, 30, 90, 15, 45, 30, 30]
+        assert timeouts.findAll { it.unit == 'HOURS' } == [[time: 8, unit: 'HOURS']]
+    }
+
+    @Test
+    void 'first build: nothing in production yet goes all the way'() {
+        givenFile('reports/gate.json', gateReport(production: null, table: 'metric    candidate v3\naccuracy  0.970'))
+
+        Map result = runScripted('mlciPipeline') as Map
+
+        assert result.gate.productionVersion == null
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging', 'production']
+        assert inputs[0].message.contains('nothing in production')
+    }
+
+    @Test
+    void 'a feature branch stops after Gate on one node'() {
         envVars.BRANCH_NAME = 'feature/x'
 
-        step('mlciPipeline')
+        Map result = runScripted('mlciPipeline') as Map
 
+        assert stagesRun() == ['Setup', 'Test', 'Train', 'Gate']
         assert mlciCommandOrder() == ['test', 'train', 'gate']
-        assert inputs.isEmpty()
+        assert inputs.isEmpty() && lockCalls.isEmpty() && workspaces == 1
+        assert result.gate.passed && result.deployed == null
         assert log.any { it.contains('Stopping after Gate') }
     }
 
@@ -42,37 +123,115 @@ class MlciPipelineStepTest extends LibraryTestBase {
         envVars.BRANCH_NAME = 'main'
         envVars.CHANGE_ID = '42'
 
-        step('mlciPipeline')
+        runScripted('mlciPipeline')
 
         assert mlciCommandOrder() == ['test', 'train', 'gate']
     }
 
     @Test
-    void 'the deploy branch is configurable'() {
+    void 'a failed gate on a pull request makes it UNSTABLE and builds nothing'() {
+        envVars.BRANCH_NAME = 'PR-42'
+        envVars.CHANGE_ID = '42'
+        givenFile('reports/gate.json', gateReport(passed: false, reasons: ['accuracy 0.90 < 0.95']))
+        exitCode('gate', 1)
+
+        Map result = runScripted('mlciPipeline') as Map
+
+        assert build.result == 'UNSTABLE'
+        assert !result.gate.passed
+        assert !mlciCalls('build') && !mlciCalls('deploy')
+    }
+
+    @Test
+    void 'a failed gate on main fails the build before any image'() {
+        givenFile('reports/gate.json', gateReport(passed: false, reasons: ['worse than production']))
+        exitCode('gate', 1)
+
+        assert errorOf().contains('Quality gate failed')
+        assert !mlciCalls('build')
+        assert events.contains('archive:reports/**')
+    }
+
+    @Test
+    void 'a pull request from a fork runs Test only, with no credential'() {
+        envVars.BRANCH_NAME = 'PR-43'
+        envVars.CHANGE_ID = '43'
+        envVars.CHANGE_FORK = 'someone'
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
+
+        Map result = runScripted('mlciPipeline') as Map
+
+        assert stagesRun() == ['Setup', 'Test']
+        assert mlciCommandOrder() == ['test']
+        assert !events.any { it.startsWith('withCredentials') }
+        assert result.gate == null
+        assert log.any { it.contains("comes from the fork 'someone'") }
+    }
+
+    @Test
+    void 'a team that trusts forks lets their pull requests train and gate with the MLflow credentials'() {
+        envVars.BRANCH_NAME = 'PR-43'
+        envVars.CHANGE_ID = '43'
+        envVars.CHANGE_FORK = 'someone'
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
+
+        runScripted('mlciPipeline', [trustForkPullRequests: true])
+
+        assert mlciCommandOrder() == ['test', 'train', 'gate']
+        assert onlyMlciCall('train').env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-team'
+    }
+
+    @Test
+    void 'the deploy branch and the agent label are configurable'() {
         envVars.BRANCH_NAME = 'release'
 
-        step('mlciPipeline', [deployBranch: 'release'])
+        runScripted('mlciPipeline', [deployBranch: 'release', agentLabel: 'ml-docker'])
 
         assert mlciCommandOrder().count('deploy') == 2
+        assert events.findAll { it.startsWith('node:') }.unique() == ['node:ml-docker']
     }
 
     @Test
-    void 'no approval means no production deploy'() {
-        inputAnswer = { Map args -> throw new FlowInterruptedException('ABORTED', 'Rejected') }
+    void 'a user aborting the approval ends the build ABORTED with nothing deployed to production'() {
+        inputAnswer = { Map args -> throw new FlowInterruptedException(Result.ABORTED, new Rejection('bob')) }
 
-        Map result = step('mlciPipeline') as Map
+        runScripted('mlciPipeline')
 
-        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
-        assert result.deployed == null
         assert build.result == 'ABORTED'
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
+        assert !events.contains('lock:mlci-iris-production')
+        assert events.contains('unlock:mlci-iris-staging')
     }
 
     @Test
-    void 'reports are published even when a stage fails'() {
+    void 'an approval timeout ends the build ABORTED with nothing deployed to production'() {
+        expireTimeouts = true
+
+        runScripted('mlciPipeline')
+
+        assert events.contains('timeout-expired:24 HOURS')
+        assert build.result == 'ABORTED'
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
+    }
+
+    @Test
+    void 'an older build overtaken before staging stops at its milestone with NOT_BUILT'() {
+        supersededAt = 20
+
+        runScripted('mlciPipeline')
+
+        assert build.result == 'NOT_BUILT'
+        assert !mlciCalls('deploy') && inputs.isEmpty()
+        assert events.contains('unlock:mlci-iris-staging')
+    }
+
+    @Test
+    void 'reports are published even when a stage fails, and the node is given back'() {
         exitCode('train', 2)
 
-        assert stepError('mlciPipeline').contains('exit 2')
-        assert events.last() == 'archive:reports/**'
+        assert errorOf().contains('exit 2')
+        assert events.contains('archive:reports/**')
+        assert events.last().startsWith('endnode:')
         assert !mlciCalls('gate')
     }
 }

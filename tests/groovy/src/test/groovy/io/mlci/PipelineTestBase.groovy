@@ -62,20 +62,6 @@ abstract class PipelineTestBase extends LibraryTestBase {
             return holdLock(args.resource as String, body)
         })
         helper.registerAllowedMethod('library', [String], { String name -> events << "library:${name}".toString() })
-        helper.registerAllowedMethod('unstable', [Object], { Object message ->
-            log << message.toString()
-            events << 'unstable'
-            if (!build.result || build.result == 'SUCCESS') {
-                build.result = 'UNSTABLE'
-            }
-        })
-        helper.registerAllowedMethod('unstable', [Map], { Map args ->
-            log << args.message.toString()
-            events << 'unstable'
-            if (!build.result || build.result == 'SUCCESS') {
-                build.result = 'UNSTABLE'
-            }
-        })
     }
 
     // ---- running -----------------------------------------------------------------------------
@@ -99,7 +85,7 @@ abstract class PipelineTestBase extends LibraryTestBase {
         files = NO_WORKSPACE
     }
 
-    @Override
+    /** Runs the root Jenkinsfile through DeclarativeRun. */
     DeclarativeRun runJenkinsfile() {
         return runJenkinsfile('Jenkinsfile')
     }
@@ -158,8 +144,9 @@ abstract class PipelineTestBase extends LibraryTestBase {
         files.putAll(repository)
     }
 
+    /** Once a whole pipeline runs (not when a test calls one step directly), a workspace needs a node. */
     void requireNode(String what) {
-        if (nodeStack.isEmpty()) {
+        if (started && nodeStack.isEmpty()) {
             violation("${what} outside any node: Jenkins has no workspace there " +
                 '(Required context class hudson.FilePath is missing)')
         }
