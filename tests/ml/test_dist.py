@@ -81,3 +81,9 @@ def test_a_missing_image_source_is_an_error_naming_it(tmp_path, monkeypatch):
     assert "docker/router/nginx.conf" in caught.value.message
     assert "docker/router.Dockerfile" not in caught.value.message
     assert "reinstall mlci" in (caught.value.hint or "")
+
+
+def test_a_missing_project_folder_is_named(tmp_path):
+    spec = images.SPECS[0]  # the api image copies the bundle, which mlci build makes first
+    with pytest.raises(BadInput, match="build/wheelhouse/api is missing: the api image copies it"):
+        image_context.assemble(tmp_path, spec.role, spec.sources, list(spec.packages), list(spec.project_dirs))

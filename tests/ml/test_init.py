@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from ml import config as config_module
 from ml import infer, scaffold
 from ml.cli import cli
+from ml.errors import BadInput
 
 WRITTEN = {"mlci.yaml", "Jenkinsfile", "tests/test_data.py", ".gitignore"}
 
@@ -207,3 +208,12 @@ def test_ranges_are_widened_on_round_numbers(low, high, integers, expected):
 def test_any_column_name_or_category_reads_back_as_itself(name):
     assert yaml.safe_load(f"key: {scaffold.yaml_scalar(name)}") == {"key": name}
     assert "\n" not in scaffold.comment(name)
+
+
+def test_a_dir_that_is_a_file_is_refused(tmp_path):
+    source = never_seen(tmp_path / "d.csv")
+    result = init("--data", str(source), "--target", "outcome", "--dir", str(source), "--project", "p")
+    assert result.exit_code == 2
+    assert "is a file" in result.output
+    with pytest.raises(BadInput, match="is not a folder"):
+        scaffold.init(source, "outcome", directory=source, project="p")
