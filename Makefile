@@ -107,6 +107,7 @@ test-groovy:
 
 lock: $(STAMP)
 	$(BIN)/python requirements/compile.py
+	cp requirements/dev.txt resources/io/mlci/requirements.txt
 
 # The wheel teams install (pip install mlci==<version>): built from the sdist, so the sdist is checked
 # too; no network (--no-isolation: setuptools, wheel and build come from the lock). It carries the

@@ -1,33 +1,72 @@
 /**
- * mlciSetup: prepares the Python environment of the workspace (.venv) from the lock file,
- * cached per lock hash on the agent, so that the next steps can call .venv/bin/mlci.
+ * mlciSetup: gives the workspace a Python environment (.venv) with the mlci tool AT THE LIBRARY'S
+ * OWN VERSION (resources/io/mlci/VERSION), installed from the team's package index, never from the
+ * consumer's checkout: a team's repository needs only its Jenkinsfile, mlci.yaml, data and tests.
+ * The locked dependencies ship with the library (resources/io/mlci/requirements.txt, installed with
+ * --require-hashes), then `pip install --no-deps mlci==<version>`. The venv is cached per agent
+ * (key: version, python, index options, lock hash) and .venv points at it.
+ * It first deletes reports/, so no later step reads a report of a previous build.
  *
  * Parameters (defaults in brackets):
- *   python      interpreter used to create the venv [python3.11]
- *   lockFile    hashed requirements lock [requirements/dev.txt]
- *   venvCache   per-agent cache of locked venvs [$HOME/.cache/mlci]
- *   venv        workspace venv [.venv]
+ *   python         interpreter used to create the venv [python3.11]
+ *   indexUrl       the team's package index [env.MLCI_PIP_INDEX_URL, then env.PIP_INDEX_URL, else
+ *                  pip's default]
+ *   extraIndexUrl  an extra index [none]
+ *   findLinks      a directory of wheels (built by `make dist`); mlci is then installed from it
+ *                  only: for tests and air-gapped agents [none]
+ *   venvCache      per-agent cache of venvs [$HOME/.cache/mlci]
+ *   venv           workspace venv [.venv]
+ *   cleanReports   delete reports/ first [true]
+ *   source         'index' ['index']; 'checkout' installs the checkout itself (pip install -e .)
+ *                  with its requirements/dev.txt: ONLY for the mlci repository's own Jenkinsfile
+ *   lockFile       the checkout's lock, source 'checkout' only [requirements/dev.txt]
  *
- * Returns [venv: '.venv', mlci: '.venv/bin/mlci'] (the mlci path to hand to the other steps).
+ * Returns [venv: '.venv', mlci: '.venv/bin/mlci', version: '<library version>'] (the mlci path to
+ * hand to the other steps).
  *
  * Example:
- *   def tools = mlciSetup(python: 'python3.11')
+ *   def tools = mlciSetup(indexUrl: 'https://pypi.example.com/simple')
  *   mlciTest(mlci: tools.mlci)
  */
 def call(Map config = [:]) {
     Map c = [
+        source: 'index',
         python: 'python3.11',
+        indexUrl: env.MLCI_PIP_INDEX_URL ?: (env.PIP_INDEX_URL ?: ''),
+        extraIndexUrl: '',
+        findLinks: '',
         lockFile: 'requirements/dev.txt',
         venvCache: '',
         venv: '.venv',
+        cleanReports: true,
     ] + config
-
+    if (!(c.source in ['index', 'checkout'])) {
+        error("mlciSetup: source must be 'index' (teams' repositories) or 'checkout' (the mlci repository " +
+            "itself), not '${c.source}'")
+    }
+    if (c.cleanReports) {
+        // Every report a step reads must come from this build.
+        dir('reports') {
+            deleteDir()
+        }
+    }
+    String version = libraryResource('io/mlci/VERSION').trim()
     writeFile(file: '.mlci/setup.sh', text: libraryResource('io/mlci/setup.sh'))
     List envVars = [
+        "MLCI_SOURCE=${c.source}",
         "MLCI_PYTHON=${c.python}",
-        "MLCI_LOCK_FILE=${c.lockFile}",
         "MLCI_VENV=${c.venv}",
+        "MLCI_VERSION=${version}",
+        "MLCI_INDEX_URL=${c.indexUrl}",
+        "MLCI_EXTRA_INDEX_URL=${c.extraIndexUrl}",
+        "MLCI_FIND_LINKS=${c.findLinks}",
     ]
+    if (c.source == 'index') {
+        writeFile(file: '.mlci/requirements.txt', text: libraryResource('io/mlci/requirements.txt'))
+        envVars << 'MLCI_LOCK_FILE=.mlci/requirements.txt'
+    } else {
+        envVars << "MLCI_LOCK_FILE=${c.lockFile}"
+    }
     if (c.venvCache) {
         envVars << "MLCI_VENV_CACHE=${c.venvCache}"
     }
@@ -35,16 +74,21 @@ def call(Map config = [:]) {
     withEnv(envVars) {
         status = sh(script: 'bash .mlci/setup.sh', returnStatus: true, label: 'mlci setup')
     }
+    String what = c.source == 'index' ? "mlci ${version}" : 'this checkout'
+    String from = c.findLinks ? "the wheels in ${c.findLinks}" : (c.indexUrl ?: "pip's default index")
     if (status == 2) {
-        error("mlciSetup: the agent cannot build the environment (exit 2): check that ${c.python} is " +
-            "installed on this agent and that ${c.lockFile} is committed. The log above says which.")
+        error("mlciSetup: cannot install ${what} on this agent (exit 2): " + (c.source == 'index' ?
+            "check that ${c.python} is installed here and that mlci==${version} is published on ${from} " +
+            '(make dist, then upload the wheel; or set indexUrl/findLinks).' :
+            "check that ${c.python} is installed here and that ${c.lockFile} is committed.") +
+            ' The log above says which.')
     }
     if (status == 3) {
-        error("mlciSetup: pip could not install ${c.lockFile} (exit 3): check that the package index " +
-            'is reachable from this agent (proxy, PIP_INDEX_URL) and that the lock hashes are current.')
+        error("mlciSetup: the package index could not be reached (exit 3) while installing ${what}: check " +
+            "that ${from} is reachable from this agent (proxy, DNS, credentials), then retry.")
     }
     if (status != 0) {
         error("mlciSetup: setup failed with exit status ${status}; see the log above.")
     }
-    return [venv: c.venv, mlci: "${c.venv}/bin/mlci".toString()]
+    return [venv: c.venv, mlci: "${c.venv}/bin/mlci".toString(), version: version]
 }

@@ -1,76 +1,190 @@
 #!/usr/bin/env bash
-# mlci setup: creates the workspace virtualenv (.venv) from the lock file, cached per lock hash.
+# mlci setup: gives the workspace a virtualenv (.venv) with the mlci tool, cached per agent.
 #
-# The locked dependencies are installed once per agent and lock hash into
-#   $MLCI_VENV_CACHE/venv-<sha256 of the lock file>
-# (a marker file .mlci-lock-sha256 is written last, so a half-built cache is never reused).
-# The workspace gets its own small venv (.venv) that sees the cached packages through a .pth file
-# and holds only the editable install of this checkout, so two branches built on one agent never
-# share an editable install.
+# Two sources (MLCI_SOURCE):
+#   index     (teams' repositories) mlci==$MLCI_VERSION, the library's own version, from the team's
+#             package index (or a directory of wheels), on top of the locked dependencies shipped
+#             with the library (its requirements.txt, installed with --require-hashes). Nothing
+#             is taken from the checkout. The venv is built once per agent and key
+#               sha256(version, python, index options, lock hash)
+#             in $MLCI_VENV_CACHE/mlci-<key>, and .venv is a symlink to it.
+#   checkout  (the mlci repository's own Jenkinsfile only) the checkout's lock file, then the
+#             checkout itself installed editable: a workspace venv on top of cached dependencies.
+# A marker file (.mlci-ready) is written last in a cached venv, so a half-built cache is never reused;
+# one builder per key on an agent (flock), other builds wait for it.
 #
 # Environment (all optional):
-#   MLCI_PYTHON      interpreter [python3.11]
-#   MLCI_LOCK_FILE   hashed lock file [requirements/dev.txt]
-#   MLCI_VENV_CACHE  cache directory [$HOME/.cache/mlci]
-#   MLCI_VENV        workspace venv [.venv]
-# Exit codes: 0 ready; 2 missing interpreter or lock file; 3 the package index could not be used.
+#   MLCI_SOURCE          index | checkout [index]
+#   MLCI_PYTHON          interpreter [python3.11]
+#   MLCI_LOCK_FILE       hashed lock file [.mlci/requirements.txt (index), requirements/dev.txt (checkout)]
+#   MLCI_VERSION         mlci version to install (index; required there)
+#   MLCI_INDEX_URL       package index [MLCI_PIP_INDEX_URL, then PIP_INDEX_URL, else pip's default]
+#   MLCI_EXTRA_INDEX_URL an extra index [none]
+#   MLCI_FIND_LINKS      a directory of wheels (make dist); mlci is then installed from it only
+#   MLCI_VENV_CACHE      cache directory [$HOME/.cache/mlci]
+#   MLCI_VENV            workspace venv [.venv]
+# Exit codes: 0 ready; 2 missing interpreter or lock file, or mlci==VERSION (or a locked package) is
+# not on the index; 3 the package index could not be reached.
 set -euo pipefail
 
+source_kind="${MLCI_SOURCE:-index}"
 python="${MLCI_PYTHON:-python3.11}"
-lock="${MLCI_LOCK_FILE:-requirements/dev.txt}"
 cache="${MLCI_VENV_CACHE:-${HOME}/.cache/mlci}"
 venv="${MLCI_VENV:-.venv}"
+index="${MLCI_INDEX_URL:-${MLCI_PIP_INDEX_URL:-${PIP_INDEX_URL:-}}}"
+extra_index="${MLCI_EXTRA_INDEX_URL:-}"
+find_links="${MLCI_FIND_LINKS:-}"
+version="${MLCI_VERSION:-}"
+if [ "$source_kind" = checkout ]; then
+    lock="${MLCI_LOCK_FILE:-requirements/dev.txt}"
+else
+    lock="${MLCI_LOCK_FILE:-.mlci/requirements.txt}"
+fi
 
 say() { printf 'mlci setup: %s\n' "$*"; }
-
-if [ ! -f "$lock" ]; then
-    say "lock file '$lock' not found in $(pwd); commit it or set lockFile." >&2
-    exit 2
-fi
-if ! command -v "$python" >/dev/null 2>&1; then
-    say "'$python' not found on this agent ($(hostname)); install Python 3.11 or set python." >&2
-    exit 2
-fi
-
-hash="$(sha256sum "$lock" | cut -d' ' -f1)"
-deps="${cache}/venv-${hash}"
-mkdir -p "$cache"
-
-build_deps() {
-    if [ -f "$deps/.mlci-lock-sha256" ] && [ "$(cat "$deps/.mlci-lock-sha256")" = "$hash" ]; then
-        say "reusing cached dependencies $deps (lock $lock sha256 $hash)"
-        return 0
-    fi
-    say "installing locked dependencies from $lock into $deps (sha256 $hash)"
-    rm -rf "$deps"
-    "$python" -m venv "$deps"
-    if ! "$deps/bin/python" -m pip install --disable-pip-version-check --require-hashes -r "$lock"; then
-        rm -rf "$deps"
-        say "pip could not install $lock (package index unreachable or a hash mismatch); see above." >&2
-        exit 3
-    fi
-    printf '%s\n' "$hash" > "$deps/.mlci-lock-sha256"
+fail() {
+    local code="$1"
+    shift
+    say "$*" >&2
+    exit "$code"
 }
 
-# One builder per lock hash on this agent; other builds wait for it.
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"${deps}.lock"
-    flock 9
+case "$source_kind" in
+    index | checkout) ;;
+    *) fail 2 "unknown source '$source_kind': use index (teams) or checkout (the mlci repository itself)" ;;
+esac
+if [ ! -f "$lock" ]; then
+    fail 2 "lock file '$lock' not found in $(pwd); commit it (checkout) or let mlciSetup write it (index)."
 fi
-build_deps
+if ! command -v "$python" >/dev/null 2>&1; then
+    fail 2 "'$python' not found on this agent ($(hostname)); install Python 3.11 or set python."
+fi
+if [ "$source_kind" = index ] && [ -z "$version" ]; then
+    fail 2 "no mlci version given (MLCI_VERSION): mlciSetup passes the library's own version."
+fi
 
-if [ ! -f "$venv/.mlci-lock-sha256" ] || [ "$(cat "$venv/.mlci-lock-sha256")" != "$hash" ]; then
+# Index options shared by every pip call; the team's index never comes from the checkout.
+index_args=()
+if [ -n "$index" ]; then index_args+=(--index-url "$index"); fi
+if [ -n "$extra_index" ]; then index_args+=(--extra-index-url "$extra_index"); fi
+
+# Index URLs may carry credentials (https://user:token@host/simple): never print them.
+shown() { printf '%s' "$1" | sed -E 's#://[^/@]+@#://***@#'; }
+
+# answers URL: does the index answer HTTP at all (any status)? pip says "no matching distribution"
+# both when the index lacks a version and when it cannot be reached, so ask the index itself.
+answers() {
+    "$python" - "$1" <<'PY'
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+parts = urllib.parse.urlsplit(sys.argv[1])
+url = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
+try:
+    urllib.request.urlopen(url, timeout=15)
+except urllib.error.HTTPError:
+    pass  # it answered (401, 404, ...)
+except Exception as error:  # noqa: BLE001 - any other failure means it did not answer
+    print(f"mlci setup: {url} does not answer: {error}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+# pip_or_exit LOG WHAT ARGS...: runs pip; on failure tells "not on the index" (2) from "unreachable" (3).
+pip_or_exit() {
+    local log="$1" what="$2"
+    shift 2
+    if "$@" >"$log" 2>&1; then
+        return 0
+    fi
+    cat "$log" >&2
+    local probe="${index:-https://pypi.org/simple/}"
+    local where
+    where="$(shown "${index:-the default index}")"
+    if [ -n "$find_links" ]; then where="$where, wheels in $find_links"; fi
+    if ! answers "$probe"; then
+        fail 3 "pip could not install $what: the package index ($where) is unreachable from $(hostname) (proxy, DNS, credentials); see above."
+    fi
+    fail 2 "$what is not available as locked ($where): publish it (make dist, then upload the wheel) or fix indexUrl/findLinks; see above."
+}
+
+lock_hash="$(sha256sum "$lock" | cut -d' ' -f1)"
+python_id="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
+mkdir -p "$cache"
+cache="$(cd "$cache" && pwd)" # absolute: .venv links to it
+
+if [ "$source_kind" = index ]; then
+    key="$(printf '%s\n' "mlci $version" "python $python_id" "index $index" "extra $extra_index" \
+        "links $find_links" "lock $lock_hash" | sha256sum | cut -d' ' -f1)"
+    built="${cache}/mlci-${version}-${key:0:16}"
+    exec 9>"${built}.lock"
+    if command -v flock >/dev/null 2>&1; then flock 9; fi
+    if [ -f "$built/.mlci-ready" ]; then
+        say "reusing $built (mlci $version, lock sha256 $lock_hash)"
+    else
+        say "building $built: locked dependencies from $lock, then mlci==$version"
+        rm -rf "$built"
+        "$python" -m venv "$built"
+        log="${built}.log"
+        trap 'rm -rf "$built"' ERR EXIT
+        pip_or_exit "$log" "the locked dependencies ($lock)" \
+            "$built/bin/python" -m pip install --disable-pip-version-check --require-hashes \
+            ${index_args[@]+"${index_args[@]}"} -r "$lock"
+        if [ -n "$find_links" ]; then
+            # Only the given wheels: a package of the same name on a public index is never picked.
+            mlci_from=(--no-index --find-links "$find_links")
+        else
+            mlci_from=(${index_args[@]+"${index_args[@]}"})
+        fi
+        pip_or_exit "$log" "mlci==$version" \
+            "$built/bin/python" -m pip install --disable-pip-version-check --no-deps ${mlci_from[@]+"${mlci_from[@]}"} "mlci==$version"
+        if ! "$built/bin/mlci" --version >"$log" 2>&1; then
+            cat "$log" >&2
+            fail 2 "mlci==$version installed but does not start (see above): its wheel or the library's lock is broken."
+        fi
+        printf '%s\n' "$key" >"$built/.mlci-ready"
+        trap - ERR EXIT
+        rm -f "$log"
+    fi
+    # The cached venv is never changed once ready: the workspace only points at it.
+    rm -rf "$venv"
+    ln -s "$built" "$venv"
+    from="${find_links:-$(shown "${index:-the default index}")}"
+    say "ready: $venv/bin/mlci (mlci $version from $from, $("$venv/bin/python" --version 2>&1))"
+    exit 0
+fi
+
+# checkout: the mlci repository's own Jenkinsfile (the code under test is the checkout itself).
+deps="${cache}/venv-${lock_hash}"
+exec 9>"${deps}.lock"
+if command -v flock >/dev/null 2>&1; then flock 9; fi
+if [ -f "$deps/.mlci-ready" ]; then
+    say "reusing cached dependencies $deps (lock $lock sha256 $lock_hash)"
+else
+    say "installing locked dependencies from $lock into $deps (sha256 $lock_hash)"
+    rm -rf "$deps"
+    "$python" -m venv "$deps"
+    trap 'rm -rf "$deps"' ERR EXIT
+    pip_or_exit "${deps}.log" "the locked dependencies ($lock)" \
+        "$deps/bin/python" -m pip install --disable-pip-version-check --require-hashes ${index_args[@]+"${index_args[@]}"} -r "$lock"
+    printf '%s\n' "$lock_hash" >"$deps/.mlci-ready"
+    trap - ERR EXIT
+fi
+
+if [ -L "$venv" ] || [ ! -f "$venv/.mlci-lock-sha256" ] || [ "$(cat "$venv/.mlci-lock-sha256")" != "$lock_hash" ]; then
     say "creating $venv on top of $deps"
     rm -rf "$venv"
     "$python" -m venv --without-pip "$venv"
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     deps_site="$("$deps/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    printf '%s\n' "$deps_site" > "$site/_mlci_locked_deps.pth"
-    printf '%s\n' "$hash" > "$venv/.mlci-lock-sha256"
+    printf '%s\n' "$deps_site" >"$site/_mlci_locked_deps.pth"
+    printf '%s\n' "$lock_hash" >"$venv/.mlci-lock-sha256"
 fi
 
 say "installing this checkout (editable) into $venv"
 "$deps/bin/python" -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check \
     --no-deps --no-build-isolation -e .
 
-say "ready: $venv/bin/mlci ($("$venv/bin/python" --version 2>&1), lock sha256 $hash)"
+say "ready: $venv/bin/mlci ($("$venv/bin/python" --version 2>&1), lock sha256 $lock_hash)"

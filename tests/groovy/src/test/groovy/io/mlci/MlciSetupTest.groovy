@@ -4,65 +4,113 @@ import org.junit.Test
 
 class MlciSetupTest extends LibraryTestBase {
 
+    static final String VERSION = new File(ROOT, 'resources/io/mlci/VERSION').text.trim()
+
     @Test
-    void 'writes the setup script from the library resources and runs it with the defaults'() {
+    void 'installs mlci at the library version with the lock shipped in the library, not the checkout'() {
         Map tools = step('mlciSetup') as Map
 
-        assert events.indexOf('libraryResource:io/mlci/setup.sh') < events.indexOf('writeFile:.mlci/setup.sh')
         assert files['.mlci/setup.sh'] == new File(ROOT, 'resources/io/mlci/setup.sh').text
+        assert files['.mlci/requirements.txt'] == new File(ROOT, 'resources/io/mlci/requirements.txt').text
+        assert events.contains('libraryResource:io/mlci/VERSION')
         assert shCalls.size() == 1
         ShCall call = shCalls[0]
         assert call.script == 'bash .mlci/setup.sh'
+        assert call.env.MLCI_SOURCE == 'index'
+        assert call.env.MLCI_VERSION == VERSION
+        assert call.env.MLCI_LOCK_FILE == '.mlci/requirements.txt'
         assert call.env.MLCI_PYTHON == 'python3.11'
-        assert call.env.MLCI_LOCK_FILE == 'requirements/dev.txt'
         assert call.env.MLCI_VENV == '.venv'
+        assert call.env.MLCI_INDEX_URL == ''
         assert !call.env.containsKey('MLCI_VENV_CACHE')
-        assert tools == [venv: '.venv', mlci: '.venv/bin/mlci']
+        assert tools == [venv: '.venv', mlci: '.venv/bin/mlci', version: VERSION]
     }
 
     @Test
-    void 'parameters reach the script through the environment'() {
-        Map tools = step('mlciSetup', [python: '/opt/py311/bin/python3', lockFile: 'requirements/ci.txt',
-                                      venvCache: '/cache/mlci', venv: 'env'])
+    void 'the index comes from the parameters, else MLCI_PIP_INDEX_URL, else PIP_INDEX_URL'() {
+        envVars.PIP_INDEX_URL = 'https://pip.example.com/simple'
+        step('mlciSetup')
+        envVars.MLCI_PIP_INDEX_URL = 'https://ml-pypi.example.com/simple'
+        step('mlciSetup')
+        step('mlciSetup', [indexUrl: 'https://team.example.com/simple', extraIndexUrl: 'https://extra.example.com/simple',
+                           findLinks: '/srv/wheels', python: '/opt/py311/bin/python3', venvCache: '/cache/mlci', venv: 'env'])
+
+        assert shCalls*.env*.MLCI_INDEX_URL == ['https://pip.example.com/simple', 'https://ml-pypi.example.com/simple',
+                                                 'https://team.example.com/simple']
+        ShCall last = shCalls[2]
+        assert last.env.MLCI_EXTRA_INDEX_URL == 'https://extra.example.com/simple'
+        assert last.env.MLCI_FIND_LINKS == '/srv/wheels'
+        assert last.env.MLCI_PYTHON == '/opt/py311/bin/python3'
+        assert last.env.MLCI_VENV_CACHE == '/cache/mlci'
+        assert last.script == 'bash .mlci/setup.sh'
+    }
+
+    @Test
+    void 'reports of a previous build are deleted before anything else'() {
+        givenFile('reports/gate.json', gateReport())
+        givenFile('reports/deploy-staging.json', deployReport('staging'))
+        givenFile('data/iris.csv', 'a,b\n')
+
+        step('mlciSetup')
+
+        assert events[0] == 'deleteDir:reports/'
+        assert !files.keySet().any { it.startsWith('reports/') }
+        assert files.containsKey('data/iris.csv')
+    }
+
+    @Test
+    void 'cleanReports false keeps them'() {
+        givenFile('reports/gate.json', gateReport())
+
+        step('mlciSetup', [cleanReports: false])
+
+        assert files.containsKey('reports/gate.json')
+    }
+
+    @Test
+    void 'source checkout is the editable install of this repository, with its own lock'() {
+        Map tools = step('mlciSetup', [source: 'checkout'])
 
         ShCall call = shCalls[0]
-        assert call.script == 'bash .mlci/setup.sh'
-        assert call.env.MLCI_PYTHON == '/opt/py311/bin/python3'
-        assert call.env.MLCI_LOCK_FILE == 'requirements/ci.txt'
-        assert call.env.MLCI_VENV_CACHE == '/cache/mlci'
-        assert tools.mlci == 'env/bin/mlci'
+        assert call.env.MLCI_SOURCE == 'checkout'
+        assert call.env.MLCI_LOCK_FILE == 'requirements/dev.txt'
+        assert !files.containsKey('.mlci/requirements.txt')
+        assert tools.version == VERSION
     }
 
     @Test
-    void 'the setup script installs the hashed lock, caches per lock hash and installs the checkout'() {
-        String script = new File(ROOT, 'resources/io/mlci/setup.sh').text
-
-        assert script.contains('-m venv')
-        assert script.contains('--require-hashes -r "$lock"')
-        assert script.contains('--no-deps --no-build-isolation -e .')
-        assert script.contains('sha256sum "$lock"')
-        assert script.contains('venv-${hash}')
-        assert script.contains('.mlci-lock-sha256')
+    void 'an unknown source is refused before anything runs'() {
+        assert stepError('mlciSetup', [source: 'git']).contains("source must be 'index'")
+        assert shCalls.isEmpty()
     }
 
     @Test
-    void 'exit 2 says to install Python 3-11 or commit the lock file'() {
+    void 'exit 2 says to install the interpreter or publish mlci at the library version'() {
         exitCode('mlci setup', 2)
 
-        String message = stepError('mlciSetup')
+        String message = stepError('mlciSetup', [indexUrl: 'https://team.example.com/simple'])
 
-        assert message.contains('python3.11 is installed on this agent')
-        assert message.contains('requirements/dev.txt is committed')
+        assert message.startsWith("mlciSetup: cannot install mlci ${VERSION} on this agent (exit 2)")
+        assert message.contains('python3.11 is installed here')
+        assert message.contains("mlci==${VERSION} is published on https://team.example.com/simple")
+        assert message.contains('make dist')
+    }
+
+    @Test
+    void 'exit 2 in checkout mode says to commit the lock file'() {
+        exitCode('mlci setup', 2)
+
+        assert stepError('mlciSetup', [source: 'checkout']).contains('requirements/dev.txt is committed')
     }
 
     @Test
     void 'exit 3 says the package index is unreachable'() {
         exitCode('mlci setup', 3)
 
-        String message = stepError('mlciSetup')
+        String message = stepError('mlciSetup', [findLinks: '/srv/wheels'])
 
-        assert message.contains('exit 3')
-        assert message.contains('package index')
+        assert message.contains('could not be reached (exit 3)')
+        assert message.contains('the wheels in /srv/wheels')
     }
 
     @Test
