@@ -7,7 +7,7 @@ import org.junit.Test
  * Untrusted values (branch names, build parameters, step parameters) reach `sh` only through the
  * environment, never inside the script text.
  */
-class InjectionTest extends LibraryTestBase {
+class InjectionTest extends PipelineTestBase {
 
     static final String BRANCH = 'feature/$(touch pwned)'
     static final String PARAM = 'mlci.yaml`touch pwned`'
@@ -43,6 +43,7 @@ class InjectionTest extends LibraryTestBase {
     void 'the same on the deploy branch, through every stage'() {
         envVars.BRANCH_NAME = 'main'
         params.MLCI_CONFIG = PARAM
+        givenFile(PARAM, 'project: iris\n')  // the pipeline reads the config's project (lock names)
         envVars.CHANGE_TITLE = 'fix `touch pwned`'
         inputAnswer = { Map args -> 'eve$(touch pwned)' }
 
@@ -58,15 +59,35 @@ class InjectionTest extends LibraryTestBase {
         String hostile = '1; touch pwned'
         givenFile('reports/deploy-x; touch pwned.json', deployReport('x'))
 
-        step('mlciSetup', [python: hostile, lockFile: hostile, venvCache: hostile, venv: hostile])
-        step('mlciBuild', [version: hostile])
-        step('mlciDeploy', [env: 'x; touch pwned', version: hostile, approver: hostile])
+        step('mlciSetup', [python: hostile, lockFile: hostile, venvCache: hostile, venv: hostile, indexUrl: hostile,
+                           extraIndexUrl: hostile, findLinks: hostile])
+        givenAllReports() // mlciSetup deleted reports/
+        step('mlciBuild', [version: hostile, registryCredentialsId: 'registry', mlci: hostile])
+        step('mlciDeploy', [env: 'x; touch pwned', version: hostile, approver: hostile, force: true, reason: hostile,
+                            project: hostile])
         files['reports/deploy-x; touch pwned.json'] = deployReport('x')
         step('mlciRollback', [env: 'x; touch pwned'])
         step('mlciTrain', [mlci: hostile, config: hostile])
 
         assertNoScriptContains(hostile)
         assert mlciCalls('deploy')[0].env.MLCI_ENV == 'x; touch pwned'
+        assert mlciCalls('deploy')[0].env.MLCI_REASON == hostile
+        assert shCalls.find { it.label == 'mlci setup' }.env.MLCI_INDEX_URL == hostile
+    }
+
+    @Test
+    void 'a hostile deploy reason and a hostile mlci yaml project never enter a script'() {
+        String reason = 'ok"; touch pwned; echo "'
+        givenFile('mlci.yaml', 'project: "x$(touch pwned)"\n')
+        givenFile('reports/deploy-production.json', deployReport('production'))
+
+        step('mlciDeploy', [env: 'production', force: true, reason: reason])
+
+        assertNoScriptContains(reason)
+        ShCall call = onlyMlciCall('deploy')
+        assert call.env.MLCI_REASON == reason
+        assert call.script.contains('--force --reason "$MLCI_REASON"')
+        assert call.locks == ['mlci-x$(touch pwned)-production'] as Set
     }
 
     @Test
