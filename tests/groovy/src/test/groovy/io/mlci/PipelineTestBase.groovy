@@ -99,6 +99,22 @@ abstract class PipelineTestBase extends LibraryTestBase {
         return run
     }
 
+    /**
+     * Runs a scripted Jenkinsfile (path relative to the repository root, or absolute), e.g. a
+     * consumer's one-line `@Library('mlci@vX') _` + `mlciPipeline()`: the build ends with the
+     * result of an interruption, as on a controller.
+     */
+    Object runScriptedJenkinsfile(String path) {
+        startBuild()
+        try {
+            return loadScript(path).run()
+        } catch (FlowInterruptedException e) {
+            build.result = e.result.toString()
+            events << "interrupted:${e.result}".toString()
+            return null
+        }
+    }
+
     /** Runs a scripted pipeline step (mlciPipeline) as the only content of a Jenkinsfile. */
     Object runScripted(String name, Map config = null) {
         startBuild()
