@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import math
@@ -77,6 +78,7 @@ def create_app(
     log = logging.getLogger(APP_LOGGER)
     bundle = load_bundle(Path(bundle_dir), expected_sha256=expected_sha256)
     metrics_ = Metrics(bundle.name, bundle.version)
+    drift_monitor = DriftMonitor(bundle, metrics_.registry)
     batcher = MicroBatcher(
         bundle.predict,
         max_rows=settings.batch_max_rows,
@@ -87,7 +89,7 @@ def create_app(
         bundle=bundle,
         settings=settings,
         metrics=metrics_,
-        drift=DriftMonitor(bundle, metrics_.registry),
+        drift=drift_monitor,
         batcher=batcher,
         request_model=request_model(bundle, settings.max_batch),
         quick_model=request_model(bundle, settings.max_batch, fail_fast=True),
@@ -126,9 +128,12 @@ def create_app(
             reason=state.ready_reason,
             warmup_ms=state.warmup_ms,
         )
+        flusher = asyncio.create_task(drift_monitor.flush_periodically())
         try:
             yield
         finally:
+            flusher.cancel()
+            drift_monitor.flush()  # this worker's last counts stay in the sums after it exits
             await batcher.stop()
             metrics_.process_exit()
 

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.model_selection import train_test_split
 
+from api.drift import FLUSH_SECONDS
 from ml.bundle import export_bundle
 from ml.config import Drift, Monitoring
 from ml.model import model_frame
@@ -141,16 +142,24 @@ def gauges(url: str) -> dict[str, dict[str, float]]:
     return found
 
 
-def same_from_every_worker(url: str) -> dict:
-    """GET /drift on fresh connections gives one answer, whichever worker reads the shared counts."""
-    answers = [httpx.get(url + "/drift", timeout=10, headers={"connection": "close"}).json() for _ in range(6)]
+def drift_of(url: str) -> dict:
+    return httpx.get(url + "/drift", timeout=10, headers={"connection": "close"}).json()
+
+
+def same_from_every_worker(url: str, sent: int) -> dict:
+    """Once every worker moved its counts into the shared counter (within FLUSH_SECONDS), GET /drift on
+    fresh connections gives one answer, whichever worker reads the summed counts."""
+    deadline = time.monotonic() + 10 * FLUSH_SECONDS
+    while drift_of(url)["records"] < sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    answers = [drift_of(url) for _ in range(6)]
     assert all(a == answers[0] for a in answers)
     return answers[0]
 
 
 def test_training_like_requests_drift_nowhere(server, drift_bundle):
     sent = drive(server, drift_bundle[1], seed=1)
-    report = same_from_every_worker(server.url)
+    report = same_from_every_worker(server.url, sent)
     assert report["available"] and report["records"] == sent  # every worker's records, each counted once
     assert report["enough_records"] and report["drifted"] == []
     assert all(f["psi"] < f["threshold"] for f in report["features"]), [
@@ -164,7 +173,7 @@ def test_training_like_requests_drift_nowhere(server, drift_bundle):
 
 def test_one_shifted_feature_drifts_alone(server, drift_bundle):
     sent = drive(server, drift_bundle[1], seed=2, shift=SHIFTED)
-    report = same_from_every_worker(server.url)
+    report = same_from_every_worker(server.url, sent)
     assert report["records"] == sent and report["drifted"] == [SHIFTED]
     by_name = {f["name"]: f for f in report["features"]}
     assert by_name[SHIFTED]["psi"] > 0.2 == by_name[SHIFTED]["threshold"]
