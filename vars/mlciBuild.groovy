@@ -46,7 +46,17 @@ if [ -n "$MLCI_ALIAS" ]; then set -- --alias "$MLCI_ALIAS"; fi
     Map report = readJSON(file: c.report, returnPojo: true)
     echo("mlci build: ${report.model_name} v${report.version}: api ${report.images?.api?.tag}" +
         (report.pushed ? ' (pushed)' : ' (not pushed)'))
+    // Images are identified by digest (fingerprinting them is not possible): one line each in the log.
+    echo(imageLines(report.images ?: [:]))
     return report
+}
+
+/** "image api: registry/x-api:3-abc1234 sha256:...", one line per image. */
+@NonCPS
+String imageLines(Map images) {
+    return images.collect { String role, Map image ->
+        "image ${role}: ${image?.tag} ${image?.digest ?: '(no registry digest: not pushed)'}"
+    }.join('\n')
 }
 
 /**

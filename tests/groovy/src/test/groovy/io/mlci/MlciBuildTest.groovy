@@ -20,6 +20,19 @@ class MlciBuildTest extends LibraryTestBase {
         assert report.images.api.tag == 'mlci-api:3-abc1234'
         assert report.images.api.digest == null
         assert log.any { it.contains('mlci-api:3-abc1234 (not pushed)') }
+        assert log.any { it.startsWith('image api: mlci-api:3-abc1234 (no registry digest: not pushed)\nimage dashboard:') }
+    }
+
+    @Test
+    void 'pushed images are logged with their digests'() {
+        Map report = buildReport()
+        report.images.api = [tag: 'reg.example.com/iris-api:3-abc1234', digest: 'reg.example.com/iris-api@sha256:abc']
+        report.pushed = true
+        givenFile('reports/build.json', report)
+
+        step('mlciBuild')
+
+        assert log.any { it.contains('image api: reg.example.com/iris-api:3-abc1234 reg.example.com/iris-api@sha256:abc') }
     }
 
     @Test
