@@ -104,7 +104,7 @@ class JenkinsfileTest extends PipelineTestBase {
         DeclarativeRun run = runJenkinsfile()
 
         assert run.ran == ['Candidate', 'Setup', 'Test', 'Train', 'Gate']
-        assert run.skipped == ['Build images', 'Staging', 'Deploy staging', 'Approve', 'Deploy production']
+        assert run.skipped == ['Build images', 'Staging', 'Deploy staging', 'Approve', 'Production', 'Deploy production']
         assert mlciCommandOrder() == ['test', 'train', 'gate']
         assert inputs.isEmpty() && lockCalls.isEmpty()
         assert events.count('node:docker && python3.11') == 1: 'skipped stages take no agent (beforeAgent)'
@@ -190,7 +190,7 @@ class JenkinsfileTest extends PipelineTestBase {
         DeclarativeRun run = runJenkinsfile()
 
         assert run.ran == ['Candidate'] + STAGES[0..3] + ['Build images', 'Staging', 'Deploy staging', 'Approve',
-                                                          'Deploy production']
+                                                          'Production', 'Deploy production']
         assert mlciCommandOrder() == ['test', 'train', 'gate', 'build', 'deploy', 'deploy']
         List<ShCall> deploys = mlciCalls('deploy')
         assert deploys*.env*.MLCI_ENV == ['staging', 'production']
@@ -267,7 +267,7 @@ class JenkinsfileTest extends PipelineTestBase {
 
         assert build.result == 'ABORTED'
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
-        assert run.skipped == ['Deploy production']
+        assert run.skipped == ['Production', 'Deploy production']
         assert !events.contains('lock:mlci-iris-production')
         assert events.contains('unlock:mlci-iris-staging')
         assert !milestones.contains(30)
@@ -293,7 +293,7 @@ class JenkinsfileTest extends PipelineTestBase {
 
         assert build.result == 'NOT_BUILT'
         assert !mlciCalls('deploy') && inputs.isEmpty()
-        assert run.skipped == ['Approve', 'Deploy production']
+        assert run.skipped == ['Approve', 'Production', 'Deploy production']
         assert events.contains('unlock:mlci-iris-staging')
         assert log.any { it.contains('Superseded') }
     }
