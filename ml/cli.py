@@ -81,7 +81,14 @@ def cli(ctx: click.Context, config_path: str) -> None:
 @click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="The CSV to learn from.")
 @click.option("--target", required=True, help="The column holding the classes to predict.")
 @click.option("--project", default=None, help="Project name (default: the folder's name).")
-@click.option("--dir", "directory", default=".", show_default=True, type=click.Path(file_okay=False), help="Folder.")
+@click.option(
+    "--dir",
+    "directory",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder to scaffold (created if missing).",
+)
 @click.option("--delimiter", default=",", show_default=True, help="The CSV's field delimiter.")
 @click.option("--force", is_flag=True, help="Replace files that already exist.")
 @run_command("init")
