@@ -92,10 +92,11 @@ except Exception as error:  # noqa: BLE001 - any other failure means it did not 
 PY
 }
 
-# pip_or_exit LOG WHAT ARGS...: runs pip; on failure tells "not on the index" (2) from "unreachable" (3).
+# pip_or_exit LOG WHAT NETWORK ARGS...: runs pip; on failure tells "not on the index" (2) from
+# "unreachable" (3); NETWORK=no (wheels from a directory only) is always 2.
 pip_or_exit() {
-    local log="$1" what="$2"
-    shift 2
+    local log="$1" what="$2" network="$3"
+    shift 3
     if "$@" >"$log" 2>&1; then
         return 0
     fi
@@ -104,7 +105,7 @@ pip_or_exit() {
     local where
     where="$(shown "${index:-the default index}")"
     if [ -n "$find_links" ]; then where="$where, wheels in $find_links"; fi
-    if ! answers "$probe"; then
+    if [ "$network" = yes ] && ! answers "$probe"; then
         fail 3 "pip could not install $what: the package index ($where) is unreachable from $(hostname) (proxy, DNS, credentials); see above."
     fi
     fail 2 "$what is not available as locked ($where): publish it (make dist, then upload the wheel) or fix indexUrl/findLinks; see above."
@@ -129,16 +130,18 @@ if [ "$source_kind" = index ]; then
         "$python" -m venv "$built"
         log="${built}.log"
         trap 'rm -rf "$built"' ERR EXIT
-        pip_or_exit "$log" "the locked dependencies ($lock)" \
+        pip_or_exit "$log" "the locked dependencies ($lock)" yes \
             "$built/bin/python" -m pip install --disable-pip-version-check --require-hashes \
             ${index_args[@]+"${index_args[@]}"} -r "$lock"
         if [ -n "$find_links" ]; then
             # Only the given wheels: a package of the same name on a public index is never picked.
             mlci_from=(--no-index --find-links "$find_links")
+            network=no
         else
             mlci_from=(${index_args[@]+"${index_args[@]}"})
+            network=yes
         fi
-        pip_or_exit "$log" "mlci==$version" \
+        pip_or_exit "$log" "mlci==$version" "$network" \
             "$built/bin/python" -m pip install --disable-pip-version-check --no-deps ${mlci_from[@]+"${mlci_from[@]}"} "mlci==$version"
         if ! "$built/bin/mlci" --version >"$log" 2>&1; then
             cat "$log" >&2
@@ -167,7 +170,7 @@ else
     rm -rf "$deps"
     "$python" -m venv "$deps"
     trap 'rm -rf "$deps"' ERR EXIT
-    pip_or_exit "${deps}.log" "the locked dependencies ($lock)" \
+    pip_or_exit "${deps}.log" "the locked dependencies ($lock)" yes \
         "$deps/bin/python" -m pip install --disable-pip-version-check --require-hashes ${index_args[@]+"${index_args[@]}"} -r "$lock"
     printf '%s\n' "$lock_hash" >"$deps/.mlci-ready"
     trap - ERR EXIT
