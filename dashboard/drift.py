@@ -48,7 +48,9 @@ def bins_frame(report: dict[str, Any], feature: str) -> pd.DataFrame:
 def drift_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """Horizontal PSI bars, red when drifted, with a black tick at each feature's threshold."""
     order = frame["feature"].tolist()
-    base = alt.Chart(frame).encode(y=alt.Y("feature:N", sort=order, title=None))
+    # Every feature named (no label thinning), long names kept readable.
+    axis = alt.Axis(labelOverlap=False, labelLimit=240)
+    base = alt.Chart(frame).encode(y=alt.Y("feature:N", sort=order, title=None, axis=axis))
     bars = base.mark_bar().encode(
         x=alt.X("psi:Q", title="PSI (live inputs vs training)"),
         color=alt.Color(
@@ -59,7 +61,7 @@ def drift_chart(frame: pd.DataFrame) -> alt.LayerChart:
         tooltip=["feature", alt.Tooltip("psi:Q", format=".4f"), "threshold", "drifted"],
     )
     ticks = base.mark_tick(color="black", thickness=2, size=14).encode(x="threshold:Q")
-    return alt.LayerChart(layer=[bars, ticks], height=max(120, 18 * len(frame)))
+    return alt.LayerChart(layer=[bars, ticks], height=max(120, 22 * len(frame)))
 
 
 def _summary(report: dict[str, Any]) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -117,3 +122,79 @@ def test_the_drift_panel_survives_an_api_that_cannot_answer(where, api_v1, dead_
 def test_bins_frame_of_an_unknown_feature_is_empty():
     assert drift.bins_frame({"features": []}, "nope").empty
     assert drift.drift_frame({"features": [{"name": "a", "psi": None, "threshold": 0.2}]}).iloc[0]["psi"] == 0.0
+
+
+# -- in a real browser: Debian's chromium (Playwright) → `streamlit run` → the API ---------------------
+CHROMIUM = os.environ.get("MLCI_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+
+
+@pytest.fixture()
+def streamlit_on(free_port, tmp_path):
+    """streamlit_on(api_url) -> the dashboard's URL, through `mlci dashboard`'s launcher; stopped at teardown."""
+    started: list[subprocess.Popen] = []
+    root = Path(__file__).resolve().parents[2]
+
+    def start(api_url: str) -> str:
+        port = free_port()
+        log = tmp_path / "streamlit.log"
+        env = {**os.environ, "MLCI_DASHBOARD_REFRESH": "1.5", "PYTHONPATH": str(root)}
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-c", f"from dashboard.launch import run; run({api_url!r}, {port})"],
+                cwd=root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(url + "/_stcore/health", timeout=1).text.strip() == "ok":
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"streamlit did not answer on {url} within 60 s: {log.read_text()[-3000:]}")
+
+    yield start
+    for process in started:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def test_drift_view_in_a_real_browser(apis, drift_bundle, streamlit_on):
+    from playwright.sync_api import expect, sync_playwright
+
+    bundle, rows = drift_bundle
+    api = apis.start(bundle, colour="blue", environment="production")
+    send(api.url, rows, 200, shift=SHIFTED)
+    url = streamlit_on(api.url)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 2400})
+            page.set_default_timeout(30_000)
+            page.goto(url + "/")
+            main = page.locator('[data-testid="stMain"]')
+            expect(main).to_contain_text("Input drift", timeout=30_000)
+            expect(main).to_contain_text("1 feature(s) drifted")
+            expect(main).to_contain_text(SHIFTED)
+            chart = page.locator('[data-testid="stVegaLiteChart"]')
+            expect(chart).to_be_visible()
+            expect(chart.locator("canvas, svg").first).to_be_visible()  # drawn, not only laid out
+            assert "Traceback" not in page.locator("body").inner_text()
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.wait_for_timeout(800)  # let the chart finish drawing
+            page.screenshot(path=str(SHOTS / "live_drift.png"), full_page=True)
+        finally:
+            browser.close()
