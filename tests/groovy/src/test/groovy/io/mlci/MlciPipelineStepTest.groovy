@@ -192,6 +192,18 @@ class MlciPipelineStepTest extends PipelineTestBase {
     }
 
     @Test
+    void 'every node installs the released mlci from the team index, never from the checkout'() {
+        runScripted('mlciPipeline', [indexUrl: 'https://pypi.example.com/simple', findLinks: '/opt/wheels'])
+
+        List<ShCall> setups = shCalls.findAll { it.label == 'mlci setup' }
+        assert setups.size() == 4
+        assert setups*.env*.MLCI_SOURCE.unique() == ['index']
+        assert setups*.env*.MLCI_INDEX_URL.unique() == ['https://pypi.example.com/simple']
+        assert setups*.env*.MLCI_FIND_LINKS.unique() == ['/opt/wheels']
+        assert setups*.env*.MLCI_VERSION.unique() == [new File(ROOT, 'resources/io/mlci/VERSION').text.trim()]
+    }
+
+    @Test
     void 'a user aborting the approval ends the build ABORTED with nothing deployed to production'() {
         inputAnswer = { Map args -> throw new FlowInterruptedException(Result.ABORTED, new Rejection('bob')) }
 
