@@ -102,8 +102,18 @@ def _author(root: Path) -> str:
 
 
 def lock_sha256(root: Path) -> str:
+    """The Python environment that trained: the project's lock when it has one (this repository), else
+    the installed distributions themselves (a team's repository, where mlci came as a wheel on the
+    library's lock and the checkout holds no lock) — never "unknown" for a run that did train."""
     lock = root / LOCK_FILE
-    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else UNKNOWN
+    if lock.is_file():
+        return hashlib.sha256(lock.read_bytes()).hexdigest()
+    return environment_sha256()
+
+
+def environment_sha256() -> str:
+    pins = sorted({f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in metadata.distributions()})
+    return hashlib.sha256("\n".join(pins).encode()).hexdigest()
 
 
 def package_version(name: str) -> str:
