@@ -19,7 +19,7 @@ from api.bundle_schema import BundleError
 
 MANIFEST_FILE = "SHA256SUMS"
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-MAX_FILES = 16  # a bundle holds four files; anything near this is not a bundle
+MAX_FILES = 16  # a bundle holds five files (four before distribution.json); anything near this is not a bundle
 MAX_MANIFEST_BYTES = 64 * 1024
 
 
