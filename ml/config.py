@@ -7,6 +7,7 @@ Docker host and the port of each environment.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -204,6 +205,19 @@ class Environment(Strict):
     drain_seconds: float = Field(default=2, gt=0, le=60)
     checks: Checks = Checks()
 
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        # Docker publishes on an IP literal; 0.0.0.0 / :: would open the router (and its preview
+        # listener, which reaches the slot under test) on every interface of the host.
+        try:
+            parsed = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"must be an IP address of the Docker host, got {value!r}") from None
+        if parsed.is_unspecified:
+            raise ValueError(f"{value} would publish on every interface: name the one address to serve on")
+        return value
+
     @model_validator(mode="after")
     def _ports_differ(self) -> Environment:
         if self.port + 10000 > 65535 and self.preview_port is None:
@@ -229,7 +243,10 @@ class Tests(Strict):
 
 
 class Images(Strict):
-    registry: str | None = None
+    # host[:port] of the image registry mlci build pushes to and remote deploys pull from (no scheme).
+    registry: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?$")] | None = None
+    # Plain HTTP to the registry: only when said so (the engines need it in insecure-registries too).
+    insecure: bool = False
 
 
 class DriftFeature(Strict):
@@ -275,17 +292,19 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _environments_do_not_share_ports(self) -> Config:
-        seen: dict[int, str] = {}
+        # Ports clash only on one host and address: environments on their own Docker hosts may share them.
+        seen: dict[tuple[str | None, str, int], str] = {}
         for name, env in self.environments.items():
-            for kind, port in (
+            for kind, number in (
                 ("port", env.port),
                 ("preview_port", env.preview),
                 ("dashboard_port", env.dashboard_port),
             ):
-                if port is None:
+                if number is None:
                     continue
+                port = (env.docker_host, env.address, number)
                 if port in seen:
-                    raise ValueError(f"environments.{name}.{kind} {port} is already used by {seen[port]}")
+                    raise ValueError(f"environments.{name}.{kind} {number} is already used by {seen[port]}")
                 seen[port] = f"environments.{name}.{kind}"
         return self
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ml import console, image_context, package, provenance, reports, tracking
+from ml import console, image_context, image_registry, package, provenance, reports, tracking
 from ml.config import Config
 from ml.docker import Docker
 from ml.errors import BadInput, CheckFailed
@@ -251,15 +251,19 @@ def registry_digest(config: Config, packaged: package.PackageResult) -> str:
     return recorded
 
 
-def push(docker: Docker, tag: str) -> str | None:
-    user, password = os.environ.get("MLCI_REGISTRY_USERNAME"), os.environ.get("MLCI_REGISTRY_PASSWORD")
-    if user and password:
-        registry = tag.split("/", 1)[0]
-        docker.run("login", "--username", user, "--password-stdin", registry, input=password)
-    docker.stream(["push", tag], lambda line: console.info(f"[push] {line}"))
-    info = docker.inspect("image", tag) or {}
-    digests = info.get("RepoDigests") or []
-    return digests[0] if digests else None
+def push(
+    docker: Docker, config: Config, registry: image_registry.Registry, images: dict[str, ImageResult], version: str
+) -> None:
+    """Push every image, keep its digest (`repo@sha256:…`) on the result and on the model version
+    (tags `mlci.image.<role>.digest`): what a deploy on another engine pulls and checks."""
+    with image_registry.session(docker, registry) as logged:
+        for role, image in images.items():
+            console.info(f"pushing {image.tag} to {registry.address}")
+            image.digest = image_registry.push(logged, registry, image.tag, lambda line: None)
+            console.info(f"pushed {role}: {image.digest}")
+    client = tracking.connect(config)
+    for role, image in images.items():
+        client.set_model_version_tag(config.model_name, version, f"mlci.image.{role}.digest", image.digest or "")
 
 
 def build(
@@ -273,6 +277,9 @@ def build(
     selection = reports.build_version(config, version, alias)
     docker = Docker()
     engine = docker.check()
+    target_registry = image_registry.configured(config)
+    if target_registry:  # a registry that is down fails now (exit 3), not after minutes of building
+        image_registry.check_reachable(target_registry)
     facts = provenance.collect(config.root)
     specs = [s for s in SPECS if s.role in roles]
     # Every image source present before anything is packaged: a missing one is an error naming it.
@@ -316,9 +323,8 @@ def build(
             docker.run("tag", tag, f"{image_name(config, spec.role)}:latest")
 
     registry = os.environ.get("MLCI_REGISTRY") or config.images.registry
-    if registry:
-        for image in images.values():
-            image.digest = push(docker, image.tag)
+    if target_registry:
+        push(docker, config, target_registry, images, bundle.version)
     result = BuildResult(
         model_name=bundle.name,
         version=bundle.version,

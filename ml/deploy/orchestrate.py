@@ -9,14 +9,15 @@ leaves live traffic untouched; a failed verification switches back and exits 1.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml import console, policy, provenance, registry, tracking
+from ml import console, image_registry, policy, provenance, registry, tracking
 from ml.config import Config
-from ml.deploy import checks, decisions, state
+from ml.deploy import checks, decisions, pull, state
 from ml.deploy.lock import EnvironmentLock
 from ml.deploy.slots import (
     Context,
@@ -51,6 +52,8 @@ class Outcome:
     seconds: float = 0.0
     # The promotion policy's verdict on this deploy (requirements, and any override with its reason).
     policy: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None  # the environment's Docker host (None: the local engine)
+    digest: str | None = None  # the API image's registry digest (repo@sha256:…) when it has one
 
     def record(self, kind: str, approver: str | None) -> dict[str, Any]:
         return {
@@ -68,7 +71,7 @@ def _lock(ctx: Context, timeout: float, step: Callable[[str], None]) -> Environm
     if image is None:
         raise BadInput(
             f"no router image on {ctx.docker.where} to hold the lock of {ctx.env_name} with "
-            f"({role_image(ctx.config, 'router')})",
+            f"({ctx.images.get('router') or role_image(ctx.config, 'router')})",
             hint="run mlci build (it builds the router image), or set MLCI_ROUTER_IMAGE",
         )
     return EnvironmentLock(ctx.docker, ctx.names, image, timeout, step)
@@ -94,8 +97,15 @@ def deploy(
 ) -> Outcome:
     started = time.monotonic()
     ctx = open_context(config, env_name)
-    target = resolve_target(config, ctx.docker, version, image)
-    client = tracking.connect(config)  # unreachable MLflow fails now, before anything moves
+    if pull.applies(config, ctx.env):
+        # Another host: the registry's digests, pulled and checked before anything moves.
+        client = tracking.connect(config)
+        pulled = pull.pull_images(ctx.docker, config, ctx.env, client, version, image)
+        target, ctx = pulled.target, dataclasses.replace(ctx, images=pulled.roles)
+        step(f"pulled {target.image} (v{target.model_version}) onto {ctx.docker.where}")
+    else:
+        target = resolve_target(config, ctx.docker, version, image)
+        client = tracking.connect(config)  # unreachable MLflow fails now, before anything moves
     registry.resolve(client, config.model_name, version=target.model_version)
     # The promotion policy, before the lock, the slot or the router move anything.
     verdict = policy.check(config, env_name, client, target.model_version, approver, force=force, reason=reason)
@@ -133,6 +143,7 @@ def _deploy_locked(
     outcome = Outcome(
         ctx.env_name, "failed", None, None, target.model_name, target.model_version, target.image, router.url
     )
+    outcome.host, outcome.digest = ctx.env.docker_host, _digest(ctx, target)
     if verdict is not None:
         outcome.policy = verdict.record()
 
@@ -141,9 +152,11 @@ def _deploy_locked(
         step(message)
 
     try:
-        did = router.ensure(role_image(ctx.config, "router"), render(ctx.config, ctx.env_name, env))
+        router_image = ctx.images.get("router") or role_image(ctx.config, "router")
+        did = router.ensure(router_image, render(ctx.config, ctx.env_name, env))
         note(f"router {names.router} on {router.url}: {did}")
-        if dashboard := ensure_dashboard(ctx.config, ctx.docker, names, ctx.env_name, env):
+        dashboard_image = ctx.images.get("dashboard")
+        if dashboard := ensure_dashboard(ctx.config, ctx.docker, names, ctx.env_name, env, dashboard_image):
             note(dashboard)
         live = router.colour(LIVE)
         idle = other(live) if live else COLOURS[0]
@@ -180,6 +193,16 @@ def _deploy_locked(
     outcome.result = "deployed" if kind == "deploy" else "rollback"
     _record(ctx, lock, outcome, kind, approver, started)
     return outcome
+
+
+def _digest(ctx: Context, target: Target) -> str | None:
+    """The API image's registry digest: the reference itself when pulled by digest, else the first
+    repo digest the engine knows for it (an image pushed from this engine)."""
+    if image_registry.parse_digest_ref(target.image):
+        return target.image
+    info = ctx.docker.inspect("image", target.image) or {}
+    digests = info.get("RepoDigests") or []
+    return str(digests[0]) if digests else None
 
 
 def rollback(
@@ -242,6 +265,7 @@ def _switch_back(
     outcome = Outcome(
         ctx.env_name, "failed", previous, live, target.model_name, target.model_version, target.image, ctx.router.url
     )
+    outcome.host, outcome.digest = ctx.env.docker_host, _digest(ctx, target)
     try:
         switch(ctx, target, live, previous, None, step)
     except SwitchedBack as back:

@@ -5,7 +5,7 @@ context every command opens (engine, names, router)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ml import registry, reports
 from ml.config import Config, Environment
@@ -32,6 +32,8 @@ class Context:
     docker: Docker
     names: Names
     router: Router
+    # Router/dashboard images pulled by digest for this deploy (remote hosts; see ml/deploy/pull.py).
+    images: dict[str, str] = field(default_factory=dict)
 
 
 def open_context(config: Config, env_name: str) -> Context:
@@ -48,7 +50,7 @@ def host_image(ctx: Context) -> str | None:
     state = ctx.router.state()
     if state is not None:
         return str(state["Image"])  # the image id: still there even if its tag moved
-    image = role_image(ctx.config, "router")
+    image = ctx.images.get("router") or role_image(ctx.config, "router")
     return image if ctx.docker.inspect("image", image) is not None else None
 
 
@@ -113,14 +115,16 @@ def role_image(config: Config, role: str) -> str:
     return f"{image_name(config, role)}:latest"
 
 
-def ensure_dashboard(config: Config, docker: Docker, names: Names, env_name: str, env: Environment) -> str | None:
+def ensure_dashboard(
+    config: Config, docker: Docker, names: Names, env_name: str, env: Environment, image: str | None = None
+) -> str | None:
     """The environment's dashboard, pointed at its router: created once, it follows every switch."""
     if env.dashboard_port is None:
         return None
     state = docker.inspect("container", names.dashboard)
     if state is not None and state["State"]["Running"]:
         return f"dashboard on http://{env.address}:{env.dashboard_port}: running"
-    image = role_image(config, "dashboard")
+    image = image or role_image(config, "dashboard")
     if docker.inspect("image", image) is None:
         return f"warning: no dashboard image {image} (run mlci build); the dashboard is not started"
     docker.run("rm", "-f", names.dashboard, check=False)

@@ -1,0 +1,315 @@
+"""Issue 14 end to end: the build engine pushes to a real registry (TLS, htpasswd); staging and
+production are two other Docker hosts, reached over SSH (tests/docker/topology.py), that pull by
+digest. One pipeline across them, a switch under load, a rollback, and the faults: a registry that
+is down, an image missing from the registry or with another digest, a host that is unreachable,
+refuses the key, or whose engine stops in the middle of a deploy.
+
+Tests run in file order and share one project (module scope): each builds on the state the previous
+one left, as the line does in real life."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ml.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+MLCI = str(Path(sys.executable).parent / "mlci")
+topo = sys.modules["mlci_test_topology"]
+PORT, PREVIEW = 8080, 18080  # inside each namespace: its own ports, nothing else listens there
+
+
+class Remote:
+    def __init__(self, root: Path, name: str, topology):
+        self.root, self.name, self.topology = root, name, topology
+        self.config_file = root / "mlci.yaml"
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
+
+    def mlci(self, *args: str):
+        return CliRunner().invoke(cli, ["--config", str(self.config_file), *args])
+
+    def report(self, name: str) -> dict:
+        return json.loads((self.root / "reports" / f"{name}.json").read_text())
+
+    def host(self, env: str):
+        return self.topology.hosts[env]
+
+    def url(self, env: str) -> str:
+        return f"http://{self.host(env).address}:{PORT}"
+
+    def served(self, env: str) -> tuple[str, str]:
+        version = httpx.get(f"{self.url(env)}/version", timeout=5).json()
+        return str(version["version"]), version["colour"]
+
+    def tags(self, version: str) -> dict[str, str]:
+        from mlflow import MlflowClient
+
+        uri = f"sqlite:///{self.root / '.mlci' / 'mlflow.db'}"
+        return (
+            MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("breast-cancer-classifier", version).tags
+        )
+
+    def record(self) -> dict:
+        return json.loads((self.root / "build" / "bundle" / "reference.json").read_text())["records"][0]
+
+
+@pytest.fixture(scope="module")
+def remote(topology, tmp_path_factory, base_images, build_sources):
+    _, remove_images = build_sources
+    root = tmp_path_factory.mktemp("remote") / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    if (REPO / "build" / "wheelhouse").is_dir():
+        shutil.copytree(REPO / "build" / "wheelhouse", root / "build" / "wheelhouse", copy_function=os.link)
+    name = f"rm-{uuid.uuid4().hex[:8]}"
+    config = yaml.safe_load((root / "mlci.yaml").read_text())
+    config["project"] = name
+    config["model"]["params"]["n_estimators"] = 30
+    config["split"]["cv_folds"] = 3
+    config["tests"] = {"paths": ["tests/ml/test_gate_rules.py"], "coverage": []}
+    config["images"] = {"registry": topology.registry}
+    config["environments"] = {
+        env: {
+            "port": PORT,
+            "preview_port": PREVIEW,
+            "docker_host": topology.hosts[env].docker_host,
+            "address": topology.hosts[env].address,
+            "drain_seconds": 1,
+            "checks": {"ready_timeout": 60, "verify_seconds": 2.5},
+        }
+        for env in ("staging", "production")
+    }
+    (root / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    remote = Remote(root, name, topology)
+    for args in (("init", "-q", "-b", "main"), ("config", "user.name", "Ada"), ("config", "user.email", "ada@x.org")):
+        remote.git(*args)
+    remote.git("add", "-A")
+    remote.git("commit", "-qm", "clone")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for key, value in {
+        **base_images,
+        **topology.env(),
+        "MLCI_REGISTRY_USERNAME": topology.username,
+        "MLCI_REGISTRY_PASSWORD": topology.password,
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield remote
+    finally:
+        for env in ("production", "staging"):
+            remote.mlci("down", "--env", env)
+        monkeypatch.undo()
+        remove_images(name)
+        remove_images(f"{topology.registry}/{name}")
+
+
+def test_one_pipeline_across_two_hosts_through_the_registry(remote):
+    result = remote.mlci("pipeline", "run", "--approve")
+    assert result.exit_code == 0, result.output
+    registry = remote.topology.registry
+
+    # Every image pushed, its digest in reports/build.json and on the model version.
+    build = remote.report("build")
+    tags = remote.tags("1")
+    for role in ("api", "dashboard", "router"):
+        digest = build["images"][role]["digest"]
+        assert digest.startswith(f"{registry}/{remote.name}-{role}@sha256:"), digest
+        assert tags[f"mlci.image.{role}.digest"] == digest
+    # The password went to a throw-away DOCKER_CONFIG, never to ~/.docker.
+    user_config = Path.home() / ".docker" / "config.json"
+    assert not user_config.exists() or registry not in user_config.read_text()
+
+    # Both hosts serve v1, from the API image pulled by digest; nothing runs on the build engine.
+    for env in ("staging", "production"):
+        assert remote.served(env) == ("1", "blue")
+        blue = json.loads(remote.host(env).docker("inspect", f"{remote.name}-{env}-blue").stdout)[0]
+        assert blue["Config"]["Image"] == build["images"]["api"]["digest"]
+        assert remote.host(env).docker("volume", "inspect", f"{remote.name}-{env}-state").returncode == 0
+        local = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={remote.name}-"], capture_output=True)
+        assert local.stdout.strip() == b""
+        deployed = remote.report(f"deploy-{env}")["current"]
+        assert deployed["host"] == remote.host(env).docker_host
+        assert deployed["digest"] == build["images"]["api"]["digest"]
+    # The published ports are on the environment's address only.
+    router = json.loads(remote.host("production").docker("inspect", f"{remote.name}-production-router").stdout)[0]
+    bound = {b["HostIp"] for bindings in router["HostConfig"]["PortBindings"].values() for b in bindings}
+    assert bound == {remote.host("production").address}
+
+    status = remote.mlci("status", "--json")
+    assert status.exit_code == 0, status.output
+    text = status.output
+    for env in ("staging", "production"):
+        assert remote.host(env).docker_host in text
+    assert build["images"]["api"]["digest"] in text
+
+
+def test_a_switch_under_load_loses_no_request_and_a_rollback_goes_back(remote, load_generator):
+    config = yaml.safe_load(remote.config_file.read_text())
+    config["model"]["params"]["max_depth"] = 5
+    remote.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    remote.git("commit", "-qam", "v2")
+    assert remote.mlci("train").exit_code == 0
+    built = remote.mlci("build", "--only", "api", "--only", "router")
+    assert built.exit_code == 0, built.output
+    deployed = remote.mlci("deploy", "--env", "production", "--version", "2", "--force", "--reason", "load test")
+    assert deployed.exit_code == 0, deployed.output  # (dry policy: the version skipped staging on purpose)
+
+    with load_generator(remote.url("production"), remote.record(), connections=4, max_seconds=120) as load:
+        back = remote.mlci("rollback", "--env", "production")
+        assert back.exit_code == 0, back.output
+        time.sleep(1)
+    assert load.failures == [], load.failures[:5]
+    assert len(load.results) > 50
+    assert remote.served("production") == ("1", "blue")
+
+
+def test_an_image_missing_from_the_registry_or_with_another_digest_switches_nothing(remote):
+    before = remote.served("production")
+    missing = f"{remote.topology.registry}/{remote.name}-api@sha256:{'0' * 64}"
+    result = remote.mlci("deploy", "--env", "production", "--image", missing)
+    assert result.exit_code == 1, result.output
+    assert "0" * 64 in result.output and "not in the registry" in result.output
+
+    # An image of version 1 rebuilt (another digest) and pushed: not the digest recorded for v1.
+    tag = f"{remote.topology.registry}/{remote.name}-api:tampered"
+    v1 = remote.tags("1")["mlci.image.api.digest"]
+    subprocess.run(["docker", "build", "-t", tag, "-"], input=f"FROM {v1}\nLABEL tampered=yes\n", text=True,
+                   check=True, capture_output=True)  # fmt: skip
+    login = Path(remote.root / "docker-config")
+    login.mkdir()
+    env = {**os.environ, "DOCKER_CONFIG": str(login)}
+    subprocess.run(["docker", "login", "-u", remote.topology.username, "--password-stdin", remote.topology.registry],
+                   input=remote.topology.password, text=True, env=env, check=True, capture_output=True)  # fmt: skip
+    pushed = subprocess.run(["docker", "push", tag], env=env, check=True, capture_output=True, text=True).stdout
+    digest = next(w for w in pushed.split() if w.startswith("sha256:"))
+    result = remote.mlci("deploy", "--env", "production", "--image", f"{tag.rsplit(':', 1)[0]}@{digest}")
+    assert result.exit_code == 1, result.output
+    assert digest in result.output and "not the one recorded" in result.output
+    assert remote.served("production") == before
+
+
+def test_wrong_registry_credentials_a_tag_or_an_unknown_version_is_exit_2(remote, monkeypatch):
+    before = remote.served("production")
+    tag = f"{remote.topology.registry}/{remote.name}-api:latest"
+    result = remote.mlci("deploy", "--env", "production", "--image", tag)
+    assert result.exit_code == 2 and "pulls by digest only" in result.output, result.output
+    result = remote.mlci("deploy", "--env", "production", "--version", "7")
+    assert result.exit_code == 2 and "no version 7" in result.output, result.output
+    monkeypatch.setenv("MLCI_REGISTRY_PASSWORD", "not-the-password")
+    result = remote.mlci("deploy", "--env", "production", "--version", "1")
+    assert result.exit_code == 2 and "refused the credentials" in result.output, result.output
+    assert remote.served("production") == before
+
+
+def test_a_registry_that_is_down_is_exit_3_in_seconds(remote, monkeypatch):
+    monkeypatch.setenv("MLCI_REGISTRY", f"{topo.REGISTRY_ADDRESS}:5999")  # nothing listens there
+    started = time.monotonic()
+    result = remote.mlci("build", "--only", "router")
+    assert result.exit_code == 3, result.output
+    assert f"{topo.REGISTRY_ADDRESS}:5999" in result.output
+    assert time.monotonic() - started < 20
+
+
+def test_an_unreachable_host_or_a_refused_key_is_exit_3_naming_the_host(remote, monkeypatch):
+    before = remote.served("production")
+    monkeypatch.setenv("MLCI_PRODUCTION_DOCKER_HOST", "ssh://root@10.231.2.3")  # no host there
+    started = time.monotonic()
+    result = remote.mlci("deploy", "--env", "production", "--version", "1")
+    assert result.exit_code == 3, result.output
+    assert "ssh://root@10.231.2.3" in result.output and time.monotonic() - started < 20
+    monkeypatch.delenv("MLCI_PRODUCTION_DOCKER_HOST")
+
+    host = remote.host("production")
+    keys = (host.root / "authorized_keys").read_text()
+    subprocess.run(["ssh", "-F", str(remote.topology.ssh_config), "-O", "exit", host.address], capture_output=True)
+    (host.root / "authorized_keys").write_text("")
+    try:
+        result = remote.mlci("deploy", "--env", "production", "--version", "1")
+    finally:
+        (host.root / "authorized_keys").write_text(keys)
+    assert result.exit_code == 3, result.output
+    assert host.docker_host in result.output and "refused" in result.output
+    assert remote.served("production") == before
+
+
+def test_the_engine_stopping_mid_deploy_is_exit_3_and_nothing_is_half_switched(remote):
+    host = remote.host("production")
+    live_before = remote.served("production")
+    process = subprocess.Popen(
+        [
+            MLCI,
+            "--config",
+            str(remote.config_file),
+            "deploy",
+            "--env",
+            "production",
+            "--version",
+            "2",
+            "--force",
+            "--reason",
+            "fault test",
+        ],
+        cwd=remote.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    output: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        if "in the idle slot" in line:  # the new slot is starting: the engine goes away now
+            host.stop_engine()
+            break
+    output.append(process.stdout.read())
+    assert process.wait(timeout=120) == 3, "".join(output)
+    assert host.docker_host in "".join(output)
+    # The engine back: its containers come back (restart unless-stopped) on the colour that was live.
+    host.start_engine()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if remote.served("production") == live_before:
+                break
+        except (httpx.HTTPError, ValueError):  # the router is back before the slot: a 502 page
+            pass
+        time.sleep(0.5)
+    assert remote.served("production") == live_before
+
+
+def test_after_the_fault_the_host_deploys_again_and_goes_down_cleanly(remote):
+    # The lock container the stopped engine left behind is stale: the next deploy removes it.
+    result = remote.mlci("deploy", "--env", "production", "--version", "2", "--force", "--reason", "after the fault")
+    assert result.exit_code == 0, result.output
+    assert remote.served("production")[0] == "2"
+    host = remote.host("production")
+    down = remote.mlci("down", "--env", "production")
+    assert down.exit_code == 0, down.output
+    left = host.docker("ps", "-aq", "--filter", f"name={remote.name}-production-").stdout.strip()
+    assert left == ""
+    # The history stays on that host (it outlives down) and says so.
+    history = host.docker("run", "--rm", "-v", f"{remote.name}-production-state:/state:ro", "--entrypoint", "cat",
+                          remote.tags("2")["mlci.image.router.digest"], "/state/history.jsonl").stdout  # fmt: skip
+    kinds = [json.loads(line)["result"] for line in history.splitlines()]
+    assert kinds[-1] == "down" and "deployed" in kinds
