@@ -22,9 +22,13 @@
 #   MLCI_EXTRA_INDEX_URL an extra index [none]
 #   MLCI_FIND_LINKS      a directory of wheels (make dist); mlci is then installed from it only
 #   MLCI_VENV_CACHE      cache directory [$HOME/.cache/mlci]
+#   MLCI_VENV_REUSE      false: never reuse a venv of the cache, rebuild it (mlciSetup sets it, with a
+#                        private MLCI_VENV_CACHE, for pull requests from forks, whose code could change it)
 #   MLCI_VENV            workspace venv [.venv]
-# Exit codes: 0 ready; 2 missing interpreter or lock file, or mlci==VERSION (or a locked package) is
-# not on the index; 3 the package index could not be reached.
+# The index source needs an index (MLCI_INDEX_URL, MLCI_PIP_INDEX_URL or PIP_INDEX_URL) or
+# MLCI_FIND_LINKS: mlci==VERSION is never looked up on pypi.org, where anyone may publish an "mlci".
+# Exit codes: 0 ready; 2 missing interpreter, lock file or index, or mlci==VERSION (or a locked
+# package) is not on the index; 3 the package index could not be reached.
 set -euo pipefail
 
 source_kind="${MLCI_SOURCE:-index}"
@@ -34,6 +38,7 @@ venv="${MLCI_VENV:-.venv}"
 index="${MLCI_INDEX_URL:-${MLCI_PIP_INDEX_URL:-${PIP_INDEX_URL:-}}}"
 extra_index="${MLCI_EXTRA_INDEX_URL:-}"
 find_links="${MLCI_FIND_LINKS:-}"
+reuse="${MLCI_VENV_REUSE:-true}"
 version="${MLCI_VERSION:-}"
 if [ "$source_kind" = checkout ]; then
     lock="${MLCI_LOCK_FILE:-requirements/dev.txt}"
@@ -61,6 +66,9 @@ if ! command -v "$python" >/dev/null 2>&1; then
 fi
 if [ "$source_kind" = index ] && [ -z "$version" ]; then
     fail 2 "no mlci version given (MLCI_VERSION): mlciSetup passes the library's own version."
+fi
+if [ "$source_kind" = index ] && [ -z "$index" ] && [ -z "$find_links" ]; then
+    fail 2 "no package index for mlci==$version: set indexUrl (or MLCI_PIP_INDEX_URL / PIP_INDEX_URL) to the team's index, or findLinks to a directory of wheels; mlci is never installed from pypi.org."
 fi
 
 # Index options shared by every pip call; the team's index never comes from the checkout.
@@ -111,6 +119,16 @@ pip_or_exit() {
     fail 2 "$what is not available as locked ($where): publish it (make dist, then upload the wheel) or fix indexUrl/findLinks; see above."
 }
 
+# wait_for_lock VENV: takes the lock on fd 9 (one builder per venv on this agent), saying so when another
+# build holds it, so a build that waits minutes here does not look hung.
+wait_for_lock() {
+    command -v flock >/dev/null 2>&1 || return 0
+    if ! flock -n 9; then
+        say "waiting for another build preparing this venv ($1) on $(hostname)"
+        flock 9
+    fi
+}
+
 lock_hash="$(sha256sum "$lock" | cut -d' ' -f1)"
 python_id="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
 mkdir -p "$cache"
@@ -121,8 +139,8 @@ if [ "$source_kind" = index ]; then
         "links $find_links" "lock $lock_hash" | sha256sum | cut -d' ' -f1)"
     built="${cache}/mlci-${version}-${key:0:16}"
     exec 9>"${built}.lock"
-    if command -v flock >/dev/null 2>&1; then flock 9; fi
-    if [ -f "$built/.mlci-ready" ]; then
+    wait_for_lock "$built"
+    if [ "$reuse" != false ] && [ -f "$built/.mlci-ready" ]; then
         say "reusing $built (mlci $version, lock sha256 $lock_hash)"
     else
         say "building $built: locked dependencies from $lock, then mlci==$version"
@@ -162,8 +180,8 @@ fi
 # checkout: the mlci repository's own Jenkinsfile (the code under test is the checkout itself).
 deps="${cache}/venv-${lock_hash}"
 exec 9>"${deps}.lock"
-if command -v flock >/dev/null 2>&1; then flock 9; fi
-if [ -f "$deps/.mlci-ready" ]; then
+wait_for_lock "$deps"
+if [ "$reuse" != false ] && [ -f "$deps/.mlci-ready" ]; then
     say "reusing cached dependencies $deps (lock $lock sha256 $lock_hash)"
 else
     say "installing locked dependencies from $lock into $deps (sha256 $lock_hash)"

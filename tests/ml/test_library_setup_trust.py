@@ -1,0 +1,56 @@
+"""resources/io/mlci/setup.sh, run for real: what keeps untrusted code and foreign packages out of the
+venv that credentialed builds run (issue 12 review): no install without the team's index, a private
+venv that is never reused for pull requests from forks, and a visible wait for another build's install."""
+
+from __future__ import annotations
+
+import fcntl
+import subprocess
+
+from tests.ml.test_library_setup import VERSION, consumer, run_setup, wheels
+
+__all__ = ["consumer", "wheels"]
+
+
+def test_without_an_index_or_wheels_mlci_is_never_looked_up_on_pypi(consumer, tmp_path):
+    done = run_setup(consumer, tmp_path / "cache")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"no package index for mlci=={VERSION}" in done.stderr
+    assert "set indexUrl (or MLCI_PIP_INDEX_URL / PIP_INDEX_URL)" in done.stderr
+    assert "Looking in indexes" not in done.stdout + done.stderr, "pip must not have run"
+    assert not list((tmp_path / "cache").glob("mlci-*")), "nothing may be built"
+
+
+def test_a_private_venv_is_rebuilt_every_time_never_reused(consumer, wheels, tmp_path):
+    cache = tmp_path / "private"
+    first = run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels), MLCI_VENV_REUSE="false")
+    assert first.returncode == 0, first.stdout + first.stderr
+    built = (consumer / ".venv").resolve()
+    planted = built / "planted-by-a-fork.txt"
+    planted.write_text("a fork's test code changed this venv")
+
+    again = run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels), MLCI_VENV_REUSE="false")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "reusing" not in again.stdout
+    assert "building" in again.stdout
+    assert not planted.exists(), "what the previous build left in the venv must be gone"
+
+
+def test_waiting_for_another_build_building_the_same_venv_is_said(consumer, wheels, tmp_path):
+    cache = tmp_path / "cache"
+    assert run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels)).returncode == 0
+    lock = next(cache.glob("mlci-*.lock"))
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = subprocess.Popen(
+            ["bash", "-c", f"sleep 3; flock -u {held.fileno()}"], pass_fds=(held.fileno(),)
+        )  # the other build: releases the lock after 3 s
+        held.close()
+        done = run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels))
+        waiting.wait(timeout=30)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "waiting for another build preparing this venv" in done.stdout
+    assert done.stdout.index("waiting for another build") < done.stdout.index("reusing")
