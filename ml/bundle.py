@@ -90,7 +90,7 @@ def _initial_types(config: Config):
 def _convert(pipeline: Pipeline, config: Config) -> bytes:
     from skl2onnx import convert_sklearn
 
-    from ml import onnx_double
+    from ml import onnx_double, onnx_names
 
     onnx_double.register()
     estimator = pipeline.steps[-1][1]
@@ -101,7 +101,8 @@ def _convert(pipeline: Pipeline, config: Config) -> bytes:
             options={id(estimator): {"zipmap": False}},
             target_opset={"": ONNX_OPSET, "ai.onnx.ml": onnx_double.TREE_ENSEMBLE_OPSET},
         )
-    return model.SerializeToString()
+    # skl2onnx made the input names C identifiers; the schema, the API and every feed use the config's.
+    return onnx_names.restore_input_names(model, list(config.data.features)).SerializeToString()
 
 
 def _cast_before_estimator(pipeline: Pipeline) -> Pipeline:
@@ -329,8 +330,9 @@ def export_bundle(
         reason = "ONNX conversion unsupported or not equal to scikit-learn — " + " | ".join(details)
         if not config.package.allow_sklearn_fallback:
             raise CheckFailed(
-                f"cannot package {metadata.get('name', 'the model')} as ONNX: the converted model "
-                f"does not reproduce scikit-learn (parity tolerance {tolerance:g})",
+                f"cannot package {metadata.get('name', 'the model')} as ONNX: the conversion failed or the "
+                f"converted model does not reproduce scikit-learn (parity tolerance {tolerance:g}); each attempt "
+                "says which",
                 details=details,
                 hint=FALLBACK_HINT,
             )
