@@ -89,10 +89,21 @@ def cli(ctx: click.Context, config_path: str) -> None:
     type=click.Path(file_okay=False),
     help="Folder to scaffold (created if missing).",
 )
-@click.option("--delimiter", default=",", show_default=True, help="The CSV's field delimiter.")
+@click.option("--delimiter", default=",", show_default=True, help="The CSV's field delimiter (`tab` for a tab).")
+@click.option("--positive-label", default=None, help="Class f1/precision/recall are about (default: the rarer).")
+@click.option("--port", type=int, default=None, help="Base router port (default: derived from the project name).")
 @click.option("--force", is_flag=True, help="Replace files that already exist.")
 @run_command("init")
-def init(data_file: str, target: str, project: str | None, directory: str, delimiter: str, force: bool) -> None:
+def init(
+    data_file: str,
+    target: str,
+    project: str | None,
+    directory: str,
+    delimiter: str,
+    positive_label: str | None,
+    port: int | None,
+    force: bool,
+) -> None:
     """Scaffold a team's repository from a CSV: mlci.yaml (types, categories and ranges inferred from
     the data, to review), the one-line Jenkinsfile, tests/test_data.py and .gitignore.
 
@@ -102,7 +113,7 @@ def init(data_file: str, target: str, project: str | None, directory: str, delim
     from ml import scaffold
 
     console.header("init", f"scaffolding {directory} from {data_file} (target {target})")
-    result = scaffold.init(Path(data_file), target, Path(directory), project, force, delimiter)
+    result = scaffold.init(Path(data_file), target, Path(directory), project, force, delimiter, positive_label, port)
     inference = result.inference
     rows = [
         (

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ml.config import Config
-from ml.errors import DataError
+from ml.errors import BadInput, DataError
 
 MAX_EXAMPLES = 3
 MISSING_MARKERS = {"NA", "N/A", "#N/A", "NAN", "NULL", "NONE", "-"}
@@ -51,6 +51,29 @@ def _rows(mask: pd.Series) -> str:
     lines = [str(i + 2) for i in mask[mask].index[:MAX_EXAMPLES]]
     more = int(mask.sum()) - len(lines)
     return ", ".join(lines) + (f" and {more} more" if more > 0 else "")
+
+
+# How a delimiter can be typed on a command line: a tab is hard to type, so `tab` and `\t` name it.
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
+# One character that cannot be a delimiter: the CSV quote, line ends.
+NOT_DELIMITERS = {'"', "\n", "\r"}
+
+
+def parse_delimiter(text: str) -> str:
+    """The one-character delimiter a user typed (`;`, `|`, a real tab, or `tab` or backslash-t for one);
+    BadInput otherwise."""
+    delimiter = DELIMITER_NAMES.get(text.lower(), text)
+    if len(delimiter) != 1 or delimiter in NOT_DELIMITERS:
+        raise BadInput(
+            f"--delimiter {text!r} is not one character a CSV can be split on",
+            hint="pass one character such as ',' ';' or '|', or `tab` (also written \\t) for a tab",
+        )
+    return delimiter
+
+
+def delimiter_option(delimiter: str) -> str:
+    """The delimiter as the user types it back on a command line (a hint's `--delimiter X`)."""
+    return "tab" if delimiter == "\t" else repr(delimiter)
 
 
 def _guess_delimiter(path: Path, expected: str) -> str | None:

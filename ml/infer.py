@@ -5,6 +5,8 @@ ml.data.read_csv parses (one parser: only an empty field is missing, `NA` stays 
 from __future__ import annotations
 
 import math
+import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +22,8 @@ MAX_CLASSES = 20
 # value slightly outside today's data is not an error; one far outside it is.
 RANGE_MARGIN = 0.1
 MIN_ROWS = 50  # the config's default data.min_rows
+# A name whose last word is `id`: `id`, `customer_id`, `customer-id`, `Customer ID`, `customerId` (not `paid`).
+ID_NAME = re.compile(r"(?:^|[^A-Za-z])[iI][dD]$|[a-z]Id$")
 
 
 @dataclass(frozen=True)
@@ -62,20 +66,26 @@ def _nice_step(margin: float) -> float:
     return 10.0 ** math.floor(math.log10(margin)) if margin > 0 else 1.0
 
 
+def _finite(value: float) -> float:
+    """The value clamped to the largest finite floats: a range around ±1.7e308 still has bounds."""
+    return min(max(value, -sys.float_info.max), sys.float_info.max)
+
+
 def widened_range(low: float, high: float, integers: bool = False) -> tuple[float, float]:
     """[low, high] widened by RANGE_MARGIN of the span (or of the value when there is no span), on round
     numbers (whole ones for a column of integers); a column never seen below zero is not declared
-    below zero (counts, amounts, ages)."""
-    span = high - low
-    margin = span * RANGE_MARGIN if span > 0 else max(abs(high) * RANGE_MARGIN, 1.0)
+    below zero (counts, amounts, ages). Bounds beyond the largest float are clamped to it."""
+    # The margin is taken from each end separately: high - low overflows for a column spanning ±1.7e308.
+    span_margin = high * RANGE_MARGIN - low * RANGE_MARGIN
+    margin = span_margin if span_margin > 0 else max(abs(high) * RANGE_MARGIN, 1.0)
     step = max(_nice_step(margin), 1.0) if integers else _nice_step(margin)
-    lower = math.floor((low - margin) / step) * step
-    upper = math.ceil((high + margin) / step) * step
+    lower = _finite(math.floor(_finite(low - margin) / step) * step)
+    upper = _finite(math.ceil(_finite(high + margin) / step) * step)
     if low >= 0:
         lower = max(lower, 0.0)
     # round() drops float noise such as 0.30000000000000004 from the multiplication.
     digits = max(0, -math.floor(math.log10(step)))
-    return round(lower, digits), round(upper, digits)
+    return _finite(round(lower, digits)), _finite(round(upper, digits))
 
 
 def _numeric(values: pd.Series) -> pd.Series | None:
@@ -89,11 +99,27 @@ def _numeric(values: pd.Series) -> pd.Series | None:
     return numbers.astype(float)
 
 
+def identifier_reason(name: str, numbers: pd.Series, rows: int) -> str | None:
+    """Why a numeric column is an identifier, or None. The rule (also written in mlci.yaml's comment):
+    whole numbers, none missing, every one different, and either the name ends in `id` as a word
+    (`id`, `customer_id`, `Customer ID`, `customerId`) or the values only go up, row after row.
+    A model would learn the rows by heart from such a column and fail on new customers."""
+    if len(numbers) != rows or not (numbers == numbers.round()).all() or not numbers.is_unique:
+        return None
+    if ID_NAME.search(name):
+        return f"{rows} distinct whole numbers and a name ending in 'id': an identifier?"
+    if numbers.is_monotonic_increasing:
+        return f"{rows} distinct whole numbers, increasing row after row: an identifier or a row number?"
+    return None
+
+
 def guess_feature(name: str, values: pd.Series) -> FeatureGuess | Excluded:
     missing = int(values.isna().sum())
     if missing == len(values):
         return Excluded(name, "every value is missing")
     numbers = _numeric(values)
+    if numbers is not None and (reason := identifier_reason(name, numbers, len(values))):
+        return Excluded(name, reason)
     if numbers is not None:
         low, high = float(numbers.min()), float(numbers.max())
         lower, upper = widened_range(low, high, integers=bool((numbers == numbers.round()).all()))

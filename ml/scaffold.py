@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as installed_version
@@ -31,6 +32,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates" / "init"
 MAX_BYTES = 512 * 1024 * 1024
 CV_FOLDS, TEST_SIZE = 5, 0.2
 PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# Characters a YAML file cannot hold as themselves (outside YAML's printable set: DEL, C1 controls,
+# surrogates, U+FFFE/F) or that YAML reads as a line break (U+0085, U+2028, U+2029), plus the BOM.
+UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
 # Template -> file written, relative to the project folder.
 FILES = {
     "mlci.yaml.j2": "mlci.yaml",
@@ -38,6 +42,21 @@ FILES = {
     "test_data.py.j2": "tests/test_data.py",
     "gitignore.j2": ".gitignore",
 }
+
+
+# Router ports a scaffold derives from the project name: production at a multiple of PORT_SPACING in
+# [PORT_LOW, PORT_LOW + PORT_SLOTS * PORT_SPACING), staging and the dashboard just above; previews are
+# 10000 higher (30000-39999). Away from 8080 (Jenkins) and the usual 8000-9999 of other services.
+PORT_LOW, PORT_SLOTS, PORT_SPACING = 20000, 1000, 10
+# A --port base: production, +1, +2, and the previews 10000 above must all be valid unprivileged ports.
+PORT_MIN, PORT_MAX = 1024, 65535 - 10002
+
+
+@dataclass(frozen=True)
+class Ports:
+    production: int
+    staging: int
+    dashboard: int
 
 
 @dataclass(frozen=True)
@@ -50,20 +69,37 @@ class InitResult:
     inference: infer.Inference
 
 
+def _yaml_escape(char: str) -> str:
+    """A character YAML cannot print as itself (ml.scaffold.UNPRINTABLE) as a double-quoted escape."""
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _quoted(value: str) -> str:
+    """JSON quoting (valid YAML double-quoted), with what YAML refuses or reads as a line break escaped:
+    json leaves DEL, the C1 controls, U+2028/9 and the BOM as they are, and a YAML reader stops on them
+    or breaks the line there."""
+    return UNPRINTABLE.sub(lambda m: _yaml_escape(m.group()), json.dumps(value, ensure_ascii=False))
+
+
 def yaml_scalar(value: str) -> str:
-    """A string as one line of YAML: plain when it reads back as itself, else JSON-quoted (valid YAML)."""
+    """A string as one line of YAML: plain when it reads back as itself, else quoted (see _quoted)."""
     if PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return _quoted(value)
 
 
 def number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+    """A number as YAML reads back a number: `1e+16` without a dot would be read as a string."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    text = repr(float(value))
+    return text.replace("e", ".0e") if "e" in text and "." not in text else text
 
 
 def comment(value: object) -> str:
     """Text from the data inside a YAML comment: quoted on one line, so a newline cannot end the comment."""
-    return json.dumps(str(value), ensure_ascii=False)[1:-1]
+    return _quoted(str(value))[1:-1]
 
 
 def _missing_note(feature: infer.FeatureGuess, rows: int) -> str:
@@ -88,7 +124,10 @@ def read_data(path: Path, delimiter: str) -> Any:
         raise DataError(f"no such file: {path}", hint="pass --data with the path of a CSV file")
     frame = data.read_csv(path, delimiter, MAX_BYTES)
     if len(frame.columns) < 2 and (found := data._guess_delimiter(path, delimiter)):
-        raise DataError(f"{path} has one column with delimiter {delimiter!r}", hint=f"pass --delimiter {found!r}")
+        raise DataError(
+            f"{path} has one column with delimiter {data.delimiter_option(delimiter)}",
+            hint=f"pass --delimiter {data.delimiter_option(found)}",
+        )
     return frame
 
 
@@ -146,6 +185,36 @@ def _write(directory: Path, files: dict[str, str], copy_from: Path | None, data_
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def positive_class(classes: dict[str, int], given: str | None) -> str | None:
+    """The class f1, precision and recall are about: the one given, else for two classes the rarer one
+    (the event a team watches: churn=yes, fraud=1), the last in sorted order on a tie; None for more."""
+    if given is not None:
+        if given not in classes:
+            raise BadInput(
+                f"--positive-label {given!r} is not a class of the target",
+                details=[f"classes: {', '.join(map(repr, classes))}"],
+                hint="pass one of these classes (case and spaces count)",
+            )
+        return given
+    if len(classes) != 2:
+        return None
+    return min(sorted(classes, reverse=True), key=lambda label: classes[label])
+
+
+def ports(project: str, base: int | None) -> Ports:
+    """Router ports on the Docker host: the given base, else one derived from the project name, so two
+    teams' projects on one host rarely collide and none lands on Jenkins' 8080."""
+    if base is None:
+        base = PORT_LOW + (zlib.crc32(project.encode()) % PORT_SLOTS) * PORT_SPACING
+    elif not PORT_MIN <= base <= PORT_MAX:
+        raise BadInput(
+            f"--port {base} is out of range: production takes it, staging and the dashboard the next two, "
+            f"and each router's preview listener is 10000 above",
+            hint=f"pass a base port from {PORT_MIN} to {PORT_MAX}",
+        )
+    return Ports(production=base, staging=base + 1, dashboard=base + 2)
+
+
 def init(
     data_file: Path,
     target: str,
@@ -153,12 +222,17 @@ def init(
     project: str | None = None,
     force: bool = False,
     delimiter: str = ",",
+    positive_label: str | None = None,
+    port: int | None = None,
 ) -> InitResult:
     if directory.exists() and not directory.is_dir():
         raise BadInput(f"{directory} is not a folder", hint="pass --dir with a folder (created if missing)")
     name = project_name(project, directory)
+    delimiter = data.parse_delimiter(delimiter)
+    router_ports = ports(name, port)
     frame = read_data(data_file, delimiter)
     inference = infer.infer(frame, target, CV_FOLDS, TEST_SIZE)
+    positive = positive_class(inference.classes, positive_label)
     data_path, copied = _data_path(data_file, directory)
     classes = list(inference.classes)
     files = render(
@@ -172,7 +246,10 @@ def init(
             "data_path": data_path,
             "margin": round(100 * infer.RANGE_MARGIN),
             "missing_note": lambda f: _missing_note(f, inference.rows),
-            "positive": classes[-1] if len(classes) == 2 else None,
+            "positive": positive,
+            "positive_given": positive_label is not None,
+            "ports": router_ports,
+            "max_categories": infer.MAX_CATEGORIES,
             "classes": sorted(classes),
             "cv_folds": CV_FOLDS,
             "test_size": TEST_SIZE,
