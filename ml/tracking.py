@@ -260,7 +260,8 @@ def require_shared_store(config: Config) -> None:
         f"this Jenkins build would track in a store inside its workspace ({store}): other builds, branches "
         "and agents would not see its runs, versions or aliases, and the next workspace wipe deletes them",
         details=[
-            "start the team stack once (README, section 'The team stack: an MLflow server'): "
+            "start the team's MLflow server once, from a checkout of the mlci repository (README, section "
+            "'The team stack: an MLflow server'; the file is not in a team's repository nor in the wheel): "
             "docker-compose -f docker/compose.team.yaml up -d",
             "point the job at it: MLFLOW_TRACKING_URI=http://HOST:5000 (credentials in MLCI_MLFLOW_CREDENTIALS_ID)",
         ],

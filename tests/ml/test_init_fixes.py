@@ -163,3 +163,17 @@ def test_a_base_port_can_be_given_and_is_checked(tmp_path):
     }
     wrong = init("--data", str(source), "--target", "label", "--dir", str(tmp_path), "--force", "--port", "60000")
     assert wrong.exit_code == 2 and "--port 60000 is out of range" in wrong.output
+
+
+def test_the_jenkins_store_hint_says_where_the_team_stack_file_is(tmp_path, monkeypatch):
+    """A team's repository has no docker/compose.team.yaml: the hint names the repository that has it."""
+    from ml import tracking
+    from ml.errors import ConfigError
+
+    source = write_csv(tmp_path / "d.csv", ["amount", "kind", "label"], base_rows())
+    assert init("--data", str(source), "--target", "label", "--dir", str(tmp_path)).exit_code == 0
+    monkeypatch.setenv("JENKINS_URL", "http://jenkins.example.com/")
+    with pytest.raises(ConfigError) as refused:
+        tracking.require_shared_store(config_module.load(tmp_path / "mlci.yaml"))
+    start = next(line for line in refused.value.details if "compose.team.yaml" in line)
+    assert "mlci repository" in start and "not in a team's repository" in start
