@@ -9,12 +9,18 @@
  *
  * Parameters (defaults in brackets):
  *   python         interpreter used to create the venv [python3.11]
- *   indexUrl       the team's package index [env.MLCI_PIP_INDEX_URL, then env.PIP_INDEX_URL, else
- *                  pip's default]
- *   extraIndexUrl  an extra index [none]
+ *   indexUrl       the team's package index [env.MLCI_PIP_INDEX_URL, then env.PIP_INDEX_URL]
+ *   extraIndexUrl  an extra index [none]; a warning is logged: pip then takes a name from
+ *                  whichever index has the highest version (dependency confusion)
  *   findLinks      a directory of wheels (built by `make dist`); mlci is then installed from it
  *                  only: for tests and air-gapped agents [none]
- *   venvCache      per-agent cache of venvs [$HOME/.cache/mlci]
+ *                  With source 'index', indexUrl (or its environment variables) or findLinks is
+ *                  REQUIRED: `pip install mlci==<version>` must never resolve on pypi.org, where
+ *                  anyone may publish a package named mlci.
+ *   venvCache      per-agent cache of venvs [$HOME/.cache/mlci]. For a pull request from a fork
+ *                  (env.CHANGE_FORK) the venv is private to the build instead (under
+ *                  pwd(tmp: true), rebuilt every time, never shared): its test code could otherwise
+ *                  change a cached venv that the next credentialed build of main runs.
  *   venv           workspace venv [.venv]
  *   cleanReports   delete reports/ first [true]
  *   source         'index' ['index']; 'checkout' installs the checkout itself (pip install -e .)
@@ -22,7 +28,7 @@
  *   lockFile       the checkout's lock, source 'checkout' only [requirements/dev.txt]
  *
  * Returns [venv: '.venv', mlci: '.venv/bin/mlci', version: '<library version>'] (the mlci path to
- * hand to the other steps).
+ * hand to the other steps). Index URLs are printed with their credentials replaced by ***.
  *
  * Example:
  *   def tools = mlciSetup(indexUrl: 'https://pypi.example.com/simple')
@@ -51,6 +57,16 @@ def call(Map config = [:]) {
         }
     }
     String version = libraryResource('io/mlci/VERSION').trim()
+    if (c.source == 'index' && !c.indexUrl && !c.findLinks) {
+        // Without an index pip would look for mlci==<version> on pypi.org (dependency confusion).
+        error("mlciSetup: no package index for mlci ${version}: set indexUrl (or the environment variable " +
+            'MLCI_PIP_INDEX_URL or PIP_INDEX_URL, e.g. in a folder or global property) to the team\'s index, ' +
+            "or findLinks to a directory of wheels. mlci is never installed from pypi.org (exit 2).")
+    }
+    if (c.extraIndexUrl) {
+        echo("mlciSetup: warning: extraIndexUrl ${redact(c.extraIndexUrl)} mixes two indexes: pip takes each " +
+            'package from whichever has the highest version; prefer one index that proxies the other.')
+    }
     writeFile(file: '.mlci/setup.sh', text: libraryResource('io/mlci/setup.sh'))
     List envVars = [
         "MLCI_SOURCE=${c.source}",
@@ -67,7 +83,14 @@ def call(Map config = [:]) {
     } else {
         envVars << "MLCI_LOCK_FILE=${c.lockFile}"
     }
-    if (c.venvCache) {
+    if (env.CHANGE_FORK) {
+        // A fork's test code runs in this venv and could change it: never share or reuse it, or the
+        // next build of main would run what the fork left there, with the credentials bound.
+        String privateCache = "${pwd(tmp: true)}/mlci-private-venvs"
+        echo("mlciSetup: pull request from the fork '${env.CHANGE_FORK}': a private venv in ${privateCache}, " +
+            'built for this build only (the shared per-agent cache is not used).')
+        envVars << "MLCI_VENV_CACHE=${privateCache}" << 'MLCI_VENV_REUSE=false'
+    } else if (c.venvCache) {
         envVars << "MLCI_VENV_CACHE=${c.venvCache}"
     }
     int status = 0
@@ -75,7 +98,7 @@ def call(Map config = [:]) {
         status = sh(script: 'bash .mlci/setup.sh', returnStatus: true, label: 'mlci setup')
     }
     String what = c.source == 'index' ? "mlci ${version}" : 'this checkout'
-    String from = c.findLinks ? "the wheels in ${c.findLinks}" : (c.indexUrl ?: "pip's default index")
+    String from = c.findLinks ? "the wheels in ${c.findLinks}" : (redact(c.indexUrl) ?: "pip's default index")
     if (status == 2) {
         error("mlciSetup: cannot install ${what} on this agent (exit 2): " + (c.source == 'index' ?
             "check that ${c.python} is installed here and that mlci==${version} is published on ${from} " +
@@ -91,4 +114,10 @@ def call(Map config = [:]) {
         error("mlciSetup: setup failed with exit status ${status}; see the log above.")
     }
     return [venv: c.venv, mlci: "${c.venv}/bin/mlci".toString(), version: version]
+}
+
+/** The URL with its credentials (https://user:token@host/...) replaced by ***: safe to print. */
+@NonCPS
+String redact(Object url) {
+    return url ? String.valueOf(url).replaceAll('://[^/@]+@', '://***@') : ''
 }

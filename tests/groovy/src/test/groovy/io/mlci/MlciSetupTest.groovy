@@ -8,7 +8,7 @@ class MlciSetupTest extends LibraryTestBase {
 
     @Test
     void 'installs mlci at the library version with the lock shipped in the library, not the checkout'() {
-        Map tools = step('mlciSetup') as Map
+        Map tools = step('mlciSetup', [indexUrl: 'https://team.example.com/simple']) as Map
 
         assert files['.mlci/setup.sh'] == new File(ROOT, 'resources/io/mlci/setup.sh').text
         assert files['.mlci/requirements.txt'] == new File(ROOT, 'resources/io/mlci/requirements.txt').text
@@ -21,8 +21,9 @@ class MlciSetupTest extends LibraryTestBase {
         assert call.env.MLCI_LOCK_FILE == '.mlci/requirements.txt'
         assert call.env.MLCI_PYTHON == 'python3.11'
         assert call.env.MLCI_VENV == '.venv'
-        assert call.env.MLCI_INDEX_URL == ''
+        assert call.env.MLCI_INDEX_URL == 'https://team.example.com/simple'
         assert !call.env.containsKey('MLCI_VENV_CACHE')
+        assert !call.env.containsKey('MLCI_VENV_REUSE')
         assert tools == [venv: '.venv', mlci: '.venv/bin/mlci', version: VERSION]
     }
 
@@ -51,7 +52,7 @@ class MlciSetupTest extends LibraryTestBase {
         givenFile('reports/deploy-staging.json', deployReport('staging'))
         givenFile('data/iris.csv', 'a,b\n')
 
-        step('mlciSetup')
+        step('mlciSetup', [findLinks: '/srv/wheels'])
 
         assert events[0] == 'deleteDir:reports/'
         assert !files.keySet().any { it.startsWith('reports/') }
@@ -62,7 +63,7 @@ class MlciSetupTest extends LibraryTestBase {
     void 'cleanReports false keeps them'() {
         givenFile('reports/gate.json', gateReport())
 
-        step('mlciSetup', [cleanReports: false])
+        step('mlciSetup', [cleanReports: false, findLinks: '/srv/wheels'])
 
         assert files.containsKey('reports/gate.json')
     }
@@ -117,6 +118,72 @@ class MlciSetupTest extends LibraryTestBase {
     void 'another failure is reported with its status'() {
         exitCode('mlci setup', 9)
 
-        assert stepError('mlciSetup').contains('exit status 9')
+        assert stepError('mlciSetup', [findLinks: '/srv/wheels']).contains('exit status 9')
+    }
+
+    @Test
+    void 'without an index or wheels nothing is installed, mlci would resolve on pypi'() {
+        String message = stepError('mlciSetup')
+
+        assert message.startsWith("mlciSetup: no package index for mlci ${VERSION}: set indexUrl")
+        assert message.contains('MLCI_PIP_INDEX_URL or PIP_INDEX_URL')
+        assert message.contains('findLinks')
+        assert shCalls.isEmpty()
+    }
+
+    @Test
+    void 'the checkout source needs no index as its lock has hashes'() {
+        step('mlciSetup', [source: 'checkout'])
+
+        assert shCalls.size() == 1
+    }
+
+    @Test
+    void 'credentials in an index URL are never printed'() {
+        envVars.MLCI_PIP_INDEX_URL = 'https://ci:s3cret-token@pypi.example.com/simple'
+        exitCode('mlci setup', 2)
+        String notPublished = stepError('mlciSetup')
+        exitCode('mlci setup', 3)
+        String unreachable = stepError('mlciSetup', [extraIndexUrl: 'https://bot:other-token@extra.example.com/simple'])
+
+        assert notPublished.contains('is published on https://***@pypi.example.com/simple')
+        assert unreachable.contains('check that https://***@pypi.example.com/simple is reachable')
+        assert log.any { it.contains('extraIndexUrl https://***@extra.example.com/simple mixes two indexes') }
+        String printed = ([notPublished, unreachable] + log).join('\n')
+        assert !printed.contains('s3cret-token') && !printed.contains('other-token')
+        // The real URL still reaches setup.sh, through the environment only.
+        assert shCalls[0].env.MLCI_INDEX_URL == 'https://ci:s3cret-token@pypi.example.com/simple'
+    }
+
+    @Test
+    void 'an extra index is allowed with a one-line warning'() {
+        step('mlciSetup', [indexUrl: 'https://team.example.com/simple', extraIndexUrl: 'https://extra.example.com/simple'])
+
+        assert log.count { it.contains('mixes two indexes') } == 1
+        assert shCalls[0].env.MLCI_EXTRA_INDEX_URL == 'https://extra.example.com/simple'
+    }
+
+    @Test
+    void 'a pull request from a fork gets a private venv and never the shared cache'() {
+        envVars.CHANGE_ID = '7'
+        envVars.CHANGE_FORK = 'mallory'
+
+        step('mlciSetup', [indexUrl: 'https://team.example.com/simple', venvCache: '/cache/mlci'])
+
+        ShCall call = shCalls[0]
+        assert call.env.MLCI_VENV_CACHE == '/ws@tmp/mlci-private-venvs'
+        assert call.env.MLCI_VENV_REUSE == 'false'
+        assert log.any { it.contains("pull request from the fork 'mallory': a private venv") }
+    }
+
+    @Test
+    void 'a pull request from a fork in checkout mode gets a private venv too'() {
+        envVars.CHANGE_ID = '7'
+        envVars.CHANGE_FORK = 'mallory'
+
+        step('mlciSetup', [source: 'checkout'])
+
+        assert shCalls[0].env.MLCI_VENV_CACHE == '/ws@tmp/mlci-private-venvs'
+        assert shCalls[0].env.MLCI_VENV_REUSE == 'false'
     }
 }
