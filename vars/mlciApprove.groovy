@@ -5,11 +5,16 @@
  *
  * The approver sees one line (model, version, primary metric candidate vs production, gate
  * verdict) and a link to the archived gate table. Only the configured group may proceed; the
- * step returns who did. Milestones before and after: a newer build that passes the gate
- * supersedes an older build still waiting here.
- * Abort, timeout or superseded: the step says so (log and build description: nothing was
- * deployed) and lets the interruption PROPAGATE, so the build ends ABORTED (or NOT_BUILT when
- * superseded) and no later stage deploys.
+ * step returns who did. A newer build does NOT replace a build waiting here: the caller holds the
+ * staging lock through the approval, so newer builds of the branch queue at that lock until this
+ * one is approved, rejected or times out (then the newest waiting build takes the lock and its
+ * milestone stops the older waiting ones). The milestones before and after this wait keep builds
+ * in order when the step is used without that lock.
+ * Abort or timeout: the step says which (log and build description: nothing was deployed) and
+ * lets the interruption PROPAGATE, so the build ends ABORTED and no later stage deploys. On a
+ * controller the input step's timeout ends as "Rejected by SYSTEM", like a rejection; the step
+ * tells them apart by the time waited (System.currentTimeMillis; in a sandboxed library, where
+ * that is not allowed, the message names both possibilities).
  *
  * Parameters (defaults in brackets):
  *   gate           the map mlciGate returned (model, version, passed, metric, candidate,
@@ -48,6 +53,7 @@ def call(Map config = [:]) {
 
     milestone(label: "mlci: waiting for ${c.env} approval")
     String approver = null
+    Long waitStarted = nowMillis()
     try {
         timeout(time: c.timeoutHours as int, unit: 'HOURS') {
             // With submitterParameter and no parameters, input returns the approver's user id.
@@ -55,13 +61,13 @@ def call(Map config = [:]) {
                 submitter: c.submitter, submitterParameter: 'APPROVER')
         }
     } catch (InterruptedException interrupted) {
-        // FlowInterruptedException: a user pressed Abort, the timeout fired, or a newer build passed
-        // the milestone. Say which, then let it propagate: the build must end ABORTED/NOT_BUILT and
-        // no later stage may deploy.
+        // FlowInterruptedException: a user pressed Abort, the timeout fired, or the build was stopped.
+        // Say which, then let it propagate: the build must end ABORTED and no later stage may deploy.
+        Boolean timedOut = waitedFor(waitStarted, c.timeoutHours as int)
         String why = "NOT deployed to ${c.env}: ${what} was not approved: " +
-            "${interruptionReason(interrupted, c.timeoutHours)}. Nothing was deployed."
+            "${interruptionReason(interrupted, c.timeoutHours, timedOut)}. Nothing was deployed."
         echo(why)
-        currentBuild.description = ("${currentBuild.description ?: ''}\n${escape(why)}").trim()
+        currentBuild.description = oneLine("${currentBuild.description ?: ''} | ${why}".toString())
         throw interrupted
     }
     milestone(label: "mlci: ${c.env} approved")
@@ -83,9 +89,36 @@ String approvalMessage(Map gate, Object envName, Object stagingUrl) {
     return "${line}\nGate table: ${gate.tableUrl ?: 'not archived (no gate summary given)'}".toString()
 }
 
-/** Why the wait ended, from the interruption's causes. */
+/** Now, or null where the sandbox refuses System.currentTimeMillis (an untrusted library). */
 @NonCPS
-String interruptionReason(Throwable interrupted, Object timeoutHours) {
+Long nowMillis() {
+    try {
+        return System.currentTimeMillis()
+    } catch (SecurityException notWhitelisted) {
+        return null
+    }
+}
+
+/** Whether the whole timeout elapsed since STARTED: true, false, or null when the time is unknown. */
+@NonCPS
+Boolean waitedFor(Long started, int hours) {
+    Long now = nowMillis()
+    if (started == null || now == null) {
+        return null
+    }
+    return now - started >= hours * 3600L * 1000L
+}
+
+/**
+ * Why the wait ended. The input step's timeout aborts it as "Rejected by SYSTEM" (not with the
+ * timeout's own cause), so the time waited decides; the causes name the user otherwise.
+ */
+@NonCPS
+String interruptionReason(Throwable interrupted, Object timeoutHours, Boolean timedOut) {
+    String timeoutText = "approval timed out (no answer within ${timeoutHours} h)"
+    if (timedOut) {
+        return timeoutText
+    }
     if (!(interrupted instanceof FlowInterruptedException)) {
         return 'the build was interrupted'
     }
@@ -94,14 +127,18 @@ String interruptionReason(Throwable interrupted, Object timeoutHours) {
         causes = interrupted.causes
     } catch (SecurityException notWhitelisted) {
         // A sandboxed (untrusted) library may not read the causes; load mlci as a trusted library.
-        return "aborted by a user, superseded by a newer build, or no answer within ${timeoutHours} h"
+        return "aborted by a user or no answer within ${timeoutHours} h"
     }
     for (Object cause : causes) {
         if (cause instanceof TimeoutStepExecution.ExceededTimeout) {
-            return "approval timed out (no answer within ${timeoutHours} h)"
+            return timeoutText
         }
     }
     String described = causes*.shortDescription.findAll { String text -> text }.join('; ')
+    if (timedOut == null && described.contains('SYSTEM')) {
+        // Without a clock (sandbox) a rejection by SYSTEM is the timeout or a stopped build.
+        return "${described}: no answer within ${timeoutHours} h, or the build was stopped"
+    }
     return described ?: "interrupted (${interrupted.result})"
 }
 
@@ -110,8 +147,11 @@ String number(Object value) {
     return value instanceof Number ? String.format('%.4f', value as double) : String.valueOf(value)
 }
 
+/**
+ * The build description is plain text (Jenkins' default markup formatter): one line, without
+ * control characters (model names are untrusted), leading separators dropped.
+ */
 @NonCPS
-String escape(Object value) {
-    return String.valueOf(value).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-        .replace('"', '&quot;').replace("'", '&#39;')
+String oneLine(String text) {
+    return text.replaceAll('[\\p{Cntrl}\\u2028\\u2029]+', ' ').replaceAll('^[ |]+', '').trim()
 }

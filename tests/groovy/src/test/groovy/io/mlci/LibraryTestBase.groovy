@@ -46,6 +46,11 @@ abstract class LibraryTestBase extends BasePipelineTest {
     List<Map> lockArgs = []
     List<Map> archives = []
     List<Map> coverages = []
+    /**
+     * The controller's clock as mlciApprove reads it (its nowMillis()); null = a sandbox that
+     * refuses System.currentTimeMillis. Tests advance it to model a wait.
+     */
+    Long clockMillis = 1_767_225_600_000L
     Set<String> locksHeld = new LinkedHashSet<String>()
     Closure inputAnswer = { Map args -> 'alice' }
     Map<String, Script> loadedVars = [:]
@@ -176,7 +181,12 @@ abstract class LibraryTestBase extends BasePipelineTest {
     Script libraryVar(String name) {
         if (!loadedVars.containsKey(name)) {
             assert new File(ROOT, "vars/${name}.groovy").isFile(): "no step vars/${name}.groovy"
-            loadedVars[name] = loadScript("vars/${name}.groovy")
+            Script loaded = loadScript("vars/${name}.groovy")
+            if (loaded.metaClass.respondsTo(loaded, 'nowMillis')) {
+                // The step's clock is the test's (a wait of hours takes no time here).
+                loaded.metaClass.nowMillis = { -> clockMillis }
+            }
+            loadedVars[name] = loaded
         }
         return loadedVars[name]
     }

@@ -115,28 +115,60 @@ class MlciApproveTest extends LibraryTestBase {
         assert build.description.contains('was not approved: Aborted by carol.')
     }
 
+    /** What a controller does when the approval's timeout fires: time passed, then "Rejected by SYSTEM". */
+    void timesOutAfter(long hours) {
+        inputAnswer = { Map args ->
+            clockMillis = clockMillis == null ? null : clockMillis + hours * 3600_000L
+            throw new FlowInterruptedException(Result.ABORTED, new Rejection('SYSTEM'))
+        }
+    }
+
     @Test
-    void 'a timeout propagates with a message that it timed out and nothing was deployed'() {
-        helper.registerAllowedMethod('timeout', [Map, Closure], { Map args, Closure body ->
-            events << 'timeout'
-            throw new FlowInterruptedException(Result.ABORTED, true, new TimeoutStepExecution.ExceededTimeout('12'))
-        })
+    void 'a timeout, which the input step reports as Rejected by SYSTEM, is told by the time waited'() {
+        timesOutAfter(8)
 
         FlowInterruptedException thrown = interruption([gate: gate(), timeoutHours: 8]) as FlowInterruptedException
 
         assert thrown.result == Result.ABORTED
         assert build.description == 'NOT deployed to production: iris v3 was not approved: approval timed out ' +
             '(no answer within 8 h). Nothing was deployed.'
+        assert log.any { it.contains('approval timed out (no answer within 8 h)') }
         assert !events.contains('milestone:mlci: production approved')
     }
 
     @Test
-    void 'the description is HTML-escaped (model names are untrusted)'() {
+    void 'a rejection by SYSTEM before the timeout is not called a timeout'() {
+        inputAnswer = { Map args ->
+            clockMillis += 3600_000L
+            throw new FlowInterruptedException(Result.ABORTED, new Rejection('SYSTEM'))
+        }
+
+        interruption([gate: gate(), timeoutHours: 8])
+
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: Rejected by SYSTEM. ' +
+            'Nothing was deployed.'
+    }
+
+    @Test
+    void 'without a clock (a sandboxed library) a rejection by SYSTEM names both possibilities'() {
+        clockMillis = null
+        timesOutAfter(8)
+
+        interruption([gate: gate(), timeoutHours: 8])
+
+        assert build.description.contains('was not approved: Rejected by SYSTEM: no answer within 8 h, or the build ' +
+            'was stopped.')
+    }
+
+    @Test
+    void 'the description is plain text on one line (model names are untrusted)'() {
+        build.description = 'Gate PASSED: iris v3'
         inputAnswer = { Map args -> throw new FlowInterruptedException(Result.ABORTED, new Rejection('bob')) }
 
-        interruption([gate: gate(model: '<img src=x onerror=alert(1)>')])
+        interruption([gate: gate(model: 'ir<b>is\nFAKE\u0007LINE')])
 
-        assert build.description.startsWith('NOT deployed to production: &lt;img src=x onerror=alert(1)&gt; v3')
+        assert build.description == 'Gate PASSED: iris v3 | NOT deployed to production: ir<b>is FAKE LINE v3 was ' +
+            'not approved: Rejected by bob. Nothing was deployed.'
     }
 
     @Test

@@ -225,6 +225,8 @@ class MlciPipelineStepTest extends PipelineTestBase {
 
         assert events.contains('timeout-expired:24 HOURS')
         assert build.result == 'ABORTED'
+        // The input step reports its timeout as "Rejected by SYSTEM": the log must still say timed out.
+        assert log.any { it.contains('was not approved: approval timed out (no answer within 24 h)') }
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
     }
 

@@ -2,7 +2,7 @@ package io.mlci
 
 import hudson.model.Result
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
-import org.jenkinsci.plugins.workflow.steps.TimeoutStepExecution
+import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
 import org.junit.Before
 
 /**
@@ -22,7 +22,9 @@ import org.junit.Before
  *               simulates a newer build that already passed milestone N: reaching it interrupts
  *               this build with NOT_BUILT, as the Milestone Step plugin does.
  *   input       inside a node it is a test failure (an executor would be held for hours).
- *   timeout     `expireTimeouts = true` makes the innermost timeout fire when input waits in it.
+ *   timeout     `expireTimeouts = true` makes the innermost timeout fire when input waits in it:
+ *               the clock advances by the timeout, and input ends with Rejection by SYSTEM, as the
+ *               real input step does when a timeout stops it.
  */
 abstract class PipelineTestBase extends LibraryTestBase {
 
@@ -222,10 +224,27 @@ abstract class PipelineTestBase extends LibraryTestBase {
         inputs << args
         events << 'input'
         if (expireTimeouts && timeoutStack) {
-            events << "timeout-expired:${timeoutStack.last().time} ${timeoutStack.last().unit}".toString()
-            throw new FlowInterruptedException(Result.ABORTED, new TimeoutStepExecution.ExceededTimeout())
+            // As on a controller: the time passes, then the timeout stops the input step, which ends
+            // as if SYSTEM had pressed Abort (Rejection by SYSTEM, result ABORTED), not with the
+            // timeout's own ExceededTimeout cause.
+            Map expired = timeoutStack.last()
+            events << "timeout-expired:${expired.time} ${expired.unit}".toString()
+            if (clockMillis != null) {
+                clockMillis += millis(expired)
+            }
+            throw new FlowInterruptedException(Result.ABORTED, new Rejection('SYSTEM'))
         }
         return inputAnswer.call(args)
+    }
+
+    static long millis(Map timeoutArgs) {
+        long time = timeoutArgs.time as long
+        switch (timeoutArgs.unit ?: 'MINUTES') {
+            case 'HOURS': return time * 3600_000L
+            case 'MINUTES': return time * 60_000L
+            case 'SECONDS': return time * 1000L
+            default: throw new AssertionError((Object) "timeout unit ${timeoutArgs.unit} not modelled")
+        }
     }
 
     Object onTimeout(Map args, Closure body) {
