@@ -1,7 +1,8 @@
 /**
  * mlciGate: runs the quality gate (`mlci gate`): the candidate model against the model in
  * production. The comparison table is printed and archived (reports/gate-table.txt), and the
- * build description gets ONE line with the verdict and links (MLflow run, gate table).
+ * build description gets ONE line of plain text (Jenkins' default markup formatter shows HTML as
+ * text) with the verdict and the URLs written out (MLflow run, gate table).
  *
  * Parameters (defaults in brackets):
  *   failOnGateFailure   a failed gate fails the build [true]; false marks it UNSTABLE with
@@ -61,7 +62,9 @@ Map summarize(Map report, Map run, String buildUrl, String table) {
     String runId = candidate.run_id ?: run.run_id
     String runUrl = null
     if (trackingUri && experiment && runId && (trackingUri.startsWith('http://') || trackingUri.startsWith('https://'))) {
-        runUrl = "${trackingUri.replaceAll('/+$', '')}/#/experiments/${experiment}/runs/${runId}".toString()
+        // Credentials in the tracking URI (https://user:token@host) never reach the build page.
+        String base = trackingUri.replaceAll('/+$', '').replaceAll('://[^/@]+@', '://')
+        runUrl = "${base}/#/experiments/${experiment}/runs/${runId}".toString()
     }
     return [
         model: report.model_name,
@@ -90,22 +93,19 @@ String number(Object value) {
     return value instanceof Number ? String.format('%.4f', value as double) : String.valueOf(value)
 }
 
-/** One line of HTML for the build page; every value is escaped (model and branch names are untrusted). */
+/**
+ * One line of plain text for the build page (the default markup formatter is plain text, so no
+ * HTML): the verdict, then the URLs written out. Values are untrusted (model names come from the
+ * branch): control characters and line breaks become spaces.
+ */
 @NonCPS
 String description(Map gate) {
-    String line = escape(summaryLine(gate))
-    List links = []
+    List parts = [summaryLine(gate)]
     if (gate.runUrl) {
-        links << "<a href=\"${escape(gate.runUrl)}\">MLflow run</a>"
+        parts << "MLflow run: ${gate.runUrl}"
     }
     if (gate.tableUrl) {
-        links << "<a href=\"${escape(gate.tableUrl)}\">gate table</a>"
+        parts << "gate table: ${gate.tableUrl}"
     }
-    return links ? "${line} (${links.join(', ')})".toString() : line
-}
-
-@NonCPS
-String escape(Object value) {
-    return String.valueOf(value).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-        .replace('"', '&quot;').replace("'", '&#39;')
+    return parts.join(' | ').replaceAll('[\\s\\p{Cntrl}\\u2028\\u2029]+', ' ').trim()
 }

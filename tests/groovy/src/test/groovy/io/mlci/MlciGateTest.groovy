@@ -27,30 +27,42 @@ class MlciGateTest extends LibraryTestBase {
     }
 
     @Test
-    void 'the build description is one line with links to the MLflow run and the gate table'() {
+    void 'the build description is one plain-text line with the MLflow run and gate table URLs written out'() {
         givenFile('reports/gate.json', gateReport(candidate: [version: '3', run_id: 'r123', metrics: [accuracy: 0.97]]))
         Map run = trainReport(tracking_uri: 'https://mlflow.example.com/', experiment_id: '5')
 
         Map gate = step('mlciGate', [run: run]) as Map
 
         assert gate.runUrl == 'https://mlflow.example.com/#/experiments/5/runs/r123'
-        assert build.description == 'Gate PASSED: iris v3, accuracy 0.9700 vs production v2 0.9500 (' +
-            '<a href="https://mlflow.example.com/#/experiments/5/runs/r123">MLflow run</a>, ' +
-            "<a href=\"${TABLE_URL}\">gate table</a>)"
+        assert build.description == 'Gate PASSED: iris v3, accuracy 0.9700 vs production v2 0.9500 | ' +
+            'MLflow run: https://mlflow.example.com/#/experiments/5/runs/r123 | ' +
+            "gate table: ${TABLE_URL}"
         assert !build.description.contains('\n')
+        assert !build.description.contains('<a ')
     }
 
     @Test
-    void 'untrusted names are HTML-escaped in the description and a local tracking store gets no link'() {
-        givenFile('reports/gate.json', gateReport(model_name: 'iris<script>alert(1)</script>'))
+    void 'untrusted names stay on one line of text and a local tracking store gets no run URL'() {
+        givenFile('reports/gate.json', gateReport(model_name: 'iris\nFAKE: deployed\r\u0000'))
         Map run = trainReport(tracking_uri: 'sqlite:///.mlci/mlflow.db', experiment_id: '1')
 
         Map gate = step('mlciGate', [run: run]) as Map
 
         assert gate.runUrl == null
-        assert build.description.startsWith('Gate PASSED: iris&lt;script&gt;alert(1)&lt;/script&gt; v3')
-        assert !build.description.contains('<script>')
+        assert build.description.startsWith('Gate PASSED: iris FAKE: deployed v3')
+        assert !(build.description =~ /\p{Cntrl}/)
         assert !build.description.contains('MLflow run')
+    }
+
+    @Test
+    void 'credentials in the tracking URI never reach the run URL'() {
+        givenFile('reports/gate.json', gateReport(candidate: [version: '3', run_id: 'r123', metrics: [accuracy: 0.97]]))
+        Map run = trainReport(tracking_uri: 'https://ci:s3cret@mlflow.example.com', experiment_id: '5')
+
+        Map gate = step('mlciGate', [run: run]) as Map
+
+        assert gate.runUrl == 'https://mlflow.example.com/#/experiments/5/runs/r123'
+        assert !build.description.contains('s3cret')
     }
 
     @Test
