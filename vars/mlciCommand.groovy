@@ -21,7 +21,7 @@
  *   hint3                   extra advice when a dependency is unreachable (exit 3) ['']
  *
  * Returns the exit status when it is 0 or 1 (1: a check said no; the caller explains it).
- * Exit 2 (bad input or config), 3 (unreachable dependency) and any other status fail the build
+ * Exit 2 (bad input: config, data or parameters), 3 (unreachable dependency) and any other status fail the build
  * with a message that says what to fix.
  *
  * Example:
@@ -78,8 +78,9 @@ def call(Map config = [:]) {
         return status
     }
     if (status == 2) {
-        error("mlci ${c.command} rejected its input (exit 2): fix ${c.config} or the step parameters. " +
-            'The log above names the key or value at fault.')
+        error("mlci ${c.command} rejected its input (exit 2): fix ${c.config}, the data it names (a missing or " +
+            'invalid file, column or value) or the step parameters. The log above names the key, file or value ' +
+            'at fault.')
     }
     if (status == 3) {
         error("mlci ${c.command} could not reach a dependency (exit 3): check that the MLflow tracking " +

@@ -21,7 +21,10 @@
  *   trustForkPullRequests)
  *
  * Returns the parsed reports/deploy-ENV.json: env, current (colour, model_version, image, url,
- * deployed_at, deployed_by, approver, build_url, result), records.
+ * deployed_at, deployed_by, approver, build_url, result), last (this deploy's record: result,
+ * reason, ...), records.
+ * Exit 1 (mlci said no) fails the build with the report's last.result and last.reason when it
+ * has them, and what live traffic is; the build description gets "<env>: deploy refused or rolled back".
  *
  * Example:
  *   def staging = mlciDeploy(env: 'staging')
@@ -72,18 +75,31 @@ if [ "$MLCI_FORCE" = true ]; then set -- "$@" --force --reason "$MLCI_REASON"; f
     Map result = fileExists(report) ? readJSON(file: report, returnPojo: true) : [:]
     Map current = result.current ?: [:]
     if (status == 1) {
-        // Exit 1 of mlci deploy: the policy refused the version, another deploy held the environment,
-        // or verification failed and mlci already switched back. Either way live traffic is unchanged.
-        String message = "mlci deploy --env ${c.env} said no (exit 1): the environment's policy refused the " +
-            'version (use force with a reason to override), another deploy held it, or verification failed ' +
-            'and mlci already switched back. Live traffic is as before' +
-            (current.colour ? " (live: ${current.colour}, model v${current.model_version})" : '') +
-            ". Nothing is left to undo; the log above and ${report} say which."
-        currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: deploy refused or " +
-            'rolled back').trim()
-        error(message)
+        error(refusal(c.env, report, result))
     }
     echo("mlci deploy: ${c.env} now serves model v${current.model_version} from the ${current.colour} slot " +
         "at ${current.url}")
     return result
+}
+
+/**
+ * The error of an exit 1: what mlci recorded for this deploy (last.result, last.reason) when the
+ * report has it, else the three possible causes; and that live traffic is as before.
+ */
+String refusal(String envName, String report, Map result) {
+    Map current = result.current ?: [:]
+    Map last = result.last ?: [:]
+    String why = last.result ? "${last.result}${last.reason ? ': ' + last.reason : ''}" :
+        "the environment's policy refused the version (use force with a reason to override), another " +
+        'deploy held it, or verification failed and mlci already switched back'
+    currentBuild.description = oneLine("${currentBuild.description ?: ''} | ${envName}: deploy refused or rolled back")
+    return "mlci deploy --env ${envName} said no (exit 1): ${why}. Live traffic is as before" +
+        (current.colour ? " (live: ${current.colour}, model v${current.model_version})" : '') +
+        ". Nothing is left to undo; the log above and ${report} say more."
+}
+
+/** Build descriptions are plain text on one line; values from reports are untrusted. */
+@NonCPS
+String oneLine(String text) {
+    return text.replaceAll('[\\s\\p{Cntrl}\\u2028\\u2029]+', ' ').replaceAll('^[ |]+', '').trim()
 }

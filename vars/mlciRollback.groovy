@@ -35,12 +35,15 @@ def call(Map config = [:]) {
     }
     // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,
     // which Groovy treats as true and which has no properties (e.g. "production": null).
-    Map result = readJSON(file: "reports/deploy-${c.env}.json", returnPojo: true)
+    String report = "reports/deploy-${c.env}.json"
+    Map result = fileExists(report) ? readJSON(file: report, returnPojo: true) : [:]
     Map current = result.current ?: [:]
     String now = current ? "model v${current.model_version} from the ${current.colour} slot" :
-        'nothing recorded (reports/deploy-' + c.env + '.json has no current deploy)'
+        "nothing recorded (${report} ${result ? 'has no current deploy' : 'was not written'})"
     echo("mlci rollback: ${c.env} serves ${now} again")
-    currentBuild.description = ("${currentBuild.description ?: ''}\n${c.env}: rolled back to " +
-        (current ? "model v${current.model_version} (${current.colour})" : 'the previous colour')).trim()
+    // Plain text on one line (Jenkins' default markup formatter); report values are untrusted.
+    currentBuild.description = ("${currentBuild.description ?: ''} | ${c.env}: rolled back to " +
+        (current ? "model v${current.model_version} (${current.colour})" : 'the previous colour'))
+        .replaceAll('[\\s\\p{Cntrl}]+', ' ').replaceAll('^[ |]+', '').trim()
     return result
 }

@@ -134,13 +134,14 @@ class MlciCommandTest extends LibraryTestBase {
     }
 
     @Test
-    void 'exit 2 fails the build and says to fix the config or the parameters'() {
+    void 'exit 2 fails the build and says to fix the config, the data or the parameters'() {
         exitCode('status', 2)
 
         String message = stepError('mlciCommand', [command: 'status', script: STATUS, config: 'ops.yaml'])
 
         assert message.startsWith('mlci status rejected its input (exit 2)')
-        assert message.contains('fix ops.yaml or the step parameters')
+        assert message.contains('fix ops.yaml, the data it names (a missing or invalid file, column or value) or ' +
+            'the step parameters')
     }
 
     @Test

@@ -135,7 +135,23 @@ class MlciDeployTest extends LibraryTestBase {
         assert message.contains('live: blue, model v2')
         assert message.contains('reports/deploy-production.json')
         assert build.description.contains('production: deploy refused or rolled back')
+        assert !build.description.contains('\n')
         assert events.contains('unlock:mlci-mlci-production')
+    }
+
+    @Test
+    void 'exit 1 says what mlci recorded for this deploy, from the report'() {
+        Map report = deployReport('production', [colour: 'blue', model_version: '2'])
+        report.last = [result: 'rolled back', reason: 'smoke test failed: 2 of 5 reference rows differ',
+                       colour: 'green', model_version: '3']
+        givenFile('reports/deploy-production.json', report)
+        exitCode('deploy', 1)
+
+        String message = stepError('mlciDeploy', [env: 'production'])
+
+        assert message.startsWith('mlci deploy --env production said no (exit 1): rolled back: smoke test failed: ' +
+            '2 of 5 reference rows differ. Live traffic is as before (live: blue, model v2).')
+        assert !message.contains('policy refused')
     }
 
     @Test

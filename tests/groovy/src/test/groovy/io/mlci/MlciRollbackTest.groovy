@@ -43,6 +43,16 @@ class MlciRollbackTest extends LibraryTestBase {
     }
 
     @Test
+    void 'a rollback that wrote no report is reported without a readJSON failure'() {
+        Map report = step('mlciRollback', [env: 'production']) as Map
+
+        assert report == [:]
+        assert jsonReads.isEmpty()
+        assert log.any { it.contains('reports/deploy-production.json was not written') }
+        assert build.description == 'production: rolled back to the previous colour'
+    }
+
+    @Test
     void 'env is required'() {
         assert stepError('mlciRollback').startsWith("mlciRollback: missing required parameter 'env'")
     }
