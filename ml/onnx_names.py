@@ -27,8 +27,8 @@ def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
                     yield from _graphs(sub)
 
 
-def _other_names(model: onnx.ModelProto, inputs: set[str]) -> set[str]:
-    """Every tensor name in the model that is not one of the inputs being renamed."""
+def _tensor_names(model: onnx.ModelProto) -> set[str]:
+    """Every tensor name in the model: inputs, outputs, constants, and what each node produces."""
     names: set[str] = set()
     for graph in _graphs(model.graph):
         names.update(i.name for i in graph.input)
@@ -37,25 +37,42 @@ def _other_names(model: onnx.ModelProto, inputs: set[str]) -> set[str]:
         names.update(v.name for v in graph.value_info)
         for node in graph.node:
             names.update(node.output)
-    return names - inputs
+    return names
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    n = 1
+    while f"{name}_{n}" in taken:
+        n += 1
+    return f"{name}_{n}"
+
+
+def _rename_everywhere(model: onnx.ModelProto, renames: dict[str, str]) -> None:
+    """Apply the renames at once to every place a tensor is named, in the graph and its subgraphs."""
+    for graph in _graphs(model.graph):
+        for values in (graph.input, graph.output, graph.value_info, graph.initializer):
+            for value in values:
+                value.name = renames.get(value.name, value.name)
+        for node in graph.node:
+            node.input[:] = [renames.get(name, name) for name in node.input]
+            node.output[:] = [renames.get(name, name) for name in node.output]
 
 
 def restore_input_names(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     """Rename the model's inputs, position by position, to `names` (in place; also returned).
 
-    ValueError when the counts differ or a name is already an internal tensor's (then the model is left
-    as it was and packaging reports the conversion as failed)."""
+    skl2onnx reserves its output names (`label`, `probabilities`) and its steps' names before it
+    declares inputs, so a feature called `label` became `label1`: such a model tensor is moved aside to
+    a fresh name (outputs are read by position) and the input gets the feature's name."""
     current = [i.name for i in model.graph.input]
     if len(current) != len(names):
         raise ValueError(f"the converted model has {len(current)} inputs for {len(names)} features")
     renames = {old: new for old, new in zip(current, names) if old != new}
     if not renames:
         return model
-    if clashes := sorted(set(names) & _other_names(model, set(current))):
-        raise ValueError(f"feature name(s) {clashes} are also names of the converted model's own tensors")
-    for graph in _graphs(model.graph):
-        for value in graph.input:
-            value.name = renames.get(value.name, value.name)
-        for node in graph.node:
-            node.input[:] = [renames.get(name, name) for name in node.input]
+    taken = _tensor_names(model) | set(names)
+    for clash in sorted(set(names) & (_tensor_names(model) - set(current))):
+        renames[clash] = fresh = _fresh(clash, taken)
+        taken.add(fresh)
+    _rename_everywhere(model, renames)
     return model

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -17,13 +18,15 @@ from api.settings import Settings
 from ml.cli import cli
 
 AWKWARD = ["monthly charges", "tenure-months", "plan.type", "clé: valeur", "n#calls", "tenure_months"]
+# Names of the converted model's own tensors (its outputs, what its steps produce), as feature names.
+TENSOR_NAMES = ["label", "probabilities", "variable", "variable1", "merged_columns", "tenure_months"]
 
 
-def awkward_csv(path: Path, rows: int = 300) -> Path:
+def awkward_csv(path: Path, names: list[str], rows: int = 300) -> Path:
     rng = np.random.default_rng(3)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([*AWKWARD, "churn"])
+        writer.writerow([*names, "churn"])
         for _ in range(rows):
             charges = round(float(rng.uniform(20, 120)), 2)
             tenure = int(rng.integers(0, 72))
@@ -40,8 +43,9 @@ def mlci(config: Path, *args: str):
     return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
 
 
-def test_awkward_column_names_go_from_init_to_a_served_prediction(tmp_path):
-    source = awkward_csv(tmp_path / "customers.csv")
+@pytest.mark.parametrize("names", [AWKWARD, TENSOR_NAMES], ids=["awkward", "tensor-names"])
+def test_awkward_column_names_go_from_init_to_a_served_prediction(tmp_path, names):
+    source = awkward_csv(tmp_path / "customers.csv", names)
     made = CliRunner().invoke(
         cli, ["init", "--data", str(source), "--target", "churn", "--dir", str(tmp_path)], catch_exceptions=False
     )
@@ -53,16 +57,9 @@ def test_awkward_column_names_go_from_init_to_a_served_prediction(tmp_path):
     assert packaged.exit_code == 0, packaged.output
     metadata = json.loads((bundle / "metadata.json").read_text())
     assert metadata["format"] == "onnx"
-    assert [f["name"] for f in metadata["features"]] == AWKWARD
+    assert [f["name"] for f in metadata["features"]] == names
 
-    record = {
-        "monthly charges": 99.5,
-        "tenure-months": 2,
-        "plan.type": "basic",
-        "clé: valeur": "y",
-        "n#calls": 7,
-        "tenure_months": 0.1,
-    }
+    record = dict(zip(names, [99.5, 2, "basic", "y", 7, 0.1]))
     app = create_app(bundle, Settings(colour="blue", environment="staging", max_batch=10))
     with TestClient(app) as client:
         assert client.get("/ready").status_code == 200
