@@ -129,6 +129,9 @@ def init(
         {
             "target": f"{inference.target}: " + ", ".join(f"{k} ({v})" for k, v in inference.classes.items()),
             "left out": ", ".join(f"{e.name} ({e.reason})" for e in inference.excluded) or "none",
+            "positive label": result.positive or "none (more than two classes)",
+            "router ports": f"production {result.ports.production}, staging {result.ports.staging}, "
+            f"dashboard {result.ports.dashboard} (unique per Docker host)",
             "data": result.data_path + (" (copied into the folder)" if result.data_copied else ""),
             "written": ", ".join(result.written),
         }

@@ -67,6 +67,8 @@ class InitResult:
     data_copied: bool  # the CSV was outside the folder and was copied into data/
     written: list[str]
     inference: infer.Inference
+    positive: str | None  # metrics.positive_label written (None for more than two classes)
+    ports: Ports
 
 
 def _yaml_escape(char: str) -> str:
@@ -264,4 +266,4 @@ def init(
             hint="pass --force to replace them, or --dir to scaffold another folder",
         )
     _write(directory, files, data_file if copied else None, data_path)
-    return InitResult(directory, name, data_path, copied, targets, inference)
+    return InitResult(directory, name, data_path, copied, targets, inference, positive, router_ports)

@@ -155,7 +155,9 @@ def test_ports_differ_between_projects_and_stay_off_8080(tmp_path):
 
 def test_a_base_port_can_be_given_and_is_checked(tmp_path):
     source = write_csv(tmp_path / "d.csv", ["amount", "kind", "label"], base_rows())
-    assert init("--data", str(source), "--target", "label", "--dir", str(tmp_path), "--port", "31000").exit_code == 0
+    given = init("--data", str(source), "--target", "label", "--dir", str(tmp_path), "--port", "31000")
+    assert given.exit_code == 0, given.output
+    assert "production 31000, staging 31001, dashboard 31002" in given.output
     config = yaml.safe_load((tmp_path / "mlci.yaml").read_text())
     assert config["environments"] == {
         "staging": {"port": 31001},
