@@ -92,11 +92,14 @@ String approvalMessage(Map gate, Object envName, Object stagingUrl) {
 /** Now, or null where the sandbox refuses System.currentTimeMillis (an untrusted library). */
 @NonCPS
 Long nowMillis() {
+    Long now = null
     try {
-        return System.currentTimeMillis()
+        now = System.currentTimeMillis()
     } catch (SecurityException notWhitelisted) {
-        return null
+        // RejectedAccessException: the sandbox did not allow it; the caller words its message for that.
+        now = null
     }
+    return now
 }
 
 /** Whether the whole timeout elapsed since STARTED: true, false, or null when the time is unknown. */
@@ -153,5 +156,5 @@ String number(Object value) {
  */
 @NonCPS
 String oneLine(String text) {
-    return text.replaceAll('[\\p{Cntrl}\\u2028\\u2029]+', ' ').replaceAll('^[ |]+', '').trim()
+    return text.replaceAll('[\\s\\p{Cntrl}\\u2028\\u2029]+', ' ').replaceAll('^[ |]+', '').trim()
 }

@@ -51,8 +51,6 @@ class JenkinsfileTest extends PipelineTestBase {
 
     @Test
     void 'every stage that needs a workspace has an agent of the configured label, the approval has none'() {
-        params.MLCI_AGENT_LABEL = 'linux && docker'
-
         DeclarativeRun run = runJenkinsfile()
 
         for (StageRun stage : run.allStages().findAll { it.nested == null }) {
@@ -64,21 +62,47 @@ class JenkinsfileTest extends PipelineTestBase {
             if (stage.name == 'Approve') {
                 assert agents.isEmpty(): 'the approval must take no agent'
             } else {
-                assert agents == ['linux && docker']: "stage ${stage.name} runs on ${agents}"
+                assert agents == ['docker && python3.11']: "stage ${stage.name} runs on ${agents}"
             }
         }
-        assert events.findAll { it.startsWith('node:') }.unique() == ['node:linux && docker']
+        assert events.findAll { it.startsWith('node:') }.unique() == ['node:docker && python3.11']
     }
 
     @Test
-    void 'the agent label and the approval timeout fall back to their defaults when the parameters are empty'() {
-        params.MLCI_AGENT_LABEL = ''
+    void 'whoever starts a build cannot choose the agents of main credentialed stages'() {
+        // Not a build parameter: one with Build permission could send main's stages to the built-in node.
+        params.MLCI_AGENT_LABEL = 'built-in'
+
+        DeclarativeRun run = runJenkinsfile()
+
+        assert !run.parameterDefaults.containsKey('MLCI_AGENT_LABEL')
+        assert events.findAll { it.startsWith('node:') }.unique() == ['node:docker && python3.11']
+    }
+
+    @Test
+    void 'the wait for the first agent counts against a timeout'() {
+        DeclarativeRun run = runJenkinsfile()
+
+        Map candidate = run.stage('Candidate').options.find { it.name == 'timeout' }?.args?.getAt(0) as Map
+        assert candidate == [time: 125, unit: 'MINUTES']
+        // Stage options wrap the agent: the timeout starts before the node is asked for.
+        assert events.indexOf('timeout:125 MINUTES') < events.indexOf('node:docker && python3.11')
+    }
+
+    @Test
+    void 'the approval timeout falls back to its default when the parameter is empty'() {
         params.MLCI_APPROVAL_HOURS = ''
 
         runJenkinsfile()
 
-        assert events.findAll { it.startsWith('node:') }.unique() == ['node:docker && python3.11']
         assert timeouts.find { it.unit == 'HOURS' }.time == 24
+    }
+
+    @Test
+    void 'no typed local variables at the top level, which script splitting breaks'() {
+        List<String> beforePipeline = new File(ROOT, 'Jenkinsfile').readLines().takeWhile { !it.startsWith('pipeline {') }
+        List<String> locals = beforePipeline.findAll { it ==~ /^(def|Map|List|String|boolean|int|Object)\s+\w+\s*=.*/ }
+        assert locals.isEmpty(): "use @groovy.transform.Field for ${locals}"
     }
 
     @Test
@@ -271,7 +295,33 @@ class JenkinsfileTest extends PipelineTestBase {
         assert !events.contains('lock:mlci-iris-production')
         assert events.contains('unlock:mlci-iris-staging')
         assert !milestones.contains(30)
-        assert log.any { it.contains('nothing was deployed to production') }
+        assert log.any { it.contains("Build aborted in stage 'Approve', before Deploy production: nothing was deployed") }
+    }
+
+    @Test
+    void 'an abort during Deploy production does not claim nothing was deployed and says how to check'() {
+        onCommand['deploy'] = { ShCall call ->
+            if (call.env.MLCI_ENV == 'production') {
+                throw new FlowInterruptedException(Result.ABORTED, new jenkins.model.CauseOfInterruption.UserInterruption('carol'))
+            }
+        }
+
+        runJenkinsfile()
+
+        assert build.result == 'ABORTED'
+        assert !log.any { it.contains('nothing was deployed to production') }
+        assert log.any { it.contains('Build aborted during Deploy production') && it.contains('mlci status --env production') }
+    }
+
+    @Test
+    void 'failing tests fail the build without talking about production'() {
+        exitCode('test', 1)
+
+        runJenkinsfile()
+
+        assert build.result == 'FAILURE'
+        assert log.any { it.contains("Build failed in stage 'Test'") && it.contains('Production was not touched') }
+        assert !log.any { it.contains('rolled back') || it.contains('switched back') }
     }
 
     @Test
@@ -323,7 +373,7 @@ class JenkinsfileTest extends PipelineTestBase {
 
         assert build.result == 'FAILURE'
         assert run.failure.message.contains('Nothing is left to undo')
-        assert log.any { it.contains('already been rolled back by mlci deploy') }
+        assert log.any { it.contains('Build failed in Deploy production') && it.contains('switched back by mlci deploy') }
         assert events.contains('unlock:mlci-iris-production')
         assert events.findAll { it.startsWith('archive:reports/**') }.size() == 4
     }
