@@ -7,11 +7,12 @@
  * Train, Gate, Build images, Deploy staging, Approve, Deploy production. It costs nothing while
  * it waits: each group of stages takes its own node (a fresh checkout, the mlci tool, the
  * reports of earlier stages by unstash) and gives it back; the approval runs on no node.
- * The staging lock is held from Deploy staging to the end of Approve (newest build first), the
- * production lock around Deploy production; milestones stop an older build a newer one
+ * The staging lock is held from Deploy staging to the end of Approve, so newer builds queue at it
+ * while one is being approved (when it is freed the newest waiting build goes first); the
+ * production lock is held around Deploy production; milestones stop an older build a newer one
  * overtook. Branches other than the deploy branch, and pull requests, stop after Gate; pull
- * requests from forks run Test only unless trustForkPullRequests. Aborts propagate: an aborted,
- * timed-out or superseded approval ends the build ABORTED (NOT_BUILT) with nothing deployed.
+ * requests from forks run Test only unless trustForkPullRequests. Aborts propagate: an aborted
+ * or timed-out approval ends the build ABORTED with nothing deployed.
  *
  * Parameters (defaults in brackets):
  *   agentLabel             label of the agents (Docker, Python 3.11)
@@ -20,7 +21,10 @@
  *   submitter              who may approve production [env.MLCI_APPROVERS or mlci-approvers]
  *   approvalHours          how long the approval waits [24] (timeoutHours is accepted too)
  *   timeouts               minutes per stage, merged with the defaults
- *                          [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30]
+ *                          [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30];
+ *                          candidate: the Setup-to-Gate group INCLUDING the wait for its agent
+ *                          [setup + test + train + gate]. Build images and the deploys count
+ *                          the wait for their agent in their own timeout.
  *   stagingEnv             [staging]
  *   productionEnv          [production]
  *   trustForkPullRequests  fork pull requests train and gate, with the MLflow credentials
@@ -47,6 +51,9 @@ def call(Map config = [:]) {
         config: env.MLCI_CONFIG ?: 'mlci.yaml',
     ] + config
     c.timeouts = [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30] + (config.timeouts ?: [:])
+    if (c.timeouts.candidate == null) {
+        c.timeouts.candidate = ['setup', 'test', 'train', 'gate'].sum { String key -> c.timeouts[key] as int }
+    }
     Map result = [gate: null, deployed: null, approver: null]
 
     String project = candidate(c, result)
@@ -64,39 +71,42 @@ def call(Map config = [:]) {
 String candidate(Map c, Map result) {
     boolean trains = !(env.CHANGE_ID && env.CHANGE_FORK) || c.trustForkPullRequests
     String project = ''
-    onAgent(c) {
-        stage('Setup') {
-            limit(c, 'setup') {
-                prepare(c, [])
-                // Lock names are mlci-<project>-<env>, the project of mlci.yaml.
-                project = readYaml(file: c.config)?.project ?: ''
-                if (!project) {
-                    error("mlciPipeline: ${c.config} has no 'project'; the lock names need it.")
+    // The group's timeout is outside the node: it counts the wait for an agent too.
+    limit(c, 'candidate') {
+        onAgent(c) {
+            stage('Setup') {
+                limit(c, 'setup') {
+                    prepare(c, [])
+                    // Lock names are mlci-<project>-<env>, the project of mlci.yaml.
+                    project = readYaml(file: c.config)?.project ?: ''
+                    if (!project) {
+                        error("mlciPipeline: ${c.config} has no 'project'; the lock names need it.")
+                    }
                 }
             }
-        }
-        stage('Test') {
-            limit(c, 'test') {
-                mlciTest(c)
-            }
-        }
-        if (trains) {
-            Map trained = null
-            stage('Train') {
-                limit(c, 'train') {
-                    trained = mlciTrain(c)
+            stage('Test') {
+                limit(c, 'test') {
+                    mlciTest(c)
                 }
             }
-            stage('Gate') {
-                limit(c, 'gate') {
-                    // Blocking on branches; a pull request shows its comparison (UNSTABLE if it fails).
-                    result.gate = mlciGate(c + [failOnGateFailure: !env.CHANGE_ID, run: trained])
-                    stash(name: 'mlci-candidate', includes: 'reports/train.json,reports/gate.json,reports/gate-table.txt')
+            if (trains) {
+                Map trained = null
+                stage('Train') {
+                    limit(c, 'train') {
+                        trained = mlciTrain(c)
+                    }
                 }
+                stage('Gate') {
+                    limit(c, 'gate') {
+                        // Blocking on branches; a pull request shows its comparison (UNSTABLE if it fails).
+                        result.gate = mlciGate(c + [failOnGateFailure: !env.CHANGE_ID, run: trained])
+                        stash(name: 'mlci-candidate', includes: 'reports/train.json,reports/gate.json,reports/gate-table.txt')
+                    }
+                }
+            } else {
+                echo("Stopping after Test: this pull request comes from the fork '${env.CHANGE_FORK}'; its code does " +
+                    'not train against MLflow (trustForkPullRequests: true to change that).')
             }
-        } else {
-            echo("Stopping after Test: this pull request comes from the fork '${env.CHANGE_FORK}'; its code does " +
-                'not train against MLflow (trustForkPullRequests: true to change that).')
         }
     }
     return project
@@ -117,7 +127,8 @@ void release(Map c, String project, Map result) {
         }
     }
     // Held from the staging deploy to the end of the approval: no other build replaces what is
-    // being approved; the newest waiting build goes next and its milestone stops the older ones.
+    // being approved (newer builds queue here); when it is freed the newest waiting build goes
+    // next and its milestone stops the older ones.
     lock(resource: "mlci-${project}-${c.stagingEnv}", inversePrecedence: true) {
         String stagingUrl = ''
         stage('Deploy staging') {
@@ -131,7 +142,7 @@ void release(Map c, String project, Map result) {
             }
         }
         stage('Approve') {
-            // On no node: the wait holds no executor. Abort, timeout, supersede: the interruption propagates.
+            // On no node: the wait holds no executor. Abort or timeout: the interruption propagates.
             result.approver = mlciApprove(gate: result.gate, env: c.productionEnv, submitter: c.submitter,
                 timeoutHours: c.approvalHours as int, stagingUrl: stagingUrl)
             milestone(ordinal: 30, label: 'Approved')
@@ -150,8 +161,9 @@ void release(Map c, String project, Map result) {
             }
         }
         Map current = result.deployed?.current ?: [:]
-        currentBuild.description = "${currentBuild.description ?: ''} | ${c.productionEnv}: v${current.model_version} " +
-            "(${current.colour}), approved by ${result.approver}"
+        // Plain text on one line (Jenkins' default markup formatter); report values are untrusted.
+        currentBuild.description = ("${currentBuild.description ?: ''} | ${c.productionEnv}: v${current.model_version} " +
+            "(${current.colour}), approved by ${result.approver}").replaceAll('[\\s\\p{Cntrl}]+', ' ')
     }
 }
 
@@ -176,7 +188,7 @@ void prepare(Map c, List<String> reports) {
     }
 }
 
-/** The stage's own timeout, in minutes (it includes the wait for an agent, as in the Jenkinsfile). */
+/** The timeout of KEY, in minutes, around BODY (around the node too where BODY takes one: it counts the wait). */
 void limit(Map c, String stageKey, Closure body) {
     timeout(time: c.timeouts[stageKey] as int, unit: 'MINUTES') {
         body()

@@ -92,8 +92,19 @@ class MlciPipelineStepTest extends PipelineTestBase {
     void 'every stage has its own timeout, the approval the configured hours'() {
         runScripted('mlciPipeline', [timeouts: [train: 90], approvalHours: 8])
 
-        assert timeouts.findAll { it.unit == 'MINUTES' }*.time == [20, 30, 90, 15, 45, 30, 30]
+        // First the Setup-to-Gate group (20 + 30 + 90 + 15), then each stage's own.
+        assert timeouts.findAll { it.unit == 'MINUTES' }*.time == [155, 20, 30, 90, 15, 45, 30, 30]
         assert timeouts.findAll { it.unit == 'HOURS' } == [[time: 8, unit: 'HOURS']]
+    }
+
+    @Test
+    void 'the wait for every agent counts against a timeout'() {
+        runScripted('mlciPipeline', [timeouts: [candidate: 200]])
+
+        // Each node is asked for inside a timeout: an agent that never comes does not hang the build.
+        assert timeoutsAtNode.size() == 4
+        assert timeoutsAtNode.every { it > 0 }: "a node asked for outside any timeout: ${timeoutsAtNode}"
+        assert events.indexOf('timeout:200 MINUTES') < events.findIndexOf { it.startsWith('node:') }
     }
 
     @Test

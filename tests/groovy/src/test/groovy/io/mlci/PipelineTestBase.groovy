@@ -44,6 +44,8 @@ abstract class PipelineTestBase extends LibraryTestBase {
     List<Map> timeoutStack = []
     List<Map> lockCalls = []
     List<List<String>> nodesAtInput = []
+    /** How many timeouts enclosed each `node` when it was asked for (0: the wait for an agent is unbounded). */
+    List<Integer> timeoutsAtNode = []
     boolean started = false
 
     @Before
@@ -134,6 +136,7 @@ abstract class PipelineTestBase extends LibraryTestBase {
 
     Object onNode(String label, Closure body) {
         workspaces++
+        timeoutsAtNode << timeoutStack.size()
         String name = "ws${workspaces}"
         events << "node:${label ?: ''}".toString()
         nodeStack << name
