@@ -54,10 +54,25 @@ def host_image(ctx: Context) -> str | None:
     return image if ctx.docker.inspect("image", image) is not None else None
 
 
+def missing_image_hint(hint: str) -> str:
+    """Under Jenkins the likeliest cause is another agent: each stage may run on a different one, and an
+    environment with no docker_host is whichever engine the deploying agent has."""
+    if not os.environ.get("JENKINS_URL"):
+        return hint
+    agent = os.environ.get("NODE_NAME") or "this agent"
+    return (
+        f"{hint}. Under Jenkins each stage may run on another agent ({agent} now): give the environment a "
+        "docker_host and the project an images.registry, so every agent deploys the same images to the same "
+        "host (docs/deploy.md), or run Build images and the deploys on one agent"
+    )
+
+
 def image_target(docker: Docker, ref: str, config: Config) -> Target:
     info = docker.inspect("image", ref)
     if info is None:
-        raise BadInput(f"image {ref} is not on {docker.where}", hint="run mlci build, or docker pull it first")
+        raise BadInput(
+            f"image {ref} is not on {docker.where}", hint=missing_image_hint("run mlci build, or docker pull it first")
+        )
     labels = (info.get("Config") or {}).get("Labels") or {}
     name, version = labels.get("io.mlci.model.name"), labels.get("io.mlci.model.version")
     if not name or not version:
@@ -91,7 +106,7 @@ def resolve_target(config: Config, docker: Docker, version: str | None, image: s
         if not found:
             raise BadInput(
                 f"no API image of {config.model_name} version {version} on {docker.where}",
-                hint=f"run mlci build --version {version} first",
+                hint=missing_image_hint(f"run mlci build --version {version} first"),
             )
         return image_target(docker, found[0], config)  # newest first
     built = reports.read(config, "build")
