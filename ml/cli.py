@@ -345,7 +345,7 @@ def _print_environment(env: EnvironmentStatus | EnvironmentUnavailable) -> None:
         console.info(f"environment {env.env}: {env.error}")
         return
     console.out.print(
-        f"environment {env.env}: router {env.router} at {env.url}, live colour {env.live or 'none'}",
+        f"environment {env.env} on {env.host}: router {env.router} at {env.url}, live colour {env.live or 'none'}",
         markup=False,
     )
     rows = [
@@ -369,10 +369,12 @@ def _print_environment(env: EnvironmentStatus | EnvironmentUnavailable) -> None:
 
 def _deploy_line(record: DeployRecord) -> str:
     what = f"v{record.model_version} on {record.colour}" if record.model_version else "environment removed"
+    digest = record.fields.get("digest")
     return (
         f"{record.deployed_at[:19].replace('T', ' ')} {record.kind} ({record.result}): {what}, by {record.deployed_by}"
         + (f", approved by {record.approver}" if record.approver else "")
         + (f", build {record.build_url}" if record.build_url else "")
+        + (f", image {digest}" if digest else "")
         + (f"; {record.reason}" if record.reason else "")
     )
 

@@ -69,10 +69,12 @@ class EnvironmentStatus:
     slots: dict[str, SlotStatus | None]
     current: DeployRecord | None  # the record of what serves now
     last_deploys: list[DeployRecord]
+    host: str = "local engine"  # the environment's Docker host (docker_host), or the agent's own engine
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "env": self.env,
+            "host": self.host,
             "url": self.url,
             "preview_url": self.preview_url,
             "router": self.router,

@@ -43,4 +43,5 @@ def environment_status(config: Config, env_name: str) -> EnvironmentStatus:
         slots=slots,
         current=DeployRecord.from_record(current) if current else None,
         last_deploys=[DeployRecord.from_record(r) for r in records[-5:]],
+        host=config.environment(env_name).docker_host or "local engine",
     )

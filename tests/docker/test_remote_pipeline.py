@@ -161,6 +161,12 @@ def test_one_pipeline_across_two_hosts_through_the_registry(remote):
     for env in ("staging", "production"):
         assert remote.host(env).docker_host in text
     assert build["images"]["api"]["digest"] in text
+    # What ops read: each environment names its host, and the deploy lines the digest they pulled.
+    human = remote.mlci("status")
+    assert human.exit_code == 0, human.output
+    for env in ("staging", "production"):
+        assert f"environment {env} on {remote.host(env).docker_host}:" in human.output
+    assert f"image {build['images']['api']['digest']}" in human.output
 
 
 def test_a_switch_under_load_loses_no_request_and_a_rollback_goes_back(remote, load_generator):
