@@ -60,7 +60,7 @@ def call(Map config = [:]) {
     if (c.source == 'index' && !c.indexUrl && !c.findLinks) {
         // Without an index pip would look for mlci==<version> on pypi.org (dependency confusion).
         error("mlciSetup: no package index for mlci ${version}: set indexUrl (or the environment variable " +
-            'MLCI_PIP_INDEX_URL or PIP_INDEX_URL, e.g. in a folder or global property) to the team\'s index, ' +
+            'MLCI_PIP_INDEX_URL or PIP_INDEX_URL, e.g. as a global property) to the team\'s index, ' +
             "or findLinks to a directory of wheels. mlci is never installed from pypi.org (exit 2).")
     }
     if (c.extraIndexUrl) {

@@ -17,7 +17,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
     void givenReports() {
         givenAllReports()
         givenFile('mlci.yaml', 'project: iris\n')
-        // Where the mlci wheel comes from (mlciSetup refuses to guess pypi.org): a folder property.
+        // Where the mlci wheel comes from (mlciSetup refuses to guess pypi.org): a global property.
         envVars.MLCI_PIP_INDEX_URL = 'https://pypi.example.com/simple'
     }
 
