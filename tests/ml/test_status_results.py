@@ -23,7 +23,7 @@ VERSION_KEYS = {
     "alias_history",
 }
 REPORT_KEYS = {"model_name", "tracking_uri", "primary_metric", "aliases", "versions", "leaderboard", "environments"}
-ENVIRONMENT_KEYS = {"env", "url", "preview_url", "router", "live", "slots", "current", "last_deploys"}
+ENVIRONMENT_KEYS = {"env", "host", "url", "preview_url", "router", "live", "slots", "current", "last_deploys"}
 
 
 def test_status_is_typed_and_its_json_keeps_its_shape(project, monkeypatch):
@@ -56,5 +56,6 @@ def test_an_environment_with_nothing_deployed(project):
     assert scoped.exit_code == 0, scoped.stderr
     (listed,) = json.loads(scoped.stdout)
     assert set(listed) == ENVIRONMENT_KEYS and listed == env.as_dict()
+    assert listed["host"] == "local engine"
     shown = project.mlci("status", "--env", "staging")
     assert shown.exit_code == 0 and "router missing" in shown.stdout and "live colour none" in shown.stdout
