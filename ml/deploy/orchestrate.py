@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml import console, image_registry, policy, provenance, registry, tracking
+from ml import archive, console, image_registry, policy, provenance, registry, tracking
 from ml.config import Config
 from ml.deploy import checks, decisions, pull, state
 from ml.deploy.lock import EnvironmentLock
@@ -81,7 +81,8 @@ def _record(
     ctx: Context, lock: EnvironmentLock, outcome: Outcome, kind: str, approver: str | None, started: float
 ) -> None:
     outcome.seconds = round(time.monotonic() - started, 2)
-    state.append(ctx.config, lock, ctx.env_name, outcome.record(kind, approver))
+    report = state.append(ctx.config, lock, ctx.env_name, outcome.record(kind, approver))
+    archive.deploy_record(ctx.config, report["last"])  # best effort, after the record (ml/archive.py)
 
 
 def deploy(
