@@ -295,7 +295,8 @@ class JenkinsfileTest extends PipelineTestBase {
         assert !events.contains('lock:mlci-iris-production')
         assert events.contains('unlock:mlci-iris-staging')
         assert !milestones.contains(30)
-        assert log.any { it.contains("Build aborted in stage 'Approve', before Deploy production: nothing was deployed") }
+        assert log.any { it.contains('Build aborted (last stage entered: Approve) before mlci deploy touched production: ' +
+            'nothing was deployed') }
     }
 
     @Test
@@ -320,7 +321,7 @@ class JenkinsfileTest extends PipelineTestBase {
         runJenkinsfile()
 
         assert build.result == 'FAILURE'
-        assert log.any { it.contains("Build failed in stage 'Test'") && it.contains('Production was not touched') }
+        assert log.any { it.contains('Build failed (last stage entered: Test)') && it.contains('Production was not touched') }
         assert !log.any { it.contains('rolled back') || it.contains('switched back') }
     }
 
