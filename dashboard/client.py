@@ -18,6 +18,7 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 CONNECT_TIMEOUT = 2.0  # the API is local or behind the environment's router: it connects fast or not at all
 READ_TIMEOUT = 5.0  # /version, /schema, one record
 PREDICT_TIMEOUT = 30.0  # a batch chunk of up to max_batch records
+MAX_METRICS_BYTES = 4 << 20  # a /metrics text larger than this is not the API's (it exports a few hundred lines)
 
 
 def api_url(env: dict[str, str] | None = None) -> str:
@@ -236,6 +237,20 @@ class ApiClient:
         if not isinstance(body, dict) or not isinstance(body.get("available"), bool):
             raise ApiServerError(f"GET /drift at {self.base_url} did not return a drift report")
         return body
+
+    def metrics(self) -> str:
+        """GET /metrics: the Prometheus text, summed over the API's workers (bounded in size)."""
+        response = self._request("GET", "/metrics")
+        if response.status_code != 200:
+            self._json(response)  # raises the error that status means (unavailable, refused, failed)
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/plain") or len(response.content) > MAX_METRICS_BYTES:
+            raise ApiServerError(
+                f"GET /metrics at {self.base_url} did not return Prometheus metrics "
+                f"({content_type or 'no content type'}, {len(response.content)} bytes)",
+                url=str(response.request.url),
+            )
+        return response.text
 
     def predict(self, records: list[dict[str, Any]]) -> PredictResult:
         body = self._json(

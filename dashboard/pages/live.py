@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import core, drift, ui
+from dashboard import core, drift, traffic, traffic_charts, ui
 from dashboard.client import ApiError
 
 st.title("Live model")
@@ -15,6 +17,59 @@ st.caption(
     "What the prediction API behind this dashboard serves right now. This panel refreshes by itself "
     f"every {ui.refresh_seconds():g} s, so a blue/green switch shows up without reloading the page."
 )
+
+
+def _scrape(version: dict[str, Any]) -> traffic.Traffic:
+    """Add a sample of GET /metrics to this API's series (unless another session just did) and read it."""
+    series = traffic.series(ui.api_url())
+    now = time.time()
+    if series.due(now, ui.refresh_seconds() / 2):
+        model = (str(version.get("version", "")), str(version.get("colour", "")))
+        series.add(traffic.parse(ui.client().metrics(), now, model))
+    return traffic.traffic(series.samples(), now=now)
+
+
+def _figure(value: float | None, unit: str, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def traffic_panel(version: dict[str, Any]) -> None:
+    """Requests/s, latency, errors and class mix of /predict over the last minutes, switches marked."""
+    minutes = traffic.WINDOW_SECONDS / 60
+    st.markdown(f"#### Traffic on /predict, last {minutes:g} minutes")
+    try:
+        data = _scrape(version)
+    except ApiError as error:
+        st.warning(f"**No traffic figures**: {error.message}", icon=":material/warning:")
+        return
+    if not data.points:
+        st.info(
+            "Collecting: the figures need two readings of the API's /metrics "
+            f"({ui.refresh_seconds():g} s apart, none across a switch).",
+            icon=":material/hourglass_top:",
+        )
+    else:
+        last = data.points[-1]
+        cols = st.columns(4)
+        cols[0].metric("Requests/s", _figure(last.rps, "", 2))
+        cols[1].metric("p50 latency", _figure(last.p50_ms, " ms"))
+        cols[2].metric("p99 latency", _figure(last.p99_ms, " ms"))
+        cols[3].metric("Errors (5xx)", _figure(None if last.error_rate is None else 100 * last.error_rate, " %"))
+    if data.switches:
+        shown = ", ".join(f"{datetime.fromtimestamp(s.at, UTC):%H:%M:%S} UTC {s.text}" for s in data.switches)
+        st.caption(f":red[**Blue/green switches**] (dashed red lines): {shown}")
+    if not data.points and not data.switches:
+        return
+    left, right = st.columns(2)
+    left.altair_chart(traffic_charts.lines(data, ["requests/s"], "requests/s"), width="stretch")
+    right.altair_chart(traffic_charts.lines(data, ["p50 ms", "p99 ms"], "latency (ms)"), width="stretch")
+    left.altair_chart(traffic_charts.lines(data, ["errors %", "rejected %"], "share of requests (%)"), width="stretch")
+    right.altair_chart(traffic_charts.class_mix(data), width="stretch")
+    st.caption(
+        "From the API's Prometheus counters (all its workers), read every "
+        f"{ui.refresh_seconds():g} s; rates are differences between two readings, a counter reset counts "
+        "from zero, and no rate is drawn across a switch."
+    )
 
 
 def _short(text: object, size: int = 12) -> str:
@@ -69,6 +124,7 @@ def live_panel() -> None:
         else:
             st.info("The bundle records no metrics.")
         st.caption(f"Data fingerprint `{_short(data.get('sha256'))}…` · commit `{_short(version.get('commit'), 10)}`")
+    traffic_panel(version)
     drift.panel(ui.client())
     st.caption(f"Checked at {datetime.now().strftime('%H:%M:%S')} from `{ui.api_url()}/version`")
 
