@@ -11,7 +11,7 @@ import pandas as pd
 
 from dashboard.traffic import Switch, Traffic
 
-HEIGHT = 190
+HEIGHT = 240
 SWITCH_COLOUR = "#d62728"
 
 
@@ -70,7 +70,7 @@ def lines(data: Traffic, columns: list[str], title: str) -> Any:
         .mark_line(point=alt.OverlayMarkDef(size=18))
         .encode(
             x=_x(),
-            y=alt.Y("value:Q", title=title),
+            y=alt.Y("value:Q", title=title, axis=alt.Axis(format="~g")),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
             tooltip=["series", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("time:T", format="%H:%M:%S")],
         )

@@ -1,0 +1,169 @@
+"""The Live model charts in a real browser: Debian's chromium (Playwright) → `streamlit run` → a proxy
+this test switches (the router in miniature) → two real API processes, v1 on blue and v2 on green.
+
+Load runs through the proxy while the page is open: the requests/s figure and the charts change by
+themselves (no reload); then the proxy moves traffic to green and the page marks the switch.
+Screenshots go to reports/screenshots/live_charts_*.png.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.dashboard.live_charts_proxy import SwitchProxy
+from tests.dashboard.test_dashboard_browser import ROOT, browser, shot  # noqa: F401 - browser is a fixture
+
+REFRESH = "1.5"
+LOAD_SECONDS = 90.0  # the load loop's bound, whatever happens to the test
+DEADLINE_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def pair(apis, bundles):
+    blue = apis.start(bundles["v1"], colour="blue", environment="production")
+    green = apis.start(bundles["v2"], colour="green", environment="production")
+    return blue, green
+
+
+@pytest.fixture(scope="module")
+def proxy(pair, free_port):
+    router = SwitchProxy(pair[0].url, free_port()).start()
+    yield router
+    router.stop()
+
+
+class Load:
+    """Predictions through the proxy from a thread, at about `rate` per second, bounded in time."""
+
+    def __init__(self, url: str, example: dict):
+        self.url, self.example = url, example
+        self.rate = 20.0
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        end = time.monotonic() + LOAD_SECONDS
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self.stop.is_set() and time.monotonic() < end:
+                client.post("/predict", json={"records": [self.example]})
+                self.sent += 1
+                time.sleep(1 / self.rate)
+
+
+@pytest.fixture()
+def load(proxy):
+    example = httpx.get(proxy.url + "/schema").json()["example"]
+    driver = Load(proxy.url, example)
+    driver.thread.start()
+    yield driver
+    driver.stop.set()
+    driver.thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def dashboard(proxy, tmp_path_factory, free_port):
+    port = free_port()
+    log = tmp_path_factory.mktemp("live-charts") / "streamlit.log"
+    env = {**os.environ, "MLCI_DASHBOARD_REFRESH": REFRESH, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    code = f"from dashboard.launch import run; run({proxy.url!r}, {port})"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(url + "/_stcore/health", timeout=1).text.strip() == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer on {url} within 60 s: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def red_pixels(png: bytes) -> int:
+    """Pixels of the switch marker's colour (dashboard.traffic_charts.SWITCH_COLOUR) in a screenshot."""
+    from PIL import Image
+
+    from dashboard.traffic_charts import SWITCH_COLOUR
+
+    target = tuple(int(SWITCH_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    return sum(1 for pixel in image.getdata() if all(abs(a - b) <= 12 for a, b in zip(pixel, target)))
+
+
+def test_live_charts_update_and_mark_a_switch(dashboard, proxy, pair, load, browser):  # noqa: F811 - the fixture
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(DEADLINE_MS)
+    main = page.locator('[data-testid="stMain"]')
+    rps = page.locator('[data-testid="stMetric"]', has_text="Requests/s").locator('[data-testid="stMetricValue"]')
+    charts = page.locator('[data-testid="stVegaLiteChart"]')  # requests/s first, then latency, errors, classes
+    try:
+        page.goto(dashboard + "/")
+        expect(main).to_contain_text("Serving breast-cancer-classifier version 1")
+        expect(rps).to_be_visible()
+        expect(charts.nth(3).locator("canvas, svg").first).to_be_visible()  # four traffic charts, drawn
+        page.evaluate("window.__mlciNoReload = 7")
+        expect(main).to_contain_text("p99 latency")
+        first = rps.inner_text()
+        assert float(first) > 0, first
+        shot(page, "live_charts_under_load")
+        chart_before = charts.first.screenshot()
+        assert red_pixels(chart_before) == 0  # no switch yet: no marker
+
+        load.rate = 4.0  # a slower load: the figure on screen follows by itself
+        expect(rps).not_to_have_text(first, timeout=DEADLINE_MS)
+        second = rps.inner_text()
+        assert float(second) != float(first)
+        shot(page, "live_charts_updated")
+        assert charts.first.screenshot() != chart_before  # the chart itself was redrawn with new points
+
+        proxy.switch(pair[1].url)  # the router moves traffic to green (v2)
+        switched = time.monotonic()
+        expect(main).to_contain_text("v1 (blue) → v2 (green)", timeout=DEADLINE_MS)
+        expect(main).to_contain_text("Blue/green switches")
+        expect(main).to_contain_text("Serving breast-cancer-classifier version 2")
+        seen = time.monotonic() - switched
+        assert page.evaluate("window.__mlciNoReload") == 7, "the page was reloaded"
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.wait_for_timeout(1000)  # let the chart redraw with the marker
+        assert red_pixels(charts.first.screenshot()) >= 20, "no switch marker drawn on the requests/s chart"
+        shot(page, "live_charts_after_switch")
+        assert load.sent > 0
+        print(f"switch marked {seen:.1f} s after the proxy moved; {load.sent} requests sent")
+    finally:
+        context.close()
