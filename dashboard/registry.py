@@ -17,6 +17,7 @@ from urllib.parse import urlparse, urlunparse
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 MODEL_NAME_ENV = "MLCI_MODEL_NAME"
+DEPLOYED_ENV = "MLCI_ENV"  # set by `mlci deploy` on the environment's dashboard container
 MAX_VERSIONS = 50
 HTTP_DEFAULTS = {  # fail in seconds, not after MLflow's minutes of retries
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -38,6 +39,30 @@ MLFLOW_TRACKING_URI=sqlite:///$PWD/.mlci/mlflow.db mlci dashboard        # the e
 Optionally set `MLCI_MODEL_NAME` (default: the name of the model the API serves), and
 `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD` if the server asks for them.
 """
+
+
+DEPLOYED_WITHOUT_MLFLOW = """\
+**This dashboard was deployed without a model registry.** It runs in the `{env}` environment's
+container, and `mlci deploy` starts that container with only the API's URL: no `MLFLOW_TRACKING_URI`.
+
+What it needs: an MLflow **tracking server** it can reach over HTTP from inside its Docker network
+(the image carries the MLflow client only, so a `sqlite:///…` file such as the demo's `.mlci/mlflow.db`
+cannot be read from it), passed as `MLFLOW_TRACKING_URI` in the container's environment. The demo's
+MLflow UI (`make mlflow-ui`) listens on 127.0.0.1:5000 of the host, which a container cannot reach.
+
+Meanwhile, the same page on the host reads the demo's registry:
+
+```
+MLFLOW_TRACKING_URI=http://127.0.0.1:5000 mlci dashboard --api http://127.0.0.1:8080 --port 8502
+```
+"""
+
+
+def not_configured(env: dict[str, str] | None = None) -> str:
+    """What the page says with no tracking URI: in a deployed container, why and what it needs."""
+    values = os.environ if env is None else env
+    deployed = (values.get(DEPLOYED_ENV) or "").strip()
+    return DEPLOYED_WITHOUT_MLFLOW.format(env=deployed) if deployed else HOW_TO_CONFIGURE
 
 
 class RegistryError(Exception):
@@ -82,6 +107,15 @@ def _missing_sqlite_file(uri: str) -> str | None:
         return None
     path = uri[len("sqlite:///") :].split("?", 1)[0]
     return path if path not in ("", ":memory:") and not Path(path).is_file() else None
+
+
+def _has_sql_store() -> bool:
+    """Whether MLflow can open a database here: the dashboard image has mlflow-skinny, without SQLAlchemy."""
+    try:
+        import sqlalchemy  # noqa: F401 - imported only to know it is there
+    except ImportError:
+        return False
+    return True
 
 
 def _float(text: Any) -> float | None:
@@ -131,6 +165,12 @@ def load(uri: str, name: str) -> RegistryView:
             f"the MLflow client is not installed in this dashboard ({error})",
             hint="install mlflow next to the dashboard (pip install mlflow) to see the registry",
         ) from None
+    if uri.startswith("sqlite:") and not _has_sql_store():
+        raise RegistryError(
+            f"this dashboard has the MLflow client only (mlflow-skinny), which cannot open {uri}",
+            hint="start an MLflow tracking server on that store (make mlflow-ui, or mlflow server "
+            "--backend-store-uri …) and set MLFLOW_TRACKING_URI to its http:// URL",
+        )
     if missing := _missing_sqlite_file(uri):
         raise RegistryError(
             f"no MLflow database at {missing}",

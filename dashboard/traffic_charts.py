@@ -32,7 +32,8 @@ def frame(data: Traffic) -> pd.DataFrame:
         }
         for p in data.points
     ]
-    return pd.DataFrame(rows, columns=["time", "requests/s", "p50 ms", "p99 ms", "errors %", "rejected %"])
+    figures = ["requests/s", "p50 ms", "p99 ms", "errors %", "rejected %"]
+    return pd.DataFrame(rows, columns=["time", *figures]).astype(dict.fromkeys(figures, float))  # None -> NaN
 
 
 def classes_frame(data: Traffic) -> pd.DataFrame:

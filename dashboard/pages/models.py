@@ -17,15 +17,20 @@ def _load(uri: str, name: str) -> registry.RegistryView:
 
 
 def _metric_chart(chart: pd.DataFrame, metric: str):
-    """A line with a point per version; the y axis fits the scores (they differ in the 2nd or 3rd decimal)."""
+    """A line with a point per version, each labelled with the aliases it holds (which environment serves
+    it); the y axis fits the scores (they differ in the 2nd or 3rd decimal)."""
     import altair as alt
 
     base = alt.Chart(chart).encode(
         x=alt.X("version:O", title="model version", axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False, nice=True)),
-        tooltip=["version", alt.Tooltip(f"{metric}:Q", format=".4f")],
+        tooltip=["version", alt.Tooltip(f"{metric}:Q", format=".4f"), "aliases"],
     )
-    return (base.mark_line() + base.mark_point(filled=True, size=70)).properties(height=260)
+    points = base.mark_point(filled=True, size=70).encode(
+        color=alt.condition("datum.aliases != ''", alt.value("#d62728"), alt.value("#4c78a8"))
+    )
+    labels = base.mark_text(dy=-14, fontWeight="bold").encode(text="aliases:N")
+    return (base.mark_line() + points + labels).properties(height=260)
 
 
 def _model_name() -> str | None:
@@ -43,7 +48,7 @@ def page() -> None:
     st.title("Models")
     uri = registry.tracking_uri()
     if uri is None:
-        st.info(registry.HOW_TO_CONFIGURE, icon=":material/info:")
+        st.info(registry.not_configured(), icon=":material/info:")
         return
     name = _model_name()
     if not name:
@@ -79,7 +84,7 @@ def page() -> None:
     frame = pd.DataFrame(view.rows)
     metric = view.primary_metric or "primary metric"
     frame = frame.rename(columns={"metric": metric})
-    chart = frame[["version", metric]].dropna().sort_values("version")
+    chart = frame[["version", metric, "aliases"]].dropna(subset=[metric]).sort_values("version")
     if not chart.empty:
         st.markdown(f"#### {metric} over versions")
         st.altair_chart(_metric_chart(chart, metric), width="stretch")
