@@ -21,9 +21,10 @@ from api.bundle import Bundle, load_bundle
 from api.drift import DriftMonitor
 from api.observability import APP_LOGGER, Metrics, RequestEnvelope, configure_logging, log_event
 from api.responses import MAX_DETAILS, error_response
-from api.routes import drift, health, info, metrics, predict
+from api.routes import drift, health, info, metrics, predict, shadow
 from api.schema import example_record, request_model
 from api.settings import Settings
+from api.shadow import AnswerRing, ShadowRecorder, shadow_dir
 from api.state import ServiceState
 
 API_VERSION = "1"
@@ -95,6 +96,7 @@ def create_app(
         quick_model=request_model(bundle, settings.max_batch, fail_fast=True),
         schema=schema_document(bundle, settings),
     )
+    state.extra["shadow"] = answers = AnswerRing(directory=shadow_dir())  # for shadow traffic (api/shadow.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -129,10 +131,13 @@ def create_app(
             warmup_ms=state.warmup_ms,
         )
         flusher = asyncio.create_task(drift_monitor.flush_periodically())
+        shadow_flusher = asyncio.create_task(answers.flush_periodically())
         try:
             yield
         finally:
             flusher.cancel()
+            shadow_flusher.cancel()
+            answers.close()
             drift_monitor.flush()  # this worker's last counts stay in the sums after it exits
             await batcher.stop()
             metrics_.process_exit()
@@ -147,7 +152,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.mlci = state
-    for module in (predict, health, info, metrics, drift):
+    for module in (predict, health, info, metrics, drift, shadow):
         app.include_router(module.router)
 
     @app.exception_handler(StarletteHTTPException)
@@ -177,6 +182,7 @@ def create_app(
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(ShadowRecorder, ring=answers)  # inside RequestEnvelope: the request id is set
     app.add_middleware(
         RequestEnvelope,
         metrics=metrics_,

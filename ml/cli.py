@@ -666,6 +666,48 @@ def _pipeline_summary(config, state, started: float) -> None:
     console.info(f"MLflow: {config.tracking_uri}; total {time.monotonic() - started:.0f} s")
 
 
+@cli.group()
+def shadow() -> None:
+    """Shadow traffic: how the version in staging answers production's real requests (docs/deploy.md)."""
+
+
+@shadow.command("report")
+@click.option("--env", "env_name", default="staging", show_default=True, help="The environment receiving the mirror.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@run_command("shadow report")
+def shadow_report(ctx: click.Context, env_name: str, as_json: bool) -> None:
+    """Join, by request id, the answers of ENV's live slot to mirrored requests with production's own:
+    label agreement, probability differences, candidate latency and errors. Writes reports/shadow-ENV.json."""
+    from ml import shadow as shadow_module
+
+    config = _config(ctx)
+    result = shadow_module.report(config, env_name)
+    shadow_module.write(config, result)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    c = result.comparison
+    console.table(
+        ["mirrored", "compared", "rows", "agreement", "mean |dp|", "max |dp|", "p50 ms", "p99 ms", "errors"],
+        [
+            (
+                c.mirrored,
+                c.compared,
+                c.rows,
+                "-" if c.agreement is None else f"{c.agreement:.2%}",
+                _metric(c.mean_probability_diff),
+                _metric(c.max_probability_diff),
+                c.candidate_p50_ms if c.candidate_p50_ms is not None else "-",
+                c.candidate_p99_ms if c.candidate_p99_ms is not None else "-",
+                c.candidate_errors,
+            )
+        ],
+        title=f"shadow {result.source} -> {result.env} ({'on' if result.on else 'off'}, share {result.share:.2%})",
+    )
+    console.info(result.summary)
+
+
 def _terminated(signum: int, _frame: object) -> None:
     # Jenkins aborts a build with SIGTERM; as SystemExit it unwinds through every `except
     # BaseException`/`finally` (a deploy switches live traffic back, a training drops its version).

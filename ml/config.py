@@ -186,6 +186,19 @@ class Checks(Strict):
     verify_seconds: float = Field(default=5, ge=0)
 
 
+class Shadow(Strict):
+    """Shadow traffic (docs/deploy.md): this environment's router mirrors a share of its live /predict
+    requests to the live slot of `env` while a version there differs from ours. Answers are discarded."""
+
+    # The environment whose live slot receives the mirrored requests (usually staging).
+    env: Annotated[str, Field(pattern=NAME_PATTERN)]
+    # Share of /predict requests mirrored, sampled on the router's request id.
+    share: float = Field(ge=0.0001, le=1)  # nginx samples in steps of 0.01 %
+    # Bound on each copy's trip to the shadow (connect, send, answer): a hanging shadow holds at most
+    # this long one of the router's few in-flight copies, never a production connection (router.conf.j2).
+    timeout_ms: int = Field(default=1000, ge=10, le=10000)
+
+
 class Environment(Strict):
     port: int = Field(ge=1, le=65535)
     # The router's preview listener, straight to the idle slot (default: port + 10000).
@@ -204,6 +217,8 @@ class Environment(Strict):
     # Seconds an upstream keep-alive connection to the previous colour may live after a switch.
     drain_seconds: float = Field(default=2, gt=0, le=60)
     checks: Checks = Checks()
+    # Off unless set: see Shadow.
+    shadow: Shadow | None = None
 
     @field_validator("address")
     @classmethod
@@ -318,6 +333,25 @@ class Config(Strict):
                         f"environments.{name}.requires: {requirement!r} is not gate, approver or another "
                         f"environment (known: {', '.join(sorted(known - {name}))})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_targets_are_known(self) -> Config:
+        for name, env in self.environments.items():
+            if env.shadow is None:
+                continue
+            target = self.environments.get(env.shadow.env)
+            if target is None or env.shadow.env == name:
+                others = ", ".join(sorted(set(self.environments) - {name})) or "none"
+                raise ValueError(
+                    f"environments.{name}.shadow.env: {env.shadow.env!r} is not another environment (known: {others})"
+                )
+            if target.docker_host != env.docker_host:
+                # The router reaches the shadow over a Docker network: both must be on one engine.
+                raise ValueError(
+                    f"environments.{name}.shadow.env: {env.shadow.env} is on another Docker host "
+                    f"({target.docker_host or 'local'} vs {env.docker_host or 'local'}): shadow needs one engine"
+                )
         return self
 
     @model_validator(mode="after")

@@ -24,6 +24,10 @@ COLOURS = ("blue", "green")
 SOCKET_DIR = "/run/mlci"
 LIVE, PREVIEW = "live", "preview"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Shadow traffic: how long a mirrored copy may hold production's keep-alive connection (the hand-off to
+# the router's local listener takes well under this), and how many copies may be in flight to the shadow.
+SHADOW_HANDOFF_MS = 5
+SHADOW_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,27 @@ def render(config: Config, env_name: str, env: Environment) -> str:
         lstrip_blocks=True,
     )
     return jinja.get_template("router.conf.j2").render(
-        project=config.project, env=env_name, drain_seconds=f"{env.drain_seconds:g}", max_body="2m", read_timeout=30
+        project=config.project,
+        env=env_name,
+        drain_seconds=f"{env.drain_seconds:g}",
+        max_body="2m",
+        read_timeout=30,
+        shadow=_shadow_values(config.project, env),
+        handoff_ms=SHADOW_HANDOFF_MS,
     )
+
+
+def _shadow_values(project: str, env: Environment) -> dict | None:
+    """The mirror's target and sampling, or None: no mirror in the config at all (the default)."""
+    if env.shadow is None:
+        return None
+    return {
+        "env": env.shadow.env,
+        "host": Names(project, env.shadow.env).router,
+        "percent": f"{round(env.shadow.share * 100, 2):g}",
+        "timeout_ms": env.shadow.timeout_ms,
+        "max_in_flight": SHADOW_IN_FLIGHT,
+    }
 
 
 def validate(docker: Docker, image: str, text: str) -> None:

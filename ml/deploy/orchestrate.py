@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml import archive, console, image_registry, policy, provenance, registry, tracking
+from ml import archive, console, image_registry, policy, provenance, registry, shadow, tracking
 from ml.config import Config
 from ml.deploy import checks, decisions, pull, state
 from ml.deploy.lock import EnvironmentLock
@@ -54,6 +54,7 @@ class Outcome:
     policy: dict[str, Any] = field(default_factory=dict)
     host: str | None = None  # the environment's Docker host (None: the local engine)
     digest: str | None = None  # the API image's registry digest (repo@sha256:…) when it has one
+    shadow: dict[str, Any] | None = None  # the shadow report just before the switch (ml/shadow.py)
 
     def record(self, kind: str, approver: str | None) -> dict[str, Any]:
         return {
@@ -180,6 +181,8 @@ def _deploy_locked(
     except MlciError as error:
         outcome.reason = error.message
         raise
+    if kind == "deploy":
+        outcome.shadow = shadow.for_record(ctx.config, ctx.env_name, note)
     try:
         switch(ctx, target, live, idle, approver, note, forced=verdict.facts() if verdict else None)
     except SwitchedBack as back:
@@ -193,6 +196,7 @@ def _deploy_locked(
         raise back.error from None
     outcome.result = "deployed" if kind == "deploy" else "rollback"
     _record(ctx, lock, outcome, kind, approver, started)
+    shadow.refresh(ctx.config, ctx.env_name, note)  # a candidate waiting in staging: mirror on, else off
     return outcome
 
 
@@ -276,6 +280,7 @@ def _switch_back(
         raise CheckFailed(f"rollback of {ctx.env_name} failed; live stays on {live}: {outcome.reason}") from None
     outcome.result = "rollback"
     _record(ctx, lock, outcome, "rollback", None, started)
+    shadow.refresh(ctx.config, ctx.env_name, step)
     return outcome
 
 
@@ -305,6 +310,7 @@ def down(
 
 def _remove(ctx: Context, step: Callable[[str], None]) -> list[str]:
     docker, names = ctx.docker, ctx.names
+    shadow.stop(ctx.config, ctx.env_name, step)  # frees the network of a shadow router attached to it
     removed = []
     for container in (names.dashboard, names.router, *(names.slot(c) for c in COLOURS)):
         if docker.inspect("container", container) is None:

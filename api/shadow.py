@@ -1,0 +1,152 @@
+"""What this API answered to /predict, by request id, for `mlci shadow report` to join.
+
+Production's router gives each request an id (`$request_id`, sent as X-Request-ID) and mirrors a
+share of them to the staging slot with the same id, so both APIs hold the answer to the same request
+under the same id. Each API keeps only the answer (labels, probabilities, latency, status) in a
+bounded ring: no raw request is stored.
+
+Several uvicorn workers: each keeps its own ring and, at most every FLUSH_SECONDS, writes it to
+`<PROMETHEUS_MULTIPROC_DIR>/shadow/<pid>.json` (the directory the metrics already share); the
+endpoint merges its own ring with the other workers' files. One worker: memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+RING_SIZE = 5000  # answers kept per worker (~1 MB at a few classes)
+MAX_ROWS = 100  # rows kept per answer: a batch of 1000 records keeps its first 100
+MAX_BODY = 1 << 20  # responses bigger than this are kept without their predictions
+MAX_PAGE = 2000
+FLUSH_SECONDS = 1.0
+SHADOW_HEADER = b"x-mlci-shadow"  # set by production's router on mirrored requests only
+
+
+@dataclass(frozen=True)
+class Page:
+    answers: list[dict[str, Any]]
+    next: int  # pass as `since` for the next page; equal to `since` when nothing newer exists
+    more: bool
+
+
+class AnswerRing:
+    """This worker's last RING_SIZE answers, oldest first, and their shared copy for the other workers."""
+
+    def __init__(self, size: int = RING_SIZE, directory: str | None = None):
+        self.ring: deque[dict[str, Any]] = deque(maxlen=size)
+        self.directory = directory
+        self.pid = os.getpid()
+        self._dirty = False
+        self._last_t = 0
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+
+    def add(self, request_id: str, status: int, ms: float, body: bytes | None, shadow: bool) -> None:
+        # Strictly increasing times inside a worker: `since` paging never skips an answer of ours.
+        t = max(time.time_ns(), self._last_t + 1)
+        self._last_t = t
+        entry: dict[str, Any] = {"id": request_id, "t": t, "status": status, "ms": round(ms, 3), "shadow": shadow}
+        if status == 200 and body is not None:
+            entry.update(_predictions(body))
+        self.ring.append(entry)
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Write this worker's ring for the others (atomically: a reader sees the old or the new file)."""
+        if not self.directory or not self._dirty:
+            return
+        self._dirty = False
+        path = os.path.join(self.directory, f"{self.pid}.json")
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(orjson.dumps(list(self.ring)))
+        os.replace(tmp, path)
+
+    async def flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.flush()
+
+    def close(self) -> None:
+        """A worker that exits takes its answers along: its file would be stale, not a live ring."""
+        if self.directory:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.directory, f"{self.pid}.json"))
+
+    def _all(self) -> list[dict[str, Any]]:
+        entries = list(self.ring)
+        if self.directory:
+            for path in glob.glob(os.path.join(self.directory, "*.json")):
+                if os.path.basename(path) == f"{self.pid}.json":
+                    continue
+                with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError), open(path, "rb") as handle:
+                    entries.extend(orjson.loads(handle.read()))
+        return entries
+
+    def page(self, since: int, limit: int) -> Page:
+        """Answers recorded after `since` (ns since the epoch), oldest first, at most `limit`."""
+        newer = sorted((e for e in self._all() if e["t"] > since), key=lambda e: e["t"])
+        chosen = newer[:limit]
+        return Page(chosen, chosen[-1]["t"] if chosen else since, len(newer) > limit)
+
+
+def _predictions(body: bytes) -> dict[str, Any]:
+    """Labels and probabilities of a /predict answer, at most MAX_ROWS rows; nothing on a foreign shape."""
+    if len(body) > MAX_BODY:
+        return {"truncated": True}
+    try:
+        rows = orjson.loads(body)["predictions"]
+        labels = [str(row["label"]) for row in rows[:MAX_ROWS]]
+        probabilities = [{str(k): float(v) for k, v in row["probabilities"].items()} for row in rows[:MAX_ROWS]]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return {}
+    return {"labels": labels, "probabilities": probabilities, "truncated": len(rows) > MAX_ROWS}
+
+
+class ShadowRecorder:
+    """ASGI middleware: records every POST /predict answer of this worker in the ring.
+
+    Sits inside RequestEnvelope, which has put the request id in scope["mlci"] already."""
+
+    def __init__(self, app, *, ring: AnswerRing):
+        self.app, self.ring = app, ring
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500
+        chunks: list[bytes] = []
+        size = 0
+
+        async def recording_send(message):
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 200 and size <= MAX_BODY:
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                chunks.append(chunk)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            shadow = any(key == SHADOW_HEADER for key, _ in scope["headers"])
+            request_id = (scope.get("mlci") or {}).get("request_id", "")
+            self.ring.add(request_id, status, (time.perf_counter() - start) * 1000, b"".join(chunks), shadow)
+
+
+def shadow_dir() -> str | None:
+    """Where the workers share their rings: beside the metrics when there are several workers."""
+    metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return os.path.join(metrics, "shadow") if metrics else None

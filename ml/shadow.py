@@ -1,0 +1,296 @@
+"""Shadow traffic: production's router copies a share of its live /predict requests to the version
+waiting in staging; `mlci shadow report` compares, request by request, what each one answered.
+
+How it is wired (docs/deploy.md, "Shadow traffic"):
+- the mirror itself is in production's router config (ml/templates/router.conf.j2), rendered only when
+  `environments.<env>.shadow` is set; it stays inert until switched on;
+- on/off is a file in the router's socket volume (`/run/mlci/shadow.on`), read by nginx on each
+  sampled request, so toggling needs no reload — the same trick as the colour switch;
+- the copy reaches the staging router over Docker's network: while the shadow is on, staging's
+  router container is also attached to production's network (by name), and only then does its name
+  resolve there. Staging's published port is on the host's loopback, out of a container's reach.
+- both APIs keep (request id → answer) in a bounded ring (api/shadow.py); the report pages through
+  both over their routers and joins on the id production's router gave the request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from ml import console, reports
+from ml.config import Config
+from ml.docker import Docker
+from ml.errors import BadInput, MlciError, Unreachable
+from ml.router import SOCKET_DIR, Names
+
+SWITCH_FILE = f"{SOCKET_DIR}/shadow.on"
+PAGE = 2000
+MAX_PAGES = 50  # 100 000 answers per side at most: the rings hold far fewer
+REPORT_NAME = "shadow-{env}"
+
+
+# ---- switching ---------------------------------------------------------------------------------
+
+
+def sources(config: Config, target: str) -> list[str]:
+    """The environments whose router mirrors to `target` (normally production → staging)."""
+    return [name for name, env in config.environments.items() if env.shadow is not None and env.shadow.env == target]
+
+
+def _running(docker: Docker, container: str) -> dict | None:
+    state = docker.inspect("container", container)
+    return state if state is not None and state["State"]["Running"] else None
+
+
+def turn_on(config: Config, source: str, step=console.info) -> bool:
+    """Mirror `source`'s traffic to its shadow env: attach the shadow's router to `source`'s network,
+    then create the switch file. False (and a line saying why) when either router is not running."""
+    shadow = config.environments[source].shadow
+    assert shadow is not None
+    docker = Docker(config.environments[source].docker_host)
+    mine, theirs = Names(config.project, source), Names(config.project, shadow.env)
+    router, target = _running(docker, mine.router), _running(docker, theirs.router)
+    if router is None or target is None:
+        missing = source if router is None else shadow.env
+        step(f"shadow traffic {source} -> {shadow.env}: off (no {missing} router running)")
+        return False
+    if mine.network not in (target["NetworkSettings"]["Networks"] or {}):
+        docker.run("network", "connect", mine.network, theirs.router)
+    docker.run("exec", mine.router, "touch", SWITCH_FILE)
+    step(f"shadow traffic {source} -> {shadow.env}: on, {shadow.share:.2%} of /predict mirrored")
+    return True
+
+
+def turn_off(config: Config, source: str, step=console.info) -> None:
+    """Stop mirroring first (the switch file), then detach the shadow's router from `source`'s network."""
+    shadow = config.environments[source].shadow
+    assert shadow is not None
+    docker = Docker(config.environments[source].docker_host)
+    mine, theirs = Names(config.project, source), Names(config.project, shadow.env)
+    if _running(docker, mine.router) is not None:
+        docker.run("exec", mine.router, "rm", "-f", SWITCH_FILE)
+    target = docker.inspect("container", theirs.router)
+    if target is not None and mine.network in (target["NetworkSettings"]["Networks"] or {}):
+        docker.run("network", "disconnect", mine.network, theirs.router, check=False)
+    step(f"shadow traffic {source} -> {shadow.env}: off")
+
+
+def _served(config: Config, env_name: str) -> str | None:
+    env = config.environments[env_name]
+    try:
+        response = httpx.get(f"http://{env.address}:{env.port}/version", timeout=3)
+        return str(response.json()["version"]) if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+def refresh(config: Config, env_name: str, step=console.info) -> None:
+    """After a deploy, rollback or down of `env_name`: every mirror it is part of is on exactly while
+    both ends serve and the shadow serves another version than its source (a candidate is waiting)."""
+    pairs = [(name, env_name) for name in sources(config, env_name)]
+    shadow = config.environments[env_name].shadow
+    if shadow is not None:
+        pairs.append((env_name, shadow.env))
+    for source, target in pairs:
+        mine, theirs = _served(config, source), _served(config, target)
+        try:
+            if mine is not None and theirs is not None and mine != theirs:
+                turn_on(config, source, step)
+            else:
+                turn_off(config, source, step)
+        except MlciError as error:  # the deploy itself is done and recorded: say it, do not fail it
+            step(f"warning: shadow traffic {source} -> {target} not switched: {error.message}")
+
+
+def stop(config: Config, env_name: str, step=console.info) -> None:
+    """Before `env_name` goes down: every mirror to or from it off (and its network free of the shadow)."""
+    shadow = config.environments[env_name].shadow
+    for source in sources(config, env_name) + ([env_name] if shadow is not None else []):
+        turn_off(config, source, step)
+
+
+def for_record(config: Config, env_name: str, step=console.info) -> dict[str, Any] | None:
+    """The shadow report to keep in the record of a deploy to `env_name` (production), taken before
+    its switch; a report that cannot be made is noted, never a reason to stop the deploy."""
+    shadow = config.environments[env_name].shadow
+    if shadow is None:
+        return None
+    try:
+        result = report(config, shadow.env)
+    except MlciError as error:
+        step(f"shadow report unavailable: {error.message}")
+        return {"error": error.message}
+    step(result.summary)
+    return result.to_dict()
+
+
+# ---- the comparison ----------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """Per request id: the candidate's answer next to production's. Rows of a batch count one by one."""
+
+    mirrored: int = 0  # answers the candidate gave to mirrored requests
+    compared: int = 0  # mirrored requests both sides answered 200, joined by request id
+    unmatched: int = 0  # mirrored requests production's ring no longer (or never) held
+    rows: int = 0  # prediction rows compared
+    agreement: float | None = None  # share of rows with the same label
+    mean_probability_diff: float | None = None  # mean over rows of the largest per-class difference
+    max_probability_diff: float | None = None
+    candidate_p50_ms: float | None = None
+    candidate_p99_ms: float | None = None
+    candidate_errors: int = 0  # 5xx, or a status other than production's for the same request
+    production_p50_ms: float | None = None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (no interpolation: a p99 is a latency someone actually had)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)], 3)
+
+
+def _row_diff(a: dict[str, float], b: dict[str, float]) -> float:
+    return max(abs(a.get(c, 0.0) - b.get(c, 0.0)) for c in set(a) | set(b)) if a or b else 0.0
+
+
+def compare(production: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> Comparison:
+    """Join the two rings' answers on request id; only the candidate's mirrored answers count."""
+    by_id = {a["id"]: a for a in production if a.get("id")}
+    mirrored = [a for a in candidate if a.get("shadow")]
+    result = Comparison(mirrored=len(mirrored))
+    agree, diffs, latencies, production_ms = 0, [], [], []
+    for answer in mirrored:
+        latencies.append(float(answer["ms"]))
+        theirs = by_id.get(answer["id"])
+        if answer["status"] >= 500 or (theirs is not None and theirs["status"] != answer["status"]):
+            result.candidate_errors += 1
+        if theirs is None:
+            result.unmatched += 1
+            continue
+        production_ms.append(float(theirs["ms"]))
+        if answer["status"] != 200 or theirs["status"] != 200:
+            continue
+        ours, their_labels = answer.get("labels") or [], theirs.get("labels") or []
+        if not ours or len(ours) != len(their_labels):
+            continue  # a body too big to keep on one side: nothing to compare row by row
+        result.compared += 1
+        for label, p, their_label, q in zip(ours, answer["probabilities"], their_labels, theirs["probabilities"]):
+            agree += label == their_label
+            diffs.append(_row_diff(p, q))
+    result.rows = len(diffs)
+    if diffs:
+        result.agreement = round(agree / len(diffs), 6)
+        result.mean_probability_diff = round(sum(diffs) / len(diffs), 6)
+        result.max_probability_diff = round(max(diffs), 6)
+    result.candidate_p50_ms, result.candidate_p99_ms = percentile(latencies, 50), percentile(latencies, 99)
+    result.production_p50_ms = percentile(production_ms, 50)
+    return result
+
+
+# ---- the report --------------------------------------------------------------------------------
+
+
+@dataclass
+class ShadowReport:
+    env: str  # where the candidate runs (the shadow)
+    source: str  # whose traffic is mirrored
+    share: float
+    on: bool  # the switch file is present on the source's router
+    candidate_version: str | None
+    production_version: str | None
+    comparison: Comparison = field(default_factory=Comparison)
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(report: ShadowReport) -> str:
+    """One line for the approval message and build logs."""
+    c = report.comparison
+    head = f"shadow {report.source} -> {report.env} (v{report.candidate_version} vs v{report.production_version})"
+    if not c.compared:
+        return f"{head}: no compared request yet ({c.mirrored} mirrored, {c.candidate_errors} errors)"
+    return (
+        f"{head}: {c.compared} requests compared, agreement {c.agreement:.2%}, "
+        f"probability diff mean {c.mean_probability_diff:.4f} max {c.max_probability_diff:.4f}, "
+        f"candidate p50 {c.candidate_p50_ms} ms p99 {c.candidate_p99_ms} ms, {c.candidate_errors} errors"
+    )
+
+
+def fetch(url: str, what: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every answer an API's ring holds, page by page: (model, answers)."""
+    answers: list[dict[str, Any]] = []
+    since = 0
+    model: dict[str, Any] = {}
+    with httpx.Client(timeout=10) as client:
+        for _ in range(MAX_PAGES):
+            try:
+                response = client.get(f"{url}/shadow/answers", params={"since": since, "limit": PAGE})
+            except httpx.HTTPError as error:
+                raise Unreachable(
+                    f"{what} did not answer on {url}/shadow/answers: {error}",
+                    hint=f"is {what} deployed and its router running? (mlci status)",
+                ) from None
+            if response.status_code != 200:
+                raise BadInput(
+                    f"{what} answered {response.status_code} on {url}/shadow/answers",
+                    hint="its API predates shadow traffic: deploy a version built with this mlci",
+                )
+            page = response.json()
+            model = page.get("model") or {}
+            answers.extend(page["answers"])
+            if not page["more"]:
+                break
+            since = page["next"]
+    return model, answers
+
+
+def _is_on(config: Config, source: str) -> bool:
+    docker = Docker(config.environments[source].docker_host)
+    done = docker.run("exec", Names(config.project, source).router, "test", "-f", SWITCH_FILE, check=False)
+    return done.returncode == 0
+
+
+def report(config: Config, env_name: str) -> ShadowReport:
+    """Compare the candidate in `env_name` with the environment that mirrors to it."""
+    config.environment(env_name)  # an unknown name fails here with the known ones listed
+    found = sources(config, env_name)
+    if not found:
+        raise BadInput(
+            f"no environment mirrors its traffic to {env_name}",
+            hint=f"set environments.production.shadow: {{env: {env_name}, share: 0.1}} in mlci.yaml (docs/deploy.md)",
+        )
+    source = found[0]
+    source_env, target_env = config.environments[source], config.environments[env_name]
+    assert source_env.shadow is not None
+    production_model, production = fetch(f"http://{source_env.address}:{source_env.port}", source)
+    candidate_model, candidate = fetch(f"http://{target_env.address}:{target_env.port}", env_name)
+    result = ShadowReport(
+        env=env_name,
+        source=source,
+        share=source_env.shadow.share,
+        on=_is_on(config, source),
+        candidate_version=_version(candidate_model),
+        production_version=_version(production_model),
+        comparison=compare(production, candidate),
+    )
+    result.summary = summarize(result)
+    return result
+
+
+def _version(model: dict[str, Any]) -> str | None:
+    version = model.get("version")
+    return None if version is None else str(version)
+
+
+def write(config: Config, result: ShadowReport) -> None:
+    """reports/shadow-<env>.json: the approval step reads its `summary` line."""
+    reports.write(config, REPORT_NAME.format(env=result.env), result.to_dict())

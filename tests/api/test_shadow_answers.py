@@ -1,0 +1,138 @@
+"""The answer ring behind shadow traffic (api/shadow.py): every /predict answer is kept by request id
+(label, probabilities, latency, status — never the request), across uvicorn workers, paged by time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.shadow import FLUSH_SECONDS, RING_SIZE, AnswerRing
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = {"id", "t", "status", "ms", "shadow", "labels", "probabilities", "truncated"}
+
+
+def example(client) -> dict:
+    return client.get("/schema").json()["example"]
+
+
+def test_answers_are_kept_by_request_id_without_the_request(demo_client):
+    record = example(demo_client)
+    ids = [uuid.uuid4().hex for _ in range(5)]
+    answers = {}
+    for i, request_id in enumerate(ids):
+        headers = {"x-request-id": request_id} | ({"x-mlci-shadow": "production"} if i % 2 else {})
+        response = demo_client.post("/predict", json={"records": [record, record]}, headers=headers)
+        assert response.status_code == 200
+        answers[request_id] = response.json()["predictions"]
+    bad = demo_client.post("/predict", json={"records": [{}]}, headers={"x-request-id": "bad-1"})
+    assert bad.status_code == 422
+    page = demo_client.get("/shadow/answers", params={"limit": 2000}).json()
+    kept = {a["id"]: a for a in page["answers"]}
+    for i, request_id in enumerate(ids):
+        entry = kept[request_id]
+        assert set(entry) <= KEYS  # the ring holds answers only: no feature value anywhere
+        assert entry["status"] == 200 and entry["shadow"] == bool(i % 2) and entry["ms"] > 0
+        assert entry["labels"] == [p["label"] for p in answers[request_id]]
+        assert entry["probabilities"] == [p["probabilities"] for p in answers[request_id]]
+    assert kept["bad-1"]["status"] == 422 and "labels" not in kept["bad-1"]
+    assert page["classes"] and page["model"]["version"]
+
+
+def test_pages_follow_since_and_stop(demo_client):
+    record = example(demo_client)
+    start = demo_client.get("/shadow/answers", params={"limit": 2000}).json()["next"]
+    for _ in range(7):
+        demo_client.post("/predict", json={"records": [record]})
+    seen, since = [], start
+    for _ in range(10):
+        page = demo_client.get("/shadow/answers", params={"since": since, "limit": 3}).json()
+        seen += page["answers"]
+        since = page["next"]
+        if not page["more"]:
+            break
+    assert len(seen) == 7 and len({a["id"] for a in seen}) == 7
+    assert [a["t"] for a in seen] == sorted(a["t"] for a in seen)
+    assert demo_client.get("/shadow/answers", params={"limit": 100000}).status_code == 422  # pages are bounded
+
+
+def test_the_ring_is_bounded():
+    ring = AnswerRing(size=10)
+    for i in range(25):
+        ring.add(str(i), 200, 1.0, b'{"predictions":[{"label":"a","probabilities":{"a":1.0}}]}', False)
+    page = ring.page(0, 100)
+    assert [a["id"] for a in page.answers] == [str(i) for i in range(15, 25)]
+    assert RING_SIZE >= 1000
+
+
+def test_a_foreign_body_is_kept_without_predictions():
+    ring = AnswerRing(size=10)
+    ring.add("x", 200, 1.0, b"not json", False)
+    assert ring.page(0, 10).answers[0].keys() == {"id", "t", "status", "ms", "shadow"}
+
+
+@pytest.fixture()
+def two_workers(demo_bundle, free_port, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with (tmp_path / "api.log").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.server", str(demo_bundle), str(port), "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "api.log").read_text()[-3000:]
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def test_every_worker_answer_is_listed_once(two_workers):
+    url = two_workers
+    record = httpx.get(url + "/schema", timeout=5).json()["example"]
+    ids = [uuid.uuid4().hex for _ in range(40)]
+    for request_id in ids:
+        # A fresh connection per request, so the kernel spreads them over both workers.
+        response = httpx.post(
+            url + "/predict",
+            json={"records": [record]},
+            headers={"x-request-id": request_id, "connection": "close"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+    time.sleep(FLUSH_SECONDS * 2.5)  # each worker shares its ring at most FLUSH_SECONDS late
+    listed: list[str] = []
+    since = 0
+    for _ in range(50):
+        page = httpx.get(url + "/shadow/answers", params={"since": since, "limit": 7}, timeout=5).json()
+        listed += [a["id"] for a in page["answers"]]
+        since = page["next"]
+        if not page["more"]:
+            break
+    assert sorted(i for i in listed if i in set(ids)) == sorted(ids)
+    assert len(listed) == len(set(listed))
