@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -82,7 +83,7 @@ def test_a_foreign_body_is_kept_without_predictions():
 @pytest.fixture()
 def two_workers(demo_bundle, free_port, tmp_path):
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLCI_LOG_LEVEL": "INFO"}
     with (tmp_path / "api.log").open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.server", str(demo_bundle), str(port), "2"],
@@ -102,7 +103,7 @@ def two_workers(demo_bundle, free_port, tmp_path):
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        yield url
+        yield url, tmp_path / "api.log"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -113,7 +114,7 @@ def two_workers(demo_bundle, free_port, tmp_path):
 
 
 def test_every_worker_answer_is_listed_once(two_workers):
-    url = two_workers
+    url, log = two_workers
     record = httpx.get(url + "/schema", timeout=5).json()["example"]
     ids = [uuid.uuid4().hex for _ in range(40)]
     for request_id in ids:
@@ -136,3 +137,5 @@ def test_every_worker_answer_is_listed_once(two_workers):
             break
     assert sorted(i for i in listed if i in set(ids)) == sorted(ids)
     assert len(listed) == len(set(listed))
+    answered_by = {json.loads(line)["pid"] for line in log.read_text().splitlines() if '"route":"/predict"' in line}
+    assert len(answered_by) == 2  # both workers answered: the listing merged their rings
