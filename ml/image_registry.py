@@ -124,7 +124,8 @@ def session(docker: Docker, registry: Registry) -> Iterator[Docker]:
                 raise BadInput(
                     f"the image registry {registry.address} refused the credentials of {user}",
                     hint="check MLCI_REGISTRY_USERNAME / MLCI_REGISTRY_PASSWORD "
-                    "(Jenkins: MLCI_REGISTRY_CREDENTIALS_ID)",
+                    "(Jenkins: MLCI_REGISTRY_CREDENTIALS_ID for mlciBuild, "
+                    "MLCI_REGISTRY_PULL_CREDENTIALS_ID for mlciDeploy)",
                 )
             raise Unreachable(
                 f"cannot log in to the image registry {registry.address} from {docker.where}",

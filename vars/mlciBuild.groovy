@@ -38,7 +38,10 @@ if [ -n "$MLCI_ALIAS" ]; then set -- --alias "$MLCI_ALIAS"; fi
         mlflow: true,
         vars: ["MLCI_VERSION=${c.version}", "MLCI_ALIAS=${c.alias}"],
     ]
-    int status = c.registryCredentialsId ? withRegistry(c) { mlciCommand(run) } as int : mlciCommand(run)
+    int status = c.registryCredentialsId ?
+        mlciRegistryCredentials(credentialsId: c.registryCredentialsId, mlci: c.mlci, label: 'mlci build') {
+            mlciCommand(run)
+        } as int : mlciCommand(run)
     if (status == 1) {
         error('mlci build: an image failed its check (exit 1); see the log above and reports/build.json.')
     }
@@ -57,30 +60,4 @@ String imageLines(Map images) {
     return images.collect { String role, Map image ->
         "image ${role}: ${image?.tag} ${image?.digest ?: '(no registry digest: not pushed)'}"
     }.join('\n')
-}
-
-/**
- * Runs body with the registry credentials as MLCI_REGISTRY_USERNAME/PASSWORD (mlci build logs in
- * with them) and a Docker client config of this build only, so the password never lands in the
- * agent's ~/.docker/config.json; logs out of every registry in it and deletes it afterwards.
- */
-Object withRegistry(Map c, Closure body) {
-    String dockerConfig = "${pwd(tmp: true)}/mlci-docker-config"
-    String cleanup = '''\
-if [ -f "$DOCKER_CONFIG/config.json" ]; then
-    "$(dirname "$MLCI_BIN")/python" -c 'import json, sys; print("\\n".join(json.load(open(sys.argv[1])).get("auths", {})))' \\
-        "$DOCKER_CONFIG/config.json" | while read -r host; do docker logout "$host" || true; done
-fi
-rm -rf "$DOCKER_CONFIG"
-'''
-    return withEnv(["DOCKER_CONFIG=${dockerConfig}", "MLCI_BIN=${c.mlci}"]) {
-        try {
-            return withCredentials([usernamePassword(credentialsId: c.registryCredentialsId,
-                usernameVariable: 'MLCI_REGISTRY_USERNAME', passwordVariable: 'MLCI_REGISTRY_PASSWORD')]) {
-                return body()
-            }
-        } finally {
-            sh(script: cleanup, label: 'mlci build: docker logout and remove the build\'s Docker config')
-        }
-    }
 }

@@ -17,6 +17,11 @@
  *   project                 project part of the lock name [`project` of the config file]
  *   lock                    take the lock 'mlci-<project>-<env>' [true]; false when the
  *                           caller already holds it (e.g. a stage-level lock)
+ *   registryPullCredentialsId  a PULL credential of the image registry, for environments on other
+ *                           hosts (docker_host) that pull the build's images by digest; bound to
+ *                           MLCI_REGISTRY_USERNAME/PASSWORD for this step only, with a Docker config
+ *                           of this build logged out of and deleted afterwards (mlciRegistryCredentials).
+ *                           Not the push credential of mlciBuild [env.MLCI_REGISTRY_PULL_CREDENTIALS_ID]
  *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
  *   trustForkPullRequests)
  *
@@ -41,6 +46,8 @@ def call(Map config = [:]) {
         project: '',
         config: env.MLCI_CONFIG ?: 'mlci.yaml',
         lock: true,
+        mlci: '.venv/bin/mlci',
+        registryPullCredentialsId: env.MLCI_REGISTRY_PULL_CREDENTIALS_ID ?: '',
     ] + config
     if (!c.env) {
         error("mlciDeploy: missing required parameter 'env' (the environment to deploy to, e.g. 'staging')")
@@ -67,7 +74,10 @@ if [ "$MLCI_FORCE" = true ]; then set -- "$@" --force --reason "$MLCI_REASON"; f
                "MLCI_APPROVER=${c.approver}", "MLCI_FORCE=${c.force ? 'true' : 'false'}", "MLCI_REASON=${c.reason}"],
     ]
     int status = mlciLock(env: c.env, project: c.project, config: c.config, enabled: c.lock) {
-        mlciCommand(run)
+        c.registryPullCredentialsId ?
+            mlciRegistryCredentials(credentialsId: c.registryPullCredentialsId, mlci: c.mlci, label: 'mlci deploy') {
+                mlciCommand(run)
+            } : mlciCommand(run)
     } as int
 
     // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,

@@ -31,7 +31,8 @@
  *                          [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true']
  *   config                 the mlci config file [env.MLCI_CONFIG or mlci.yaml]
  *   plus the keys of mlciSetup (source, indexUrl, extraIndexUrl, findLinks, python, venvCache),
- *   of mlciCommand (mlflowTrackingUri, mlflowCredentialsId) and registryCredentialsId (mlciBuild)
+ *   of mlciCommand (mlflowTrackingUri, mlflowCredentialsId), registryCredentialsId (mlciBuild) and
+ *   registryPullCredentialsId (mlciDeploy)
  *
  * Returns a map: gate (mlciGate's summary, null when Gate did not run), deployed (the production
  * deploy report or null), approver (or null).

@@ -5,6 +5,37 @@ import org.junit.Test
 class MlciDeployTest extends LibraryTestBase {
 
     @Test
+    void 'an environment on another host pulls with the pull credential, in a Docker config of this build'() {
+        givenFile('reports/deploy-production.json', deployReport('production'))
+        envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-push'
+        envVars.MLCI_REGISTRY_PULL_CREDENTIALS_ID = 'registry-pull'
+
+        step('mlciDeploy', [env: 'production', version: '3'])
+
+        ShCall call = onlyMlciCall('deploy')
+        assert call.env.MLCI_REGISTRY_USERNAME == 'user-of-registry-pull'
+        assert call.env.MLCI_REGISTRY_PASSWORD == 'secret-of-registry-pull'
+        assert call.env.DOCKER_CONFIG == '/ws@tmp/mlci-docker-config'
+        ShCall cleanup = shCalls.last()
+        assert cleanup.label == "mlci deploy: docker logout and remove the build's Docker config"
+        assert cleanup.script.contains('rm -rf "$DOCKER_CONFIG"')
+        assert !cleanup.env.containsKey('MLCI_REGISTRY_PASSWORD')
+    }
+
+    @Test
+    void 'without a pull credential a deploy logs in nowhere, even when a push credential is configured'() {
+        givenFile('reports/deploy-staging.json', deployReport('staging'))
+        envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-push'
+
+        // mlciPipeline hands its whole config to mlciDeploy: its push credential must not log in here.
+        step('mlciDeploy', [env: 'staging', registryCredentialsId: 'registry-push'])
+
+        ShCall call = onlyMlciCall('deploy')
+        assert !call.env.containsKey('MLCI_REGISTRY_PASSWORD') && !call.env.containsKey('DOCKER_CONFIG')
+        assert shCalls.size() == 1
+    }
+
+    @Test
     void 'deploys to the environment under its lock and returns the deploy report'() {
         givenFile('reports/deploy-staging.json', deployReport('staging'))
 
