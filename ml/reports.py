@@ -21,15 +21,20 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def render(payload: dict[str, Any]) -> str:
+    """A report's text: what write() puts in reports/<name>.json (and ml.archive on the run, byte for byte)."""
+    return json.dumps(payload, indent=2, sort_keys=False, default=_default, allow_nan=False) + "\n"
+
+
 def write(config: Config, name: str, payload: dict[str, Any]) -> Path:
     """Write reports/<name>.json atomically: a reader never sees half a report."""
     folder = config.reports_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
+    text = render(payload)  # before the file: a payload that cannot be written leaves no temp file
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".json", dir=folder)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False, default=_default, allow_nan=False)
-        handle.write("\n")
+        handle.write(text)
     os.replace(tmp, path)
     return path
 

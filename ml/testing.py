@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ml import reports
+from ml import provenance, reports
 from ml.config import Config
 from ml.errors import BadInput
 
@@ -24,6 +24,10 @@ class TestResult:
     junit: str
     coverage: str | None
     command: list[str]
+    # Which checkout and build ran the tests: `mlci train` archives these XML files to its run only when
+    # they are of its own commit and build (ml.archive.test_outputs), never a stale run's.
+    commit: str | None = None
+    build_url: str | None = None
 
     def report(self) -> dict[str, object]:
         return asdict(self)
@@ -66,6 +70,8 @@ def run(config: Config) -> TestResult:
         junit=str(Path("reports") / "junit.xml"),
         coverage=str(Path("reports") / "coverage.xml") if coverage.is_file() and config.tests.coverage else None,
         command=args[1:],
+        commit=provenance.collect(config.root).commit,
+        build_url=provenance.collect_ci()["build_url"],
     )
     reports.write(config, "test", result.report())
     return result

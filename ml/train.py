@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
-from ml import data, evaluate, provenance, registry, reports, tracking
+from ml import archive, data, evaluate, profile_distribution, provenance, registry, reports, tracking
 from ml.config import Config
 from ml.errors import BadInput, DataError
 from ml.model import build_pipeline
@@ -241,6 +241,17 @@ def candidate_alias(config: Config, facts: provenance.Provenance) -> tuple[str, 
     return alias, f"{what} is not the deploy branch {deploy_branch}: @{registry.CANDIDATE} is left alone"
 
 
+def run_tags(facts: provenance.Provenance) -> dict[str, str]:
+    """The provenance tags, and the Jenkins build as the run's description: the MLflow UI shows it on
+    top of the run page, a link back to the build that trained it."""
+    tags = facts.tags()
+    if facts.build_url:
+        tags["mlflow.note.content"] = (
+            f"Trained by Jenkins build [{facts.job_name or 'build'} #{facts.build_number or '?'}]({facts.build_url})"
+        )
+    return tags
+
+
 def _version_tags(config: Config, facts: provenance.Provenance, dataset: data.Dataset, metrics) -> dict[str, str]:
     """What every registered version carries: where it comes from (commit, branch, pull request,
     build) and what it scored, so `mlci status` and the leaderboard need no run lookup."""
@@ -262,6 +273,26 @@ def _version_tags(config: Config, facts: provenance.Provenance, dataset: data.Da
     return {**tags, **{k: v for k, v in optional.items() if v}}
 
 
+def data_reports(config: Config, dataset: data.Dataset, split: evaluate.Split) -> dict[str, dict[str, object]]:
+    """The data validation report (what was validated, and that it passed: training stops at the first
+    failure) and the data profile (each feature's distribution over the training rows, bounded by
+    monitoring.drift bins and max_categories, and the class counts), by report name: archived to the run,
+    then written as reports/data.json and reports/data-profile.json with train.json, last."""
+    target = config.data.target
+    validation = {
+        "passed": True,
+        "problems": [],
+        "data": dataset.fingerprint.as_dict(),
+        "min_rows": config.data.min_rows,
+        "missing": config.data.missing,
+        "target": target,
+        "features": {name: feature.type for name, feature in config.data.features.items()},
+    }
+    profile = profile_distribution.training_distribution(split.x_train, config).model_dump()
+    profile["classes"] = {str(k): int(v) for k, v in dataset.frame[target].value_counts().items()}
+    return {"data": validation, "data-profile": profile}
+
+
 def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
     started = time.monotonic()
     tracking.require_shared_store(config)  # before minutes of fitting, not after
@@ -270,6 +301,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
     alias, alias_reason = candidate_alias(config, facts)
     pipeline, split, metrics, cv_metrics = fit(config, dataset)
     check_reports_folder(config)
+    data_payloads = data_reports(config, dataset, split)
 
     import mlflow
 
@@ -279,7 +311,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
     version = None
     run_name = f"{config.model_name}-{facts.short_commit}"
     try:
-        with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=facts.tags()) as run:
+        with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=run_tags(facts)) as run:
             params = _params(config, pipeline)
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)})
@@ -303,6 +335,11 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             # The file --config named, under its own name: the settings this run was trained with.
             if config.source is not None and config.source.is_file():
                 mlflow.log_artifact(str(config.source), artifact_path="config")
+            # Required: an unreachable artifact store fails the training here, before any version exists.
+            rendered = {f"{name}.json": reports.render(payload).encode() for name, payload in data_payloads.items()}
+            archive.attach(client, run.info.run_id, "train", rendered, required=True)
+            tested = archive.test_outputs(config, facts.commit, facts.build_url)
+            archive.attach(client, run.info.run_id, "test", tested, required=True)
             model_info = _log_model(pipeline, split)
             version_tags = _version_tags(config, facts, dataset, metrics)
             # Last, in this order: register, move the branch's candidate alias, write the report. The
@@ -329,7 +366,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
                 tracking_uri=registry.redact(config.tracking_uri),
                 plots=plots,
             )
-            _write_report(config, result)
+            _write_report(config, result, data_payloads)
     except BaseException:
         # The run is already FAILED (start_run's context manager); undo what the registry holds of it.
         if version is not None:
@@ -338,8 +375,10 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
     return result
 
 
-def _write_report(config: Config, result: TrainResult) -> None:
+def _write_report(config: Config, result: TrainResult, data_payloads: dict[str, dict[str, object]]) -> None:
     try:
+        for name, payload in data_payloads.items():
+            reports.write(config, name, payload)
         reports.write(config, "train", result.report())
     except OSError as error:
         raise BadInput(
