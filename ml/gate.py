@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from ml import data, evaluate, model_loading, registry, reports, tracking
+from ml import archive, data, evaluate, model_loading, registry, reports, tracking
 from ml.config import Config
 from ml.console import plain_table
 from ml.errors import BadInput
@@ -199,7 +199,10 @@ def gate(config: Config, version: str | None = None, alias: str | None = None) -
         rows_scored=len(split.y_test),
     )
     _record(client, config.model_name, candidate.version, passed, production_version)
-    reports.write(config, "gate", result.report())
+    written = reports.write(config, "gate", result.report())
+    # Required (exit 3 when the store fails): a gate is cheap to repeat; see ml/archive.py.
+    table = result.table.encode()
+    archive.attach(client, candidate.run_id, "gate", {"gate.json": written, "gate-table.txt": table}, required=True)
     return result
 
 

@@ -10,12 +10,24 @@ bakes the registry's value into the API image, whose loader refuses a bundle wit
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml import bundle, console, data, evaluate, model_loading, profile_distribution, registry, reports, tracking
+from ml import (
+    archive,
+    bundle,
+    console,
+    data,
+    evaluate,
+    model_loading,
+    profile_distribution,
+    registry,
+    reports,
+    tracking,
+)
 from ml.config import Config
 
 BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
@@ -125,5 +137,18 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
     # Outside the bundle: whoever can edit the bundle cannot edit the registry's record of it.
     client.set_model_version_tag(config.model_name, info.version, BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
     result = PackageResult.from_export(summary, round(time.monotonic() - started, 2), info.aliases)
-    reports.write(config, "package", result.report())
+    written = reports.write(config, "package", result.report())
+    # Required (exit 3 when the store fails): packaging is cheap to repeat; see ml/archive.py.
+    files: dict[str, Path | bytes] = {
+        "package.json": written,
+        "metadata.json": Path(out) / "metadata.json",
+        "parity.json": parity_json(result),
+    }
+    archive.attach(client, info.run_id, "package", files, required=True)
     return result
+
+
+def parity_json(result: PackageResult) -> bytes:
+    """The bundle's parity check on its own: what the approver looks for in the run."""
+    parity = {"format": result.format, "tolerance": result.parity_tolerance, **result.parity}
+    return json.dumps(parity, indent=2, sort_keys=True, default=str).encode()
