@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ml import console, image_context, image_registry, package, provenance, reports, tracking
+from ml import archive, console, image_context, image_registry, package, provenance, reports, tracking
 from ml.config import Config
 from ml.docker import Docker
 from ml.errors import BadInput, CheckFailed
@@ -337,5 +337,7 @@ def build(
         images=images,
         duration_s=round(time.monotonic() - started, 2),
     )
-    reports.write(config, "build", result.report())
+    written = reports.write(config, "build", result.report())
+    # Best effort: the images are built; a missing copy of the report only warns (see ml/archive.py).
+    archive.to_version(config, bundle.version, "build", {"build.json": written}, required=False)
     return result
