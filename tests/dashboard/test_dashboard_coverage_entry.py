@@ -125,8 +125,11 @@ DASHBOARD_MODULES = [
     "dashboard.__main__",
     "dashboard.client",
     "dashboard.core",
+    "dashboard.drift",
     "dashboard.launch",
     "dashboard.registry",
+    "dashboard.traffic",
+    "dashboard.traffic_charts",
     "dashboard.ui",
 ]
 

@@ -82,3 +82,34 @@ def test_missing_metrics_say_so_and_keep_the_page(proxy, open_app, texts):
     shown = texts(at)
     assert "No traffic figures" in shown and "not here" in shown
     assert "Serving `breast-cancer-classifier` version **1**" in shown  # the rest of the page is there
+
+
+def test_metrics_that_are_not_prometheus_text_are_an_api_error(free_port):
+    """Something else on the API's URL (here a server answering JSON): a clear error, not a parse of JSON."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from dashboard.client import ApiClient, ApiServerError
+
+    class Json(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Json)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with ApiClient(f"http://127.0.0.1:{server.server_address[1]}") as client, pytest.raises(ApiServerError) as err:
+            client.metrics()
+        assert "did not return Prometheus metrics (application/json, 16 bytes)" in err.value.message
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -183,3 +183,10 @@ def test_charts_carry_the_switch_markers():
     assert mix["layer"][0]["mark"]["type"] == "area"
     no_switch = traffic.traffic([s1, s2], window=60, now=107)
     assert traffic_charts.lines(no_switch, ["requests/s"], "requests/s").to_dict()["mark"]["type"] == "line"
+
+
+def test_parse_edge_lines_and_samples_at_the_same_time():
+    text = "mlci_predictions_total 5\nmlci_predictions_total_other 3\n"
+    assert traffic.parse(text, 1.0, BLUE_V1).predictions == {("", ""): 5.0}  # no labels; other names skipped
+    same = [Sample(at=5.0, model=BLUE_V1), Sample(at=5.0, model=BLUE_V1)]
+    assert traffic.traffic(same, window=60, now=6.0) == traffic.Traffic(points=[], switches=[])
