@@ -30,7 +30,8 @@ PREDICT_ROUTE = "/predict"
 REQUESTS = "mlci_requests_total"
 BUCKETS = "mlci_request_duration_seconds_bucket"
 PREDICTIONS = "mlci_predictions_total"
-WANTED = (REQUESTS, BUCKETS, PREDICTIONS)
+MODEL_INFO = "mlci_model_info"
+WANTED = (REQUESTS, BUCKETS, PREDICTIONS, MODEL_INFO)
 MAX_SERIES = 2000  # label sets kept from one scrape: far above what the API exports, bounds a hostile one
 MAX_SAMPLES = 400  # per API URL: 20 minutes at the default 3 s refresh
 WINDOW_SECONDS = 600.0  # what the charts show: the last 10 minutes
@@ -50,6 +51,13 @@ class Sample:
     requests: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (status, model_version, method)
     buckets: dict[tuple[str, str, float], float] = field(default_factory=dict)  # (status, model_version, le)
     predictions: dict[tuple[str, str], float] = field(default_factory=dict)  # (label, model_version)
+    served: frozenset[str] = frozenset()  # model versions /metrics itself says it serves (mlci_model_info)
+
+    @property
+    def consistent(self) -> bool:
+        """Whether the counters are the model's that `model` names: GET /version and GET /metrics are two
+        requests, and a switch between them would file one process's counters under the other's model."""
+        return not self.served or self.model[0] in self.served
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ def parse(text: str, at: float, model: tuple[str, str]) -> Sample:
     requests: dict[tuple[str, str, str], float] = {}
     buckets: dict[tuple[str, str, float], float] = {}
     predictions: dict[tuple[str, str], float] = {}
+    served: set[str] = set()
     kept = 0
     for line in text.splitlines():
         if not line.startswith(WANTED) or kept >= MAX_SERIES:
@@ -125,7 +134,11 @@ def parse(text: str, at: float, model: tuple[str, str]) -> Sample:
         elif name == PREDICTIONS:
             label = (labels.get("label", ""), version)
             predictions[label] = predictions.get(label, 0.0) + value
-    return Sample(at=at, model=model, requests=requests, buckets=buckets, predictions=predictions)
+        elif name == MODEL_INFO and value > 0:
+            served.add(version)
+    return Sample(
+        at=at, model=model, requests=requests, buckets=buckets, predictions=predictions, served=frozenset(served)
+    )
 
 
 def increase(before: dict[Any, float], after: dict[Any, float]) -> dict[Any, float]:

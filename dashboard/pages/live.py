@@ -25,7 +25,9 @@ def _scrape(version: dict[str, Any]) -> traffic.Traffic:
     now = time.time()
     if series.due(now, ui.refresh_seconds() / 2):
         model = (str(version.get("version", "")), str(version.get("colour", "")))
-        series.add(traffic.parse(ui.client().metrics(), now, model))
+        sample = traffic.parse(ui.client().metrics(), now, model)
+        if sample.consistent:  # else a switch came between the two requests: the next refresh reads again
+            series.add(sample)
     return traffic.traffic(series.samples(), now=now)
 
 

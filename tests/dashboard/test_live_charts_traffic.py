@@ -26,7 +26,7 @@ def exposition(ok: float, errors: float = 0, rejected: float = 0, buckets=None, 
         'mlci_requests_total{route="/predict",status="200",model_version="x"} not-a-number',
         "mlci_requests_total{broken",
         'mlci_requests_total{route="/predict",status="200",model_version="y"} +Inf',
-        'mlci_model_info{name="m",model_version="1"} 1',
+        f'mlci_model_info{{name="m",model_version="{version}"}} 1',
     ]
     for le, count in (buckets or {}).items():
         lines.append(
@@ -190,3 +190,12 @@ def test_parse_edge_lines_and_samples_at_the_same_time():
     assert traffic.parse(text, 1.0, BLUE_V1).predictions == {("", ""): 5.0}  # no labels; other names skipped
     same = [Sample(at=5.0, model=BLUE_V1), Sample(at=5.0, model=BLUE_V1)]
     assert traffic.traffic(same, window=60, now=6.0) == traffic.Traffic(points=[], switches=[])
+
+
+def test_a_scrape_straddling_a_switch_is_not_consistent():
+    """/version said v1 but /metrics came from the process serving v2: that sample must not be kept."""
+    assert traffic.parse(exposition(5), 1.0, BLUE_V1).served == frozenset({"1"})
+    assert traffic.parse(exposition(5), 1.0, BLUE_V1).consistent
+    assert not traffic.parse(exposition(5, version="2"), 1.0, BLUE_V1).consistent
+    assert traffic.parse('mlci_model_info{name="m",model_version="2"} 0', 1.0, BLUE_V1).consistent  # a dead worker's
+    assert Sample(at=1.0, model=BLUE_V1).consistent  # an API that exports no model info: taken as it is
