@@ -58,7 +58,7 @@ def _with_switches(chart: alt.Chart, switches: list[Switch]) -> Any:
     rules = (
         alt.Chart(switches_frame(switches))
         .mark_rule(color=SWITCH_COLOUR, strokeDash=[6, 3], strokeWidth=2)
-        .encode(x="time:T", tooltip=["switch", alt.Tooltip("time:T", format="%H:%M:%S")])
+        .encode(x="time:T", tooltip=["switch:N", alt.Tooltip("time:T", format="%H:%M:%S")])
     )
     return alt.layer(chart, rules).properties(height=HEIGHT)
 
@@ -73,7 +73,7 @@ def lines(data: Traffic, columns: list[str], title: str) -> Any:
             x=_x(),
             y=alt.Y("value:Q", title=title, axis=alt.Axis(format="~g")),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
-            tooltip=["series", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("time:T", format="%H:%M:%S")],
+            tooltip=["series:N", alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("time:T", format="%H:%M:%S")],
         )
     )
     return _with_switches(chart, data.switches)
@@ -88,7 +88,7 @@ def class_mix(data: Traffic) -> Any:
             x=_x(),
             y=alt.Y("predictions/s:Q", stack="zero", title="predictions/s"),
             color=alt.Color("class:N", legend=alt.Legend(orient="top")),
-            tooltip=["class", alt.Tooltip("predictions/s:Q", format=".2f"), alt.Tooltip("time:T", format="%H:%M:%S")],
+            tooltip=["class:N", alt.Tooltip("predictions/s:Q", format=".2f"), alt.Tooltip("time:T", format="%H:%M:%S")],
         )
     )
     return _with_switches(chart, data.switches)

@@ -24,7 +24,7 @@ def _metric_chart(chart: pd.DataFrame, metric: str):
     base = alt.Chart(chart).encode(
         x=alt.X("version:O", title="model version", axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False, nice=True)),
-        tooltip=["version", alt.Tooltip(f"{metric}:Q", format=".4f"), "aliases"],
+        tooltip=["version:O", alt.Tooltip(f"{metric}:Q", format=".4f"), "aliases:N"],
     )
     points = base.mark_point(filled=True, size=70).encode(
         color=alt.condition("datum.aliases != ''", alt.value("#d62728"), alt.value("#4c78a8"))
