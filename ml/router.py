@@ -24,9 +24,9 @@ COLOURS = ("blue", "green")
 SOCKET_DIR = "/run/mlci"
 LIVE, PREVIEW = "live", "preview"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# Shadow traffic: how long a mirrored copy may hold production's keep-alive connection (the hand-off to
-# the router's local listener takes well under this), and how many copies may be in flight to the shadow.
-SHADOW_HANDOFF_MS = 5
+# Shadow traffic: the bound on a copy's hand-off to the router's local listener (which acknowledges it in
+# well under a millisecond), and how many copies may be in flight to the shadow.
+SHADOW_HANDOFF_MS = 100
 SHADOW_IN_FLIGHT = 64
 
 

@@ -66,7 +66,7 @@ def test_the_mirror_is_rendered_for_predict_only_with_its_share_and_timeouts():
     assert "25% 1;" in text and "mirror_request_body on;" in text
     assert "proxy_read_timeout 150ms;" in text and "proxy_connect_timeout 150ms;" in text
     assert f'"{config.project}-staging-router"' in text
-    assert "if (!-f /run/mlci/shadow.on)" in text and "proxy_read_timeout 5ms;" in text  # the hand-off
+    assert "if (!-f /run/mlci/shadow.on)" in text and "mirror /_mlci_out;" in text  # the hand-off
     everything = demo(shadow={"env": "staging", "share": 1})
     assert "default 1;" in router.render(everything, "production", everything.environments["production"])
 
