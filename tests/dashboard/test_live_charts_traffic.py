@@ -179,8 +179,14 @@ def test_charts_carry_the_switch_markers():
     assert [layer["mark"]["type"] for layer in spec["layer"]] == ["line", "rule"]
     rules = [r for r in spec["datasets"].values() if r and "switch" in r[0]]
     assert rules == [[{"time": "1970-01-01T00:01:46", "switch": "v1 (blue) → v2 (green)"}]]
+    assert spec["layer"][0]["encoding"]["detail"] == {"field": "segment", "type": "nominal"}
     mix = traffic_charts.class_mix(data).to_dict()
-    assert mix["layer"][0]["mark"]["type"] == "area"
+    assert mix["layer"][0]["mark"]["type"] == "line"
+    assert mix["layer"][0]["encoding"]["detail"] == {"field": "segment", "type": "nominal"}
+    s4 = traffic.parse(exposition(9, version="2", labels={"b": 4}, buckets={"0.1": 4, "+Inf": 4}), 109, GREEN_V2)
+    both = traffic.traffic([s1, s2, s3, s4], window=60, now=110)
+    assert traffic_charts.frame(both)["segment"].tolist() == [0, 1]  # one line before the switch, one after
+    assert traffic_charts.classes_frame(both)[["segment", "class"]].values.tolist() == [[0, "a"], [1, "b"]]
     no_switch = traffic.traffic([s1, s2], window=60, now=107)
     assert traffic_charts.lines(no_switch, ["requests/s"], "requests/s").to_dict()["mark"]["type"] == "line"
 
