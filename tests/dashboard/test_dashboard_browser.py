@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.dashboard.streamlit_app import streamlit_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "reports" / "screenshots"
@@ -45,47 +44,10 @@ def dashboard(blue, registry_store, tmp_path_factory, free_port):
     """`mlci dashboard`'s launcher (dashboard.launch.run) in a process of its own, stopped at teardown."""
     port = free_port()
     log = tmp_path_factory.mktemp("dashboard-e2e") / "streamlit.log"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": str(registry_store["uri"]),
-        "MLCI_DASHBOARD_REFRESH": REFRESH,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("MLCI_MODEL_NAME", None)  # the Models page takes the name from the API's /version
-    code = f"from dashboard.launch import run; run({blue.url!r}, {port})"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer on {url} within 60 s: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    env = {"MLFLOW_TRACKING_URI": str(registry_store["uri"]), "MLCI_DASHBOARD_REFRESH": REFRESH}
+    # The Models page takes the model's name from the API's /version, not from MLCI_MODEL_NAME.
+    with streamlit_app(blue.url, port, log, env=env, drop=("MLCI_MODEL_NAME",)) as url:
         yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -21,6 +18,7 @@ from ml import config as config_module
 from ml.bundle import export_bundle
 from ml.config import Drift, Monitoring
 from ml.model import build_pipeline, model_frame
+from tests.dashboard.streamlit_app import streamlit_app
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "mlci.yaml"
 SHIFTED = "worst_area"
@@ -133,43 +131,14 @@ SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 @pytest.fixture()
 def streamlit_on(free_port, tmp_path):
     """streamlit_on(api_url) -> the dashboard's URL, through `mlci dashboard`'s launcher; stopped at teardown."""
-    started: list[subprocess.Popen] = []
-    root = Path(__file__).resolve().parents[2]
+    with ExitStack() as running:
 
-    def start(api_url: str) -> str:
-        port = free_port()
-        log = tmp_path / "streamlit.log"
-        env = {**os.environ, "MLCI_DASHBOARD_REFRESH": "1.5", "PYTHONPATH": str(root)}
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-c", f"from dashboard.launch import run; run({api_url!r}, {port})"],
-                cwd=root,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).text.strip() == "ok":
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"streamlit did not answer on {url} within 60 s: {log.read_text()[-3000:]}")
+        def start(api_url: str) -> str:
+            log = tmp_path / f"streamlit-{free_port()}.log"
+            env = {"MLCI_DASHBOARD_REFRESH": "1.5"}
+            return running.enter_context(streamlit_app(api_url, free_port(), log, env=env))
 
-    yield start
-    for process in started:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        yield start
 
 
 def test_drift_view_in_a_real_browser(apis, drift_bundle, streamlit_on):

@@ -9,10 +9,6 @@ Screenshots go to reports/screenshots/live_charts_*.png.
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,6 +16,7 @@ import httpx
 import pytest
 
 from tests.dashboard.live_charts_proxy import SwitchProxy
+from tests.dashboard.streamlit_app import streamlit_app
 from tests.dashboard.test_dashboard_browser import ROOT, browser, shot  # noqa: F401 - browser is a fixture
 
 REFRESH = "1.5"
@@ -74,42 +71,10 @@ def load(proxy):
 def dashboard(proxy, tmp_path_factory, free_port):
     port = free_port()
     log = tmp_path_factory.mktemp("live-charts") / "streamlit.log"
-    env = {**os.environ, "MLCI_DASHBOARD_REFRESH": REFRESH, "PYTHONPATH": str(ROOT)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    code = f"from dashboard.launch import run; run({proxy.url!r}, {port})"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer on {url} within 60 s: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with streamlit_app(
+        proxy.url, port, log, env={"MLCI_DASHBOARD_REFRESH": REFRESH}, drop=("MLFLOW_TRACKING_URI",)
+    ) as url:
         yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def red_pixels(png: bytes) -> int:
