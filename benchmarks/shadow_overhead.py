@@ -1,0 +1,265 @@
+"""Benchmark: what shadow traffic costs production — p99 and errors with no shadow, a live shadow,
+a 10x slow one, a dead one and a hanging one; and the same slow/hanging shadows mirrored the naive
+way (the mirror location proxying straight to the shadow), which is what the hand-off avoids.
+
+    .venv/bin/python benchmarks/shadow_overhead.py [--seconds 15] [--share 1] [--rounds 1]
+                                                   [--bundle build/bundle]
+
+Host processes only (no Docker), like reload_vs_symlink.py: production is the real API (uvicorn, one
+worker, unix socket) behind the host's Nginx running mlci's router config — the frame of
+docker/router/nginx.conf and ml/templates/router.conf.j2 rendered by ml/router.py with
+`shadow: {env: staging, share, timeout_ms: 1000}` — with paths moved to a temp dir, the shadow's
+Docker name replaced by 127.0.0.1:<port> and the switch file present. The shadow on that port is:
+
+  live     a second real API (uvicorn, TCP)
+  slow10x  a server answering every request after 10 x production's p50 with no shadow
+  dead     nothing listening (connection refused)
+  hang     a server that accepts and never answers
+  naive-*  the slow10x / hang shadow, mirrored without the hand-off: the mirror location proxies to
+           the shadow itself with the shadow's timeout (1000 ms)
+
+Each scenario: wrk (bluegreen_wrk.lua, -t2 -c8, keep-alive, one reference record POSTed to
+/predict) for --seconds. Prints requests, failed, p50, p99 and p99 / p99 with no shadow; exits 1
+when any scenario but naive-* failed a request or its p99 exceeds 2x the no-shadow p99 + 5 ms.
+Holds /tmp/mlci-bench.lock while measuring. Needs wrk and nginx (apt-get install wrk nginx-light).
+Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import yaml
+from bluegreen_project import BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports, load_average, say
+from reload_vs_symlink import NGINX, Backend, Nginx, stop_group
+
+from ml import config as config_module
+from ml import router
+
+TIMEOUT_MS = 1000
+SCENARIOS = ("none", "live", "slow10x", "dead", "hang", "naive-slow10x", "naive-hang")
+
+
+def render(ports: list[int], sockets: Path, share: float | None, naive: bool) -> str:
+    """ml/router.py's production config (shadow off when share is None), moved to the host."""
+    raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
+    if share is not None:
+        raw["environments"]["production"]["shadow"] = {"env": "staging", "share": share, "timeout_ms": TIMEOUT_MS}
+    config = config_module.parse(raw)
+    port, preview, hand_off_port, shadow_port = ports
+    text = router.render(config, "production", config.environments["production"])
+    text = text.replace("unix:/run/mlci/", f"unix:{sockets}/").replace("/run/mlci/shadow.on", f"{sockets}/shadow.on")
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace(
+        "listen 8081;", f"listen 127.0.0.1:{preview};"
+    )
+    text = text.replace("resolver 127.0.0.11 valid=5s ipv6=off;", "")
+    text = text.replace(
+        "proxy_pass http://$mlci_shadow_host:8080$request_uri;",
+        f"proxy_pass http://127.0.0.1:{shadow_port}$request_uri;",
+    )
+    hand_off = "proxy_pass http://127.0.0.1:8090$request_uri;"
+    if naive:
+        text = text.replace(hand_off, f"proxy_pass http://127.0.0.1:{shadow_port}$request_uri;")
+        text = text.replace(f"proxy_read_timeout {router.SHADOW_HANDOFF_MS}ms;", f"proxy_read_timeout {TIMEOUT_MS}ms;")
+    text = text.replace("127.0.0.1:8090", f"127.0.0.1:{hand_off_port}")
+    return text
+
+
+class FakeShadow:
+    """A shadow that answers after `delay` seconds (None: never), on its own event loop thread."""
+
+    def __init__(self, port: int, delay: float | None):
+        self.port, self.delay = port, delay
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self.server = server
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                await asyncio.sleep(3600 if self.delay is None else self.delay)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks(self.loop) if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # each connection closes its writer
+            self.loop.stop()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop)
+        self.thread.join(timeout=10)
+
+
+class RealShadow:
+    """A second real API, on TCP: what staging's router would put in front of the candidate."""
+
+    def __init__(self, bundle: Path, port: int, log: Path):
+        self.log = open(log, "w")  # noqa: SIM115 - kept open for the life of the server process
+        self.process = subprocess.Popen(
+            [str(PYTHON), "-m", "api.server", str(bundle), str(port), "1"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise SystemExit("the live shadow API was not ready within 120 s")
+
+    def stop(self) -> None:
+        stop_group(self.process)
+        self.log.close()
+
+
+def run(scenario: str, work: Path, sockets: Path, bundle: Path, body: Path, args, baseline_p50_ms: float) -> dict:
+    ports = free_ports(4)  # router, preview, hand-off, shadow
+    port, shadow_port = ports[0], ports[3]
+    kind = scenario.removeprefix("naive-")
+    prefix = work / f"nginx-{scenario}"
+    nginx = Nginx(prefix)
+    (prefix / "router.conf").write_text(
+        render(ports, sockets, None if scenario == "none" else args.share, scenario.startswith("naive-"))
+    )
+    shadow: FakeShadow | RealShadow | None = None
+    if kind == "live":
+        shadow = RealShadow(bundle, shadow_port, work / "shadow.log")
+    elif kind == "slow10x":
+        shadow = FakeShadow(shadow_port, 10 * baseline_p50_ms / 1000)
+    elif kind == "hang":
+        shadow = FakeShadow(shadow_port, None)
+    url = f"http://127.0.0.1:{port}"
+    nginx.start(url)
+    try:
+        wrk = Wrk(url, body, args.threads, args.connections, args.seconds)
+        result = wrk.result()
+    finally:
+        nginx.stop()
+        if shadow is not None:
+            shadow.stop()
+    result["scenario"] = scenario
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--share", type=float, default=1.0, help="share of /predict mirrored (worst case: 1)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (and none)")
+    parser.add_argument("--bundle", type=Path, help="an existing model bundle (default: train + mlci package)")
+    parser.add_argument("--lock", default=BENCH_LOCK, help="flock file held while measuring ('' for none)")
+    args = parser.parse_args()
+    if not shutil.which("wrk") or not Path(NGINX).exists():
+        raise SystemExit("needs wrk and nginx on PATH (apt-get install wrk nginx-light)")
+    scenarios = ["none", *[s for s in SCENARIOS[1:] if not args.only or s in args.only]]
+
+    work = Path(tempfile.mkdtemp(prefix="shadow-overhead-"))
+    os.chmod(work, 0o755)
+    sockets = work / "sockets"
+    sockets.mkdir()
+    backend = None
+    results: list[dict] = []
+    try:
+        bundle = args.bundle
+        if bundle is None:
+            project = Project(work / "project", f"bench-{secrets.token_hex(4)}", with_build_sources=False)
+            say("train the demo model and export it with mlci package")
+            project.mlci("train")
+            bundle = work / "bundle"
+            project.mlci("package", "--out", str(bundle))
+        bundle = bundle.resolve()
+        reference = json.loads((bundle / "reference.json").read_text())
+        body = work / "body.json"
+        body.write_text(json.dumps({"records": [reference["records"][0]]}))
+        backend = Backend(bundle, sockets / "blue.sock", "blue", work / "blue.log")
+        backend.wait()
+        subprocess.run(["ln", "-sfn", "blue.sock", str(sockets / "live.sock")], check=True)
+        (sockets / "shadow.on").touch()
+        with bench_lock(args.lock):
+            for round_ in range(args.rounds):
+                baseline_p50 = 0.0
+                for scenario in scenarios:
+                    say(f"round {round_ + 1}, {scenario}: {args.seconds:g} s (load average {load_average()})")
+                    result = run(scenario, work, sockets, bundle, body, args, baseline_p50)
+                    result["round"] = round_ + 1
+                    if scenario == "none":
+                        baseline_p50 = result["latency_us"]["p50"] / 1000
+                    results.append(result)
+                    latency = result["latency_us"]
+                    say(
+                        f"  {result['requests']:,} requests, {failed(result)} failed, "
+                        f"p50 {latency['p50'] / 1000:.2f} ms, p99 {latency['p99'] / 1000:.2f} ms"
+                    )
+    finally:
+        if backend is not None:
+            backend.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(
+        f"\n{'round':>5} {'scenario':<14} {'requests':>10} {'failed':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99 / none':>10}"
+    )
+    ok = True
+    for round_ in range(1, args.rounds + 1):
+        rows = [r for r in results if r["round"] == round_]
+        base = next(r for r in rows if r["scenario"] == "none")["latency_us"]["p99"] / 1000
+        for r in rows:
+            p99 = r["latency_us"]["p99"] / 1000
+            print(
+                f"{round_:>5} {r['scenario']:<14} {r['requests']:>10,} {failed(r):>7} "
+                f"{r['latency_us']['p50'] / 1000:>8.2f} {p99:>8.2f} {p99 / base:>10.2f}"
+            )
+            if not r["scenario"].startswith("naive-") and (failed(r) or p99 > 2 * base + 5):
+                ok = False
+    wrk = f"wrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s"
+    print(f"\nshare {args.share:g}, {wrk}, shadow timeout {TIMEOUT_MS} ms")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
