@@ -24,7 +24,11 @@
  *                  [env.MLCI_APPROVERS or mlci-approvers]
  *   timeoutHours   how long to wait [24]
  *   stagingUrl     where the candidate runs in staging, shown when given [none]
- *   ok             label of the approve button [Deploy to <env>]
+ *   ok             label of the approve choice/button [Deploy to <env>]
+ *   shadow         closure returning the parsed shadow report (a Map, e.g. mlciShadowReport) or
+ *                  null (no shadow configured) [none]. Its summary line is shown; the input then
+ *                  has a choice "Deploy to <env>" / "Refresh the shadow report": refresh calls the
+ *                  closure again (it may take an agent briefly) and asks again, within timeoutHours.
  *
  * Returns the approver's user id.
  *
@@ -43,22 +47,32 @@ def call(Map config = [:]) {
         timeoutHours: 24,
         stagingUrl: '',
         ok: '',
+        shadow: null,
     ] + config
     if (!c.submitter) {
         error("mlciApprove: missing required parameter 'submitter' (who may approve ${c.env})")
     }
+    if (c.shadow != null && !(c.shadow instanceof Closure)) {
+        error('mlciApprove: shadow must be a closure returning the shadow report (a Map) or null')
+    }
     Map gate = c.gate ?: [:]
     String what = "${gate.model ?: 'unknown model'} v${gate.version ?: '?'}"
     String message = approvalMessage(gate, c.env, c.stagingUrl)
+    String ok = c.ok ?: "Deploy to ${c.env}"
 
     milestone(label: "mlci: waiting for ${c.env} approval")
     String approver = null
     Long waitStarted = nowMillis()
     try {
+        // One timeout around every question and refresh: the whole wait stays within timeoutHours.
         timeout(time: c.timeoutHours as int, unit: 'HOURS') {
-            // With submitterParameter and no parameters, input returns the approver's user id.
-            approver = input(id: 'mlciApprove', message: message, ok: c.ok ?: "Deploy to ${c.env}",
-                submitter: c.submitter, submitterParameter: 'APPROVER')
+            if (c.shadow == null) {
+                // With submitterParameter and no parameters, input returns the approver's user id.
+                approver = input(id: 'mlciApprove', message: message, ok: ok,
+                    submitter: c.submitter, submitterParameter: 'APPROVER')
+            } else {
+                approver = askWithShadow(c, message, ok)
+            }
         }
     } catch (InterruptedException interrupted) {
         // FlowInterruptedException: a user pressed Abort, the timeout fired, or the build was stopped.
@@ -73,6 +87,52 @@ def call(Map config = [:]) {
     milestone(label: "mlci: ${c.env} approved")
     echo("mlciApprove: ${what} approved for ${c.env} by ${approver}")
     return approver
+}
+
+/**
+ * Asks with the shadow report's summary; the approver may refresh it (its figures grow while the
+ * approval waits). The closure runs only here, before each question (it may take an agent for a
+ * moment), never while input waits. Returns the approver.
+ */
+String askWithShadow(Map c, String message, String ok) {
+    String refresh = 'Refresh the shadow report'
+    while (true) {
+        String shadowLine = shadowSummary(c.shadow)
+        Map answer = input(id: 'mlciApprove', message: "${message}\n${shadowLine}".toString(), ok: 'Submit',
+            submitter: c.submitter, submitterParameter: 'APPROVER',
+            parameters: [choice(name: 'MLCI_ACTION', choices: [ok, refresh],
+                description: "${ok}, or fetch the shadow report again and ask again".toString())])
+        if (answer.MLCI_ACTION != refresh) {
+            return answer.APPROVER as String
+        }
+        echo("mlciApprove: ${answer.APPROVER} asked for a fresh shadow report")
+    }
+}
+
+/** The shadow line of the message: the report's summary, or why there is none. */
+String shadowSummary(Closure shadow) {
+    Map report
+    try {
+        report = shadow.call() as Map
+    } catch (InterruptedException interrupted) {
+        throw interrupted
+    } catch (Exception failed) {
+        // The approval does not depend on the shadow: say it is unavailable and still ask.
+        return oneLine("Shadow report unavailable: ${failed.message}".toString())
+    }
+    return shadowLine(report)
+}
+
+@NonCPS
+String shadowLine(Map report) {
+    if (report == null) {
+        return 'Shadow: no shadow traffic configured (environments.production.shadow in mlci.yaml)'
+    }
+    Map comparison = report.comparison instanceof Map ? report.comparison as Map : [:]
+    if (comparison.mirrored == 0) {
+        return oneLine("Shadow: no mirrored requests yet (${report.summary ?: 'no summary'})".toString())
+    }
+    return oneLine("Shadow: ${report.summary ?: 'the report has no summary'}".toString())
 }
 
 /** One line, then the link to the gate table (the input page renders text, not HTML). */

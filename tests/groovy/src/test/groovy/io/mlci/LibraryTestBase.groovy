@@ -345,6 +345,8 @@ abstract class LibraryTestBase extends BasePipelineTest {
             events << "timeout:${args.time} ${args.unit}".toString()
             return body.call()
         })
+        // The choice parameter symbol (input parameters): a map of what it was given.
+        helper.registerAllowedMethod('choice', [Map], { Map args -> [parameter: 'choice'] + args })
         helper.registerAllowedMethod('input', [Map], { Map args ->
             inputs << args
             events << 'input'

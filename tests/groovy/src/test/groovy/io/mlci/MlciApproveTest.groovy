@@ -176,4 +176,155 @@ class MlciApproveTest extends LibraryTestBase {
         assert stepError('mlciApprove', [submitter: '']).contains("missing required parameter 'submitter'")
         assert inputs.isEmpty()
     }
+
+    /** A shadow report as `mlci shadow report --json` writes it (reports/shadow-staging.json). */
+    Map shadowReport(int mirrored, String summary) {
+        return [env: 'staging', source: 'production', share: 0.1, on: true, candidate_version: '3',
+                production_version: '2', comparison: [mirrored: mirrored, compared: mirrored], summary: summary]
+    }
+
+    static final String FIRST = 'shadow production -> staging (v3 vs v2): 40 requests compared, agreement 97.50%'
+    static final String SECOND = 'shadow production -> staging (v3 vs v2): 90 requests compared, agreement 98.89%'
+
+    /** The shadow closure takes a node (as mlciPipeline's does); input must never run inside it. */
+    int nodesHeld = 0
+    List<Integer> nodesAtInput = []
+
+    /** The node a caller's closure takes (the test's own: the closure is written here, not in the library). */
+    void node(String label, Closure body) {
+        events << "node:${label}".toString()
+        nodesHeld++
+        try {
+            body.call()
+        } finally {
+            nodesHeld--
+        }
+    }
+
+    Closure shadowFrom(List<Map> reports) {
+        List<Map> left = new ArrayList<Map>(reports)
+        return {
+            node('linux') {
+                events << 'shadow report'
+            }
+            return left.remove(0)
+        }
+    }
+
+    void answers(List<String> actions) {
+        List<String> left = new ArrayList<String>(actions)
+        inputAnswer = { Map args ->
+            nodesAtInput << nodesHeld
+            return [MLCI_ACTION: left.remove(0), APPROVER: 'alice']
+        }
+    }
+
+    @Test
+    void 'the shadow summary is shown and the input offers Deploy or Refresh'() {
+        answers(['Deploy to production'])
+
+        String approver = step('mlciApprove', [gate: gate(), shadow: shadowFrom([shadowReport(40, FIRST)])])
+
+        assert approver == 'alice'
+        assert inputs[0].message.endsWith("Gate table: ${TABLE_URL}\nShadow: ${FIRST}")
+        Map choice = inputs[0].parameters[0]
+        assert choice.name == 'MLCI_ACTION'
+        assert choice.choices == ['Deploy to production', 'Refresh the shadow report']
+        assert inputs[0].submitterParameter == 'APPROVER'
+        assert events == ['milestone:mlci: waiting for production approval', 'timeout:24 HOURS', 'node:linux',
+                          'shadow report', 'input', 'milestone:mlci: production approved']
+        assert nodesAtInput == [0]
+    }
+
+    @Test
+    void 'refresh calls the closure again and asks again with the new figures, within the one timeout'() {
+        answers(['Refresh the shadow report', 'Deploy to production'])
+
+        String approver = step('mlciApprove', [gate: gate(), timeoutHours: 8,
+            shadow: shadowFrom([shadowReport(40, FIRST), shadowReport(90, SECOND)])])
+
+        assert approver == 'alice'
+        assert inputs.size() == 2
+        assert inputs[0].message.endsWith("Shadow: ${FIRST}")
+        assert inputs[1].message.endsWith("Shadow: ${SECOND}")
+        assert events == ['milestone:mlci: waiting for production approval', 'timeout:8 HOURS',
+                          'node:linux', 'shadow report', 'input', 'node:linux', 'shadow report', 'input',
+                          'milestone:mlci: production approved']
+        assert nodesAtInput == [0, 0]
+    }
+
+    @Test
+    void 'no shadow configured and no mirrored request yet are said plainly'() {
+        answers(['Deploy to production'])
+        step('mlciApprove', [gate: gate(), shadow: { -> null }])
+        assert inputs[0].message.endsWith('\nShadow: no shadow traffic configured (environments.production.shadow ' +
+            'in mlci.yaml)')
+
+        answers(['Deploy to production'])
+        String empty = 'shadow production -> staging (v3 vs v2): no compared request yet (0 mirrored, 0 errors)'
+        step('mlciApprove', [gate: gate(), shadow: { -> shadowReport(0, empty) }])
+        assert inputs[1].message.endsWith("\nShadow: no mirrored requests yet (${empty})")
+    }
+
+    @Test
+    void 'a failing shadow report does not block the approval: the message says it is unavailable'() {
+        answers(['Deploy to production'])
+
+        String approver = step('mlciApprove', [gate: gate(), shadow: { -> throw new Exception('exit 3: unreachable') }])
+
+        assert approver == 'alice'
+        assert inputs[0].message.endsWith('\nShadow report unavailable: exit 3: unreachable')
+    }
+
+    @Test
+    void 'with a shadow report, Abort after a refresh still propagates and nothing is approved'() {
+        FlowInterruptedException abort = new FlowInterruptedException(Result.ABORTED, new Rejection('bob'))
+        int asked = 0
+        inputAnswer = { Map args ->
+            asked++
+            if (asked == 1) {
+                return [MLCI_ACTION: 'Refresh the shadow report', APPROVER: 'bob']
+            }
+            throw abort
+        }
+
+        Throwable thrown = interruption([gate: gate(), shadow: shadowFrom([shadowReport(40, FIRST),
+                                                                          shadowReport(90, SECOND)])])
+
+        assert thrown.is(abort)
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: Rejected by bob. ' +
+            'Nothing was deployed.'
+        assert !events.contains('milestone:mlci: production approved')
+    }
+
+    @Test
+    void 'with a shadow report, a timeout during a later question is still told by the total time waited'() {
+        int asked = 0
+        inputAnswer = { Map args ->
+            asked++
+            clockMillis += 4 * 3600_000L
+            if (asked == 1) {
+                return [MLCI_ACTION: 'Refresh the shadow report', APPROVER: 'alice']
+            }
+            throw new FlowInterruptedException(Result.ABORTED, new Rejection('SYSTEM'))
+        }
+
+        interruption([gate: gate(), timeoutHours: 8, shadow: shadowFrom([shadowReport(40, FIRST),
+                                                                         shadowReport(90, SECOND)])])
+
+        assert timeouts == [[time: 8, unit: 'HOURS']]
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: approval timed out ' +
+            '(no answer within 8 h). Nothing was deployed.'
+    }
+
+    @Test
+    void 'shadow must be a closure'() {
+        try {
+            step('mlciApprove', [gate: gate(), shadow: 'reports/shadow-staging.json'])
+            assert false: 'expected an error'
+        } catch (Exception e) {
+            assert e.message.contains('shadow must be a closure')
+        }
+        assert inputs.isEmpty()
+    }
 }
