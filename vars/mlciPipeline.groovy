@@ -30,6 +30,9 @@
  *   trustForkPullRequests  fork pull requests train and gate, with the MLflow credentials
  *                          [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true']
  *   config                 the mlci config file [env.MLCI_CONFIG or mlci.yaml]
+ *   shadow                 false: never show the shadow report [on when mlci.yaml's productionEnv
+ *                          has shadow.env == stagingEnv: the approval message shows its summary and
+ *                          the approver may refresh it; each fetch takes an agent for a moment]
  *   plus the keys of mlciSetup (source, indexUrl, extraIndexUrl, findLinks, python, venvCache),
  *   of mlciCommand (mlflowTrackingUri, mlflowCredentialsId), registryCredentialsId (mlciBuild) and
  *   registryPullCredentialsId (mlciDeploy)
@@ -79,7 +82,10 @@ String candidate(Map c, Map result) {
                 limit(c, 'setup') {
                     prepare(c, [])
                     // Lock names are mlci-<project>-<env>, the project of mlci.yaml.
-                    project = readYaml(file: c.config)?.project ?: ''
+                    Map yaml = readYaml(file: c.config) ?: [:]
+                    project = yaml.project ?: ''
+                    // The approver sees the shadow report when production mirrors its traffic to staging.
+                    c.shadowed = c.shadow != false && shadowTarget(yaml, c.productionEnv) == c.stagingEnv
                     if (!project) {
                         error("mlciPipeline: ${c.config} has no 'project'; the lock names need it.")
                     }
@@ -144,8 +150,10 @@ void release(Map c, String project, Map result) {
         }
         stage('Approve') {
             // On no node: the wait holds no executor. Abort or timeout: the interruption propagates.
+            // The shadow closure takes an agent only before each question (at the start, on a refresh).
+            Closure shadow = c.shadowed ? { -> shadowReport(c) } : null
             result.approver = mlciApprove(gate: result.gate, env: c.productionEnv, submitter: c.submitter,
-                timeoutHours: c.approvalHours as int, stagingUrl: stagingUrl)
+                timeoutHours: c.approvalHours as int, stagingUrl: stagingUrl, shadow: shadow)
             milestone(ordinal: 30, label: 'Approved')
         }
     }
@@ -166,6 +174,25 @@ void release(Map c, String project, Map result) {
         currentBuild.description = ("${currentBuild.description ?: ''} | ${c.productionEnv}: v${current.model_version} " +
             "(${current.colour}), approved by ${result.approver}").replaceAll('[\\s\\p{Cntrl}]+', ' ')
     }
+}
+
+/** The shadow report of the staging environment, fetched on an agent taken for a moment (then given back). */
+Map shadowReport(Map c) {
+    Map report = null
+    onAgent(c) {
+        prepare(c, [])
+        report = mlciShadowReport(c + [env: c.stagingEnv])
+    }
+    return report
+}
+
+/** The environment ENV_NAME mirrors its traffic to (environments.<env>.shadow.env of mlci.yaml), or null. */
+@NonCPS
+String shadowTarget(Map yaml, Object envName) {
+    Object environments = yaml.environments
+    Object environment = environments instanceof Map ? environments[envName] : null
+    Object shadow = environment instanceof Map ? environment.shadow : null
+    return shadow instanceof Map && shadow.env ? shadow.env.toString() : null
 }
 
 /** Runs BODY on a node of the agent label; its reports are archived whatever happens, before the node is given back. */

@@ -261,4 +261,73 @@ class MlciPipelineStepTest extends PipelineTestBase {
         assert events.last().startsWith('endnode:')
         assert !mlciCalls('gate')
     }
+
+    static final String SHADOW_YAML = 'project: mlci\nmodel:\n  name: iris\nenvironments:\n  production:\n' +
+        '    shadow: {env: staging, share: 0.1}\n  staging: {}\n'
+
+    /** `mlci shadow report` writes reports/shadow-staging.json; each call reports more compared requests. */
+    void shadowReports() {
+        int fetched = 0
+        onCommand['shadow'] = { ShCall call ->
+            fetched++
+            givenFile('reports/shadow-staging.json', """{"env": "staging", "source": "production", "share": 0.1,
+                "comparison": {"mirrored": ${fetched * 40}, "compared": ${fetched * 40}},
+                "summary": "shadow production -> staging: ${fetched * 40} requests compared"}""".toString())
+        }
+    }
+
+    @Test
+    void 'with shadow traffic configured the approver sees its summary, may refresh it, and no node is held meanwhile'() {
+        givenFile('mlci.yaml', SHADOW_YAML)
+        shadowReports()
+        List<String> actions = ['Refresh the shadow report', 'Deploy to production']
+        inputAnswer = { Map args -> [MLCI_ACTION: actions.remove(0), APPROVER: 'alice'] }
+
+        Map result = runScripted('mlciPipeline') as Map
+
+        assert result.approver == 'alice'
+        assert inputs.size() == 2
+        assert inputs[0].message.endsWith('Shadow: shadow production -> staging: 40 requests compared')
+        assert inputs[1].message.endsWith('Shadow: shadow production -> staging: 80 requests compared')
+        assert nodesAtInput == [[], []]
+        List<ShCall> shadow = mlciCalls('shadow')
+        assert shadow.size() == 2
+        assert shadow*.env*.MLCI_SHADOW_ENV == ['staging', 'staging']
+        // Each fetch is its own short node, taken before the question, given back before input runs.
+        assert workspaces == 6
+        assert events.indexOf('sh:shadow') < events.indexOf('input')
+        assert mlciCalls('deploy')[1].env.MLCI_APPROVER == 'alice'
+    }
+
+    @Test
+    void 'with shadow traffic configured an abort after a refresh still propagates and nothing is deployed'() {
+        givenFile('mlci.yaml', SHADOW_YAML)
+        shadowReports()
+        int asked = 0
+        inputAnswer = { Map args ->
+            asked++
+            if (asked == 1) {
+                return [MLCI_ACTION: 'Refresh the shadow report', APPROVER: 'bob']
+            }
+            throw new FlowInterruptedException(Result.ABORTED, new Rejection('bob'))
+        }
+
+        runScripted('mlciPipeline')
+
+        assert build.result == 'ABORTED'
+        assert inputs.size() == 2 && mlciCalls('shadow').size() == 2
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
+        assert build.description.contains('was not approved: Rejected by bob')
+    }
+
+    @Test
+    void 'without shadow traffic configured (or shadow false) the approval asks as before, without an extra node'() {
+        givenFile('mlci.yaml', SHADOW_YAML)
+
+        runScripted('mlciPipeline', [shadow: false])
+
+        assert !mlciCalls('shadow')
+        assert inputs[0].parameters == null
+        assert workspaces == 4
+    }
 }
