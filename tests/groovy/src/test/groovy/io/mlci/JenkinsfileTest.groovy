@@ -410,4 +410,38 @@ class JenkinsfileTest extends PipelineTestBase {
         copy.text = text
         return runJenkinsfile(copy.absolutePath)
     }
+
+    // ---- shadow report in the approval -----------------------------------------------------
+
+    @Test
+    void 'with shadow traffic configured the approver sees the summary and may refresh it, no node during input'() {
+        givenFile('mlci.yaml', 'project: mlci\nmodel:\n  name: iris\nenvironments:\n  production:\n' +
+            '    shadow: {env: staging, share: 0.1}\n')
+        int fetched = 0
+        onCommand['shadow'] = { ShCall call ->
+            fetched++
+            givenFile('reports/shadow-staging.json', """{"env": "staging", "comparison": {"mirrored": ${fetched * 10}},
+                "summary": "shadow production -> staging: ${fetched * 10} requests compared"}""".toString())
+        }
+        List<String> actions = ['Refresh the shadow report', 'Deploy to production']
+        inputAnswer = { Map args -> [MLCI_ACTION: actions.remove(0), APPROVER: 'alice'] }
+
+        runJenkinsfile()
+
+        assert inputs.size() == 2
+        assert inputs[0].message.endsWith('Shadow: shadow production -> staging: 10 requests compared')
+        assert inputs[1].message.endsWith('Shadow: shadow production -> staging: 20 requests compared')
+        assert nodesAtInput == [[], []]
+        assert mlciCalls('shadow')*.env*.MLCI_SHADOW_ENV == ['staging', 'staging']
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging', 'production']
+        assert mlciCalls('deploy')[1].env.MLCI_APPROVER == 'alice'
+    }
+
+    @Test
+    void 'without shadow traffic configured the approval takes no node and offers no refresh'() {
+        runJenkinsfile()
+
+        assert !mlciCalls('shadow')
+        assert inputs.size() == 1 && inputs[0].parameters == null
+    }
 }
