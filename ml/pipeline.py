@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 
@@ -116,6 +117,7 @@ def _approve(run: Run) -> str:
     console.info(f"approval: {run.config.model_name} v{version} to production; staging: {staging.get('url', '-')}")
     if gate.get("table"):
         console.out.print(gate["table"], markup=False)
+    shadow_report = _shadow_for_approval(run.config)
     if run.approve is None:
         if not run.interactive:
             raise BadInput(
@@ -124,11 +126,38 @@ def _approve(run: Run) -> str:
             )
         run.approve = click.confirm(f"Deploy v{version} to production?", default=False)
     if not run.approve:
+        _record_approval(run, version, None, shadow_report)
         raise NotApproved(f"v{version} was not approved: production is untouched")
     from ml.registry import actor
 
     run.approver = actor()
+    _record_approval(run, version, run.approver, shadow_report)
     return f"approved by {run.approver}"
+
+
+def _shadow_for_approval(config: Config) -> dict[str, Any] | None:
+    """The shadow report of production's mirror, printed as one line before the question (its summary,
+    or why it is unavailable); None when production mirrors nothing."""
+    from ml import shadow
+
+    if config.environments.get("production") is None:
+        return None
+    return shadow.for_record(config, "production", step=lambda line: console.info(f"approval: {line}"))
+
+
+def _record_approval(run: Run, version: str, approver: str | None, shadow_report: dict[str, Any] | None) -> None:
+    """reports/approval.json: who decided on which version, with what the approver saw of the shadow."""
+    reports.write(
+        run.config,
+        "approval",
+        {
+            "model": run.config.model_name,
+            "version": str(version),
+            "approved": approver is not None,
+            "approver": approver,
+            "shadow": shadow_report,
+        },
+    )
 
 
 class NotApproved(CheckFailed):
