@@ -29,7 +29,7 @@ fi
 dockerd_bin=$(command -v dockerd || echo /usr/sbin/dockerd)
 log=/var/log/mlci-dockerd.log
 echo "engine: starting $dockerd_bin (log $log)"
-nohup "$dockerd_bin" >"$log" 2>&1 &
+nohup "$dockerd_bin" >>"$log" 2>&1 &  # appended: the end of the previous run says why it stopped
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && { echo "engine: $(docker version -f '{{.Server.Version}}') ready"; exit 0; }
   sleep 1
