@@ -38,7 +38,8 @@ $(STAMP): $(LOCK) setup.cfg pyproject.toml
 demo: $(STAMP)
 	@bash docker/engine.sh
 	@bash docker/base-image.sh all
-	$(BIN)/mlci pipeline run --approve
+	MLCI_PRODUCTION_DASHBOARD_TRACKING_URI=$${MLCI_PRODUCTION_DASHBOARD_TRACKING_URI:-http://host.docker.internal:$(MLFLOW_UI_PORT)} \
+		$(BIN)/mlci pipeline run --approve
 	@$(MAKE) --no-print-directory mlflow-ui
 	@echo
 	@echo "Running now:"
@@ -49,7 +50,10 @@ demo: $(STAMP)
 	@echo "  status          $(BIN)/mlci status"
 	@echo "Change a hyperparameter in mlci.yaml and run make demo again; make down stops everything."
 
-# The MLflow UI on the embedded store, in the background (pid in .mlci/mlflow-ui.pid).
+# The MLflow UI on the embedded store, in the background (pid in .mlci/mlflow-ui.pid); a second
+# server on the Docker bridge's gateway address (pid in .mlci/mlflow-gateway.pid) is what the demo's
+# dashboard container reads as http://host.docker.internal:PORT: that address is reachable from this
+# machine and its containers only (never 0.0.0.0). MLflow 3 checks the Host header: that name is allowed.
 mlflow-ui: $(STAMP)
 	@if [ -f .mlci/mlflow-ui.pid ] && kill -0 "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null; then \
 		echo "MLflow UI already running (pid $$(cat .mlci/mlflow-ui.pid))"; \
@@ -61,12 +65,27 @@ mlflow-ui: $(STAMP)
 		for i in $$(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/$(MLFLOW_UI_PORT)) 2>/dev/null && break; sleep 1; done; \
 		echo "MLflow UI started (pid $$(cat .mlci/mlflow-ui.pid), log .mlci/mlflow-ui.log)"; \
 	fi
+	@gateway=$$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null); \
+	if [ -z "$$gateway" ]; then \
+		echo "no Docker bridge gateway: the dashboard container cannot read MLflow (is the engine running?)"; \
+	elif [ -f .mlci/mlflow-gateway.pid ] && kill -0 "$$(cat .mlci/mlflow-gateway.pid)" 2>/dev/null; then \
+		echo "MLflow for containers already running (pid $$(cat .mlci/mlflow-gateway.pid))"; \
+	else \
+		nohup $(BIN)/mlflow server --host "$$gateway" --port $(MLFLOW_UI_PORT) --workers 1 \
+			--allowed-hosts "host.docker.internal,host.docker.internal:$(MLFLOW_UI_PORT),$$gateway,$$gateway:$(MLFLOW_UI_PORT)" \
+			--backend-store-uri sqlite:///$(CURDIR)/.mlci/mlflow.db >.mlci/mlflow-gateway.log 2>&1 & \
+		echo $$! > .mlci/mlflow-gateway.pid; \
+		for i in $$(seq 1 90); do (exec 3<>/dev/tcp/$$gateway/$(MLFLOW_UI_PORT)) 2>/dev/null && break; sleep 1; done; \
+		echo "MLflow for containers on http://$$gateway:$(MLFLOW_UI_PORT) (pid $$(cat .mlci/mlflow-gateway.pid), log .mlci/mlflow-gateway.log)"; \
+	fi
 
 down: $(STAMP)
 	-$(BIN)/mlci down --env production
 	-$(BIN)/mlci down --env staging
 	@if [ -f .mlci/mlflow-ui.pid ]; then kill "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null || true; rm -f .mlci/mlflow-ui.pid; \
 		echo "MLflow UI stopped"; fi
+	@if [ -f .mlci/mlflow-gateway.pid ]; then kill "$$(cat .mlci/mlflow-gateway.pid)" 2>/dev/null || true; \
+		rm -f .mlci/mlflow-gateway.pid; echo "MLflow for containers stopped"; fi
 
 # Every suite runs even when one fails, so one CI run shows every failure. `machine` installs and
 # starts what the tests need (Docker engine, docker-compose, Nginx, Chromium, wrk) on a fresh Debian

@@ -43,12 +43,13 @@ Optionally set `MLCI_MODEL_NAME` (default: the name of the model the API serves)
 
 DEPLOYED_WITHOUT_MLFLOW = """\
 **This dashboard was deployed without a model registry.** It runs in the `{env}` environment's
-container, and `mlci deploy` starts that container with only the API's URL: no `MLFLOW_TRACKING_URI`.
+container, and `mlci deploy` gave it no `MLFLOW_TRACKING_URI`: no http(s) tracking server was configured.
 
 What it needs: an MLflow **tracking server** it can reach over HTTP from inside its Docker network
 (the image carries the MLflow client only, so a `sqlite:///…` file such as the demo's `.mlci/mlflow.db`
-cannot be read from it), passed as `MLFLOW_TRACKING_URI` in the container's environment. The demo's
-MLflow UI (`make mlflow-ui`) listens on 127.0.0.1:5000 of the host, which a container cannot reach.
+cannot be read from it), passed as `MLFLOW_TRACKING_URI` in the container's environment.
+Set `environments.{env}.dashboard_tracking_uri` (or `MLFLOW_TRACKING_URI` to an http(s) server) and
+deploy again; `make demo` does this for the demo's store (`make mlflow-ui` serves it to containers).
 
 Meanwhile, the same page on the host reads the demo's registry:
 

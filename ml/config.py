@@ -14,6 +14,7 @@ import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -199,6 +200,17 @@ class Shadow(Strict):
     timeout_ms: int = Field(default=1000, ge=10, le=10000)
 
 
+def http_tracking_uri(value: str) -> str:
+    """An http(s) URL with a host, nothing else: it goes as-is into a container's environment, and a
+    file/sqlite store could not be read from the dashboard's image."""
+    if len(value) > 2000 or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must be one http(s):// URL (no spaces or control characters, at most 2000 characters)")
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"must be an http(s):// URL of an MLflow tracking server, got {_short(value)!r}")
+    return value
+
+
 class Environment(Strict):
     port: int = Field(ge=1, le=65535)
     # The router's preview listener, straight to the idle slot (default: port + 10000).
@@ -206,6 +218,9 @@ class Environment(Strict):
     # The dashboard container that follows this environment's router (none when unset).
     dashboard_port: int | None = Field(default=None, ge=1, le=65535)
     docker_host: str | None = None
+    # The MLflow tracking server the dashboard container reads its Models page from (http(s) only:
+    # the image has no database client). Unset: an http(s) MLFLOW_TRACKING_URI/tracking.uri, else none.
+    dashboard_tracking_uri: str | None = Field(default=None, max_length=2000)
     # Where mlci reaches the published ports (the Docker host's address for a remote engine).
     address: str = "127.0.0.1"
     # What a version needs before it may be deployed here (ml/policy.py): `gate`, `approver`, or the
@@ -232,6 +247,11 @@ class Environment(Strict):
         if parsed.is_unspecified:
             raise ValueError(f"{value} would publish on every interface: name the one address to serve on")
         return value
+
+    @field_validator("dashboard_tracking_uri")
+    @classmethod
+    def _http_tracking(cls, value: str | None) -> str | None:
+        return None if value is None else http_tracking_uri(value)
 
     @model_validator(mode="after")
     def _ports_differ(self) -> Environment:
@@ -410,6 +430,15 @@ class Config(Strict):
             overrides["port"] = int(port)
         if host := os.environ.get(f"MLCI_{key}_DOCKER_HOST"):
             overrides["docker_host"] = host
+        if uri := os.environ.get(f"MLCI_{key}_DASHBOARD_TRACKING_URI"):
+            try:
+                overrides["dashboard_tracking_uri"] = http_tracking_uri(uri)
+            except ValueError as error:
+                raise ConfigError(
+                    f"MLCI_{key}_DASHBOARD_TRACKING_URI {error}",
+                    hint="set it to the http(s) URL of an MLflow tracking server the dashboard container reaches, "
+                    "or unset it",
+                ) from None
         return env.model_copy(update=overrides) if overrides else env
 
 

@@ -4,11 +4,13 @@ context every command opens (engine, names, router)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ml import registry, reports
-from ml.config import Config, Environment
+from ml.config import Config, Environment, http_tracking_uri
 from ml.docker import Docker
 from ml.errors import BadInput
 from ml.router import Names, Router
@@ -130,16 +132,49 @@ def role_image(config: Config, role: str) -> str:
     return f"{image_name(config, role)}:latest"
 
 
+# A container reaches the host's gateway address by this name (--add-host …:host-gateway): the demo's
+# MLflow server listens there (make mlflow-ui), never on 0.0.0.0.
+HOST_ALIAS = "host.docker.internal"
+SETTINGS_LABEL = "io.mlci.dashboard-settings"
+
+
+def dashboard_tracking_uri(config: Config, env: Environment) -> str | None:
+    """The http(s) MLflow URL the dashboard container gets: the environment's own setting, else the
+    operator's tracking URI when it is a server. A file/sqlite store is never passed (the image cannot
+    read it): the Models page then says what it needs."""
+    if env.dashboard_tracking_uri:
+        return env.dashboard_tracking_uri
+    try:
+        return http_tracking_uri(config.tracking_uri)
+    except ValueError:
+        return None
+
+
+def dashboard_settings(config: Config, env_name: str, env: Environment, image: str) -> list[str]:
+    """The `docker run` options that make the dashboard what it is: a change in any recreates it."""
+    args = ["-e", "MLCI_API_URL=http://router:8080", "-e", f"MLCI_ENV={env_name}"]
+    if uri := dashboard_tracking_uri(config, env):
+        args += ["-e", f"MLFLOW_TRACKING_URI={uri}"]
+        if urlsplit(uri).hostname == HOST_ALIAS:
+            args += ["--add-host", f"{HOST_ALIAS}:host-gateway"]
+    return [*args, "-p", f"{env.address}:{env.dashboard_port}:8501", image]
+
+
 def ensure_dashboard(
     config: Config, docker: Docker, names: Names, env_name: str, env: Environment, image: str | None = None
 ) -> str | None:
-    """The environment's dashboard, pointed at its router: created once, it follows every switch."""
+    """The environment's dashboard, pointed at its router: created once, it follows every switch, and
+    is recreated when its settings (image, MLflow address, port) change."""
     if env.dashboard_port is None:
         return None
-    state = docker.inspect("container", names.dashboard)
-    if state is not None and state["State"]["Running"]:
-        return f"dashboard on http://{env.address}:{env.dashboard_port}: running"
     image = image or role_image(config, "dashboard")
+    settings = dashboard_settings(config, env_name, env, image)
+    # A digest, not the settings: the tracking URI may carry a password, and labels are public.
+    digest = hashlib.sha256("\0".join(settings).encode()).hexdigest()[:16]
+    state = docker.inspect("container", names.dashboard)
+    labels = (state or {}).get("Config", {}).get("Labels") or {}
+    if state is not None and state["State"]["Running"] and labels.get(SETTINGS_LABEL) == digest:
+        return f"dashboard on http://{env.address}:{env.dashboard_port}: running"
     if docker.inspect("image", image) is None:
         return f"warning: no dashboard image {image} (run mlci build); the dashboard is not started"
     docker.run("rm", "-f", names.dashboard, check=False)
@@ -153,18 +188,13 @@ def ensure_dashboard(
         "--read-only",
         "--tmpfs",
         "/tmp",
-        "-e",
-        "MLCI_API_URL=http://router:8080",
-        "-e",
-        f"MLCI_ENV={env_name}",
-        "-p",
-        f"{env.address}:{env.dashboard_port}:8501",
         "--restart",
         "unless-stopped",
-        *names.labels("dashboard"),
-        image,
+        *names.labels("dashboard", **{SETTINGS_LABEL: digest}),
+        *settings,
     )
-    return f"dashboard on http://{env.address}:{env.dashboard_port}: started ({image})"
+    registry_note = "" if dashboard_tracking_uri(config, env) else "; no MLflow server for its Models page"
+    return f"dashboard on http://{env.address}:{env.dashboard_port}: started ({image}){registry_note}"
 
 
 def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, colour: str, target: Target) -> None:
