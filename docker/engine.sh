@@ -29,7 +29,10 @@ fi
 dockerd_bin=$(command -v dockerd || echo /usr/sbin/dockerd)
 log=/var/log/mlci-dockerd.log
 echo "engine: starting $dockerd_bin (log $log)"
-nohup "$dockerd_bin" >>"$log" 2>&1 &  # appended: the end of the previous run says why it stopped
+# Its own session (setsid): a daemon must not share the process group of whoever started it, or a
+# Ctrl-C in `make demo`, or a CI step that ends its process group, takes the engine down with it.
+# The log is appended: the end of the previous run says why it stopped.
+setsid nohup "$dockerd_bin" >>"$log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && { echo "engine: $(docker version -f '{{.Server.Version}}') ready"; exit 0; }
   sleep 1
