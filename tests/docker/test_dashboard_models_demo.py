@@ -146,6 +146,9 @@ def test_deployed_dashboard_reads_the_demo_mlflow(image_project, free_ports, mon
             wait_healthy(f"{url}/_stcore/health")
             page = models_page(browser, url, "over versions")
             try:
+                # The heading comes first; the versions and their aliases render after it (a CI run read
+                # the page in between): wait for what is asserted, not only for the heading.
+                page.get_by_text("@production").first.wait_for(timeout=DEADLINE_MS)
                 text = page.inner_text("body")
                 assert (
                     "no tracking server is configured" not in text and "deployed without a model registry" not in text
