@@ -129,6 +129,58 @@ wait_for_lock() {
     fi
 }
 
+# cached_venv DIR KEY REUSING BUILDING INSTALL: makes DIR a ready venv of the cache, the one way both
+# sources build theirs. One builder per DIR on this agent (flock on DIR.lock); a ready DIR (marker
+# .mlci-ready, written last, holding KEY) is reused unless MLCI_VENV_REUSE=false; otherwise DIR is
+# rebuilt from scratch by the function INSTALL, called as `INSTALL DIR LOG`, and removed if anything
+# fails on the way, so a half-built venv is never reused. REUSING and BUILDING are what is said.
+cached_venv() {
+    local dir="$1" key="$2" reusing="$3" building="$4" install="$5"
+    exec 9>"${dir}.lock"
+    wait_for_lock "$dir"
+    if [ "$reuse" != false ] && [ -f "$dir/.mlci-ready" ]; then
+        say "$reusing"
+        return 0
+    fi
+    say "$building"
+    rm -rf "$dir"
+    "$python" -m venv "$dir"
+    # DIR expanded now: the trap is global and must not depend on this function's locals.
+    trap "rm -rf $(printf '%q' "$dir")" ERR EXIT
+    "$install" "$dir" "${dir}.log"
+    printf '%s\n' "$key" >"$dir/.mlci-ready"
+    trap - ERR EXIT
+}
+
+# install_locked DIR LOG: the lock's dependencies, hashes required, into the venv DIR.
+install_locked() {
+    pip_or_exit "$2" "the locked dependencies ($lock)" yes \
+        "$1/bin/python" -m pip install --disable-pip-version-check --require-hashes \
+        ${index_args[@]+"${index_args[@]}"} -r "$lock"
+}
+
+# install_mlci DIR LOG (index source): the locked dependencies, then mlci==$version alone, and checks it starts.
+install_mlci() {
+    local built="$1" log="$2" network
+    local mlci_from=()
+    install_locked "$built" "$log"
+    if [ -n "$find_links" ]; then
+        # Only the given wheels: a package of the same name on a public index is never picked.
+        mlci_from=(--no-index --find-links "$find_links")
+        network=no
+    else
+        mlci_from=(${index_args[@]+"${index_args[@]}"})
+        network=yes
+    fi
+    pip_or_exit "$log" "mlci==$version" "$network" \
+        "$built/bin/python" -m pip install --disable-pip-version-check --no-deps ${mlci_from[@]+"${mlci_from[@]}"} "mlci==$version"
+    if ! "$built/bin/mlci" --version >"$log" 2>&1; then
+        cat "$log" >&2
+        fail 2 "mlci==$version installed but does not start (see above): its wheel or the library's lock is broken."
+    fi
+    rm -f "$log" # kept only when something failed
+}
+
 lock_hash="$(sha256sum "$lock" | cut -d' ' -f1)"
 python_id="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
 mkdir -p "$cache"
@@ -138,37 +190,8 @@ if [ "$source_kind" = index ]; then
     key="$(printf '%s\n' "mlci $version" "python $python_id" "index $index" "extra $extra_index" \
         "links $find_links" "lock $lock_hash" | sha256sum | cut -d' ' -f1)"
     built="${cache}/mlci-${version}-${key:0:16}"
-    exec 9>"${built}.lock"
-    wait_for_lock "$built"
-    if [ "$reuse" != false ] && [ -f "$built/.mlci-ready" ]; then
-        say "reusing $built (mlci $version, lock sha256 $lock_hash)"
-    else
-        say "building $built: locked dependencies from $lock, then mlci==$version"
-        rm -rf "$built"
-        "$python" -m venv "$built"
-        log="${built}.log"
-        trap 'rm -rf "$built"' ERR EXIT
-        pip_or_exit "$log" "the locked dependencies ($lock)" yes \
-            "$built/bin/python" -m pip install --disable-pip-version-check --require-hashes \
-            ${index_args[@]+"${index_args[@]}"} -r "$lock"
-        if [ -n "$find_links" ]; then
-            # Only the given wheels: a package of the same name on a public index is never picked.
-            mlci_from=(--no-index --find-links "$find_links")
-            network=no
-        else
-            mlci_from=(${index_args[@]+"${index_args[@]}"})
-            network=yes
-        fi
-        pip_or_exit "$log" "mlci==$version" "$network" \
-            "$built/bin/python" -m pip install --disable-pip-version-check --no-deps ${mlci_from[@]+"${mlci_from[@]}"} "mlci==$version"
-        if ! "$built/bin/mlci" --version >"$log" 2>&1; then
-            cat "$log" >&2
-            fail 2 "mlci==$version installed but does not start (see above): its wheel or the library's lock is broken."
-        fi
-        printf '%s\n' "$key" >"$built/.mlci-ready"
-        trap - ERR EXIT
-        rm -f "$log"
-    fi
+    cached_venv "$built" "$key" "reusing $built (mlci $version, lock sha256 $lock_hash)" \
+        "building $built: locked dependencies from $lock, then mlci==$version" install_mlci
     # The cached venv is never changed once ready: the workspace only points at it.
     rm -rf "$venv"
     ln -s "$built" "$venv"
@@ -179,20 +202,8 @@ fi
 
 # checkout: the mlci repository's own Jenkinsfile (the code under test is the checkout itself).
 deps="${cache}/venv-${lock_hash}"
-exec 9>"${deps}.lock"
-wait_for_lock "$deps"
-if [ "$reuse" != false ] && [ -f "$deps/.mlci-ready" ]; then
-    say "reusing cached dependencies $deps (lock $lock sha256 $lock_hash)"
-else
-    say "installing locked dependencies from $lock into $deps (sha256 $lock_hash)"
-    rm -rf "$deps"
-    "$python" -m venv "$deps"
-    trap 'rm -rf "$deps"' ERR EXIT
-    pip_or_exit "${deps}.log" "the locked dependencies ($lock)" yes \
-        "$deps/bin/python" -m pip install --disable-pip-version-check --require-hashes ${index_args[@]+"${index_args[@]}"} -r "$lock"
-    printf '%s\n' "$lock_hash" >"$deps/.mlci-ready"
-    trap - ERR EXIT
-fi
+cached_venv "$deps" "$lock_hash" "reusing cached dependencies $deps (lock $lock sha256 $lock_hash)" \
+    "installing locked dependencies from $lock into $deps (sha256 $lock_hash)" install_locked
 
 if [ -L "$venv" ] || [ ! -f "$venv/.mlci-lock-sha256" ] || [ "$(cat "$venv/.mlci-lock-sha256")" != "$lock_hash" ]; then
     say "creating $venv on top of $deps"
