@@ -4,7 +4,8 @@ MLCI_BUNDLE (required) the bundle directory; MLCI_BUNDLE_SHA256 the bundle diges
 image sets it; unset: not checked); MLCI_COLOUR, MLCI_ENV, MLCI_MAX_BATCH (1000),
 MLCI_MAX_BODY_BYTES (1 MiB), MLCI_BATCH_WAIT_MS (0), MLCI_BATCH_MAX_ROWS (64), MLCI_LOG_LEVEL (INFO);
 connection bounds in seconds: MLCI_KEEPALIVE_TIMEOUT (30, idle keep-alive), MLCI_HEADER_TIMEOUT (10,
-for the request headers), MLCI_BODY_TIMEOUT (30, for the request body). A bad value: exit 2.
+for the request headers), MLCI_BODY_TIMEOUT (30, for the request body); MLCI_SHADOW_TOKEN (unset: GET
+/shadow/answers is open; set: it needs `Authorization: Bearer <token>`). A bad value: exit 2.
 """
 
 from __future__ import annotations

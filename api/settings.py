@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 
@@ -55,6 +55,14 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _token(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if len(raw) < 16 or len(raw) > 256 or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise SettingsError("MLCI_SHADOW_TOKEN must be 16 to 256 printable ASCII characters without spaces")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     colour: str = "none"  # MLCI_COLOUR: the blue/green slot this process runs in
@@ -68,6 +76,9 @@ class Settings:
     keepalive_timeout: float = 30.0  # MLCI_KEEPALIVE_TIMEOUT: idle keep-alive connection
     header_timeout: float = 10.0  # MLCI_HEADER_TIMEOUT: from connection (or last response) to complete headers
     body_timeout: float = 30.0  # MLCI_BODY_TIMEOUT: from complete headers to complete body
+    # MLCI_SHADOW_TOKEN: GET /shadow/answers needs "Authorization: Bearer <it>" (mlci deploy gives each
+    # slot a random one; `mlci shadow report` reads it from the slot). Unset: the endpoint is open (loopback use).
+    shadow_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -83,4 +94,5 @@ class Settings:
             keepalive_timeout=_float(env, "MLCI_KEEPALIVE_TIMEOUT", cls.keepalive_timeout, low=0.1, high=3600),
             header_timeout=_float(env, "MLCI_HEADER_TIMEOUT", cls.header_timeout, low=0.1, high=3600),
             body_timeout=_float(env, "MLCI_BODY_TIMEOUT", cls.body_timeout, low=0.1, high=3600),
+            shadow_token=_token(env.get("MLCI_SHADOW_TOKEN")),
         )

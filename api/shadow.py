@@ -3,7 +3,10 @@
 Production's router gives each request an id (`$request_id`, sent as X-Request-ID) and mirrors a
 share of them to the staging slot with the same id, so both APIs hold the answer to the same request
 under the same id. Each API keeps only the answer (labels, probabilities, latency, status) in a
-bounded ring: no raw request is stored.
+bounded ring: no raw request is stored. Only requests that take part in a comparison are kept:
+production's router marks the requests it samples for the mirror (X-Mlci-Sampled) and the copies
+reach staging through its shadow intake listener (X-Mlci-Shadow); both routers strip these headers
+from outside requests, so a client can neither fill the ring nor pass an answer off as mirrored.
 
 Several uvicorn workers: each keeps its own ring and, at most every FLUSH_SECONDS, writes it to
 `<PROMETHEUS_MULTIPROC_DIR>/shadow/<pid>.json` (the directory the metrics already share); the
@@ -24,11 +27,12 @@ from typing import Any
 import orjson
 
 RING_SIZE = 5000  # answers kept per worker (~1 MB at a few classes)
-MAX_ROWS = 100  # rows kept per answer: a batch of 1000 records keeps its first 100
+MAX_ROWS = 10  # rows kept per answer: a batch keeps its first 10 (bounds the ring at ~15 MB a worker)
 MAX_BODY = 1 << 20  # responses bigger than this are kept without their predictions
 MAX_PAGE = 2000
 FLUSH_SECONDS = 1.0
-SHADOW_HEADER = b"x-mlci-shadow"  # set by production's router on mirrored requests only
+SHADOW_HEADER = b"x-mlci-shadow"  # set by the shadow intake of staging's router on mirrored copies only
+SAMPLED_HEADER = b"x-mlci-sampled"  # set by production's router on the requests it samples for the mirror
 
 
 @dataclass(frozen=True)
@@ -60,21 +64,31 @@ class AnswerRing:
         self.ring.append(entry)
         self._dirty = True
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """This worker's answers now (taken on the event loop, which alone appends to the ring)."""
+        return list(self.ring)
+
     def flush(self) -> None:
+        if self.directory and self._dirty:
+            self._dirty = False
+            self._write(self.snapshot())
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
         """Write this worker's ring for the others (atomically: a reader sees the old or the new file)."""
-        if not self.directory or not self._dirty:
-            return
-        self._dirty = False
+        assert self.directory is not None
         path = os.path.join(self.directory, f"{self.pid}.json")
         tmp = f"{path}.tmp"
         with open(tmp, "wb") as handle:
-            handle.write(orjson.dumps(list(self.ring)))
+            handle.write(orjson.dumps(entries))
         os.replace(tmp, path)
 
     async def flush_periodically(self) -> None:
+        # Serialising thousands of answers takes milliseconds: done off the event loop, on a snapshot.
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            self.flush()
+            if self.directory and self._dirty:
+                self._dirty = False
+                await asyncio.to_thread(self._write, self.snapshot())
 
     def close(self) -> None:
         """A worker that exits takes its answers along: its file would be stale, not a live ring."""
@@ -82,21 +96,41 @@ class AnswerRing:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(self.directory, f"{self.pid}.json"))
 
-    def _all(self) -> list[dict[str, Any]]:
-        entries = list(self.ring)
-        if self.directory:
-            for path in glob.glob(os.path.join(self.directory, "*.json")):
-                if os.path.basename(path) == f"{self.pid}.json":
-                    continue
-                with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError), open(path, "rb") as handle:
-                    entries.extend(orjson.loads(handle.read()))
+    def _others(self) -> list[dict[str, Any]]:
+        """The other live workers' answers. A worker killed without its lifespan's end (SIGKILL, out of
+        memory) leaves its file behind: a file whose process is gone is stale, removed and not read."""
+        entries: list[dict[str, Any]] = []
+        if not self.directory:
+            return entries
+        for path in glob.glob(os.path.join(self.directory, "*.json")):
+            name = os.path.basename(path).removesuffix(".json")
+            if name == str(self.pid) or not name.isdigit():
+                continue
+            if not _alive(int(name)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                continue
+            with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError), open(path, "rb") as handle:
+                entries.extend(orjson.loads(handle.read()))
         return entries
 
-    def page(self, since: int, limit: int) -> Page:
-        """Answers recorded after `since` (ns since the epoch), oldest first, at most `limit`."""
-        newer = sorted((e for e in self._all() if e["t"] > since), key=lambda e: e["t"])
+    def page(self, since: int, limit: int, own: list[dict[str, Any]] | None = None) -> Page:
+        """Answers recorded after `since` (ns since the epoch), oldest first, at most `limit`. `own`: a
+        snapshot of this worker's ring taken on the event loop, so that this can run in a thread."""
+        entries = (self.snapshot() if own is None else own) + self._others()
+        newer = sorted((e for e in entries if e["t"] > since), key=lambda e: e["t"])
         chosen = newer[:limit]
         return Page(chosen, chosen[-1]["t"] if chosen else since, len(newer) > limit)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def _predictions(body: bytes) -> dict[str, Any]:
@@ -113,7 +147,8 @@ def _predictions(body: bytes) -> dict[str, Any]:
 
 
 class ShadowRecorder:
-    """ASGI middleware: records every POST /predict answer of this worker in the ring.
+    """ASGI middleware: records this worker's answers to the POST /predict requests a router marked as
+    sampled for the mirror (production) or as mirrored copies (staging); any other request passes.
 
     Sits inside RequestEnvelope, which has put the request id in scope["mlci"] already."""
 
@@ -122,6 +157,9 @@ class ShadowRecorder:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        marks = {key for key, _ in scope["headers"] if key in (SHADOW_HEADER, SAMPLED_HEADER)}
+        if not marks:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = 500
@@ -141,7 +179,7 @@ class ShadowRecorder:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            shadow = any(key == SHADOW_HEADER for key, _ in scope["headers"])
+            shadow = SHADOW_HEADER in marks
             request_id = (scope.get("mlci") or {}).get("request_id", "")
             self.ring.add(request_id, status, (time.perf_counter() - start) * 1000, b"".join(chunks), shadow)
 

@@ -81,7 +81,7 @@ def render(ports: list[int], sockets: Path, share: float | None, naive: bool) ->
     )
     text = text.replace("resolver 127.0.0.11 valid=5s ipv6=off;", "")
     text = text.replace(
-        "proxy_pass http://$mlci_shadow_host:8080$request_uri;",
+        f"proxy_pass http://$mlci_shadow_host:{router.SHADOW_INTAKE_PORT}$request_uri;",
         f"proxy_pass http://127.0.0.1:{shadow_port}$request_uri;",
     )
     hand_off = "proxy_pass http://127.0.0.1:8090$request_uri;"

@@ -28,6 +28,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # well under a millisecond), and how many copies may be in flight to the shadow.
 SHADOW_HANDOFF_MS = 100
 SHADOW_IN_FLIGHT = 64
+# The shadow's intake: mirrored copies reach the shadow environment's router on this port, over Docker's
+# network only (never published), the one listener that passes X-Mlci-Shadow on to the slot.
+SHADOW_INTAKE_PORT = 8082
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ def render(config: Config, env_name: str, env: Environment) -> str:
         read_timeout=30,
         shadow=_shadow_values(config.project, env),
         handoff_ms=SHADOW_HANDOFF_MS,
+        # An environment another one mirrors to takes the copies on its intake listener.
+        intake=SHADOW_INTAKE_PORT
+        if any(other.shadow is not None and other.shadow.env == env_name for other in config.environments.values())
+        else None,
     )
 
 
@@ -104,6 +111,7 @@ def _shadow_values(project: str, env: Environment) -> dict | None:
     return {
         "env": env.shadow.env,
         "host": Names(project, env.shadow.env).router,
+        "intake": SHADOW_INTAKE_PORT,
         "percent": f"{round(env.shadow.share * 100, 2):g}",
         "timeout_ms": env.shadow.timeout_ms,
         "max_in_flight": SHADOW_IN_FLIGHT,

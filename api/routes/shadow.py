@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+import hmac
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.responses import OrjsonResponse
 from api.routes import answer_head
@@ -22,8 +25,10 @@ async def answers(
     limit: int = Query(default=1000, ge=1, le=MAX_PAGE),
 ) -> OrjsonResponse:
     state = service(request)
+    _authorize(request, state.settings.shadow_token)
     ring: AnswerRing = state.extra["shadow"]
-    page = ring.page(since, limit)
+    # Merging the workers' rings and sorting them is CPU work: off the event loop that serves /predict.
+    page = await run_in_threadpool(ring.page, since, limit, ring.snapshot())
     return OrjsonResponse(
         {
             "model": {"name": state.bundle.name, "version": state.bundle.version},
@@ -33,6 +38,20 @@ async def answers(
             "more": page.more,
         }
     )
+
+
+def _authorize(request: Request, token: str | None) -> None:
+    """With MLCI_SHADOW_TOKEN set (every deployed slot), only its holder reads the answers: they are other
+    clients' predictions, and the endpoint is on the router's public port like /predict."""
+    if token is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="GET /shadow/answers needs this slot's shadow token (mlci shadow report reads it from the slot)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 answer_head(router)

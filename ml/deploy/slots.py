@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -223,6 +224,10 @@ def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, co
         f"MLCI_ENV={env_name}",
         "-e",
         f"MLCI_WORKERS={env.workers}",
+        # Who may read this slot's answers to sampled and mirrored requests (GET /shadow/answers, on the
+        # router's public port): `mlci shadow report`, which reads the token back from the slot.
+        "-e",
+        f"MLCI_SHADOW_TOKEN={secrets.token_urlsafe(32)}",
         "--restart",
         "unless-stopped",
         *names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),

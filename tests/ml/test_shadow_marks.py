@@ -1,0 +1,130 @@
+"""Who may mark a request for the shadow comparison: a router, never a client (issue 15, review).
+
+The API keeps an answer for the comparison only when a router marked the request (api/shadow.py):
+X-Mlci-Sampled on production's sampled /predict, X-Mlci-Shadow on a copy arriving at staging's intake.
+Here the host's real nginx runs the router config `ml/router.py` renders for each environment, in front
+of an upstream that echoes the headers it receives: a client's own marks never get through a public
+listener, the intake (not published) passes the copy's mark and production's request id on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socketserver
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from ml import config as config_module
+from ml import router
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+MARKS = {"x-mlci-shadow": "production", "x-mlci-sampled": "1", "x-request-id": "client-chosen-id-1"}
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers with the headers nginx sent it, lower-cased."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class UnixEcho(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):  # BaseHTTPRequestHandler wants a (host, port) client address
+        request, _ = super().get_request()
+        return request, ("local", 0)
+
+
+def rendered(env_name: str, root: Path, ports: dict[int, int]) -> str:
+    raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
+    raw["environments"]["production"]["shadow"] = {"env": "staging", "share": 1}
+    config = config_module.parse(raw)
+    text = router.render(config, env_name, config.environments[env_name])
+    text = text.replace("unix:/run/mlci/", f"unix:{root}/").replace("/run/mlci/shadow.on", f"{root}/shadow.on")
+    text = text.replace("resolver 127.0.0.11 valid=5s ipv6=off;", "")
+    for port, free in ports.items():
+        text = text.replace(f"listen {port};", f"listen 127.0.0.1:{free};")
+    return text
+
+
+@pytest.fixture()
+def staging_router(tmp_path, free_port):
+    """Staging's router (it receives production's copies) on the host, live slot = the echo upstream."""
+    echo = UnixEcho(str(tmp_path / "live.sock"), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    os.chmod(tmp_path / "live.sock", 0o777)
+    ports = {8080: free_port(), 8081: free_port(), router.SHADOW_INTAKE_PORT: free_port()}
+    (tmp_path / "router.conf").write_text(rendered("staging", tmp_path, ports))
+    frame = (ROOT / "docker" / "router" / "nginx.conf").read_text().replace("/tmp/", f"{tmp_path}/")
+    frame = frame.replace("include /etc/mlci/router.conf;", f"include {tmp_path}/router.conf;")
+    frame = frame.replace("access_log /dev/stdout mlci;", "access_log off;")
+    (tmp_path / "nginx.conf").write_text(("user root;\n" if os.geteuid() == 0 else "") + frame)
+    base = [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")]
+    checked = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    nginx = subprocess.Popen([*base, "-g", "daemon off;"], stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        public = f"http://127.0.0.1:{ports[8080]}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{public}/router/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                threading.Event().wait(0.1)
+        yield public, f"http://127.0.0.1:{ports[router.SHADOW_INTAKE_PORT]}"
+    finally:
+        os.killpg(nginx.pid, signal.SIGQUIT)
+        nginx.wait(timeout=20)
+        echo.shutdown()
+        echo.server_close()
+
+
+def test_a_client_cannot_mark_its_own_request_on_a_public_listener(staging_router):
+    public, _ = staging_router
+    seen = httpx.post(f"{public}/predict", json={"records": []}, headers=MARKS, timeout=5).json()
+    assert "x-mlci-shadow" not in seen and "x-mlci-sampled" not in seen
+    seen = httpx.post(f"{public}/anything", json={}, headers=MARKS, timeout=5).json()
+    assert "x-mlci-shadow" not in seen and "x-mlci-sampled" not in seen
+
+
+def test_the_intake_passes_a_copys_mark_and_request_id_on_predict_only(staging_router):
+    _, intake = staging_router
+    seen = httpx.post(f"{intake}/predict", json={"records": []}, headers=MARKS, timeout=5).json()
+    assert seen["x-mlci-shadow"] == "production" and seen["x-request-id"] == "client-chosen-id-1"
+    assert "x-mlci-sampled" not in seen  # the sampled mark is production's own, never staging's
+    assert httpx.post(f"{intake}/metrics", json={}, timeout=5).status_code == 404
+    assert httpx.get(f"{intake}/shadow/answers", timeout=5).status_code == 404
+
+
+def test_only_the_shadow_environment_has_an_intake_and_production_marks_its_sample():
+    raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
+    plain = config_module.parse(raw)
+    assert f"listen {router.SHADOW_INTAKE_PORT};" not in router.render(plain, "staging", plain.environments["staging"])
+    raw["environments"]["production"]["shadow"] = {"env": "staging", "share": 0.1}
+    config = config_module.parse(raw)
+    production = router.render(config, "production", config.environments["production"])
+    assert f"listen {router.SHADOW_INTAKE_PORT};" not in production
+    assert "proxy_set_header X-Mlci-Sampled $mlci_shadow_sampled;" in production
+    assert f"$mlci_shadow_host:{router.SHADOW_INTAKE_PORT}$request_uri" in production
+    staging = router.render(config, "staging", config.environments["staging"])
+    assert f"listen {router.SHADOW_INTAKE_PORT};" in staging
