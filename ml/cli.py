@@ -682,30 +682,54 @@ def shadow_report(ctx: click.Context, env_name: str, as_json: bool) -> None:
     from ml import shadow as shadow_module
 
     config = _config(ctx)
+    if not as_json:  # --json prints the report alone: a header or result line would break its parsing
+        source = next(iter(shadow_module.sources(config, env_name)), "production")
+        console.header("shadow report", f"comparing {env_name}'s answers to mirrored requests with {source}'s")
     result = shadow_module.report(config, env_name)
-    shadow_module.write(config, result)
+    path = shadow_module.write(config, result)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     c = result.comparison
+    no_p99 = shadow_module.p99_text(c).startswith("p99 n/a")
     console.table(
-        ["mirrored", "compared", "rows", "agreement", "mean |dp|", "max |dp|", "p50 ms", "p99 ms", "errors"],
+        [
+            "mirrored",
+            "compared",
+            "unmatched",
+            "rows",
+            "agreement",
+            "mean |dp|",
+            "max |dp|",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "production errors",
+        ],
         [
             (
                 c.mirrored,
                 c.compared,
+                c.unmatched,
                 c.rows,
                 "-" if c.agreement is None else f"{c.agreement:.2%}",
                 _metric(c.mean_probability_diff),
                 _metric(c.max_probability_diff),
                 c.candidate_p50_ms if c.candidate_p50_ms is not None else "-",
-                c.candidate_p99_ms if c.candidate_p99_ms is not None else "-",
+                f"n/a (<{shadow_module.P99_MIN_ANSWERS})" if no_p99 else c.candidate_p99_ms,
                 c.candidate_errors,
+                c.production_errors,
             )
         ],
-        title=f"shadow {result.source} -> {result.env} ({'on' if result.on else 'off'}, share {result.share:.2%})",
+        title=f"shadow {result.source} -> {result.env} ({'on' if result.on else 'OFF'}, share {result.share:.2%})",
     )
     console.info(result.summary)
+    console.result(
+        True,
+        f"{c.compared} of {c.mirrored} mirrored requests compared"
+        + ("" if result.on else f" (mirror OFF: {result.source} copies nothing to {result.env} now)")
+        + f"; report in {path}",
+    )
 
 
 def _terminated(signum: int, _frame: object) -> None:

@@ -117,7 +117,7 @@ def _approve(run: Run) -> str:
     console.info(f"approval: {run.config.model_name} v{version} to production; staging: {staging.get('url', '-')}")
     if gate.get("table"):
         console.out.print(gate["table"], markup=False)
-    shadow_report = _shadow_for_approval(run.config)
+    shadow_report = _shadow_for_approval(run.config, None if version == "?" else str(version))
     if run.approve is None:
         if not run.interactive:
             raise BadInput(
@@ -135,14 +135,17 @@ def _approve(run: Run) -> str:
     return f"approved by {run.approver}"
 
 
-def _shadow_for_approval(config: Config) -> dict[str, Any] | None:
+def _shadow_for_approval(config: Config, version: str | None) -> dict[str, Any] | None:
     """The shadow report of production's mirror, printed as one line before the question (its summary,
-    or why it is unavailable); None when production mirrors nothing."""
+    why it is unavailable, or that staging serves another version than `version`, the one asked about:
+    then its figures are not that version's); None when production mirrors nothing."""
     from ml import shadow
 
     if config.environments.get("production") is None:
         return None
-    return shadow.for_record(config, "production", step=lambda line: console.info(f"approval: {line}"))
+    return shadow.for_record(
+        config, "production", version, step=lambda line: console.info(f"approval: {line}"), about="being approved"
+    )
 
 
 def _record_approval(run: Run, version: str, approver: str | None, shadow_report: dict[str, Any] | None) -> None:

@@ -182,7 +182,7 @@ def _deploy_locked(
         outcome.reason = error.message
         raise
     if kind == "deploy":
-        outcome.shadow = shadow.for_record(ctx.config, ctx.env_name, note)
+        outcome.shadow = shadow.for_record(ctx.config, ctx.env_name, target.model_version, note)
     try:
         switch(ctx, target, live, idle, approver, note, forced=verdict.facts() if verdict else None)
     except SwitchedBack as back:

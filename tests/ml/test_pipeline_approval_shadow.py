@@ -78,11 +78,35 @@ def test_the_approval_shows_the_shadow_summary_and_records_the_report(project):
 
     assert result.exit_code == 0, result.output
     said = result.output + result.stderr
-    assert "approval: shadow production -> staging (v3 vs v2): 4 requests compared, agreement 75.00%" in said
+    # No production router runs here to hold the switch file: the line says the mirror is off.
+    assert (
+        "approval: mirror OFF: shadow production -> staging (v3 vs v2): 4 requests compared of 4 mirrored, "
+        "0 unmatched, agreement 75.00%" in said
+    )
     record = project.report("approval")
     assert record["approved"] is True and record["approver"]
     assert record["shadow"]["comparison"]["compared"] == 4
-    assert record["shadow"]["summary"].startswith("shadow production -> staging (v3 vs v2)")
+    assert record["shadow"]["summary"].startswith("mirror OFF: shadow production -> staging (v3 vs v2)")
+    assert "error" not in record["shadow"]
+
+
+def test_a_report_about_another_version_than_the_one_approved_says_so_instead_of_its_figures(project):
+    production = [_answer(f"r{i}", "a", mirrored=False) for i in range(4)]
+    candidate = [_answer(f"r{i}", "a", mirrored=True) for i in range(4)]
+    (project.root / "reports").mkdir(exist_ok=True)
+    (project.root / "reports" / "gate.json").write_text(json.dumps({"candidate": {"version": "4"}}))
+    with ring("2", production) as production_port, ring("3", candidate) as staging_port:
+        mirror_to_staging(project, production_port, staging_port)
+        result = approve(project, "--no-approve")
+
+    assert result.exit_code == 1, result.output + result.stderr
+    said = result.output + result.stderr
+    why = "staging serves v3, not v4: this report is not about the version being approved"
+    assert f"approval: warning: {why}" in said
+    assert "requests compared" not in said  # the figures are not shown as v4's
+    record = project.report("approval")
+    assert record["version"] == "4" and record["shadow"]["error"] == why
+    assert record["shadow"]["comparison"]["compared"] == 4  # the report itself is kept
 
 
 def test_an_unavailable_shadow_report_is_one_line_and_the_refusal_is_recorded(project):
