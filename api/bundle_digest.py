@@ -28,6 +28,7 @@ class DigestError(BundleError):
 
 
 def sha256_file(path: Path) -> str:
+    """The file's sha256 (hex), read in 1 MiB blocks; also ml/'s data fingerprint, so there is one hasher."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -7,13 +7,13 @@ list, not one problem per run.
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from api.bundle_digest import sha256_file  # the one file hasher, in api/: the API image ships no ml/
 from ml.config import Config
 from ml.errors import BadInput, DataError
 
@@ -36,14 +36,6 @@ class Fingerprint:
 class Dataset:
     frame: pd.DataFrame
     fingerprint: Fingerprint
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _rows(mask: pd.Series) -> str:
@@ -221,6 +213,6 @@ def load(config: Config) -> Dataset:
             )
         raise DataError(f"dataset {path} failed validation ({len(problems)} problem(s)):", details=problems, hint=hint)
     fingerprint = Fingerprint(
-        path=str(config.data.path), sha256=sha256_of(path), rows=len(frame), columns=len(frame.columns)
+        path=str(config.data.path), sha256=sha256_file(path), rows=len(frame), columns=len(frame.columns)
     )
     return Dataset(frame=frame, fingerprint=fingerprint)
