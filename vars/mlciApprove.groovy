@@ -97,7 +97,7 @@ def call(Map config = [:]) {
 String askWithShadow(Map c, String message, String ok) {
     String refresh = 'Refresh the shadow report'
     while (true) {
-        String shadowLine = shadowSummary(c.shadow)
+        String shadowLine = shadowSummary(c.shadow, (c.gate ?: [:]).version)
         Map answer = input(id: 'mlciApprove', message: "${message}\n${shadowLine}".toString(), ok: 'Submit',
             submitter: c.submitter, submitterParameter: 'APPROVER',
             parameters: [choice(name: 'MLCI_ACTION', choices: [ok, refresh],
@@ -110,7 +110,7 @@ String askWithShadow(Map c, String message, String ok) {
 }
 
 /** The shadow line of the message: the report's summary, or why there is none. */
-String shadowSummary(Closure shadow) {
+String shadowSummary(Closure shadow, Object version) {
     Map report
     try {
         report = shadow.call() as Map
@@ -120,13 +120,25 @@ String shadowSummary(Closure shadow) {
         // The approval does not depend on the shadow: say it is unavailable and still ask.
         return oneLine("Shadow report unavailable: ${failed.message}".toString())
     }
-    return shadowLine(report)
+    return shadowLine(report, version)
 }
 
+/**
+ * The report's summary as mlci words it (mirror OFF, counts, p99 only from 100 answers), or, when the
+ * candidate it measured is not VERSION (the one being approved), that instead: its figures are not
+ * that version's.
+ */
 @NonCPS
-String shadowLine(Map report) {
+String shadowLine(Map report, Object version = null) {
     if (report == null) {
         return 'Shadow: no shadow traffic configured (environments.production.shadow in mlci.yaml)'
+    }
+    String measured = report.candidate_version == null ? null : String.valueOf(report.candidate_version)
+    if (version != null && measured != String.valueOf(version)) {
+        String env = report.env ?: 'staging'
+        String served = measured == null ? 'an unknown version' : "v${measured}"
+        String why = "${env} serves ${served}, not v${version}: this report is not about the version being approved"
+        return oneLine("Shadow: ${why}".toString())
     }
     Map comparison = report.comparison instanceof Map ? report.comparison as Map : [:]
     if (comparison.mirrored == 0) {

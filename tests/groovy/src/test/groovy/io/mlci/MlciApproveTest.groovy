@@ -183,8 +183,10 @@ class MlciApproveTest extends LibraryTestBase {
                 production_version: '2', comparison: [mirrored: mirrored, compared: mirrored], summary: summary]
     }
 
-    static final String FIRST = 'shadow production -> staging (v3 vs v2): 40 requests compared, agreement 97.50%'
-    static final String SECOND = 'shadow production -> staging (v3 vs v2): 90 requests compared, agreement 98.89%'
+    static final String FIRST = 'shadow production -> staging (v3 vs v2): 40 requests compared of 41 mirrored, ' +
+        '1 unmatched, agreement 97.50%, candidate p50 3.1 ms p99 n/a (<100 answers), 0 candidate errors'
+    static final String SECOND = 'shadow production -> staging (v3 vs v2): 90 requests compared of 90 mirrored, ' +
+        '0 unmatched, agreement 98.89%, candidate p50 3.0 ms p99 n/a (<100 answers), 0 candidate errors'
 
     /** The shadow closure takes a node (as mlciPipeline's does); input must never run inside it. */
     int nodesHeld = 0
@@ -261,9 +263,34 @@ class MlciApproveTest extends LibraryTestBase {
             'in mlci.yaml)')
 
         answers(['Deploy to production'])
-        String empty = 'shadow production -> staging (v3 vs v2): no compared request yet (0 mirrored, 0 errors)'
+        String empty = 'shadow production -> staging (v3 vs v2): no compared request yet (0 mirrored, 0 unmatched, ' +
+            '0 candidate errors, 0 production errors)'
         step('mlciApprove', [gate: gate(), shadow: { -> shadowReport(0, empty) }])
         assert inputs[1].message.endsWith("\nShadow: no mirrored requests yet (${empty})")
+    }
+
+    @Test
+    void 'the summary is shown as mlci words it, mirror OFF included'() {
+        answers(['Deploy to production'])
+        String off = "mirror OFF: ${FIRST}".toString()
+
+        step('mlciApprove', [gate: gate(), shadow: { -> shadowReport(40, off) }])
+
+        assert inputs[0].message.endsWith("\nShadow: ${off}")
+    }
+
+    @Test
+    void 'a shadow report about another version than the one approved says so instead of its figures'() {
+        answers(['Deploy to production', 'Deploy to production'])
+
+        step('mlciApprove', [gate: gate(), shadow: { -> shadowReport(40, FIRST) + [candidate_version: '4'] }])
+        step('mlciApprove', [gate: gate(), shadow: { -> shadowReport(40, FIRST) + [candidate_version: null] }])
+
+        assert inputs[0].message.endsWith('\nShadow: staging serves v4, not v3: this report is not about the ' +
+            'version being approved')
+        assert !inputs[0].message.contains('requests compared')
+        assert inputs[1].message.endsWith('\nShadow: staging serves an unknown version, not v3: this report is not ' +
+            'about the version being approved')
     }
 
     @Test
