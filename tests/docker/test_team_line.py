@@ -28,26 +28,13 @@ import httpx
 import pytest
 import yaml
 
+from tests.conftest import LEAKY
+
 REPO = Path(__file__).resolve().parents[2]
 MLCI = str(Path(sys.executable).parent / "mlci")
 ENVS = ("staging", "production")
 # What a developer's shell could leak into the agents: each agent gets only what Jenkins would set.
-NOT_INHERITED = (
-    "MLFLOW_TRACKING_URI",
-    "MLCI_CONFIG",
-    "MLCI_APPROVER",
-    "BUILD_USER_ID",
-    "BUILD_URL",
-    "BUILD_NUMBER",
-    "JOB_NAME",
-    "BRANCH_NAME",
-    "GIT_BRANCH",
-    "CHANGE_ID",
-    "CHANGE_BRANCH",
-    "JENKINS_URL",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-)
+NOT_INHERITED = (*LEAKY, "MLCI_APPROVER")
 
 # The first test also builds the team stack's images on a cold machine.
 pytestmark = pytest.mark.timeout(1800)
