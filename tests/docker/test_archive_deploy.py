@@ -1,16 +1,26 @@
 """Issue 15 item 4 with a real Docker engine: the build report (image digests) and each deploy record
-land on the MLflow run of the version they built and deployed."""
+land on the MLflow run of the version they built and deployed; after the demo line, every report is on
+its run, through the client and as a person sees it in the MLflow UI (`make mlflow-ui`) in chromium.
+Screenshots: reports/screenshots/mlflow_ui_run.png, mlflow_ui_artifacts.png, mlflow_ui_build_json.png."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 from mlflow import MlflowClient
+
+from tests.conftest import LEAKY
+from tests.dashboard.test_dashboard_browser import browser, shot  # noqa: F401 - browser is a fixture
+from tests.docker import mlflow_ui
 
 
 def test_build_report_and_deploy_record_on_the_run(image_project, free_ports):
@@ -45,6 +55,8 @@ def test_build_report_and_deploy_record_on_the_run(image_project, free_ports):
 
 
 REPO = Path(__file__).resolve().parents[2]
+# A Jenkins build's variables: the run's description then links back to the build (ml/train.run_tags).
+JENKINS = {"BUILD_URL": "http://jenkins.example/job/x/1/", "JOB_NAME": "x", "BUILD_NUMBER": "1"}
 MLCI = str(Path(sys.executable).parent / "mlci")
 # What the issue's "done when" names, as `make demo` leaves it on the run: tests, coverage, data report,
 # gate, bundle parity, image digests, deploy records (staging and production).
@@ -94,12 +106,28 @@ def _clone(root: Path, free_ports) -> str:
     return name
 
 
-def test_the_demo_line_leaves_every_report_on_the_run(tmp_path, base_images, build_sources, free_ports, monkeypatch):
+@dataclass
+class DemoLine:
+    """The demo line's result in a clone: where it ran, the run it trained, a client of its store."""
+
+    root: Path
+    run_id: str
+    experiment_id: str
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def demo_line(tmp_path_factory, base_images, build_sources, free_ports) -> Iterator[DemoLine]:
+    """`mlci pipeline run --approve` (what `make demo` runs) once in a clone, as a Jenkins build would
+    (BUILD_URL set: the run's description links back to it); both environments and the images are
+    removed after the module's tests."""
     _, remove_images = build_sources
-    root = tmp_path / "repo"
+    root = tmp_path_factory.mktemp("demo-line") / "repo"
     name = _clone(root, free_ports)
-    for key, value in base_images.items():
-        monkeypatch.setenv(key, value)
+    # This fixture outlives a test's environment clean-up: build the environment here, without the
+    # variables a developer's shell or an agent may have set.
+    env = {key: value for key, value in os.environ.items() if key not in LEAKY}
+    env.update(base_images, COLUMNS="200", **JENKINS)
     try:
         run = subprocess.run(
             [MLCI, "pipeline", "run", "--approve"],
@@ -108,19 +136,66 @@ def test_the_demo_line_leaves_every_report_on_the_run(tmp_path, base_images, bui
             text=True,
             timeout=1200,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "COLUMNS": "200"},
+            env=env,
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert "not archived to MLflow" not in run.stdout and "is not on MLflow run" not in run.stdout, run.stdout
         uri = f"sqlite:///{root / '.mlci' / 'mlflow.db'}"
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         run_id = json.loads((root / "reports" / "train.json").read_text())["run_id"]
-        for folder, names in EXPECTED.items():
-            assert {Path(f.path).name for f in client.list_artifacts(run_id, folder)} == names, folder
-        records = sorted(Path(f.path).name for f in client.list_artifacts(run_id, "reports/deploy"))
-        assert [r.split("-deploy-")[0] for r in records] == ["production", "staging"], records
+        yield DemoLine(root, run_id, client.get_run(run_id).info.experiment_id, client)
     finally:
-        for env in ("production", "staging"):
-            subprocess.run([MLCI, "down", "--env", env], cwd=root, capture_output=True, timeout=120)
-            subprocess.run(["docker", "volume", "rm", f"{name}-{env}-state"], capture_output=True, timeout=60)
+        for env_name in ("production", "staging"):
+            subprocess.run([MLCI, "down", "--env", env_name], cwd=root, env=env, capture_output=True, timeout=120)
+            subprocess.run(["docker", "volume", "rm", f"{name}-{env_name}-state"], capture_output=True, timeout=60)
         remove_images(name)
+
+
+# The module fixture's pipeline (up to its own 1200 s bound) is charged to the first test that uses it.
+DEMO_TIMEOUT = pytest.mark.timeout(1500)
+
+
+@DEMO_TIMEOUT
+def test_the_demo_line_leaves_every_report_on_the_run(demo_line):
+    client, run_id = demo_line.client, demo_line.run_id
+    for folder, names in EXPECTED.items():
+        assert {Path(f.path).name for f in client.list_artifacts(run_id, folder)} == names, folder
+    records = sorted(Path(f.path).name for f in client.list_artifacts(run_id, "reports/deploy"))
+    assert [r.split("-deploy-")[0] for r in records] == ["production", "staging"], records
+
+
+@DEMO_TIMEOUT
+def test_the_mlflow_ui_shows_every_report_of_the_demo_run(demo_line, browser, free_port):  # noqa: F811 - the fixture
+    """The done-when item as a person checks it: `make mlflow-ui`'s server, the run's page in a real
+    browser (the Jenkins link in its description), its Artifacts tab with every reports/ folder
+    expanded, and build.json opened in the artifact viewer with the image digests."""
+    route = mlflow_ui.run_route(demo_line.experiment_id, demo_line.run_id)
+    with mlflow_ui.mlflow_ui(demo_line.root, free_port()) as url:
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(mlflow_ui.TIMEOUT_MS)
+        try:
+            page.goto(url + route)
+            link = page.locator(f'a[href="{JENKINS["BUILD_URL"]}"]')
+            link.first.wait_for()
+            assert link.first.inner_text().strip() == "x #1"
+            assert "Trained by Jenkins build" in page.inner_text("body")
+            shot(page, "mlflow_ui_run")
+
+            page.get_by_role("tab", name="Artifacts").click()
+            assert page.url.endswith(route + "/artifacts"), page.url
+            reports = mlflow_ui.expand(page, "reports")
+            assert set(reports) >= {Path(folder).name for folder in EXPECTED} | {"deploy"}, reports
+            tree = mlflow_ui.tree_item(page, "reports")
+            for folder, names in EXPECTED.items():
+                shown = mlflow_ui.expand(tree, Path(folder).name)
+                assert set(shown) == names, f"{folder}: the page lists {shown}"
+            records = mlflow_ui.expand(tree, "deploy")
+            assert sorted(r.split("-deploy-")[0] for r in records) == ["production", "staging"], records
+            shot(page, "mlflow_ui_artifacts")
+
+            mlflow_ui.tree_node(mlflow_ui.tree_item(tree, "build"), "build.json").click()
+            page.wait_for_function("() => /sha256:[0-9a-f]{64}/.test(document.body.innerText)")
+            assert re.search(r"sha256:[0-9a-f]{64}", page.inner_text("body"))
+            shot(page, "mlflow_ui_build_json")
+        finally:
+            page.close()
