@@ -42,10 +42,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, last: for tests.waiting only
 
 import httpx
 import jinja2
 from bluegreen_project import BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports, load_average, say
+
+from tests.waiting import wait_until_answers
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVE = "import sys; from pathlib import Path; from api.server import serve; serve(Path(sys.argv[1]), uds=sys.argv[2])"
@@ -154,14 +157,10 @@ class Nginx:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/router/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise SystemExit("nginx did not answer")
+        try:
+            wait_until_answers(f"{url}/router/health", 10, poll=0.1, request_timeout=1)
+        except TimeoutError as error:
+            raise SystemExit(f"nginx did not answer: {error}") from None
 
     def reload(self) -> None:
         done = subprocess.run([*self.base, "-s", "reload"], capture_output=True, text=True)

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from ml.images import download_wheels
+from tests.waiting import wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_BASE = "mlci-base/python:3.11-bookworm"
@@ -218,17 +218,10 @@ class TeamStack:
         return self.compose("logs", "--no-color", "--tail", "60", timeout=60, check=False).stdout
 
     def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=3) as response:
-                    if response.status == 200:
-                        return
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(1)
-        pytest.fail(f"MLflow at {self.url} not healthy after {timeout:.0f}s ({last})\n{self.logs()}")
+        try:
+            wait_until_answers(f"{self.url}/health", timeout, poll=1, request_timeout=3)
+        except TimeoutError as error:
+            pytest.fail(f"MLflow at {self.url} not healthy: {error}\n{self.logs()}")
 
     def down(self) -> None:
         """Containers and volumes of this run gone; fails the test if compose leaves any behind."""

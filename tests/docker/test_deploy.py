@@ -12,41 +12,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
 from ml import router as router_module
-from ml.cli import cli
+from tests.docker.lines import Line, docker
 
 REPO = Path(__file__).resolve().parents[2]
 DRAIN = 1.0
 
 
-def docker(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=300, input=input)
-
-
-class Line:
+class DeployLine(Line):
     """The demo project with two model versions built into API images, and two environments."""
 
     def __init__(self, project):
-        self.project = project
-        self.name = project.config["project"]
+        super().__init__(project)
         self.images: dict[str, str] = {}
-
-    def mlci(self, *args: str):
-        return CliRunner().invoke(cli, ["--config", str(self.project.config_file), *args])
-
-    def env(self, env: str) -> dict:
-        return self.project.config["environments"][env]
-
-    def url(self, env: str) -> str:
-        return f"http://127.0.0.1:{self.env(env)['port']}"
 
     def served(self, env: str) -> str:
         return str(httpx.get(f"{self.url(env)}/version", timeout=5).json()["version"])
-
-    def live(self, env: str) -> str:
-        return docker("exec", f"{self.name}-{env}-router", "readlink", "/run/mlci/live.sock").stdout.strip()
 
     def alias(self, env: str) -> str | None:
         version = self.project.client().get_registered_model("breast-cancer-classifier").aliases.get(env)
@@ -95,7 +77,7 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for key, value in base_images.items():
         monkeypatch.setenv(key, value)
-    line = Line(project)
+    line = DeployLine(project)
     try:
         for version, depth in (("1", 8), ("2", 5)):
             project.edit(**{"model.params.max_depth": depth})
@@ -114,11 +96,11 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
         remove_images(name)
 
 
-def reference_record(line: Line) -> dict:
+def reference_record(line: DeployLine) -> dict:
     return json.loads((line.project.root / "build" / "bundle" / "reference.json").read_text())["records"][0]
 
 
-def deploy(line: Line, env: str, *args: str, expect: int = 0):
+def deploy(line: DeployLine, env: str, *args: str, expect: int = 0):
     result = line.mlci("deploy", "--env", env, *args)
     assert result.exit_code == expect, result.output
     return result
@@ -194,7 +176,7 @@ def test_rollback_with_no_previous_colour(line):
     assert line.live("staging") == "blue.sock" and line.served("staging") == "1"
 
 
-def fault(line: Line, load_generator, *args: str, expect: int, message: str):
+def fault(line: DeployLine, load_generator, *args: str, expect: int, message: str):
     """Deploy something broken to production under load: it must fail clearly, with production
     still on its colour and version, and not one failed request."""
     live, version = line.live("production"), line.served("production")
@@ -241,7 +223,7 @@ def test_invalid_router_config_is_refused(production_v1, monkeypatch, load_gener
     fault(production_v1, load_generator, "--version", "2", expect=1, message="the rendered router config is invalid")
 
 
-def hold_lock(line: Line, env: str, holder: dict) -> subprocess.Popen:
+def hold_lock(line: DeployLine, env: str, holder: dict) -> subprocess.Popen:
     """Another machine's deploy holding the environment: its lock container, on the same engine."""
     image = docker("inspect", "-f", "{{.Image}}", f"{line.name}-{env}-router").stdout.strip()
     name = f"{line.name}-{env}-lock"

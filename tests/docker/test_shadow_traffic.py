@@ -10,7 +10,6 @@ shadow costs production no error. The latency ratios are measured by benchmarks/
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -19,11 +18,12 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from api.bundle import load_bundle
 from api.shadow import FLUSH_SECONDS
-from ml.cli import cli
+from ml import shadow
+from tests.docker.lines import Line, docker
+from tests.waiting import wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 SHARE = 0.5
@@ -31,21 +31,12 @@ TIMEOUT_MS = 1000
 SENT = 300
 
 
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=300)
+class ShadowLine(Line):
+    """The demo line with v1 (the demo's forest) and v2 (a poor candidate) packaged as bundles."""
 
-
-class Line:
     def __init__(self, project):
-        self.project = project
-        self.name = project.config["project"]
+        super().__init__(project)
         self.bundles: dict[str, Path] = {}
-
-    def mlci(self, *args: str):
-        return CliRunner().invoke(cli, ["--config", str(self.project.config_file), *args])
-
-    def url(self, env: str) -> str:
-        return f"http://127.0.0.1:{self.project.config['environments'][env]['port']}"
 
     def deploy(self, env: str, version: str) -> str:
         result = self.mlci("deploy", "--env", env, "--version", version)
@@ -53,19 +44,18 @@ class Line:
         return result.output
 
     def live_slot(self, env: str) -> str:
-        link = docker("exec", f"{self.name}-{env}-router", "readlink", "/run/mlci/live.sock").stdout.strip()
-        return f"{self.name}-{env}-{link.removesuffix('.sock')}"
+        return f"{self.name}-{env}-{self.live(env).removesuffix('.sock')}"
 
     def wait_ready(self, env: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url(env)}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"{env} not ready again within {timeout:.0f} s")
+        try:
+            wait_until_answers(f"{self.url(env)}/ready", timeout)
+        except TimeoutError as error:
+            pytest.fail(f"{env} not ready again: {error}")
+
+    def answers(self, env: str) -> list[dict]:
+        """The answer ring of the env's live slot, read with that slot's shadow token as `mlci shadow report` does."""
+        variables = json.loads(docker("inspect", "-f", "{{json .Config.Env}}", self.live_slot(env)).stdout)
+        return shadow.fetch(self.url(env), env, shadow.token_in(variables))[1]
 
     def mirroring(self) -> bool:
         done = docker("exec", f"{self.name}-production-router", "test", "-f", "/run/mlci/shadow.on", check=False)
@@ -108,7 +98,7 @@ def line(tmp_path_factory, base_images, project_factory, build_sources, free_por
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for key, value in base_images.items():
         monkeypatch.setenv(key, value)
-    line = Line(project)
+    line = ShadowLine(project)
     try:
         # v1: the demo's forest; v2: a deliberately poor candidate that disagrees on known rows.
         for version, params in (("1", {}), ("2", {"model.params.max_depth": 1, "model.params.n_estimators": 2})):
@@ -212,8 +202,7 @@ def test_the_report_counts_the_mirrored_requests_and_their_agreement(candidate_i
     assert report["candidate_version"] == "2" and report["production_version"] == "1" and report["on"]
 
     # The expected agreement, from the two bundles, on exactly the requests the candidate was mirrored.
-    mirrored = httpx.get(f"{line.url('staging')}/shadow/answers", params={"limit": 2000}, timeout=10).json()
-    ids = [a["id"] for a in mirrored["answers"] if a["shadow"]]
+    ids = [a["id"] for a in line.answers("staging") if a["shadow"]]
     assert set(ids) <= set(by_id) and len(ids) == c["mirrored"]
     expected = sum(by_id[i]["v1"] == by_id[i]["v2"] for i in ids) / len(ids)
     assert c["agreement"] == pytest.approx(expected, abs=1e-6)
