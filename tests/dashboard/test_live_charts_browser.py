@@ -39,20 +39,28 @@ def proxy(pair, free_port):
 
 
 class Load:
-    """Predictions through the proxy from a thread, at about `rate` per second, bounded in time."""
+    """Predictions through the proxy (or a router) from a thread, at about `rate` per second, bounded in
+    time and count; an answer other than 200, or none, is kept in `failures`."""
 
-    def __init__(self, url: str, example: dict):
+    def __init__(self, url: str, example: dict, seconds: float = LOAD_SECONDS, max_requests: int = 10_000):
         self.url, self.example = url, example
+        self.seconds, self.max_requests = seconds, max_requests
         self.rate = 20.0
         self.stop = threading.Event()
         self.sent = 0
+        self.failures: list[str] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        end = time.monotonic() + LOAD_SECONDS
+        end = time.monotonic() + self.seconds
         with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self.stop.is_set() and time.monotonic() < end:
-                client.post("/predict", json={"records": [self.example]})
+            while not self.stop.is_set() and time.monotonic() < end and self.sent < self.max_requests:
+                try:
+                    answer = client.post("/predict", json={"records": [self.example]})
+                    if answer.status_code != 200:
+                        self.failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
+                except httpx.HTTPError as error:  # a lost request is a failure to count, not the loop's end
+                    self.failures.append(f"{type(error).__name__}: {error}")
                 self.sent += 1
                 time.sleep(1 / self.rate)
 
