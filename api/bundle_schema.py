@@ -75,6 +75,7 @@ class DriftSettings(BaseModel):
     model_config = STRICT
     psi_threshold: float = Field(gt=0, le=10)
     min_records: int = Field(ge=1, le=1_000_000_000)
+    window_minutes: int = Field(default=60, ge=1, le=10080)  # default: bundles packaged before the window
     bins: int = Field(ge=2, le=50)
     max_categories: int = Field(ge=1, le=MAX_DRIFT_CATEGORIES)
     features: dict[FeatureName, Annotated[float, Field(gt=0, le=10)]] = Field(

@@ -13,6 +13,12 @@ shares floored at EPSILON so an empty bin counts as rare rather than infinite. A
 its PSI is over its threshold (`monitoring.drift.psi_threshold`, per feature if set) and at least
 `min_records` records were counted: PSI on a handful of requests is noise.
 
+The figures cover a rolling window (`monitoring.drift.window_minutes`): counts since the API started would
+let weeks of normal traffic hide a sudden shift for days. Each worker keeps a bounded history of the summed
+cumulative counts (CountHistory, sampled by the flush task every 1/60 of the window) and subtracts the
+counts at the oldest snapshot within the window from the counts now. Until the worker has lived a whole
+window the figures are since start, and the report says so; the since-start totals are reported too.
+
 Bins, in counter order: numeric features' value bins (open-ended first and last), then "missing";
 categorical features' categories, then "other" (any other or unseen value), then "missing".
 """
@@ -25,6 +31,8 @@ import itertools
 import math
 import os
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +46,9 @@ from api.bundle_schema import CategoricalBins, NumericBins
 FLUSH_SECONDS = 1.0  # how late a worker's counts may reach the shared counter (see DriftMonitor.flush)
 EPSILON = 1e-4  # share given to an empty bin (live or training): PSI stays finite, an empty bin stays rare
 COUNTER = "mlci_drift_inputs"
+DEFAULT_WINDOW_MINUTES = 60  # as ml.config.Drift: a bundle packaged before the window gets the same default
+SNAPSHOTS_PER_WINDOW = 60  # the window moves in steps of 1/60 of its length (a minute for the default hour)
+MIN_SAMPLE_SECONDS = 5.0  # a short window still does not read every worker's counter file every second
 NO_DISTRIBUTION = "the bundle has no training distribution (distribution.json): package it again with mlci package"
 
 
@@ -98,6 +109,56 @@ def psi(live_counts: np.ndarray, train_shares: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class WindowStart:
+    """Where the windowed figures start: the summed counts at that moment, and how long ago it was."""
+
+    counts: list[np.ndarray]
+    seconds: float  # the span the windowed figures cover
+    full: bool  # False: the worker has not lived a whole window yet, so the figures are since start
+
+
+class CountHistory:
+    """A bounded history of the summed cumulative counts, to subtract the counts at the start of the window.
+
+    One snapshot every `step` seconds (1/60 of the window, at least MIN_SAMPLE_SECONDS), at most one window's
+    worth kept: memory and read cost stay fixed however long the API runs."""
+
+    def __init__(self, window_seconds: float, started: float, sizes: list[int]):
+        self.window_seconds = window_seconds
+        self.step = max(window_seconds / SNAPSHOTS_PER_WINDOW, MIN_SAMPLE_SECONDS)
+        self.started = started
+        self._zeros = [np.zeros(size, dtype=np.float64) for size in sizes]  # the counts when the API started
+        self._snapshots: deque[tuple[float, list[np.ndarray]]] = deque(maxlen=math.ceil(window_seconds / self.step) + 2)
+        self._next = started + self.step
+
+    def due(self, now: float) -> bool:
+        return now >= self._next
+
+    def add(self, now: float, counts: list[np.ndarray]) -> None:
+        self._snapshots.append((now, [c.copy() for c in counts]))
+        self._next = now + self.step
+
+    def start(self, now: float) -> WindowStart:
+        """The oldest snapshot within the window; since start until the worker has lived a whole window."""
+        if now - self.started < self.window_seconds:
+            return WindowStart(self._zeros, now - self.started, full=False)
+        oldest = now - self.window_seconds
+        for taken, counts in self._snapshots:  # oldest first
+            if taken >= oldest:
+                return WindowStart(counts, now - taken, full=True)
+        if self._snapshots:  # none within the window (sampling stalled): the newest, covering a little more
+            taken, counts = self._snapshots[-1]
+            return WindowStart(counts, now - taken, full=True)
+        return WindowStart(self._zeros, now - self.started, full=False)
+
+
+def windowed(now: list[np.ndarray], start: list[np.ndarray]) -> list[np.ndarray]:
+    """Counts now minus counts at the window's start. Summed cumulative counts only go down when a worker's
+    counter file disappears: clamped at zero, so a lost file makes a bin smaller, never negative."""
+    return [np.maximum(n - s, 0.0) for n, s in zip(now, start)]
+
+
+@dataclass(frozen=True)
 class BinShare:
     label: str
     training: float
@@ -108,10 +169,11 @@ class BinShare:
 class FeatureDrift:
     name: str
     type: str
-    psi: float | None  # None until a record was counted
+    psi: float | None  # over the window; None until a record was counted in it
     threshold: float
-    drifted: bool
-    bins: list[BinShare] = field(default_factory=list)
+    drifted: bool  # over the window
+    bins: list[BinShare] = field(default_factory=list)  # live shares over the window
+    psi_total: float | None = None  # since the API started, as before the window
 
 
 @dataclass(frozen=True)
@@ -127,7 +189,11 @@ class DriftReport:
     drifted: list[str] = field(default_factory=list)
     features: list[FeatureDrift] = field(default_factory=list)
     reason: str | None = None
-    scope: str = "every record answered since this API started, summed over its workers"
+    scope: str = ""  # "the last 60 min, ..." or "since start, 12 min ago, ...": what records, PSI, drifted cover
+    records_total: int = 0  # since the API started
+    window_minutes: int = DEFAULT_WINDOW_MINUTES
+    window_seconds: float = 0.0  # the span the windowed figures cover (the process's age until a full window)
+    window_full: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,11 +202,13 @@ class DriftReport:
 class DriftMonitor:
     """Counts live inputs per feature and bin (hot path), and turns the summed counts into PSI (read path)."""
 
-    def __init__(self, bundle: Bundle, registry: CollectorRegistry):
+    def __init__(self, bundle: Bundle, registry: CollectorRegistry, clock: Callable[[], float] = time.monotonic):
         self.model_version = bundle.version
+        self._clock = clock  # injected by tests, so a window of hours runs in no time
         settings = bundle.metadata.get("drift") or {}
         self.psi_threshold = float(settings.get("psi_threshold", 0.2))
         self.min_records = int(settings.get("min_records", 500))
+        self.window_minutes = int(settings.get("window_minutes", DEFAULT_WINDOW_MINUTES))
         per_feature = settings.get("features") or {}
         self.features: list[FeatureBins] = []
         if bundle.distribution is not None:
@@ -173,7 +241,8 @@ class DriftMonitor:
         self._numeric_missing = np.array([self.features[k].size - 1 for k in self._numeric], dtype=np.int64)
         self._numeric_offsets = self._offsets[self._numeric]
         self._pending = np.zeros(len(self._children), dtype=np.int64)  # counted here, not yet in the counter
-        self._next_flush = time.monotonic() + FLUSH_SECONDS
+        self._next_flush = self._clock() + FLUSH_SECONDS
+        self.history = CountHistory(self.window_minutes * 60.0, self._clock(), sizes)
         self._index = {(f.name, str(i)): (k, i) for k, f in enumerate(self.features) for i in range(f.size)}
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self.gauges = CollectorRegistry(auto_describe=False)
@@ -197,7 +266,7 @@ class DriftMonitor:
         for k in self._categorical:
             hits.append(self.features[k].bin_of(columns[self.features[k].name]) + self._offsets[k])
         self._pending += np.bincount(np.concatenate(hits), minlength=self._pending.size)
-        if time.monotonic() >= self._next_flush:
+        if self._clock() >= self._next_flush:
             self.flush()
 
     def flush(self) -> None:
@@ -207,16 +276,24 @@ class DriftMonitor:
         a locked write to the worker's file): batching them into one pass per FLUSH_SECONDS keeps the hot
         path to a few numpy calls. Runs in the event loop only (observe, the flusher task, the read path),
         so it never races with itself."""
-        self._next_flush = time.monotonic() + FLUSH_SECONDS
+        self._next_flush = self._clock() + FLUSH_SECONDS
         pending, self._pending = self._pending, np.zeros_like(self._pending)
         for i in np.flatnonzero(pending):
             self._children[i].inc(int(pending[i]))
 
     async def flush_periodically(self) -> None:
-        """Flush every FLUSH_SECONDS, so an idle worker's last counts reach the readers too."""
+        """Flush every FLUSH_SECONDS, so an idle worker's last counts reach the readers too; snapshot the
+        summed counts when the window's step is due."""
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             self.flush()
+            self.sample()
+
+    def sample(self) -> None:
+        """Add the summed counts to the window's history, when a step is due (cheap otherwise)."""
+        now = self._clock()
+        if self.available and self.history.due(now):
+            self.history.add(now, self.counts())
 
     def counts(self) -> list[np.ndarray]:
         """Counts per feature and bin, summed over every worker of this server."""
@@ -242,10 +319,12 @@ class DriftMonitor:
         if not self.available:
             return DriftReport(available=False, model_version=self.model_version, reason=NO_DISTRIBUTION)
         self.flush()  # this worker's own counts are current; the others' are at most FLUSH_SECONDS late
-        counts = self.counts()
+        totals = self.counts()
+        start = self.history.start(self._clock())
+        counts = windowed(totals, start.counts)
         records = int(counts[0].sum())
         enough = records >= self.min_records
-        features = [_feature_drift(f, c, enough) for f, c in zip(self.features, counts)]
+        features = [_feature_drift(f, c, t, enough) for f, c, t in zip(self.features, counts, totals)]
         return DriftReport(
             available=True,
             model_version=self.model_version,
@@ -255,6 +334,19 @@ class DriftMonitor:
             psi_threshold=self.psi_threshold,
             drifted=[f.name for f in features if f.drifted],
             features=features,
+            scope=self._scope(start),
+            records_total=int(totals[0].sum()),
+            window_minutes=self.window_minutes,
+            window_seconds=round(start.seconds, 1),
+            window_full=start.full,
+        )
+
+    def _scope(self, start: WindowStart) -> str:
+        if start.full:
+            return f"the last {self.window_minutes} min, summed over this API's workers"
+        return (
+            f"since start, {int(start.seconds // 60)} min ago (less than the {self.window_minutes} min window), "
+            "summed over this API's workers"
         )
 
     def exposition(self) -> bytes:
@@ -262,26 +354,32 @@ class DriftMonitor:
         return generate_latest(self.gauges) if self.available else b""
 
 
-def _feature_drift(feature: FeatureBins, counts: np.ndarray, enough: bool) -> FeatureDrift:
+def _psi_or_none(counts: np.ndarray, feature: FeatureBins) -> float | None:
+    return round(psi(counts, feature.train), 6) if counts.sum() else None
+
+
+def _feature_drift(feature: FeatureBins, counts: np.ndarray, totals: np.ndarray, enough: bool) -> FeatureDrift:
+    """One feature over the window (`counts`), with its since-start PSI (`totals`) alongside."""
     total = counts.sum()
-    value = psi(counts, feature.train) if total else None
+    value = _psi_or_none(counts, feature)
     live = counts / total if total else [None] * feature.size
     return FeatureDrift(
         name=feature.name,
         type=feature.type,
-        psi=None if value is None else round(value, 6),
+        psi=value,
         threshold=feature.threshold,
         drifted=bool(enough and value is not None and value > feature.threshold),
         bins=[
             BinShare(label, round(float(t), 6), None if s is None else round(float(s), 6))
             for label, t, s in zip(feature.labels, feature.train, live)
         ],
+        psi_total=_psi_or_none(totals, feature),
     )
 
 
 class _GaugeCollector:
-    """Gauges computed at scrape time from the summed counts, so an alert can fire from /metrics alone:
-    `mlci_feature_drifted == 1`, or `mlci_feature_drift_psi > mlci_feature_drift_threshold`."""
+    """Gauges computed at scrape time from the summed counts over the window, so an alert can fire from
+    /metrics alone: `mlci_feature_drifted == 1`, or `mlci_feature_drift_psi > mlci_feature_drift_threshold`."""
 
     def __init__(self, monitor: DriftMonitor):
         self.monitor = monitor
@@ -291,7 +389,7 @@ class _GaugeCollector:
         version = report.model_version
         psi_ = GaugeMetricFamily(
             "mlci_feature_drift_psi",
-            "PSI of live inputs against training, per feature",
+            "PSI of live inputs against training, per feature, over the window (mlci_drift_window_seconds)",
             labels=["feature", "model_version"],
         )
         threshold = GaugeMetricFamily(
@@ -301,7 +399,7 @@ class _GaugeCollector:
         )
         drifted = GaugeMetricFamily(
             "mlci_feature_drifted",
-            "1 when the feature's PSI is over its threshold with at least the minimum records counted",
+            "1 when the feature's PSI over the window is over its threshold with at least the minimum records in it",
             labels=["feature", "model_version"],
         )
         for feature in report.features:
@@ -310,11 +408,19 @@ class _GaugeCollector:
             threshold.add_metric([feature.name, version], feature.threshold)
             drifted.add_metric([feature.name, version], 1.0 if feature.drifted else 0.0)
         records = GaugeMetricFamily(
-            "mlci_drift_records", "Records counted for drift, over every worker", labels=["model_version"]
+            "mlci_drift_records",
+            "Records counted for drift over the window, over every worker",
+            labels=["model_version"],
         )
         records.add_metric([version], report.records)
+        window = GaugeMetricFamily(
+            "mlci_drift_window_seconds",
+            "Seconds the windowed drift figures cover: the window, or the time since start until a whole window",
+            labels=["model_version"],
+        )
+        window.add_metric([version], report.window_seconds)
         minimum = GaugeMetricFamily(
             "mlci_drift_min_records", "Records needed before a feature may count as drifted", labels=["model_version"]
         )
         minimum.add_metric([version], report.min_records)
-        return [psi_, threshold, drifted, records, minimum]
+        return [psi_, threshold, drifted, records, minimum, window]

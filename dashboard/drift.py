@@ -1,8 +1,9 @@
 """The drift view of the Live model page: per feature, how far live inputs are from the training data.
 
 The API computes it (GET /drift: PSI per feature against the bundle's training distribution, summed over
-its workers); this module only lays it out: one bar per feature, the threshold marked, drifted features
-in red and listed above the chart, the per-bin shares in a table below.
+its workers, over a rolling window); this module only lays it out: what the figures cover, one bar per
+feature, the threshold marked, drifted features in red and listed above the chart, the per-bin shares in
+a table below.
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ def drift_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return alt.LayerChart(layer=[bars, ticks], height=max(120, 22 * len(frame)))
 
 
+def scope_line(report: dict[str, Any]) -> str:
+    """What the figures cover: "Figures over the last 60 min, summed over this API's workers: 1,200 records
+    (54,000 since start)." An API from before the window has no records_total: its scope says since start."""
+    scope = str(report.get("scope") or "since start")
+    records = int(report.get("records") or 0)
+    total = report.get("records_total")
+    since_start = f" ({int(total):,} since start)" if isinstance(total, int) and scope.startswith("the last") else ""
+    over = "" if scope.startswith("since") else "over "
+    return f"Figures {over}{scope}: {records:,} records{since_start}."
+
+
 def _summary(report: dict[str, Any]) -> None:
     records, minimum = int(report.get("records") or 0), int(report.get("min_records") or 0)
     drifted = list(report.get("drifted") or [])
@@ -93,12 +105,13 @@ def panel(client: ApiClient) -> None:
     if not report.get("available"):
         st.info(f"Drift unavailable: {report.get('reason') or 'the bundle has no training distribution'}.")
         return
+    st.caption(scope_line(report))
     _summary(report)
     frame = drift_frame(report)
     st.altair_chart(drift_chart(frame), width="stretch")
     st.caption(
         f"PSI of each feature's live inputs against its training distribution; threshold {report.get('psi_threshold')} "
-        f"(ticks: per feature), {int(report.get('records') or 0):,} records, {report.get('scope', '')}."
+        f"(ticks: per feature), {int(report.get('records') or 0):,} records."
     )
     with st.expander("Per-bin shares"):
         feature = st.selectbox("Feature", frame["feature"].tolist(), key="drift-feature")

@@ -299,6 +299,9 @@ class Drift(Strict):
     max_categories: int = Field(default=50, ge=1, le=200)
     # Records counted before a feature may be called drifted: PSI on a handful of requests is noise.
     min_records: int = Field(default=500, ge=1, le=1_000_000_000)
+    # The figures cover the last this many minutes (a rolling window; up to a week): a shift moves them within
+    # a window, instead of being diluted by everything answered since the API started.
+    window_minutes: int = Field(default=60, ge=1, le=10080)
     features: dict[str, DriftFeature] = {}
 
 

@@ -99,6 +99,7 @@ def drift_settings(config: Config) -> dict[str, object]:
     return {
         "psi_threshold": settings.psi_threshold,
         "min_records": settings.min_records,
+        "window_minutes": settings.window_minutes,
         "bins": settings.bins,
         "max_categories": settings.max_categories,
         "features": {name: f.psi_threshold for name, f in settings.features.items()},

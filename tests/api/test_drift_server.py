@@ -148,11 +148,17 @@ def drift_of(url: str) -> dict:
 
 def same_from_every_worker(url: str, sent: int) -> dict:
     """Once every worker moved its counts into the shared counter (within FLUSH_SECONDS), GET /drift on
-    fresh connections gives one answer, whichever worker reads the summed counts."""
+    fresh connections gives one answer, whichever worker reads the summed counts (but for the clock: how
+    long ago each worker started)."""
     deadline = time.monotonic() + 10 * FLUSH_SECONDS
     while drift_of(url)["records"] < sent and time.monotonic() < deadline:
         time.sleep(0.1)
     answers = [drift_of(url) for _ in range(6)]
+    for answer in answers:
+        # Younger than the (default) 60-minute window: the figures are since start, and say so.
+        assert not answer.pop("window_full") and answer.pop("window_seconds") < 600
+        assert answer.pop("scope").startswith("since start, ") and answer["window_minutes"] == 60
+        assert answer["records_total"] == answer["records"]
     assert all(a == answers[0] for a in answers)
     return answers[0]
 
@@ -186,6 +192,7 @@ def test_one_shifted_feature_drifts_alone(server, drift_bundle):
     assert metrics["mlci_feature_drift_psi"][SHIFTED] == pytest.approx(by_name[SHIFTED]["psi"], abs=1e-5)
     assert metrics["mlci_feature_drift_threshold"][SHIFTED] == 0.2
     assert metrics["mlci_drift_min_records"][""] == MIN_RECORDS
+    assert 0 < metrics["mlci_drift_window_seconds"][""] < 600  # since start: the server is younger than the window
     # Only counts were kept: the raw counter is per bin, summed over the workers.
     counter = [
         s

@@ -76,6 +76,7 @@ def test_live_page_shows_the_drifted_feature_over_its_threshold(apis, drift_bund
     charts = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(charts) == 1 and '"psi"' in charts[0] and '"tick"' in charts[0]  # the bars and the threshold ticks
     assert "threshold 0.2" in texts(at) and "200 records" in texts(at)
+    assert "Figures since start, 0 min ago (less than the 60 min window)" in texts(at)  # what they cover
     at.selectbox(key="drift-feature").set_value(SHIFTED).run()
     bins = next(d.value for d in at.dataframe if list(d.value.columns) == ["bin", "training", "live"])
     assert bins["training"].sum() == pytest.approx(1, abs=1e-5) and bins["live"].sum() == pytest.approx(1)
@@ -115,6 +116,17 @@ def test_the_drift_panel_survives_an_api_that_cannot_answer(where, api_v1, dead_
     assert not at.exception
     expected = "Drift unavailable: cannot reach" if where == "dead" else "This API does not report drift (404"
     assert any(expected in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_the_scope_line_says_what_the_figures_cover():
+    windowed = {"scope": "the last 60 min, summed over this API's workers", "records": 1200, "records_total": 54000}
+    assert drift.scope_line(windowed) == (
+        "Figures over the last 60 min, summed over this API's workers: 1,200 records (54,000 since start)."
+    )
+    young = {"scope": "since start, 12 min ago (less than the 60 min window)", "records": 240, "records_total": 240}
+    assert drift.scope_line(young) == "Figures since start, 12 min ago (less than the 60 min window): 240 records."
+    older_api = {"scope": "every record answered since this API started, summed over its workers", "records": 9}
+    assert drift.scope_line(older_api).startswith("Figures over every record answered since this API started")
 
 
 def test_bins_frame_of_an_unknown_feature_is_empty():

@@ -56,12 +56,16 @@ def test_drift_settings_default_and_are_strict(tmp_path):
     config = config_module.load(DEMO_CONFIG)
     drift = config.monitoring.drift
     assert (drift.psi_threshold, drift.bins, drift.min_records, drift.features) == (0.2, 10, 500, {})
+    assert drift.window_minutes == 60
     raw = config_module.read_yaml(config.source)
     for bad, key in (
         ({"psi_threshold": 0}, "monitoring.drift.psi_threshold"),
         ({"bins": 1}, "monitoring.drift.bins"),
         ({"min_records": "many"}, "monitoring.drift.min_records"),
         ({"window": 5}, "monitoring.drift.window"),
+        ({"window_minutes": 0}, "monitoring.drift.window_minutes"),
+        ({"window_minutes": 10081}, "monitoring.drift.window_minutes"),
+        ({"window_minutes": "an hour"}, "monitoring.drift.window_minutes"),
         ({"features": {"nope": {"psi_threshold": 0.3}}}, "nope is not a feature"),
     ):
         with pytest.raises(ConfigError) as refused:
@@ -71,6 +75,8 @@ def test_drift_settings_default_and_are_strict(tmp_path):
         {**raw, "monitoring": {"drift": {"psi_threshold": 0.1, "features": {"mean_area": {"psi_threshold": 0.3}}}}}
     )
     assert profile_distribution.drift_settings(custom)["features"] == {"mean_area": 0.3}
+    weekly = config_module.parse({**raw, "monitoring": {"drift": {"window_minutes": 10080}}})
+    assert profile_distribution.drift_settings(weekly)["window_minutes"] == 10080  # what metadata.json carries
 
 
 def test_export_refuses_a_training_frame_it_cannot_profile(tmp_path):

@@ -1,0 +1,171 @@
+"""The drift figures cover a rolling window, not everything since the API started.
+
+Without servers: a DriftMonitor on a real bundle, fed records over a fake clock (hours run in no time).
+After a day of training-like traffic, a shift moves the windowed PSI past the threshold within the window,
+while the since-start PSI, diluted by the day before, stays under it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.model_selection import train_test_split
+
+from api.bundle import BundleError, load_bundle
+from api.drift import SNAPSHOTS_PER_WINDOW, CountHistory, DriftMonitor, windowed
+from ml.bundle import export_bundle
+from ml.config import Drift, Monitoring
+from ml.model import model_frame
+
+SHIFTED = "age"
+THRESHOLD = 0.2
+WINDOW_MINUTES = 30  # not the default (60): the setting reaches the API through the bundle
+PER_MINUTE = 20  # records answered per simulated minute
+
+
+class FakeClock:
+    """time.monotonic as the monitor sees it, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def window_bundle(loans_fitted, helpers, tmp_path_factory):
+    drift = Drift(psi_threshold=THRESHOLD, min_records=100, window_minutes=WINDOW_MINUTES)
+    config = loans_fitted.config.model_copy(update={"monitoring": Monitoring(drift=drift)})
+    frame = pd.read_csv(config.data_path, delimiter=config.data.delimiter)
+    x, y = model_frame(frame, config), frame[config.data.target].astype(str)
+    rows = train_test_split(x, y, test_size=config.split.test_size, random_state=config.split.seed, stratify=y)[0]
+    out = tmp_path_factory.mktemp("drift-window") / "bundle"
+    export_bundle(loans_fitted.pipeline, config, helpers.metadata(config), loans_fitted.test_frame, out, rows)
+    return load_bundle(out), rows, out
+
+
+@pytest.fixture()
+def monitor(window_bundle, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # this process's own counter
+    clock, registry = FakeClock(), CollectorRegistry()
+    return DriftMonitor(window_bundle[0], registry, clock=clock), clock, registry
+
+
+def answer_for(monitor: DriftMonitor, clock: FakeClock, bundle, rows: pd.DataFrame, minutes: int, shift: bool) -> None:
+    """`minutes` of traffic, PER_MINUTE training rows a minute (SHIFTED drawn from its top fifth when
+    `shift`), with the flush task's work (flush, then a snapshot when due) once a simulated second."""
+    rng = np.random.default_rng(minutes + shift)
+    top = rows[SHIFTED][rows[SHIFTED] >= rows[SHIFTED].quantile(0.8)].to_numpy()
+    for _ in range(minutes):
+        sample = rows.iloc[rng.integers(0, len(rows), PER_MINUTE)].reset_index(drop=True)
+        if shift:
+            sample[SHIFTED] = rng.choice(top, PER_MINUTE)
+        monitor.observe(bundle.columns_from_records(sample.to_dict(orient="records")))
+        clock.now += 60
+        monitor.flush()
+        monitor.sample()
+
+
+def gauges(monitor: DriftMonitor) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(monitor.exposition().decode()):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[sample.labels.get("feature", "")] = sample.value
+    return found
+
+
+def test_a_shift_after_a_day_of_normal_traffic_drifts_within_the_window(monitor, window_bundle):
+    drift, clock, registry = monitor
+    bundle, rows, _ = window_bundle
+    answer_for(drift, clock, bundle, rows, minutes=24 * 60, shift=False)
+    calm = drift.report()
+    assert calm.window_full and calm.drifted == [] and calm.records == WINDOW_MINUTES * PER_MINUTE
+    assert calm.records_total == 24 * 60 * PER_MINUTE and calm.scope.startswith("the last 30 min")
+
+    answer_for(drift, clock, bundle, rows, minutes=15, shift=True)
+    report = drift.report()
+    by_name = {f.name: f for f in report.features}
+    assert report.drifted == [SHIFTED] and by_name[SHIFTED].psi > THRESHOLD  # half the window is shifted
+    assert by_name[SHIFTED].psi_total < THRESHOLD  # since start: 15 shifted minutes in a day, the old figure
+    assert report.records == WINDOW_MINUTES * PER_MINUTE and report.records_total == (24 * 60 + 15) * PER_MINUTE
+    assert report.window_seconds == WINDOW_MINUTES * 60
+    metrics = gauges(drift)  # the alert's figures are the windowed ones
+    assert {f for f, v in metrics["mlci_feature_drifted"].items() if v == 1.0} == {SHIFTED}
+    assert metrics["mlci_feature_drift_psi"][SHIFTED] == pytest.approx(by_name[SHIFTED].psi, abs=1e-5)
+    assert metrics["mlci_drift_records"][""] == report.records
+    assert metrics["mlci_drift_window_seconds"][""] == report.window_seconds
+    raw = [
+        s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+        if s.name == "mlci_drift_inputs_total" and s.labels["feature"] == SHIFTED
+    ]
+    assert sum(raw) == report.records_total  # the raw counter stays cumulative
+
+    answer_for(drift, clock, bundle, rows, minutes=WINDOW_MINUTES, shift=False)
+    assert drift.report().drifted == []  # the shift left the window: the alert clears
+
+
+def test_before_a_whole_window_the_figures_are_since_start_and_say_so(monitor, window_bundle):
+    drift, clock, _ = monitor
+    bundle, rows, _ = window_bundle
+    answer_for(drift, clock, bundle, rows, minutes=12, shift=True)
+    report = drift.report()
+    assert not report.window_full and report.scope.startswith("since start, 12 min ago (less than the 30 min")
+    assert report.records == report.records_total == 12 * PER_MINUTE
+    assert report.drifted == [SHIFTED]
+    assert {f.name: f.psi for f in report.features} == {f.name: f.psi_total for f in report.features}
+    assert gauges(drift)["mlci_drift_window_seconds"][""] == 12 * 60
+
+
+def test_the_history_is_bounded_and_takes_the_oldest_snapshot_within_the_window():
+    history = CountHistory(window_seconds=3600, started=0.0, sizes=[2])
+    assert history.step == 3600 / SNAPSHOTS_PER_WINDOW
+    start = history.start(1800.0)
+    assert not start.full and start.seconds == 1800 and start.counts[0].tolist() == [0, 0]
+    for minute in range(1, 24 * 60):
+        now = minute * 60.0
+        assert history.due(now)
+        history.add(now, [np.array([minute, 2.0 * minute])])
+    assert len(history._snapshots) <= SNAPSHOTS_PER_WINDOW + 2  # a day of snapshots, one window kept
+    now = 24 * 60 * 60.0
+    start = history.start(now)
+    assert start.full and start.seconds == 3600 and start.counts[0].tolist() == [23 * 60, 46 * 60]
+    assert not history.due(now - 30)
+
+
+def test_counts_that_went_down_are_clamped_to_zero():
+    # A worker's counter file that disappeared takes its counts out of the sums: no negative bin.
+    assert windowed([np.array([5.0, 3.0])], [np.array([2.0, 4.0])])[0].tolist() == [3.0, 0.0]
+
+
+def _metadata_drift(bundle_dir, tmp_path, edit):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    edit(metadata["drift"])
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    return copy
+
+
+def test_the_window_reaches_the_api_through_the_bundle_and_older_bundles_get_the_default(window_bundle, tmp_path):
+    bundle, _, out = window_bundle
+    assert json.loads((out / "metadata.json").read_text())["drift"]["window_minutes"] == WINDOW_MINUTES
+    assert DriftMonitor(bundle, CollectorRegistry()).window_minutes == WINDOW_MINUTES
+    older = load_bundle(_metadata_drift(out, tmp_path, lambda drift: drift.pop("window_minutes")))
+    assert (
+        DriftMonitor(older, CollectorRegistry()).report().scope.startswith("since start, 0 min ago (less than the 60")
+    )
+
+
+def test_a_bundle_with_an_out_of_range_window_is_refused_naming_the_key(window_bundle, tmp_path):
+    edited = _metadata_drift(window_bundle[2], tmp_path, lambda drift: drift.update(window_minutes=0))
+    with pytest.raises(BundleError, match="window_minutes"):
+        load_bundle(edited)
