@@ -216,6 +216,32 @@ def test_the_report_counts_the_mirrored_requests_and_their_agreement(candidate_i
     assert f"{c['compared']} requests compared" in saved["summary"]
 
 
+def test_an_outside_client_can_neither_read_the_answers_nor_pass_as_mirrored(candidate_in_staging, rows):
+    """Review of issue 15: the rings hold other clients' predictions, and staging's public port is as
+    reachable as production's. A client's marks are dropped by the router; the answers need the token."""
+    line = candidate_in_staging
+    for env in ("production", "staging"):
+        refused = httpx.get(f"{line.url(env)}/shadow/answers", timeout=10)
+        assert refused.status_code == 401 and "labels" not in refused.text, (env, refused.text[:300])
+    by_id, failures, _ = send(line.url("production"), rows[:20])
+    assert failures == []
+    time.sleep(FLUSH_SECONDS + 1)
+    before = {a["id"] for a in line.answers("staging") if a["shadow"]}
+    # Replay production's own request ids at staging's public port, marked as copies, with other inputs.
+    forged = [i for i in by_id if i not in before] or list(by_id)
+    with httpx.Client(timeout=10) as client:
+        for request_id in forged:
+            response = client.post(
+                f"{line.url('staging')}/predict",
+                json={"records": [rows[-1]["record"]]},
+                headers={"x-mlci-shadow": "production", "x-mlci-sampled": "1", "x-request-id": request_id},
+            )
+            assert response.status_code == 200
+    time.sleep(FLUSH_SECONDS + 1)
+    after = [a for a in line.answers("staging") if a["shadow"]]
+    assert {a["id"] for a in after} == before, "a client's own request was counted as a mirrored copy"
+
+
 def test_a_dead_or_hanging_shadow_costs_production_no_error(candidate_in_staging, rows):
     line = candidate_in_staging
     slot = line.live_slot("staging")
