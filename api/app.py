@@ -19,7 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.batcher import MicroBatcher
 from api.bundle import Bundle, load_bundle
 from api.drift import DriftMonitor
-from api.observability import APP_LOGGER, Metrics, RequestEnvelope, configure_logging, log_event
+from api.envelope import RequestEnvelope
+from api.logs import APP_LOGGER, configure_logging, log_event
+from api.metrics import Metrics
 from api.responses import MAX_DETAILS, error_response
 from api.routes import drift, health, info, metrics, predict, shadow
 from api.schema import example_record, request_model

@@ -31,14 +31,14 @@ from api.request_body import (
     expects_continue,
 )
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before its answer
 
 
 def new_request_id(headers: list[tuple[bytes, bytes]]) -> str:
     for key, value in headers:
-        if key == b"x-request-id":
+        if key == REQUEST_ID_HEADER:
             candidate = value.decode("latin-1")
             if _SANE_ID.match(candidate):
                 return candidate
@@ -88,7 +88,7 @@ class RequestEnvelope:
                 started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 headers.append((b"x-model-version", self.model_version.encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -152,7 +152,7 @@ class RequestEnvelope:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", request_id.encode()),
+            (REQUEST_ID_HEADER, request_id.encode()),
             (b"x-model-version", self.model_version.encode()),
             (b"cache-control", b"no-store"),
         ]

@@ -5,7 +5,7 @@ client that connects and sends nothing, or trickles its headers a byte at a time
 for ever (slowloris). This protocol closes a connection whose request headers are not complete within
 MLCI_HEADER_TIMEOUT seconds of the connection opening, or of the first byte of a later request on it
 (between requests, uvicorn's keep-alive timeout bounds the idle time). The body
-has its own bound (MLCI_BODY_TIMEOUT, in api.observability.RequestEnvelope: it can answer a 408 there).
+has its own bound (MLCI_BODY_TIMEOUT, in api.envelope.RequestEnvelope: it can answer a 408 there).
 
 Selected with `uvicorn.run(http="api.protocol:HeaderDeadlineProtocol")` (api.server does).
 """
@@ -17,7 +17,7 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.observability import APP_LOGGER, log_event
+from api.logs import APP_LOGGER, log_event
 from api.settings import Settings
 
 

@@ -20,10 +20,6 @@ class BodyTimeout(Exception):
     pass
 
 
-class ClientGone(Exception):
-    """The client closed the connection before the body was read."""
-
-
 def content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     for key, value in headers:
         if key == b"content-length":

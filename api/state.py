@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from api.batcher import MicroBatcher
 from api.bundle import Bundle
 from api.drift import DriftMonitor
-from api.observability import Metrics
+from api.metrics import Metrics
 from api.settings import Settings
 
 

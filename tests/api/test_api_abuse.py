@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from api.observability import ACCESS_LOGGER, APP_LOGGER
+from api.logs import ACCESS_LOGGER, APP_LOGGER
 from api.responses import MAX_DETAILS
 from api.schema import ErrorResponse
 from api.settings import Settings, SettingsError
@@ -208,7 +208,8 @@ def test_connection_bounds_come_from_the_environment():
 
 
 def envelope(inner, limit: int = 100, body_timeout: float = 5.0):
-    from api.observability import Metrics, RequestEnvelope
+    from api.envelope import RequestEnvelope
+    from api.metrics import Metrics
 
     metrics = Metrics("probe", "1")
     return RequestEnvelope(
@@ -297,7 +298,7 @@ def test_a_crash_after_the_answer_started_is_logged_and_keeps_its_status(capture
 
 
 def test_the_body_reader_bounds_time_and_passes_the_end_through():
-    from api.observability import BodyReader, BodyTimeout
+    from api.request_body import BodyReader, BodyTimeout
 
     async def scenario():
         async def never():

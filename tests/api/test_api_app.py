@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.observability import ACCESS_LOGGER
+from api.logs import ACCESS_LOGGER
 from api.settings import Settings
 
 
