@@ -45,20 +45,19 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 import yaml
 from bluegreen_project import BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports, load_average, say
 from reload_vs_symlink import NGINX, Backend, Nginx, stop_group
 
 from ml import config as config_module
 from ml import router
+from tests.waiting import wait_until_answers
 
 TIMEOUT_MS = 1000
 SCENARIOS = ("none", "none-again", "live", "slow10x", "dead", "hang", "naive-slow10x", "naive-hang")
@@ -153,14 +152,10 @@ class RealShadow:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise SystemExit("the live shadow API was not ready within 120 s")
+        try:
+            wait_until_answers(f"http://127.0.0.1:{port}/ready", 120, request_timeout=1)
+        except TimeoutError as error:
+            raise SystemExit(f"the live shadow API was not ready: {error}") from None
 
     def stop(self) -> None:
         stop_group(self.process)

@@ -36,6 +36,7 @@ import pytest
 from tests.conftest import Project
 from tests.dashboard.test_dashboard_browser import browser, shot  # noqa: F401 - browser is a fixture
 from tests.dashboard.test_live_charts_browser import Load, red_pixels
+from tests.waiting import wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 MLFLOW = Path(sys.executable).parent / "mlflow"
@@ -101,15 +102,10 @@ def gateway_mlflow(root: Path) -> Iterator[int]:
 
 
 def wait_healthy(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} not healthy after {seconds:.0f} s"
-        time.sleep(1)
+    try:
+        wait_until_answers(url, seconds, poll=1, request_timeout=5)
+    except TimeoutError as error:
+        pytest.fail(str(error))
 
 
 def models_page(browser, url: str, expect: str):  # noqa: F811 - the fixture
