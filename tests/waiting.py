@@ -5,19 +5,29 @@ it loads nothing of mlci."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import httpx
 
 
 def wait_until_answers(
-    url: str, timeout: float, *, poll: float = 0.3, request_timeout: float = 2, status: int = 200
+    url: str,
+    timeout: float,
+    *,
+    poll: float = 0.3,
+    request_timeout: float = 2,
+    status: int = 200,
+    process: subprocess.Popen | None = None,
 ) -> None:
     """Return once GET url answers `status`; after `timeout` seconds raise TimeoutError naming the URL and
-    the last answer or error seen (what a caller's failure message needs)."""
+    the last answer or error seen (what a caller's failure message needs). With `process` (the server
+    being waited for), its exit ends the wait at once with the exit code."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise TimeoutError(f"{url}: the server exited with code {process.returncode} before answering")
         try:
             response = httpx.get(url, timeout=request_timeout)
         except httpx.HTTPError as error:

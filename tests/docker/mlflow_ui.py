@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+from tests.waiting import wait_until_answers
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 # The UI's bundle is megabytes of JavaScript and the box is shared: generous, but bounded.
@@ -49,17 +48,10 @@ def mlflow_ui(root: Path, port: int) -> Iterator[str]:
 
 
 def _wait_answering(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            why = "exited" if process.poll() is not None else f"did not answer within {seconds:.0f} s"
-            raise AssertionError(f"mlflow ui {why}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
+    try:
+        wait_until_answers(f"{url}/health", seconds, poll=0.5, process=process)
+    except TimeoutError as error:
+        raise AssertionError(f"mlflow ui: {error}\n{log.read_text()[-3000:]}") from None
 
 
 def _stop(process: subprocess.Popen) -> None:

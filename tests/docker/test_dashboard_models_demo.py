@@ -82,15 +82,10 @@ def gateway_mlflow(root: Path) -> Iterator[int]:
     with log.open("w") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://{gateway}:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
+        try:
+            wait_until_answers(f"http://{gateway}:{port}/health", 90, poll=0.5, process=process)
+        except TimeoutError as error:
+            pytest.fail(f"{error}\n{log.read_text()[-3000:]}")
         yield port
     finally:
         os.killpg(process.pid, signal.SIGTERM)

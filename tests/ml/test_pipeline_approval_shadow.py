@@ -7,12 +7,13 @@ The two APIs' answer rings are served by real HTTP servers on 127.0.0.1 (the sam
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.conftest import reserve_ports
 
 
 def _answer(request_id: str, label: str, mirrored: bool) -> dict[str, Any]:
@@ -46,12 +47,6 @@ def ring(version: str, answers: list[dict[str, Any]]) -> Iterator[int]:
         server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def mirror_to_staging(project, production_port: int, staging_port: int) -> None:
     project.edit(
         **{
@@ -59,8 +54,8 @@ def mirror_to_staging(project, production_port: int, staging_port: int) -> None:
             "environments.production.port": production_port,
             "environments.staging.port": staging_port,
             # Ports from the OS's ephemeral range: the default preview port (port + 10000) may not exist.
-            "environments.production.preview_port": free_port(),
-            "environments.staging.preview_port": free_port(),
+            "environments.production.preview_port": reserve_ports(1)[0],
+            "environments.staging.preview_port": reserve_ports(1)[0],
         }
     )
 
@@ -110,7 +105,7 @@ def test_a_report_about_another_version_than_the_one_approved_says_so_instead_of
 
 
 def test_an_unavailable_shadow_report_is_one_line_and_the_refusal_is_recorded(project):
-    mirror_to_staging(project, free_port(), free_port())
+    mirror_to_staging(project, reserve_ports(1)[0], reserve_ports(1)[0])
 
     result = approve(project, "--no-approve")
 

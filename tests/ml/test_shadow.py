@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import yaml
 from ml import config as config_module
 from ml import exits, router, shadow
 from ml.errors import BadInput, ConfigError, MlciError, Unreachable
+from tests.conftest import reserve_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,19 +179,13 @@ def ring_api(
         server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def mirrored_config(production_port: int, staging_port: int) -> config_module.Config:
     """The demo config with production mirroring to staging, each router on the given loopback port."""
     raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
     raw["environments"]["production"].update(
-        shadow={"env": "staging", "share": 0.1}, port=production_port, preview_port=free_port()
+        shadow={"env": "staging", "share": 0.1}, port=production_port, preview_port=reserve_ports(1)[0]
     )
-    raw["environments"]["staging"].update(port=staging_port, preview_port=free_port())
+    raw["environments"]["staging"].update(port=staging_port, preview_port=reserve_ports(1)[0])
     return config_module.parse(raw)
 
 
@@ -355,8 +349,8 @@ def test_the_command_logs_what_it_does_in_text_and_prints_pure_json_with_json(pr
                 "environments.production.shadow": {"env": "staging", "share": 0.1},
                 "environments.production.port": prod.port,
                 "environments.staging.port": staging.port,
-                "environments.production.preview_port": free_port(),
-                "environments.staging.preview_port": free_port(),
+                "environments.production.preview_port": reserve_ports(1)[0],
+                "environments.staging.preview_port": reserve_ports(1)[0],
             }
         )
         text = project.mlci("shadow", "report", "--env", "staging")
