@@ -22,6 +22,7 @@ from ml.errors import BadInput, CheckFailed, MlciError
 
 COLOURS = ("blue", "green")
 SOCKET_DIR = "/run/mlci"
+ROUTER_CONFIG = "/etc/mlci/router.conf"  # in the router container, included by docker/router/nginx.conf
 LIVE, PREVIEW = "live", "preview"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Shadow traffic: the bound on a copy's hand-off to the router's local listener (which acknowledges it in
@@ -201,7 +202,7 @@ class Router:
             self.docker.run("start", names.router)
             self.wait_up()
             return "started"
-        current = self.docker.run("exec", names.router, "cat", "/etc/mlci/router.conf").stdout
+        current = self.docker.run("exec", names.router, "cat", ROUTER_CONFIG).stdout
         if current.strip() != text.strip():
             # A structural change (ports, drain): validated first, then the one kind of reload we allow.
             validate(self.docker, image, text)

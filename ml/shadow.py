@@ -28,7 +28,7 @@ from ml import console, reports
 from ml.config import Config
 from ml.docker import Docker
 from ml.errors import BadInput, MlciError, Unreachable
-from ml.router import SOCKET_DIR, Names, Router
+from ml.router import ROUTER_CONFIG, SHADOW_INTAKE_PORT, SOCKET_DIR, Names, Router
 
 SWITCH_FILE = f"{SOCKET_DIR}/shadow.on"
 PAGE = 2000
@@ -63,11 +63,37 @@ def turn_on(config: Config, source: str, step=console.info) -> bool:
         missing = source if router is None else shadow.env
         step(f"shadow traffic {source} -> {shadow.env}: off (no {missing} router running)")
         return False
+    stale = stale_router(source, _router_config(docker, mine.router), shadow.env, _router_config(docker, theirs.router))
+    if stale is not None:
+        env_name, why = stale
+        docker.run("exec", mine.router, "rm", "-f", SWITCH_FILE)
+        step(
+            f"shadow traffic {source} -> {shadow.env}: off ({why}; copies would be lost: "
+            f"mlci deploy --env {env_name} re-renders it)"
+        )
+        return False
     if mine.network not in (target["NetworkSettings"]["Networks"] or {}):
         docker.run("network", "connect", mine.network, theirs.router)
     docker.run("exec", mine.router, "touch", SWITCH_FILE)
     step(f"shadow traffic {source} -> {shadow.env}: on, {shadow.share:.2%} of /predict mirrored")
     return True
+
+
+def _router_config(docker: Docker, container: str) -> str:
+    return docker.run("exec", container, "cat", ROUTER_CONFIG, check=False).stdout
+
+
+def stale_router(source: str, source_config: str, target: str, target_config: str) -> tuple[str, str] | None:
+    """Which router was rendered before this shadow setup, or None. A router is re-rendered only when its
+    own environment deploys: production's may still send copies where staging's no longer takes them
+    (its public port drops the mark), or staging's may have no intake for them. Either way every copy
+    would be lost in silence, so the mirror stays off and says which environment to redeploy:
+    (environment, why)."""
+    if f"$mlci_shadow_host:{SHADOW_INTAKE_PORT}$request_uri" not in source_config:
+        return source, f"{source}'s router was rendered before this shadow setup"
+    if f"listen {SHADOW_INTAKE_PORT};" not in target_config:
+        return target, f"{target}'s router has no shadow intake"
+    return None
 
 
 def turn_off(config: Config, source: str, step=console.info) -> None:
@@ -323,7 +349,7 @@ def fetch(url: str, what: str, token: str | None = None) -> tuple[dict[str, Any]
                     f"{what} did not answer on {endpoint}: {error}",
                     hint=f"is {what} deployed and its router running? (mlci status)",
                 ) from None
-            _check_status(response.status_code, endpoint, what)
+            _check_status(response.status_code, endpoint, what, had_token=bool(token))
             page = _page(response, endpoint, what)
             model = page["model"] if isinstance(page.get("model"), dict) else {}
             answers.extend(page["answers"])
@@ -333,10 +359,16 @@ def fetch(url: str, what: str, token: str | None = None) -> tuple[dict[str, Any]
     return model, answers
 
 
-def _check_status(status: int, endpoint: str, what: str) -> None:
+def _check_status(status: int, endpoint: str, what: str, had_token: bool = True) -> None:
     """What a status other than 200 means for the report, said in the user's terms."""
     if status == 200:
         return
+    if status == 401 and not had_token:
+        raise BadInput(
+            f"{what} wants a shadow token (401 on {endpoint}) and none could be read from its live slot",
+            hint=f"the report reads MLCI_SHADOW_TOKEN with docker inspect on {what}'s live slot: check that this "
+            f"user reaches {what}'s Docker engine (mlci status --env {what}) and run it again",
+        )
     if status == 401:
         raise BadInput(
             f"{what} refused the shadow token (401 on {endpoint}): its live slot switched while the report was "

@@ -196,6 +196,13 @@ def test_the_slot_token_is_read_from_the_container_environment():
     assert shadow.token_in(None) is None
 
 
+def test_a_401_when_no_token_could_be_read_says_so_not_a_switch():
+    with ring_api([answer("1")], token="s3cret") as api, pytest.raises(BadInput) as caught:
+        shadow.fetch(api.url, "staging", None)
+    assert "none could be read from its live slot" in caught.value.message
+    assert "switched" not in caught.value.message and "docker inspect" in (caught.value.hint or "")
+
+
 def test_fetch_sends_the_token_and_says_a_401_is_a_switch_not_an_old_api():
     with ring_api([answer("1", mirrored=True)], token="s3cret") as api:
         model, answers = shadow.fetch(api.url, "staging", "s3cret")

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from ml import config as config_module
-from ml import router
+from ml import router, shadow
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -128,3 +128,21 @@ def test_only_the_shadow_environment_has_an_intake_and_production_marks_its_samp
     assert f"$mlci_shadow_host:{router.SHADOW_INTAKE_PORT}$request_uri" in production
     staging = router.render(config, "staging", config.environments["staging"])
     assert f"listen {router.SHADOW_INTAKE_PORT};" in staging
+
+
+def test_a_router_rendered_before_the_shadow_setup_keeps_the_mirror_off():
+    """A router is re-rendered only when its own environment deploys: a mirror between a current router
+    and one rendered before `shadow` was set (or before the intake existed) would lose every copy."""
+    raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
+    before = config_module.parse(raw)
+    raw["environments"]["production"]["shadow"] = {"env": "staging", "share": 0.1}
+    after = config_module.parse(raw)
+
+    def text(config, env_name: str) -> str:
+        return router.render(config, env_name, config.environments[env_name])
+
+    assert shadow.stale_router("production", text(after, "production"), "staging", text(after, "staging")) is None
+    env_name, why = shadow.stale_router("production", text(after, "production"), "staging", text(before, "staging"))
+    assert env_name == "staging" and "no shadow intake" in why
+    env_name, why = shadow.stale_router("production", text(before, "production"), "staging", text(after, "staging"))
+    assert env_name == "production" and "before this shadow setup" in why
