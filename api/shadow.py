@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-RING_SIZE = 5000  # answers kept per worker (~1 MB at a few classes)
+RING_SIZE = 5000  # answers kept per worker
 MAX_ROWS = 10  # rows kept per answer: a batch keeps its first 10 (bounds the ring at ~15 MB a worker)
 MAX_BODY = 1 << 20  # responses bigger than this are kept without their predictions
 MAX_PAGE = 2000
@@ -68,10 +68,12 @@ class AnswerRing:
         """This worker's answers now (taken on the event loop, which alone appends to the ring)."""
         return list(self.ring)
 
-    def flush(self) -> None:
-        if self.directory and self._dirty:
-            self._dirty = False
-            self._write(self.snapshot())
+    def _pending(self) -> list[dict[str, Any]] | None:
+        """What to write for the other workers, or None when nothing changed since the last write."""
+        if not self.directory or not self._dirty:
+            return None
+        self._dirty = False
+        return self.snapshot()
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
         """Write this worker's ring for the others (atomically: a reader sees the old or the new file)."""
@@ -86,9 +88,9 @@ class AnswerRing:
         # Serialising thousands of answers takes milliseconds: done off the event loop, on a snapshot.
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            if self.directory and self._dirty:
-                self._dirty = False
-                await asyncio.to_thread(self._write, self.snapshot())
+            entries = self._pending()
+            if entries is not None:
+                await asyncio.to_thread(self._write, entries)
 
     def close(self) -> None:
         """A worker that exits takes its answers along: its file would be stale, not a live ring."""

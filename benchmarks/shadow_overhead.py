@@ -66,6 +66,14 @@ SCENARIOS = ("none", "none-again", "live", "slow10x", "dead", "hang", "naive-slo
 HELD_TO_NOISE = ("slow10x", "dead", "hang")
 
 
+def swap(text: str, old: str, new: str) -> str:
+    """text with `old` replaced; a template that no longer has `old` stops the benchmark instead of
+    letting it measure another setup than it says (e.g. a shadow nobody sends to)."""
+    if old not in text:
+        raise SystemExit(f"the rendered router config has no {old!r}: update benchmarks/shadow_overhead.py")
+    return text.replace(old, new)
+
+
 def render(ports: list[int], sockets: Path, share: float | None, naive: bool) -> str:
     """ml/router.py's production config (shadow off when share is None), moved to the host."""
     raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
@@ -74,21 +82,26 @@ def render(ports: list[int], sockets: Path, share: float | None, naive: bool) ->
     config = config_module.parse(raw)
     port, preview, hand_off_port, shadow_port = ports
     text = router.render(config, "production", config.environments["production"])
-    text = text.replace("unix:/run/mlci/", f"unix:{sockets}/").replace("/run/mlci/shadow.on", f"{sockets}/shadow.on")
-    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace(
-        "listen 8081;", f"listen 127.0.0.1:{preview};"
-    )
-    text = text.replace("resolver 127.0.0.11 valid=5s ipv6=off;", "")
-    text = text.replace(
+    text = swap(text, "unix:/run/mlci/", f"unix:{sockets}/")
+    text = swap(text, "listen 8080;", f"listen 127.0.0.1:{port};")
+    text = swap(text, "listen 8081;", f"listen 127.0.0.1:{preview};")
+    if share is None:
+        return text
+    text = swap(text, "/run/mlci/shadow.on", f"{sockets}/shadow.on")
+    text = swap(text, "resolver 127.0.0.11 valid=5s ipv6=off;", "")
+    text = swap(
+        text,
         f"proxy_pass http://$mlci_shadow_host:{router.SHADOW_INTAKE_PORT}$request_uri;",
         f"proxy_pass http://127.0.0.1:{shadow_port}$request_uri;",
     )
-    hand_off = "proxy_pass http://127.0.0.1:8090$request_uri;"
     if naive:
-        text = text.replace(hand_off, f"proxy_pass http://127.0.0.1:{shadow_port}$request_uri;")
-        text = text.replace(f"proxy_read_timeout {router.SHADOW_HANDOFF_MS}ms;", f"proxy_read_timeout {TIMEOUT_MS}ms;")
-    text = text.replace("127.0.0.1:8090", f"127.0.0.1:{hand_off_port}")
-    return text
+        text = swap(
+            text,
+            "proxy_pass http://127.0.0.1:8090$request_uri;",
+            f"proxy_pass http://127.0.0.1:{shadow_port}$request_uri;",
+        )
+        text = swap(text, f"proxy_read_timeout {router.SHADOW_HANDOFF_MS}ms;", f"proxy_read_timeout {TIMEOUT_MS}ms;")
+    return swap(text, "127.0.0.1:8090", f"127.0.0.1:{hand_off_port}")
 
 
 class FakeShadow:

@@ -40,15 +40,22 @@ class Docker:
         return env
 
     def run(
-        self, *args: str, check: bool = True, timeout: float | None = 120, input: str | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float | None = 120,
+        input: str | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`docker ARGS`. `secrets`: variables for the docker client's environment, which `-e NAME` (no
+        value) passes on to a container: unlike `-e NAME=value`, never on a command line `ps` shows."""
         try:
             done = subprocess.run(
                 ["docker", *args],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env=self._env(),
+                env={**self._env(), **(secrets or {})},
                 input=input,
                 check=False,
             )

@@ -227,9 +227,10 @@ def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, co
         # Who may read this slot's answers to sampled and mirrored requests (GET /shadow/answers, on the
         # router's public port): `mlci shadow report`, which reads the token back from the slot.
         "-e",
-        f"MLCI_SHADOW_TOKEN={secrets.token_urlsafe(32)}",
+        "MLCI_SHADOW_TOKEN",
         "--restart",
         "unless-stopped",
         *names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),
         target.image,
+        secrets={"MLCI_SHADOW_TOKEN": secrets.token_urlsafe(32)},
     )
