@@ -680,6 +680,7 @@ def shadow_report(ctx: click.Context, env_name: str, as_json: bool) -> None:
     """Join, by request id, the answers of ENV's live slot to mirrored requests with production's own:
     label agreement, probability differences, candidate latency and errors. Writes reports/shadow-ENV.json."""
     from ml import shadow as shadow_module
+    from ml import shadow_compare
 
     config = _config(ctx)
     if not as_json:  # --json prints the report alone: a header or result line would break its parsing
@@ -691,7 +692,7 @@ def shadow_report(ctx: click.Context, env_name: str, as_json: bool) -> None:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     c = result.comparison
-    no_p99 = shadow_module.p99_text(c).startswith("p99 n/a")
+    no_p99 = shadow_compare.p99_text(c).startswith("p99 n/a")
     console.table(
         [
             "mirrored",
@@ -716,7 +717,7 @@ def shadow_report(ctx: click.Context, env_name: str, as_json: bool) -> None:
                 _metric(c.mean_probability_diff),
                 _metric(c.max_probability_diff),
                 c.candidate_p50_ms if c.candidate_p50_ms is not None else "-",
-                f"n/a (<{shadow_module.P99_MIN_ANSWERS})" if no_p99 else c.candidate_p99_ms,
+                f"n/a (<{shadow_compare.P99_MIN_ANSWERS})" if no_p99 else c.candidate_p99_ms,
                 c.candidate_errors,
                 c.production_errors,
             )

@@ -21,7 +21,7 @@ import pytest
 
 from api.bundle import load_bundle
 from api.shadow import FLUSH_SECONDS
-from ml import shadow
+from ml import shadow_answers
 from tests.docker.lines import Line, docker
 from tests.waiting import wait_until_answers
 
@@ -55,7 +55,7 @@ class ShadowLine(Line):
     def answers(self, env: str) -> list[dict]:
         """The answer ring of the env's live slot, read with that slot's shadow token as `mlci shadow report` does."""
         variables = json.loads(docker("inspect", "-f", "{{json .Config.Env}}", self.live_slot(env)).stdout)
-        return shadow.fetch(self.url(env), env, shadow.token_in(variables))[1]
+        return shadow_answers.fetch(self.url(env), env, shadow_answers.token_in(variables))[1]
 
     def mirroring(self) -> bool:
         done = docker("exec", f"{self.name}-production-router", "test", "-f", "/run/mlci/shadow.on", check=False)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ml import config as config_module
-from ml import exits, router, shadow
+from ml import exits, router, shadow, shadow_answers, shadow_compare
 from ml.errors import BadInput, ConfigError, MlciError, Unreachable
 from tests.conftest import reserve_ports
 
@@ -103,7 +103,7 @@ def test_compare_joins_on_request_id_and_counts_only_mirrored_answers():
         answer("5", ["a"], ms=5, mirrored=True),  # production's ring no longer holds it
         answer("smoke", ["a"], ms=1),  # not mirrored: a smoke test or a direct call, ignored
     ]
-    result = shadow.compare(production, candidate)
+    result = shadow_compare.compare(production, candidate)
     assert result.mirrored == 5 and result.compared == 2 and result.unmatched == 1
     assert result.rows == 3 and result.agreement == pytest.approx(2 / 3, abs=1e-6)
     assert result.mean_probability_diff == pytest.approx((0.1 + 0.2 + 0.0) / 3, abs=1e-6)
@@ -113,16 +113,16 @@ def test_compare_joins_on_request_id_and_counts_only_mirrored_answers():
 
 
 def test_compare_with_nothing_mirrored_says_so():
-    result = shadow.compare([answer("1")], [answer("1")])
+    result = shadow_compare.compare([answer("1")], [answer("1")])
     assert result.mirrored == 0 and result.compared == 0 and result.agreement is None
-    report = shadow.ShadowReport("staging", "production", 0.1, True, "2", "1", result)
-    assert "no compared request yet" in shadow.summarize(report)
+    report = shadow_compare.ShadowReport("staging", "production", 0.1, True, "2", "1", result)
+    assert "no compared request yet" in shadow_compare.summarize(report)
 
 
 def test_percentile_is_a_latency_someone_had():
     values = [float(v) for v in range(1, 101)]
-    assert shadow.percentile(values, 50) == 50 and shadow.percentile(values, 99) == 99
-    assert shadow.percentile([], 50) is None
+    assert shadow_compare.percentile(values, 50) == 50 and shadow_compare.percentile(values, 99) == 99
+    assert shadow_compare.percentile([], 50) is None
 
 
 def test_report_without_a_mirror_says_how_to_set_one():
@@ -190,32 +190,32 @@ def mirrored_config(production_port: int, staging_port: int) -> config_module.Co
 
 
 def test_the_slot_token_is_read_from_the_container_environment():
-    assert shadow.token_in(["PATH=/usr/bin", "MLCI_SHADOW_TOKEN=s3cret=x", "TZ=UTC"]) == "s3cret=x"
-    assert shadow.token_in(["PATH=/usr/bin", "MLCI_SHADOW_TOKEN_OLD=x"]) is None
-    assert shadow.token_in(["MLCI_SHADOW_TOKEN="]) is None
-    assert shadow.token_in(None) is None
+    assert shadow_answers.token_in(["PATH=/usr/bin", "MLCI_SHADOW_TOKEN=s3cret=x", "TZ=UTC"]) == "s3cret=x"
+    assert shadow_answers.token_in(["PATH=/usr/bin", "MLCI_SHADOW_TOKEN_OLD=x"]) is None
+    assert shadow_answers.token_in(["MLCI_SHADOW_TOKEN="]) is None
+    assert shadow_answers.token_in(None) is None
 
 
 def test_a_401_when_no_token_could_be_read_says_so_not_a_switch():
     with ring_api([answer("1")], token="s3cret") as api, pytest.raises(BadInput) as caught:
-        shadow.fetch(api.url, "staging", None)
+        shadow_answers.fetch(api.url, "staging", None)
     assert "none could be read from its live slot" in caught.value.message
     assert "switched" not in caught.value.message and "docker inspect" in (caught.value.hint or "")
 
 
 def test_fetch_sends_the_token_and_says_a_401_is_a_switch_not_an_old_api():
     with ring_api([answer("1", mirrored=True)], token="s3cret") as api:
-        model, answers = shadow.fetch(api.url, "staging", "s3cret")
+        model, answers = shadow_answers.fetch(api.url, "staging", "s3cret")
         assert model["version"] == "2" and [a["id"] for a in answers] == ["1"]
         assert api.authorizations == ["Bearer s3cret"]
 
         with pytest.raises(BadInput) as caught:
-            shadow.fetch(api.url, "staging", "the token of the slot before a switch")
+            shadow_answers.fetch(api.url, "staging", "the token of the slot before a switch")
     assert "switched while the report was read: run it again" in caught.value.message
     assert "predates" not in (caught.value.hint or "")
 
     with ring_api([answer("1")]) as open_api:  # `mlci serve` on loopback: no token, no header sent
-        shadow.fetch(open_api.url, "production", None)
+        shadow_answers.fetch(open_api.url, "production", None)
         assert open_api.authorizations == [None]
 
 
@@ -231,7 +231,7 @@ def test_fetch_sends_the_token_and_says_a_401_is_a_switch_not_an_old_api():
 )
 def test_fetch_says_what_a_status_means_and_the_old_api_hint_is_for_404_only(status, kind, says, hint_says):
     with ring_api(status=status, body=b"<html>bad gateway</html>") as api, pytest.raises(MlciError) as caught:
-        shadow.fetch(api.url, "staging")
+        shadow_answers.fetch(api.url, "staging")
     assert type(caught.value) is kind
     assert says in caught.value.message and hint_says in (caught.value.hint or "")
     assert ("predates" in (caught.value.hint or "")) == (status == 404)
@@ -252,14 +252,14 @@ def test_fetch_says_what_a_status_means_and_the_old_api_hint_is_for_404_only(sta
 )
 def test_a_200_that_is_not_a_page_of_answers_is_a_clear_error_naming_the_url(body):
     with ring_api(body=body) as api, pytest.raises(BadInput) as caught:
-        shadow.fetch(api.url, "staging")
+        shadow_answers.fetch(api.url, "staging")
     assert f"{api.url}/shadow/answers" in caught.value.message
 
 
 def test_a_replayed_request_id_counts_once():
     production = [answer("1", ["a"]), answer("2", ["a"]), answer("2", ["b"])]
     candidate = [answer("1", ["a"], mirrored=True)] + [answer("2", ["b"], mirrored=True, ms=9) for _ in range(5)]
-    result = shadow.compare(production, candidate)
+    result = shadow_compare.compare(production, candidate)
     assert result.mirrored == 2 and result.compared == 2 and result.rows == 2
     assert result.agreement == pytest.approx(0.5)  # "2": the first answer each ring holds, a vs b
     assert result.candidate_p50_ms == 1 and result.candidate_p99_ms == 9
@@ -282,18 +282,22 @@ def test_errors_blame_the_candidate_only_for_its_own_failures():
         answer("gone", status=502, mirrored=True),  # unmatched, but a 5xx is the candidate's whatever production did
         answer("gone-too", status=422, mirrored=True),  # unmatched refusal: nothing to say it is wrong
     ]
-    result = shadow.compare(production, candidate)
+    result = shadow_compare.compare(production, candidate)
     assert result.candidate_errors == 3  # ok-refused, both-failed, gone
     assert result.production_errors == 2  # prod-failed, both-failed
     assert result.mirrored == 7 and result.unmatched == 2 and result.compared == 0
 
 
-def a_report(on: bool = True, latencies: int = 0, compared: int = 0, candidate: str = "3") -> shadow.ShadowReport:
+def a_report(
+    on: bool = True, latencies: int = 0, compared: int = 0, candidate: str = "3"
+) -> shadow_compare.ShadowReport:
     production = [answer(f"r{i}", ["a"]) for i in range(max(latencies, compared))]
     mirrored = [answer(f"r{i}", ["a"], mirrored=True, ms=float(i)) for i in range(compared)]
     mirrored += [answer(f"x{i}", ["a"], mirrored=True, ms=float(i)) for i in range(latencies - compared)]
-    result = shadow.ShadowReport("staging", "production", 0.1, on, candidate, "2", shadow.compare(production, mirrored))
-    result.summary = shadow.summarize(result)
+    result = shadow_compare.ShadowReport(
+        "staging", "production", 0.1, on, candidate, "2", shadow_compare.compare(production, mirrored)
+    )
+    result.summary = shadow_compare.summarize(result)
     return result
 
 
