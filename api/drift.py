@@ -14,10 +14,9 @@ its PSI is over its threshold (`monitoring.drift.psi_threshold`, per feature if 
 `min_records` records were counted: PSI on a handful of requests is noise.
 
 The figures cover a rolling window (`monitoring.drift.window_minutes`): counts since the API started would
-let weeks of normal traffic hide a sudden shift for days. Each worker keeps a bounded history of the summed
-cumulative counts (CountHistory, sampled by the flush task every 1/60 of the window) and subtracts the
-counts at the oldest snapshot within the window from the counts now. Until the worker has lived a whole
-window the figures are since start, and the report says so; the since-start totals are reported too.
+let weeks of normal traffic hide a sudden shift for days (api/drift_window.py keeps the window). Until the
+worker has lived a whole window the figures are since start, and the report says so; the since-start totals
+are reported too.
 
 Bins, in counter order: numeric features' value bins (open-ended first and last), then "missing";
 categorical features' categories, then "other" (any other or unseen value), then "missing".
@@ -31,7 +30,6 @@ import itertools
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,13 +40,11 @@ from prometheus_client.core import GaugeMetricFamily
 
 from api.bundle import MISSING_CATEGORY, Bundle
 from api.bundle_schema import CategoricalBins, NumericBins
+from api.drift_window import DEFAULT_WINDOW_MINUTES, CountHistory, WindowStart, windowed
 
 FLUSH_SECONDS = 1.0  # how late a worker's counts may reach the shared counter (see DriftMonitor.flush)
 EPSILON = 1e-4  # share given to an empty bin (live or training): PSI stays finite, an empty bin stays rare
 COUNTER = "mlci_drift_inputs"
-DEFAULT_WINDOW_MINUTES = 60  # as ml.config.Drift: a bundle packaged before the window gets the same default
-SNAPSHOTS_PER_WINDOW = 60  # the window moves in steps of 1/60 of its length (a minute for the default hour)
-MIN_SAMPLE_SECONDS = 5.0  # a short window still does not read every worker's counter file every second
 NO_DISTRIBUTION = "the bundle has no training distribution (distribution.json): package it again with mlci package"
 
 
@@ -106,56 +102,6 @@ def psi(live_counts: np.ndarray, train_shares: np.ndarray) -> float:
     live = np.maximum(live_counts / live_counts.sum(), EPSILON)
     train = np.maximum(train_shares, EPSILON)
     return float(np.sum((live - train) * np.log(live / train)))
-
-
-@dataclass(frozen=True)
-class WindowStart:
-    """Where the windowed figures start: the summed counts at that moment, and how long ago it was."""
-
-    counts: list[np.ndarray]
-    seconds: float  # the span the windowed figures cover
-    full: bool  # False: the worker has not lived a whole window yet, so the figures are since start
-
-
-class CountHistory:
-    """A bounded history of the summed cumulative counts, to subtract the counts at the start of the window.
-
-    One snapshot every `step` seconds (1/60 of the window, at least MIN_SAMPLE_SECONDS), at most one window's
-    worth kept: memory and read cost stay fixed however long the API runs."""
-
-    def __init__(self, window_seconds: float, started: float, sizes: list[int]):
-        self.window_seconds = window_seconds
-        self.step = max(window_seconds / SNAPSHOTS_PER_WINDOW, MIN_SAMPLE_SECONDS)
-        self.started = started
-        self._zeros = [np.zeros(size, dtype=np.float64) for size in sizes]  # the counts when the API started
-        self._snapshots: deque[tuple[float, list[np.ndarray]]] = deque(maxlen=math.ceil(window_seconds / self.step) + 2)
-        self._next = started + self.step
-
-    def due(self, now: float) -> bool:
-        return now >= self._next
-
-    def add(self, now: float, counts: list[np.ndarray]) -> None:
-        self._snapshots.append((now, [c.copy() for c in counts]))
-        self._next = now + self.step
-
-    def start(self, now: float) -> WindowStart:
-        """The oldest snapshot within the window; since start until the worker has lived a whole window."""
-        if now - self.started < self.window_seconds:
-            return WindowStart(self._zeros, now - self.started, full=False)
-        oldest = now - self.window_seconds
-        for taken, counts in self._snapshots:  # oldest first
-            if taken >= oldest:
-                return WindowStart(counts, now - taken, full=True)
-        if self._snapshots:  # none within the window (sampling stalled): the newest, covering a little more
-            taken, counts = self._snapshots[-1]
-            return WindowStart(counts, now - taken, full=True)
-        return WindowStart(self._zeros, now - self.started, full=False)
-
-
-def windowed(now: list[np.ndarray], start: list[np.ndarray]) -> list[np.ndarray]:
-    """Counts now minus counts at the window's start. Summed cumulative counts only go down when a worker's
-    counter file disappears: clamped at zero, so a lost file makes a bin smaller, never negative."""
-    return [np.maximum(n - s, 0.0) for n, s in zip(now, start)]
 
 
 @dataclass(frozen=True)
@@ -242,9 +188,9 @@ class DriftMonitor:
         self._numeric_offsets = self._offsets[self._numeric]
         self._pending = np.zeros(len(self._children), dtype=np.int64)  # counted here, not yet in the counter
         self._next_flush = self._clock() + FLUSH_SECONDS
-        self.history = CountHistory(self.window_minutes * 60.0, self._clock(), sizes)
         self._index = {(f.name, str(i)): (k, i) for k, f in enumerate(self.features) for i in range(f.size)}
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        self.history = CountHistory(self.window_minutes * 60.0, self._clock(), [np.zeros(size) for size in sizes])
         self.gauges = CollectorRegistry(auto_describe=False)
         self.gauges.register(_GaugeCollector(self))
 

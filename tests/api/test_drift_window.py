@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.model_selection import train_test_split
 
 from api.bundle import BundleError, load_bundle
-from api.drift import SNAPSHOTS_PER_WINDOW, CountHistory, DriftMonitor, windowed
+from api.drift import DriftMonitor
+from api.drift_window import SNAPSHOTS_PER_WINDOW, CountHistory, windowed
 from ml.bundle import export_bundle
 from ml.config import Drift, Monitoring
 from ml.model import model_frame
@@ -126,7 +127,7 @@ def test_before_a_whole_window_the_figures_are_since_start_and_say_so(monitor, w
 
 
 def test_the_history_is_bounded_and_takes_the_oldest_snapshot_within_the_window():
-    history = CountHistory(window_seconds=3600, started=0.0, sizes=[2])
+    history = CountHistory(window_seconds=3600, started=0.0, baseline=[np.zeros(2)])
     assert history.step == 3600 / SNAPSHOTS_PER_WINDOW
     start = history.start(1800.0)
     assert not start.full and start.seconds == 1800 and start.counts[0].tolist() == [0, 0]
