@@ -15,8 +15,8 @@ its PSI is over its threshold (`monitoring.drift.psi_threshold`, per feature if 
 
 The figures cover a rolling window (`monitoring.drift.window_minutes`): counts since the API started would
 let weeks of normal traffic hide a sudden shift for days (api/drift_window.py keeps the window). Until the
-worker has lived a whole window the figures are since start, and the report says so; the since-start totals
-are reported too.
+worker has lived a whole window the figures are since the worker started (the summed counts then are its
+baseline), and the report says so; the since-start totals (every worker's since the server started) too.
 
 Bins, in counter order: numeric features' value bins (open-ended first and last), then "missing";
 categorical features' categories, then "other" (any other or unseen value), then "missing".
@@ -190,7 +190,11 @@ class DriftMonitor:
         self._next_flush = self._clock() + FLUSH_SECONDS
         self._index = {(f.name, str(i)): (k, i) for k, f in enumerate(self.features) for i in range(f.size)}
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-        self.history = CountHistory(self.window_minutes * 60.0, self._clock(), [np.zeros(size) for size in sizes])
+        # The baseline is read now, not at the first sample: the other workers' counter files are on disk
+        # already, and by the first sample this worker and the others will have counted records that belong
+        # to its window. Summed counts include every worker's since the server started; a worker uvicorn
+        # respawned must not report them as its own first window.
+        self.history = CountHistory(self.window_minutes * 60.0, self._clock(), self.counts())
         self.gauges = CollectorRegistry(auto_describe=False)
         self.gauges.register(_GaugeCollector(self))
 

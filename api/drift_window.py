@@ -4,7 +4,9 @@ counts over the window (now minus the oldest snapshot within it).
 Counts since the API started would let weeks of normal traffic hide a sudden shift for days, so each worker
 keeps a CountHistory, sampled by the flush task every 1/60 of the window, and subtracts the counts at the
 oldest snapshot within the window from the counts now. Until the worker has lived a whole window the figures
-are since start, from the summed counts `baseline`.
+are since *its* start: the history starts from the summed counts when the worker was made (`baseline`),
+not from zeros, because the sum includes every other worker's counts since the server started (a worker
+uvicorn respawned would otherwise report all of them as its own first window).
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ while the since-start PSI, diluted by the day before, stays under it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +174,82 @@ def test_a_bundle_with_an_out_of_range_window_is_refused_naming_the_key(window_b
     edited = _metadata_drift(window_bundle[2], tmp_path, lambda drift: drift.update(window_minutes=0))
     with pytest.raises(BundleError, match="window_minutes"):
         load_bundle(edited)
+
+
+REPO = Path(__file__).resolve().parents[2]
+# A uvicorn worker as far as drift counting goes: PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is
+# imported (as api.server does), so its counter is a file in the shared directory. argv: bundle, records (JSON).
+# It counts the records, then on each line of stdin prints its report as JSON; "count" counts them again.
+WORKER = """
+import json, sys
+from prometheus_client import CollectorRegistry
+from api.bundle import load_bundle
+from api.drift import DriftMonitor
+bundle = load_bundle(sys.argv[1])
+records = json.loads(open(sys.argv[2]).read())
+monitor = DriftMonitor(bundle, CollectorRegistry())
+for line in sys.stdin:
+    if line.strip() == "count":
+        monitor.observe(bundle.columns_from_records(records))
+        monitor.flush()
+    report = monitor.report()
+    print(json.dumps({"records": report.records, "records_total": report.records_total, "scope": report.scope}))
+    sys.stdout.flush()
+"""
+
+
+class Worker:
+    """A worker process sharing `metrics_dir`, alive until closed."""
+
+    def __init__(self, bundle_dir: Path, records: Path, metrics_dir: Path):
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(bundle_dir), str(records)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env,
+        )
+
+    def ask(self, command: str) -> dict:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"worker {self.process.pid} exited with {self.process.wait(timeout=10)}"
+        return json.loads(line)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def test_a_respawned_worker_counts_its_window_from_its_own_start(window_bundle, tmp_path):
+    # uvicorn respawns a dead or hung worker while the others keep counting. The summed counts include
+    # everything since the server started; the new worker's "since start" figures must begin at its start,
+    # or for a whole window it reports the server's history as its own and mlci_feature_drifted flaps.
+    _, rows, bundle_dir = window_bundle
+    metrics_dir, records = tmp_path / "metrics", tmp_path / "records.json"
+    metrics_dir.mkdir()
+    records.write_text(rows.head(PER_MINUTE).to_json(orient="records"))
+    earlier = Worker(bundle_dir, records, metrics_dir)
+    try:
+        for _ in range(3):
+            assert earlier.ask("count")["records_total"] > 0
+        assert len(list(metrics_dir.glob("counter_*.db"))) == 1  # its counts are in the shared directory
+        respawned = Worker(bundle_dir, records, metrics_dir)
+        try:
+            fresh = respawned.ask("report")
+            assert fresh["records_total"] == 3 * PER_MINUTE  # the server's counts, from the live worker
+            assert fresh["records"] == 0 and fresh["scope"].startswith("since start, 0 min ago")
+            earlier.ask("count")  # counted after the new worker started: within its window
+            after = respawned.ask("count")
+            assert after["records_total"] == 5 * PER_MINUTE
+            assert after["records"] == 2 * PER_MINUTE  # only what arrived since it started, from either worker
+            assert earlier.ask("report")["records"] == 5 * PER_MINUTE  # the first worker's window is all of it
+        finally:
+            respawned.close()
+    finally:
+        earlier.close()
