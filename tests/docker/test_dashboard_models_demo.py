@@ -251,7 +251,6 @@ def test_live_charts_follow_a_real_deploy_under_load(production, browser):  # no
 
         load.rate = 20.0  # more load: the figure on screen follows by itself
         expect(rps).not_to_have_text(first_rps, timeout=DEADLINE_MS)
-        assert float(rps.inner_text()) != float(first_rps)
         assert charts.first.screenshot() != chart_before  # the chart itself was redrawn with new points
 
         # The real deploy of version 2 to production, under load: idle slot, checks, router switch.
