@@ -420,7 +420,8 @@ class JenkinsfileTest extends PipelineTestBase {
         int fetched = 0
         onCommand['shadow'] = { ShCall call ->
             fetched++
-            givenFile('reports/shadow-staging.json', """{"env": "staging", "comparison": {"mirrored": ${fetched * 10}},
+            givenFile('reports/shadow-staging.json', """{"env": "staging", "candidate_version": "3",
+                "comparison": {"mirrored": ${fetched * 10}},
                 "summary": "shadow production -> staging: ${fetched * 10} requests compared"}""".toString())
         }
         List<String> actions = ['Refresh the shadow report', 'Deploy to production']

@@ -271,6 +271,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
         onCommand['shadow'] = { ShCall call ->
             fetched++
             givenFile('reports/shadow-staging.json', """{"env": "staging", "source": "production", "share": 0.1,
+                "candidate_version": "3",
                 "comparison": {"mirrored": ${fetched * 40}, "compared": ${fetched * 40}},
                 "summary": "shadow production -> staging: ${fetched * 40} requests compared"}""".toString())
         }
