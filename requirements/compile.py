@@ -2,7 +2,9 @@
 
 dev.txt is the one resolution of everything (all extras); the per-image files are compiled from
 one extra each, constrained by dev.txt, so a package has the same version everywhere and the API
-image gets no training stack.
+image gets no training stack. installer.txt pins, with its hashes, the installer that installs the
+locks everywhere (uv, bootstrapped by resources/io/mlci/install_lock.py): `make venv`, the agents'
+setup.sh; --upgrade moves it to the newest release like the rest.
 """
 
 import configparser
@@ -22,6 +24,9 @@ COMMON = [
     "--resolver=backtracking",
 ]
 IMAGES = ("api", "dashboard", "server")
+# What install_lock.py bootstraps from a hashed lock before installing any other lock (not a
+# dependency of mlci: it is in no extra of setup.cfg).
+INSTALLER = ("uv",)
 
 
 def compile_dev(upgrade: bool) -> None:
@@ -37,8 +42,19 @@ def compile_extra(extra: str) -> None:
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
     requirements = [line.strip() for line in parser["options.extras_require"][extra].splitlines() if line.strip()]
+    compile_constrained(extra, requirements, f"setup.cfg [{extra}] constrained by dev.txt")
+
+
+def compile_installer(upgrade: bool) -> None:
+    compile_constrained(
+        "installer", list(INSTALLER), "requirements/compile.py INSTALLER constrained by dev.txt", upgrade
+    )
+
+
+def compile_constrained(name: str, requirements: list[str], origin: str, upgrade: bool = False) -> None:
+    """requirements/NAME.txt from REQUIREMENTS constrained by dev.txt; ORIGIN names the input in the output."""
     # The input sits beside the locks only while compiling: paths in the output stay relative.
-    source = HERE / f".{extra}.in"
+    source = HERE / f".{name}.in"
     source.write_text("\n".join(["-c dev.txt", *requirements]) + "\n")
     try:
         subprocess.run(
@@ -48,22 +64,22 @@ def compile_extra(extra: str) -> None:
                 "piptools",
                 "compile",
                 *COMMON,
+                *(["--upgrade"] if upgrade else []),
                 "-o",
-                f"requirements/{extra}.txt",
-                f"requirements/.{extra}.in",
+                f"requirements/{name}.txt",
+                f"requirements/.{name}.in",
             ],
             check=True,
             cwd=ROOT,
         )
     finally:
         source.unlink()
-    text = (HERE / f"{extra}.txt").read_text()
-    (HERE / f"{extra}.txt").write_text(
-        text.replace(f"requirements/.{extra}.in", f"setup.cfg [{extra}] constrained by dev.txt")
-    )
+    text = (HERE / f"{name}.txt").read_text()
+    (HERE / f"{name}.txt").write_text(text.replace(f"requirements/.{name}.in", origin))
 
 
 if __name__ == "__main__":
     compile_dev(upgrade="--upgrade" in sys.argv)
     for name in IMAGES:
         compile_extra(name)
+    compile_installer(upgrade="--upgrade" in sys.argv)

@@ -2,8 +2,10 @@
  * mlciSetup: gives the workspace a Python environment (.venv) with the mlci tool AT THE LIBRARY'S
  * OWN VERSION (resources/io/mlci/VERSION), installed from the team's package index, never from the
  * consumer's checkout: a team's repository needs only its Jenkinsfile, mlci.yaml, data and tests.
- * The locked dependencies ship with the library (resources/io/mlci/requirements.txt, installed with
- * --require-hashes), then `pip install --no-deps mlci==<version>`. The venv is cached per agent
+ * The locked dependencies ship with the library (resources/io/mlci/requirements.txt), installed exactly
+ * as locked by install_lock.py (uv bootstrapped from the hashed installer.txt, then `uv pip sync
+ * --require-hashes`: nothing resolved, whatever is newer upstream), then `pip install --no-deps
+ * mlci==<version>`. The venv is cached per agent
  * (key: version, python, index options, lock hash) and .venv points at it.
  * It first deletes reports/, so no later step reads a report of a previous build.
  *
@@ -68,6 +70,9 @@ def call(Map config = [:]) {
             'package from whichever has the highest version; prefer one index that proxies the other.')
     }
     writeFile(file: '.mlci/setup.sh', text: libraryResource('io/mlci/setup.sh'))
+    // The installer setup.sh runs (beside it) and the hashed lock of the installer itself.
+    writeFile(file: '.mlci/install_lock.py', text: libraryResource('io/mlci/install_lock.py'))
+    writeFile(file: '.mlci/installer.txt', text: libraryResource('io/mlci/installer.txt'))
     List envVars = [
         "MLCI_SOURCE=${c.source}",
         "MLCI_PYTHON=${c.python}",

@@ -4,19 +4,25 @@
 # Two sources (MLCI_SOURCE):
 #   index     (teams' repositories) mlci==$MLCI_VERSION, the library's own version, from the team's
 #             package index (or a directory of wheels), on top of the locked dependencies shipped
-#             with the library (its requirements.txt, installed with --require-hashes). Nothing
-#             is taken from the checkout. The venv is built once per agent and key
+#             with the library (its requirements.txt, hashes required). Nothing is taken from the
+#             checkout. The venv is built once per agent and key
 #               sha256(version, python, index options, lock hash)
 #             in $MLCI_VENV_CACHE/mlci-<key>, and .venv is a symlink to it.
 #   checkout  (the mlci repository's own Jenkinsfile only) the checkout's lock file, then the
 #             checkout itself installed editable: a workspace venv on top of cached dependencies.
 # A marker file (.mlci-ready) is written last in a cached venv, so a half-built cache is never reused;
 # one builder per key on an agent (flock), other builds wait for it.
+# Locks are installed by install_lock.py (beside this file): uv, bootstrapped by the venv's own pip
+# from the hashed installer lock (installer.txt), then `uv pip sync --require-hashes` of the lock and
+# `uv pip check`: exactly the locked versions, nothing resolved, whatever is newer on the index and
+# whatever pip the agent's Python ships. Files are copied from uv's cache, never linked to it.
 #
 # Environment (all optional):
 #   MLCI_SOURCE          index | checkout [index]
 #   MLCI_PYTHON          interpreter [python3.11]
 #   MLCI_LOCK_FILE       hashed lock file [.mlci/requirements.txt (index), requirements/dev.txt (checkout)]
+#   MLCI_INSTALLER_LOCK  hashed lock of the installer (uv) [installer.txt beside this file (index),
+#                        requirements/installer.txt (checkout)]
 #   MLCI_VERSION         mlci version to install (index; required there)
 #   MLCI_INDEX_URL       package index [MLCI_PIP_INDEX_URL, then PIP_INDEX_URL, else pip's default]
 #   MLCI_EXTRA_INDEX_URL an extra index [none]
@@ -28,7 +34,8 @@
 # The index source needs an index (MLCI_INDEX_URL, MLCI_PIP_INDEX_URL or PIP_INDEX_URL) or
 # MLCI_FIND_LINKS: mlci==VERSION is never looked up on pypi.org, where anyone may publish an "mlci".
 # Exit codes: 0 ready; 2 missing interpreter, lock file or index, or mlci==VERSION (or a locked
-# package) is not on the index; 3 the package index could not be reached.
+# package) is not on the index, or a file on the index does not have the locked hash; 3 the package
+# index could not be reached.
 set -euo pipefail
 
 source_kind="${MLCI_SOURCE:-index}"
@@ -40,10 +47,14 @@ extra_index="${MLCI_EXTRA_INDEX_URL:-}"
 find_links="${MLCI_FIND_LINKS:-}"
 reuse="${MLCI_VENV_REUSE:-true}"
 version="${MLCI_VERSION:-}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+installer="${here}/install_lock.py"
 if [ "$source_kind" = checkout ]; then
     lock="${MLCI_LOCK_FILE:-requirements/dev.txt}"
+    installer_lock="${MLCI_INSTALLER_LOCK:-requirements/installer.txt}"
 else
     lock="${MLCI_LOCK_FILE:-.mlci/requirements.txt}"
+    installer_lock="${MLCI_INSTALLER_LOCK:-${here}/installer.txt}"
 fi
 
 say() { printf 'mlci setup: %s\n' "$*"; }
@@ -60,6 +71,9 @@ case "$source_kind" in
 esac
 if [ ! -f "$lock" ]; then
     fail 2 "lock file '$lock' not found in $(pwd); commit it (checkout) or let mlciSetup write it (index)."
+fi
+if [ ! -f "$installer" ] || [ ! -f "$installer_lock" ]; then
+    fail 2 "the installer ($installer) or its lock ($installer_lock) is missing: mlciSetup writes both beside setup.sh (io/mlci/install_lock.py, io/mlci/installer.txt); commit requirements/installer.txt (checkout)."
 fi
 if ! command -v "$python" >/dev/null 2>&1; then
     fail 2 "'$python' not found on this agent ($(hostname)); install Python 3.11 or set python."
@@ -119,6 +133,24 @@ pip_or_exit() {
     fail 2 "$what is not available as locked ($where): publish it (make dist, then upload the wheel) or fix indexUrl/findLinks; see above."
 }
 
+# installer_or_exit LOG WHAT ARGS...: runs install_lock.py, which tells an unreachable index (3) from a
+# locked package the index lacks or a file whose hash is not the lock's (2) itself, and says which.
+installer_or_exit() {
+    local log="$1" what="$2" status=0
+    shift 2
+    "$@" >"$log" 2>&1 || status=$?
+    if [ "$status" = 0 ]; then
+        return 0
+    fi
+    cat "$log" >&2
+    local where
+    where="$(shown "${index:-the default index}")"
+    if [ "$status" = 3 ]; then
+        fail 3 "could not install $what: the package index ($where) is unreachable from $(hostname) (proxy, DNS, credentials); see above."
+    fi
+    fail 2 "$what could not be installed as locked from $where (see above: a locked package missing there, or a file whose hash is not the lock's): mirror the locked versions or fix indexUrl."
+}
+
 # wait_for_lock VENV: takes the lock on fd 9 (one builder per venv on this agent), saying so when another
 # build holds it, so a build that waits minutes here does not look hung.
 wait_for_lock() {
@@ -152,11 +184,12 @@ cached_venv() {
     trap - ERR EXIT
 }
 
-# install_locked DIR LOG: the lock's dependencies, hashes required, into the venv DIR.
+# install_locked DIR LOG: the lock's dependencies, exactly as locked (hashes required), into the venv DIR.
+# Copied, not linked from uv's cache: what a build changes in its venv never reaches the cache.
 install_locked() {
-    pip_or_exit "$2" "the locked dependencies ($lock)" yes \
-        "$1/bin/python" -m pip install --disable-pip-version-check --require-hashes \
-        ${index_args[@]+"${index_args[@]}"} -r "$lock"
+    installer_or_exit "$2" "the locked dependencies ($lock)" \
+        "$python" "$installer" --venv "$1" --lock "$lock" --installer-lock "$installer_lock" --link-mode copy \
+        ${index_args[@]+"${index_args[@]}"}
 }
 
 # install_mlci DIR LOG (index source): the locked dependencies, then mlci==$version alone, and checks it starts.
