@@ -9,6 +9,12 @@ LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
+# The editable install is setuptools' strict mode: a link tree (build/__editable__.*/mlci) that maps ml/,
+# api/ and dashboard/ to mlci, mlci.api and mlci.dashboard exactly as the wheel does, so mypy, coverage and
+# import-linter see the package a team installs. A module added or removed re-links it.
+SOURCES := $(shell find ml api dashboard -type f \( -name '*.py' -o -name '*.j2' -o -name '*.toml' \) -not -path '*/__pycache__/*' 2>/dev/null | sort)
+LINKED  := $(VENV)/.linked-$(shell printf '%s\n' $(SOURCES) | cksum | cut -d' ' -f1)
+
 # No registry needed: images build on local Debian bases (docker/base-image.sh). Corporate
 # agents that pull python:3.11-slim-bookworm / nginx set these to the public images instead.
 export MLCI_BASE_IMAGE ?= mlci-base/python:3.11-bookworm
@@ -25,17 +31,28 @@ help:
 	@echo "make lock   recompile requirements/*.txt from setup.cfg"
 	@echo "make dist   build the mlci wheel and sdist of resources/io/mlci/VERSION into dist/"
 
-venv: $(STAMP)
+venv: $(LINKED)
 
-# The venv is rebuilt whenever the lock or the package metadata changes.
-$(STAMP): $(LOCK) setup.cfg pyproject.toml
-	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || .ci/bootstrap-python
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+$(LINKED): $(STAMP)
+	@rm -f $(VENV)/.linked-*
+	@echo "linking mlci (editable, strict) into $(VENV)"
+	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict \
+		>$(VENV)/link.log 2>&1 || { cat $(VENV)/link.log; exit 1; }
 	@touch $@
 
-demo: $(STAMP)
+
+# The venv is rebuilt whenever a lock, the installer or the package metadata changes. The lock is
+# installed as on the agents, by resources/io/mlci/install_lock.py: uv bootstrapped from the hashed
+# requirements/installer.txt by the venv's own pip, then `uv pip sync --require-hashes` (exactly the
+# locked versions, nothing resolved, whatever is newer upstream) and `uv pip check`. pip's index
+# settings (PIP_INDEX_URL, pip.conf) apply; the uv wheel is kept in ~/.cache/mlci/installer.
+$(STAMP): $(LOCK) requirements/installer.txt resources/io/mlci/install_lock.py setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || .ci/bootstrap-python
+	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) resources/io/mlci/install_lock.py --venv $(VENV) --lock $(LOCK) --installer-lock requirements/installer.txt
+	@touch $@
+
+demo: $(LINKED)
 	@bash docker/engine.sh
 	@bash docker/base-image.sh all
 	MLCI_PRODUCTION_DASHBOARD_TRACKING_URI=$${MLCI_PRODUCTION_DASHBOARD_TRACKING_URI:-http://host.docker.internal:$(MLFLOW_UI_PORT)} \
@@ -51,10 +68,11 @@ demo: $(STAMP)
 	@echo "Change a hyperparameter in mlci.yaml and run make demo again; make down stops everything."
 
 # The MLflow UI on the embedded store, in the background (pid in .mlci/mlflow-ui.pid); a second
-# server on the Docker bridge's gateway address (pid in .mlci/mlflow-gateway.pid) is what the demo's
-# dashboard container reads as http://host.docker.internal:PORT: that address is reachable from this
+# server on the Docker bridge's gateway address (pid in .mlci/mlflow-gateway.pid; docker/host-gateway.sh
+# finds the address `host-gateway` resolves to, also on engines whose IPAM records no gateway) is what
+# the demo's dashboard container reads as http://host.docker.internal:PORT: that address is reachable from this
 # machine and its containers only (never 0.0.0.0). MLflow 3 checks the Host header: that name is allowed.
-mlflow-ui: $(STAMP)
+mlflow-ui: $(LINKED)
 	@if [ -f .mlci/mlflow-ui.pid ] && kill -0 "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null; then \
 		echo "MLflow UI already running (pid $$(cat .mlci/mlflow-ui.pid))"; \
 	else \
@@ -65,9 +83,9 @@ mlflow-ui: $(STAMP)
 		for i in $$(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/$(MLFLOW_UI_PORT)) 2>/dev/null && break; sleep 1; done; \
 		echo "MLflow UI started (pid $$(cat .mlci/mlflow-ui.pid), log .mlci/mlflow-ui.log)"; \
 	fi
-	@gateway=$$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null); \
+	@gateway=$$(bash docker/host-gateway.sh); \
 	if [ -z "$$gateway" ]; then \
-		echo "no Docker bridge gateway: the dashboard container cannot read MLflow (is the engine running?)"; \
+		echo "no Docker bridge address: the dashboard container cannot read MLflow (is the engine running?)"; \
 	elif [ -f .mlci/mlflow-gateway.pid ] && kill -0 "$$(cat .mlci/mlflow-gateway.pid)" 2>/dev/null; then \
 		echo "MLflow for containers already running (pid $$(cat .mlci/mlflow-gateway.pid))"; \
 	else \
@@ -79,7 +97,7 @@ mlflow-ui: $(STAMP)
 		echo "MLflow for containers on http://$$gateway:$(MLFLOW_UI_PORT) (pid $$(cat .mlci/mlflow-gateway.pid), log .mlci/mlflow-gateway.log)"; \
 	fi
 
-down: $(STAMP)
+down: $(LINKED)
 	-$(BIN)/mlci down --env production
 	-$(BIN)/mlci down --env staging
 	@if [ -f .mlci/mlflow-ui.pid ]; then kill "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null || true; rm -f .mlci/mlflow-ui.pid; \
@@ -101,9 +119,9 @@ machine:
 # Coverage is gated per package (>= 90 % branch each): one well-covered package must not hide another.
 # API processes started by the tests are measured too (coverage's subprocess patch, see setup.cfg).
 COVERED := ml api dashboard
-test-python: $(STAMP)
+test-python: $(LINKED)
 	@rm -f .coverage .coverage.*
-	$(BIN)/pytest --cov=ml --cov=api --cov=dashboard --cov-branch --cov-report=term \
+	$(BIN)/pytest --cov=mlci --cov-branch --cov-report=term \
 		--cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml
 	@for pkg in $(COVERED); do \
 		$(BIN)/coverage report --include="$$pkg/*" --fail-under=90 --format=total >/dev/null \
@@ -111,28 +129,32 @@ test-python: $(STAMP)
 		|| { echo "coverage $$pkg: $$($(BIN)/coverage report --include="$$pkg/*" --format=total) % is under 90 %"; exit 1; }; \
 	done
 
-# ruff (lint + format check) and mypy on the Python code; `make format` rewrites in place.
-lint: $(STAMP)
-	$(BIN)/ruff check ml api dashboard tests benchmarks requirements/compile.py
-	$(BIN)/ruff format --check ml api dashboard tests benchmarks requirements/compile.py
-	$(BIN)/mypy ml api dashboard
+# ruff (lint + format check), mypy on the mlci package and import-linter's layer contracts (setup.cfg
+# [importlinter]); `make format` rewrites in place. mypy and lint-imports read the package as installed
+# (the editable link tree, build/__editable__.*/mlci); mypy's paths are shown as the repository's.
+lint: $(LINKED)
+	$(BIN)/ruff check ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py
+	$(BIN)/ruff format --check ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py
+	@set -o pipefail; $(BIN)/mypy -p mlci | sed -E 's#build/__editable__[^/]*/mlci/(api|dashboard)/#\1/#; s#build/__editable__[^/]*/mlci/#ml/#'
+	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix ml api dashboard tests benchmarks requirements/compile.py
-	$(BIN)/ruff format ml api dashboard tests benchmarks requirements/compile.py
+	$(BIN)/ruff check --fix ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py
+	$(BIN)/ruff format ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py
 
 test-groovy:
 	bash tests/groovy/run.sh
 
-lock: $(STAMP)
+lock: $(LINKED)
 	$(BIN)/python requirements/compile.py
 	cp requirements/dev.txt resources/io/mlci/requirements.txt
+	cp requirements/installer.txt resources/io/mlci/installer.txt
 
 # The wheel teams install (pip install mlci==<version>): built from the sdist, so the sdist is checked
 # too; no network (--no-isolation: setuptools, wheel and build come from the lock). It carries the
 # Dockerfiles, router files and image locks (setup.py), so `mlci build` needs no mlci checkout.
 DIST ?= dist
-dist: $(STAMP)
+dist: $(LINKED)
 	rm -f $(DIST)/mlci-*.whl $(DIST)/mlci-*.tar.gz
 	@mkdir -p $(DIST); $(BIN)/python -m build --no-isolation --outdir $(DIST) . >$(DIST)/build.log 2>&1 \
 		|| { cat $(DIST)/build.log; exit 1; }

@@ -2,38 +2,33 @@
 
 MLCI_BUNDLE (default /app/bundle), MLCI_BUNDLE_SHA256 (the bundle digest, baked in by mlci build),
 MLCI_HOST (0.0.0.0) and MLCI_PORT (8000), or MLCI_UDS (a unix socket path: the blue/green slot mode),
-MLCI_WORKERS (1); the rest as in api.main.
+MLCI_WORKERS (1); the rest as in mlci.api.main (all declared in mlci.core.env).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from api.bundle import BundleError
-from api.server import serve
-from api.settings import SettingsError, exit_bad_config
+from mlci.api.server import serve
+from mlci.api.settings import describe, exit_bad_config
+from mlci.contract.bundle import BundleError
+from mlci.core import env
+from mlci.core.env import EnvError
 
 
-def main(env: dict[str, str] | None = None) -> None:
-    env = dict(os.environ if env is None else env)
-    try:
-        port = int(env.get("MLCI_PORT", "8000"))
-        workers = int(env.get("MLCI_WORKERS", "1"))
-    except ValueError:
-        exit_bad_config("MLCI_PORT and MLCI_WORKERS must be integers")
+def main(environ: Mapping[str, str] | None = None) -> None:
     try:
         serve(
-            Path(env.get("MLCI_BUNDLE", "/app/bundle")),
-            host=env.get("MLCI_HOST", "0.0.0.0"),
-            port=port,
-            workers=workers,
-            uds=env.get("MLCI_UDS") or None,
-            expected_sha256=env.get("MLCI_BUNDLE_SHA256") or None,  # set in the image by mlci build
+            Path(env.BUNDLE.get(environ)),
+            host=env.HOST.get(environ),
+            port=env.PORT.get(environ),
+            workers=env.WORKERS.get(environ),
+            uds=env.UDS.get(environ),
+            expected_sha256=env.BUNDLE_SHA256.get(environ),  # set in the image by mlci build
         )
-    except (BundleError, SettingsError) as error:
-        hint = getattr(error, "hint", None)
-        exit_bad_config(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))
+    except (BundleError, EnvError) as error:
+        exit_bad_config(describe(error))
 
 
 if __name__ == "__main__":

@@ -16,18 +16,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.batcher import MicroBatcher
-from api.bundle import Bundle, load_bundle
-from api.drift import DriftMonitor
-from api.envelope import RequestEnvelope
-from api.logs import APP_LOGGER, configure_logging, log_event
-from api.metrics import Metrics
-from api.responses import MAX_DETAILS, error_response
-from api.routes import drift, health, info, metrics, predict, shadow
-from api.schema import example_record, request_model
-from api.settings import Settings
-from api.shadow import AnswerRing, ShadowRecorder, shadow_dir
-from api.state import ServiceState
+from mlci.api.batcher import MicroBatcher
+from mlci.api.drift import DriftMonitor
+from mlci.api.envelope import RequestEnvelope
+from mlci.api.logs import APP_LOGGER, configure_logging, log_event
+from mlci.api.metrics import Metrics
+from mlci.api.responses import MAX_DETAILS, error_response
+from mlci.api.routes import drift, health, info, metrics, predict, shadow
+from mlci.api.schema import example_record, request_model
+from mlci.api.settings import Settings
+from mlci.api.shadow import AnswerRing, ShadowRecorder, shadow_dir
+from mlci.api.state import ServiceState
+from mlci.contract.bundle import Bundle, load_bundle
 
 API_VERSION = "1"
 

@@ -1,6 +1,6 @@
 """Input drift: running counts of what the API is asked, per feature and bin, and PSI against training.
 
-The bundle's distribution.json holds each feature's training distribution (ml/profile_distribution.py);
+The bundle's distribution.json holds each feature's training distribution (ml/learn/profile_distribution.py);
 every record the API answers adds one to the bin of each of its features. Only those counts are kept,
 never a request. They are a Prometheus counter (`mlci_drift_inputs_total{feature,bin}`), so with several
 uvicorn workers each writes its own file (prometheus multiprocess mode) and a read sums every worker's:
@@ -38,9 +38,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-from api.bundle import MISSING_CATEGORY, Bundle
-from api.bundle_schema import CategoricalBins, NumericBins
-from api.drift_window import DEFAULT_WINDOW_MINUTES, CountHistory, WindowStart, windowed
+from mlci.api.drift_window import DEFAULT_WINDOW_MINUTES, CountHistory, WindowStart, windowed
+from mlci.contract.bundle import MISSING_CATEGORY, Bundle
+from mlci.contract.bundle_schema import CategoricalBins, NumericBins
 
 FLUSH_SECONDS = 1.0  # how late a worker's counts may reach the shared counter (see DriftMonitor.flush)
 EPSILON = 1e-4  # share given to an empty bin (live or training): PSI stays finite, an empty bin stays rare

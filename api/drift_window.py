@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_WINDOW_MINUTES = 60  # as ml.config.Drift: a bundle packaged before the window gets the same default
+DEFAULT_WINDOW_MINUTES = 60  # as mlci.core.config.Drift: a bundle packaged before the window gets the same default
 SNAPSHOTS_PER_WINDOW = 60  # the window moves in steps of 1/60 of its length (a minute for the default hour)
 MIN_SAMPLE_SECONDS = 5.0  # a short window still does not read every worker's counter file every second
 

@@ -5,7 +5,7 @@ body size limit while the body streams in (a 413 that the client can read: see `
 the body time limit (a 408), counts a client that went away before its answer as a 499 (nginx's
 convention) without a traceback, turns any other unhandled exception into a JSON 500 carrying the
 request id (the traceback goes to the server log, never to the client), counts and times the request
-by route template and status (api.metrics), and writes one JSON access line (api.logs).
+by route template and status (mlci.api.metrics), and writes one JSON access line (mlci.api.logs).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from api.logs import ACCESS_LOGGER, APP_LOGGER, log_event
-from api.metrics import Metrics
-from api.request_body import (
+from mlci.api.logs import ACCESS_LOGGER, APP_LOGGER, log_event
+from mlci.api.metrics import Metrics
+from mlci.api.request_body import (
     DRAIN_BYTES,
     DRAIN_SECONDS,
     BodyReader,

@@ -1,14 +1,18 @@
-"""`python -m api.healthcheck`: the image's HEALTHCHECK — GET /ready over TCP or the slot's unix socket.
+"""`python -m mlci.api.healthcheck`: the image's HEALTHCHECK — GET /ready over TCP or the slot's unix socket.
 
-Exit 0 when ready, 1 otherwise (Docker's contract). Standard library only: no curl in the image.
+Exit 0 when ready, 1 otherwise (Docker's contract). Standard library and mlci.core.env only: no curl in
+the image, and nothing slow to import (it runs every few seconds).
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import sys
+from collections.abc import Mapping
+
+from mlci.core import env
+from mlci.core.env import EnvError
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -22,12 +26,15 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-def ready(env: dict[str, str] | None = None, timeout: float = 2.0) -> bool:
-    env = dict(os.environ if env is None else env)
-    if uds := env.get("MLCI_UDS"):
+def ready(environ: Mapping[str, str] | None = None, timeout: float = 2.0) -> bool:
+    try:
+        uds, port = env.UDS.get(environ), env.PORT.get(environ)
+    except EnvError:
+        return False  # the API itself refuses to start on such a setting
+    if uds:
         connection: http.client.HTTPConnection = UnixConnection(uds, timeout)
     else:
-        connection = http.client.HTTPConnection("127.0.0.1", int(env.get("MLCI_PORT", "8000")), timeout=timeout)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", "/ready")
         return connection.getresponse().status == 200

@@ -1,7 +1,7 @@
 """The API's Prometheus metrics: requests and latency by route and status, predictions by label,
 micro-batch sizes and the model served, on a registry of the app's own.
 
-With several uvicorn workers (PROMETHEUS_MULTIPROC_DIR set by api.server), each worker writes its
+With several uvicorn workers (PROMETHEUS_MULTIPROC_DIR set by mlci.api.server), each worker writes its
 values to files there and a scrape sums them all, so counters never go backwards from one scrape to
 the next whichever worker answers.
 """

@@ -5,9 +5,9 @@ client that connects and sends nothing, or trickles its headers a byte at a time
 for ever (slowloris). This protocol closes a connection whose request headers are not complete within
 MLCI_HEADER_TIMEOUT seconds of the connection opening, or of the first byte of a later request on it
 (between requests, uvicorn's keep-alive timeout bounds the idle time). The body
-has its own bound (MLCI_BODY_TIMEOUT, in api.envelope.RequestEnvelope: it can answer a 408 there).
+has its own bound (MLCI_BODY_TIMEOUT, in mlci.api.envelope.RequestEnvelope: it can answer a 408 there).
 
-Selected with `uvicorn.run(http="api.protocol:HeaderDeadlineProtocol")` (api.server does).
+Selected with `uvicorn.run(http="mlci.api.protocol:HeaderDeadlineProtocol")` (mlci.api.server does).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.logs import APP_LOGGER, log_event
-from api.settings import Settings
+from mlci.api.logs import APP_LOGGER, log_event
+from mlci.api.settings import Settings
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Settings were checked by api.server before uvicorn started; workers inherit the environment.
+        # Settings were checked by mlci.api.server before uvicorn started; workers inherit the environment.
         self.header_timeout = Settings.from_env().header_timeout
         self.header_deadline: asyncio.TimerHandle | None = None
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from api.envelope import error_body
+from mlci.api.envelope import error_body
 
 # An error answer lists at most this many problems, then how many more there were: 1,000 empty
 # records are 30,000 problems, and listing them all made a 3 KB request cost a 2.4 MB answer.

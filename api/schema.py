@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from api.bundle import NUMERIC, Bundle, Feature
+from mlci.contract.bundle import NUMERIC, Bundle, Feature
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 

@@ -7,14 +7,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from api.bundle import load_bundle
-from api.settings import Settings
+from mlci.api.settings import Settings
+from mlci.contract.bundle import load_bundle
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def check(bundle: Path, expected_sha256: str | None = None) -> Settings:
-    """The bundle and the MLCI_* settings, checked once here (BundleError, SettingsError) rather than
+    """The bundle and the MLCI_* settings, checked once here (BundleError, EnvError) rather than
     failing with a traceback in each worker."""
     load_bundle(bundle, expected_sha256=expected_sha256)
     return Settings.from_env()
@@ -36,7 +36,7 @@ def serve(
 
     settings = check(bundle, expected_sha256)
     os.environ["MLCI_BUNDLE"] = str(Path(bundle).resolve())
-    # Each worker (api.main) loads the bundle again: it checks the same digest, or none.
+    # Each worker (mlci.api.main) loads the bundle again: it checks the same digest, or none.
     if expected_sha256:
         os.environ["MLCI_BUNDLE_SHA256"] = expected_sha256
     else:
@@ -47,13 +47,13 @@ def serve(
     metrics_dir = _multiprocess_metrics_dir() if workers > 1 else None
     try:
         uvicorn.run(
-            "api.main:app",
+            "mlci.api.main:app",
             host=host,
             port=port,
             uds=uds,
             workers=workers,
             loop="uvloop",
-            http="api.protocol:HeaderDeadlineProtocol",
+            http="mlci.api.protocol:HeaderDeadlineProtocol",
             access_log=False,
             log_level=settings.log_level.lower(),
             proxy_headers=False,
@@ -76,15 +76,15 @@ def _multiprocess_metrics_dir() -> str:
     return path
 
 
-if __name__ == "__main__":  # python -m api.server BUNDLE [PORT] [WORKERS]
+if __name__ == "__main__":  # python -m mlci.api.server BUNDLE [PORT] [WORKERS]
     import sys
 
-    from api.bundle import BundleError
-    from api.settings import SettingsError, exit_bad_config
+    from mlci.api.settings import describe, exit_bad_config
+    from mlci.contract.bundle import BundleError
+    from mlci.core.env import EnvError
 
     args = sys.argv[1:]
     try:
         serve(Path(args[0]), port=int(args[1]) if len(args) > 1 else 8000, workers=int(args[2]) if len(args) > 2 else 1)
-    except (BundleError, SettingsError) as error:  # what `python -m api` does: a message and exit 2, no traceback
-        hint = getattr(error, "hint", None)
-        exit_bad_config(f"cannot start the API: {error}" + (f" ({hint})" if hint else ""))
+    except (BundleError, EnvError) as error:  # what `python -m mlci.api` does: a message and exit 2, no traceback
+        exit_bad_config(describe(error))

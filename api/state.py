@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.batcher import MicroBatcher
-from api.bundle import Bundle
-from api.drift import DriftMonitor
-from api.metrics import Metrics
-from api.settings import Settings
+from mlci.api.batcher import MicroBatcher
+from mlci.api.drift import DriftMonitor
+from mlci.api.metrics import Metrics
+from mlci.api.settings import Settings
+from mlci.contract.bundle import Bundle
 
 
 @dataclass

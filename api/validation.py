@@ -24,7 +24,7 @@ from annotated_types import MaxLen, MinLen
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.responses import MAX_DETAILS
+from mlci.api.responses import MAX_DETAILS
 
 INLINE_BODY_BYTES = 16 << 10  # bodies up to this size are validated on the event loop (~ a few ms)
 # The records come from JSON but are checked as Python objects; the only messages that differ are

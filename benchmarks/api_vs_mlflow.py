@@ -35,9 +35,9 @@ import httpx  # noqa: E402 - after the sys.path and telemetry settings above
 import pandas as pd  # noqa: E402 - after the sys.path and telemetry settings above
 from sklearn.model_selection import train_test_split  # noqa: E402 - after the sys.path and telemetry settings above
 
-from ml import config as config_module  # noqa: E402 - after the sys.path and telemetry settings above
-from ml.bundle import export_bundle  # noqa: E402 - after the sys.path and telemetry settings above
-from ml.model import build_pipeline, model_frame  # noqa: E402 - after the sys.path and telemetry settings above
+from mlci.core import config as config_module  # noqa: E402 - after the sys.path and telemetry settings above
+from mlci.learn.model import build_pipeline, model_frame  # noqa: E402 - after the sys.path and telemetry settings above
+from mlci.ship.export import export_bundle  # noqa: E402 - after the sys.path and telemetry settings above
 
 LUA = """
 local bodies = {}
@@ -133,7 +133,7 @@ class Demo:
 class Servers:
     """Both servers on 127.0.0.1, serving the same fitted model with the same worker count."""
 
-    api_port: int  # `python -m api.server` (mlci)
+    api_port: int  # `python -m mlci.api.server` (mlci)
     mlflow_port: int  # `mlflow models serve`
 
     @property
@@ -159,7 +159,7 @@ def fit_demo() -> Demo:
 
 
 def start_servers(demo: Demo, work: Path, workers: int, processes: list[subprocess.Popen]) -> Servers:
-    """The same fitted model, twice: an mlci bundle served by api.server and an MLflow registered
+    """The same fitted model, twice: an mlci bundle served by mlci.api.server and an MLflow registered
     version served by `mlflow models serve`, `workers` workers each, logs in work/logs. Each process
     is appended to `processes` as it starts, so the caller's cleanup stops it whatever fails later."""
     bundle = work / "bundle"
@@ -187,7 +187,7 @@ def start_servers(demo: Demo, work: Path, workers: int, processes: list[subproce
     logs = work / "logs"
     logs.mkdir()
     api = subprocess.Popen(
-        [sys.executable, "-m", "api.server", str(bundle), str(servers.api_port), str(workers)],
+        [sys.executable, "-m", "mlci.api.server", str(bundle), str(servers.api_port), str(workers)],
         cwd=ROOT,
         env={**env, "MLCI_LOG_LEVEL": "WARNING"},
         start_new_session=True,

@@ -36,8 +36,8 @@ BUILD_SOURCES = (
     "requirements",
     ".dockerignore",
     "ml/__init__.py",
-    "ml/errors.py",
-    "ml/registry.py",
+    "ml/core/errors.py",
+    "ml/track/registry.py",
 )
 DEFAULTS = {
     "MLCI_BASE_IMAGE": "mlci-base/python:3.11-bookworm",

@@ -44,7 +44,7 @@ import images_mlflow
 from bluegreen_project import BUILD_SOURCES, DEFAULTS, copy_sources
 from images_docker import BuildLog, docker, free_port, image_size, remove_containers, remove_images, write_shim
 
-from ml.images import download_wheels
+from mlci.ship.images import download_wheels
 
 VENV_BIN = Path(sys.executable).parent
 # The demo project's config and data, and what an image build reads from a project.

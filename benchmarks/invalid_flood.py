@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from api_vs_mlflow import fit_demo, run_wrk, start_servers, stop, write_wrk_script
 
-RECORDS = 1000  # records per invalid body, as in tests/api/test_api_abuse_server.py
+RECORDS = 1000  # records per invalid body, as in tests/unit/api/test_protocol.py
 ERROR_BODY_BOUND = 16 * 1024  # the abuse test's bound on a 422 body (it was 2.4 MB before the fix)
 TARGETS = (
     "every mlci health probe answered 200, idle and under the flood",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/reload_vs_symlink.py [--seconds 20] [--switches 10] [--rounds 1]
                                                      [--bundle build/bundle]
 
-Host processes only (no Docker): two backends — the real prediction API (`api.server.serve`, uvicorn,
+Host processes only (no Docker): two backends — the real prediction API (`mlci.api.server.serve`, uvicorn,
 one worker each) on one model bundle, listening on unix sockets blue.sock and green.sock — behind the
 host's Nginx (Debian's binary, run in the foreground with `-p <temp dir>` and its own config on a
 free loopback port). The config is mlci's: the frame of docker/router/nginx.conf and the upstream and
@@ -15,7 +15,7 @@ tries 2), with paths moved into the temp dir and the access log off.
               the other socket and runs `nginx -s reload` (graceful: old workers finish and exit).
   B  symlink: the live upstream names live.sock, a symlink to blue.sock or green.sock; a switch is
               `ln -sfn green.sock .live.sock.tmp && mv -fT .live.sock.tmp live.sock` (what
-              ml/router.py runs in the router container): no reload.
+              ml/deploy/router.py runs in the router container): no reload.
 
 Each method: wrk (bluegreen_wrk.lua, `-t2 -c8`, keep-alive, one reference record POSTed to /predict)
 for --seconds while --switches switches alternate blue/green at even intervals; after each switch a
@@ -48,14 +48,16 @@ import httpx
 import jinja2
 from bluegreen_project import BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports, load_average, say
 
-from tests.waiting import wait_until_answers
+from tests.helpers.waiting import wait_until_answers
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SERVE = "import sys; from pathlib import Path; from api.server import serve; serve(Path(sys.argv[1]), uds=sys.argv[2])"
+SERVE = (
+    "import sys; from pathlib import Path; from mlci.api.server import serve; serve(Path(sys.argv[1]), uds=sys.argv[2])"
+)
 
 
 def render_upstreams(drain: float, sockets: Path, port: int, preview: int, live: str) -> str:
-    """ml/templates/router.conf.j2 with the values `mlci deploy` gives it (ml/router.py render()),
+    """ml/templates/router.conf.j2 with the values `mlci deploy` gives it (ml/deploy/router.py render()),
     the socket folder and listeners moved to the temp dir and loopback, `live` as the live socket."""
     jinja = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROOT / "ml" / "templates"),

@@ -7,7 +7,7 @@ way (the mirror location proxying straight to the shadow), which is what the han
 
 Host processes only (no Docker), like reload_vs_symlink.py: production is the real API (uvicorn, one
 worker, unix socket) behind the host's Nginx running mlci's router config — the frame of
-docker/router/nginx.conf and ml/templates/router.conf.j2 rendered by ml/router.py with
+docker/router/nginx.conf and ml/templates/router.conf.j2 rendered by ml/deploy/router.py with
 `shadow: {env: staging, share, timeout_ms: 1000}` — with paths moved to a temp dir, the shadow's
 Docker name replaced by 127.0.0.1:<port> and the switch file present. The shadow on that port is:
 
@@ -55,9 +55,9 @@ import yaml
 from bluegreen_project import BENCH_LOCK, PYTHON, ROOT, Project, Wrk, bench_lock, failed, free_ports, load_average, say
 from reload_vs_symlink import NGINX, Backend, Nginx, stop_group
 
-from ml import config as config_module
-from ml import router
-from tests.waiting import wait_until_answers
+from mlci.core import config as config_module
+from mlci.deploy import router
+from tests.helpers.waiting import wait_until_answers
 
 TIMEOUT_MS = 1000
 SCENARIOS = ("none", "none-again", "live", "slow10x", "dead", "hang", "naive-slow10x", "naive-hang")
@@ -75,7 +75,7 @@ def swap(text: str, old: str, new: str) -> str:
 
 
 def render(ports: list[int], sockets: Path, share: float | None, naive: bool) -> str:
-    """ml/router.py's production config (shadow off when share is None), moved to the host."""
+    """ml/deploy/router.py's production config (shadow off when share is None), moved to the host."""
     raw = yaml.safe_load((ROOT / "mlci.yaml").read_text())
     if share is not None:
         raw["environments"]["production"]["shadow"] = {"env": "staging", "share": share, "timeout_ms": TIMEOUT_MS}
@@ -158,7 +158,7 @@ class RealShadow:
     def __init__(self, bundle: Path, port: int, log: Path):
         self.log = open(log, "w")  # noqa: SIM115 - kept open for the life of the server process
         self.process = subprocess.Popen(
-            [str(PYTHON), "-m", "api.server", str(bundle), str(port), "1"],
+            [str(PYTHON), "-m", "mlci.api.server", str(bundle), str(port), "1"],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=self.log,

@@ -1,18 +1,20 @@
-"""`python -m dashboard`: the container's entry point. MLCI_API_URL (required: in a deployment, the
+"""`python -m mlci.dashboard`: the container's entry point. MLCI_API_URL (required: in a deployment, the
 environment's router), MLCI_DASHBOARD_HOST (0.0.0.0) and MLCI_DASHBOARD_PORT (8501)."""
 
 from __future__ import annotations
 
-import os
 import sys
+from typing import NoReturn
 
-from dashboard import launch
-from dashboard.client import API_URL_ENV
+from mlci.core import env
+from mlci.core.env import EnvError
+from mlci.dashboard import launch
+from mlci.dashboard.client import API_URL_ENV
 
-PORT_ENV = "MLCI_DASHBOARD_PORT"
+PORT_ENV = env.DASHBOARD_PORT.name
 
 
-def fail(problem: str) -> None:
+def fail(problem: str) -> NoReturn:
     """A bad environment is the operator's to fix: say what and how, exit 2, no traceback."""
     print(f"cannot start the dashboard: {problem}", file=sys.stderr)
     print(
@@ -23,14 +25,14 @@ def fail(problem: str) -> None:
 
 
 def main() -> None:
-    api_url = os.environ.get(API_URL_ENV, "").strip()
-    port = os.environ.get(PORT_ENV, "8501").strip()
+    try:
+        api_url, port, host = env.API_URL.get(), env.DASHBOARD_PORT.get(), env.DASHBOARD_HOST.get()
+    except EnvError as error:
+        fail(error.message)
     if not api_url:
         fail(f"{API_URL_ENV} is not set (the URL of the prediction API, in a deployment its environment's router)")
-    if not port.isdigit():
-        fail(f"{PORT_ENV} must be a port number, got {port!r}")
     try:
-        launch.run(api_url, int(port), host=os.environ.get("MLCI_DASHBOARD_HOST", "0.0.0.0"))
+        launch.run(api_url, port, host=host)
     except ValueError as error:
         fail(str(error))
 

@@ -1,4 +1,4 @@
-"""The mlci dashboard: `streamlit run dashboard/app.py` (or `mlci dashboard`), API from MLCI_API_URL.
+"""The mlci dashboard: `streamlit run <mlci.dashboard>/app.py` (or `mlci dashboard`), API from MLCI_API_URL.
 
 Every prediction and every model fact comes from the prediction API; the Models page also reads
 the MLflow registry when MLFLOW_TRACKING_URI is set.
@@ -6,16 +6,13 @@ the MLflow registry when MLFLOW_TRACKING_URI is set.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import streamlit as st
+
+from mlci.dashboard import ui
+
 HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # `streamlit run` puts dashboard/ on the path, not the repo root
-    sys.path.insert(0, str(HERE.parent))
-
-import streamlit as st  # noqa: E402 - after the sys.path fix above, which `streamlit run` needs
-
-from dashboard import ui  # noqa: E402 - same reason
 
 st.set_page_config(page_title="mlci dashboard", page_icon=":material/science:", layout="wide")
 

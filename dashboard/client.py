@@ -7,13 +7,15 @@ page can tell "the API is down or slow" (show a banner, retry) from "the API ref
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-API_URL_ENV = "MLCI_API_URL"
+from mlci.core import env
+
+API_URL_ENV = env.API_URL.name
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 CONNECT_TIMEOUT = 2.0  # the API is local or behind the environment's router: it connects fast or not at all
 READ_TIMEOUT = 5.0  # /version, /schema, one record
@@ -21,10 +23,10 @@ PREDICT_TIMEOUT = 30.0  # a batch chunk of up to max_batch records
 MAX_METRICS_BYTES = 4 << 20  # a /metrics text larger than this is not the API's (it exports a few hundred lines)
 
 
-def api_url(env: dict[str, str] | None = None) -> str:
-    """The API base URL from MLCI_API_URL (the environment's router in a deployment)."""
-    values = os.environ if env is None else env
-    return (values.get(API_URL_ENV) or DEFAULT_API_URL).strip().rstrip("/")
+def api_url(environ: Mapping[str, str] | None = None) -> str:
+    """The API base URL from MLCI_API_URL (the environment's router in a deployment); EnvError when it is
+    not an http(s) URL."""
+    return env.API_URL.get(environ) or DEFAULT_API_URL
 
 
 class ApiError(Exception):

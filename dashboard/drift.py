@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.client import ApiClient, ApiError, ApiRejected
+from mlci.dashboard.client import ApiClient, ApiError, ApiRejected
 
 DRIFTED_COLOUR = "#d62728"
 STABLE_COLOUR = "#4c78a8"

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from dashboard.client import API_URL_ENV
+from mlci.dashboard.client import API_URL_ENV
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -44,8 +44,6 @@ def environment(api_url: str, base: dict[str, str] | None = None) -> dict[str, s
     env = dict(os.environ if base is None else base)
     env[API_URL_ENV] = api_url.rstrip("/")
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    root = str(APP.parent.parent)  # the repo root, so `import dashboard` works from any directory
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 

@@ -2,29 +2,25 @@
 
 Reads the versions (newest first) and the aliases straight from MLflow, and the primary metric from
 the version tags `mlci train` writes (`mlci.primary_metric`, `mlci.metric.<name>`), so a page load is
-two requests, not one per version. It does not import `ml/` (the training tooling), so the dashboard
+two requests, not one per version. It imports only mlci.contract (not the training tooling), so the dashboard
 image carries only mlflow-skinny; mlflow is imported lazily: the other pages work without it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
+
+from mlci.contract import mlflow_reads
+from mlci.core import env
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
-MODEL_NAME_ENV = "MLCI_MODEL_NAME"
-DEPLOYED_ENV = "MLCI_ENV"  # set by `mlci deploy` on the environment's dashboard container
 MAX_VERSIONS = 50
-HTTP_DEFAULTS = {  # fail in seconds, not after MLflow's minutes of retries
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-}
 
 HOW_TO_CONFIGURE = """\
 The Models page reads the MLflow model registry, and no tracking server is configured for this dashboard.
@@ -59,10 +55,9 @@ MLFLOW_TRACKING_URI=http://127.0.0.1:5000 mlci dashboard --api http://127.0.0.1:
 """
 
 
-def not_configured(env: dict[str, str] | None = None) -> str:
+def not_configured(environ: Mapping[str, str] | None = None) -> str:
     """What the page says with no tracking URI: in a deployed container, why and what it needs."""
-    values = os.environ if env is None else env
-    deployed = (values.get(DEPLOYED_ENV) or "").strip()
+    deployed = env.ENV.get(environ) if env.ENV.is_set(environ) else ""  # set by mlci deploy on its container
     return DEPLOYED_WITHOUT_MLFLOW.format(env=deployed) if deployed else HOW_TO_CONFIGURE
 
 
@@ -82,23 +77,14 @@ class RegistryView:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def tracking_uri(env: dict[str, str] | None = None) -> str | None:
-    values = os.environ if env is None else env
+def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
+    values = os.environ if environ is None else environ  # MLflow's own variable, read as MLflow reads it
     value = (values.get(TRACKING_ENV) or "").strip()
     return value or None
 
 
-def model_name(api_name: str | None, env: dict[str, str] | None = None) -> str | None:
-    values = os.environ if env is None else env
-    return (values.get(MODEL_NAME_ENV) or "").strip() or api_name or None
-
-
-def redact(uri: str) -> str:
-    """The tracking URI without the password a user may have put in it (the page shows the URI)."""
-    parts = urlparse(uri)
-    if not parts.password:
-        return uri
-    return urlunparse(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
+def model_name(api_name: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    return env.MODEL_NAME.get(environ) or api_name or None
 
 
 def _missing_sqlite_file(uri: str) -> str | None:
@@ -126,18 +112,6 @@ def _float(text: Any) -> float | None:
         return None
 
 
-def _aliases(client: Any, name: str) -> dict[str, str]:
-    """alias -> version; empty while the model is not registered (the page says "no version yet")."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return {}
-        raise
-
-
 def _row(mv: Any, tags: dict[str, str], metric_name: str | None, aliases: dict[str, str]) -> dict[str, Any]:
     """One line of the Versions table, from an MLflow ModelVersion and its tags."""
     created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
@@ -156,8 +130,7 @@ def _row(mv: Any, tags: dict[str, str], metric_name: str | None, aliases: dict[s
 
 def load(uri: str, name: str) -> RegistryView:
     """Versions newest first: version, aliases, primary metric, author, commit, branch, date, run."""
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    mlflow_reads.apply_http_defaults()
     try:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
@@ -184,27 +157,29 @@ def load(uri: str, name: str) -> RegistryView:
             httpx.get(uri.rstrip("/") + "/health", timeout=3.0)
         except httpx.HTTPError as error:
             raise RegistryError(
-                f"the MLflow tracking server {redact(uri)} is unreachable ({type(error).__name__})",
+                f"the MLflow tracking server {mlflow_reads.redact(uri)} is unreachable ({type(error).__name__})",
                 hint="check that it runs and that MLFLOW_TRACKING_URI points at it",
             ) from None
     try:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        aliases = _aliases(client, name)
+        aliases = mlflow_reads.alias_map(client, name)
         found = client.search_model_versions(
             f"name = '{name}'", max_results=MAX_VERSIONS, order_by=["version_number DESC"]
         )
     except MlflowException as error:
         raise RegistryError(
-            f"MLflow at {redact(uri)} refused the request: {error.message}",
+            f"MLflow at {mlflow_reads.redact(uri)} refused the request: {error.message}",
             hint="check MLFLOW_TRACKING_URI and the credentials",
         ) from None
     except Exception as error:  # noqa: BLE001 - connection errors come in many types; the page shows one line
         raise RegistryError(
-            f"cannot read the MLflow registry at {redact(uri)} ({type(error).__name__}: {error})",
+            f"cannot read the MLflow registry at {mlflow_reads.redact(uri)} ({type(error).__name__}: {error})",
             hint="check that the tracking server runs and MLFLOW_TRACKING_URI points at it",
         ) from None
     versions = sorted(found, key=lambda mv: int(mv.version), reverse=True)
     tags = [dict(mv.tags or {}) for mv in versions]
     primary = next((t["mlci.primary_metric"] for t in tags if t.get("mlci.primary_metric")), None)
     rows = [_row(mv, t, t.get("mlci.primary_metric") or primary, aliases) for mv, t in zip(versions, tags)]
-    return RegistryView(tracking_uri=redact(uri), model_name=name, primary_metric=primary, aliases=aliases, rows=rows)
+    return RegistryView(
+        tracking_uri=mlflow_reads.redact(uri), model_name=name, primary_metric=primary, aliases=aliases, rows=rows
+    )

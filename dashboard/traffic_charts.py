@@ -9,7 +9,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from dashboard.traffic import Switch, Traffic
+from mlci.dashboard.traffic import Switch, Traffic
 
 HEIGHT = 240
 SWITCH_COLOUR = "#d62728"

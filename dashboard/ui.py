@@ -8,26 +8,28 @@ second net.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import streamlit as st
 
-from dashboard import core
-from dashboard.client import ApiClient, ApiError, ApiRejected, ApiUnavailable, api_url
+from mlci.core import env
+from mlci.core.env import EnvError
+from mlci.dashboard import core
+from mlci.dashboard.client import ApiClient, ApiError, ApiRejected, ApiUnavailable, api_url
 
 log = logging.getLogger("mlci.dashboard")
-REFRESH_ENV = "MLCI_DASHBOARD_REFRESH"
 SCHEMA_TTL = 60  # seconds; also dropped at once when the served model changes
 
 
 def refresh_seconds() -> float:
+    """Seconds between live-model checks (MLCI_DASHBOARD_REFRESH, at least 0.5); a bad value is the default:
+    a page never fails on it."""
     try:
-        return max(0.5, float(os.environ.get(REFRESH_ENV) or 3))
-    except ValueError:
-        return 3.0
+        return max(0.5, env.DASHBOARD_REFRESH.get())
+    except EnvError:
+        return env.DASHBOARD_REFRESH.default
 
 
 @st.cache_resource(show_spinner=False)

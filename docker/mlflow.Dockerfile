@@ -21,12 +21,16 @@ ARG PIP_INDEX_URL=
 COPY requirements/server.txt /tmp/requirements.txt
 COPY build/wheelhouse/server/ /tmp/wheelhouse/
 # One venv, then trim what a server never reads: pip itself, test suites, caches.
+# Exactly the locked files: --no-deps (a fully pinned lock needs no resolution; an older pip would
+# reach for a newer release of a dependency required with an extra), then pip check (the lock is
+# consistent) while pip is still there.
 RUN set -eu; \
     if [ -n "$PIP_INDEX_URL" ]; then source="--index-url $PIP_INDEX_URL"; \
     else source="--no-index --find-links /tmp/wheelhouse"; fi; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --only-binary=:all: \
-        $source -r /tmp/requirements.txt; \
+        --no-deps $source -r /tmp/requirements.txt; \
+    /opt/venv/bin/pip check; \
     /opt/venv/bin/pip uninstall -y -q pip; \
     find /opt/venv -depth \( -name tests -o -name __pycache__ \) -type d \
         -path '*/site-packages/*' -exec rm -rf {} +; \

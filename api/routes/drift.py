@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.responses import OrjsonResponse
-from api.routes import answer_head
-from api.state import service
+from mlci.api.responses import OrjsonResponse
+from mlci.api.routes import answer_head
+from mlci.api.state import service
 
 router = APIRouter(tags=["monitoring"])
 

@@ -1,5 +1,5 @@
 """GET /metrics: Prometheus text format: this app's own registry, or every worker's (see Metrics), then the
-drift gauges computed from every worker's counts (api.drift)."""
+drift gauges computed from every worker's counts (mlci.api.drift)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from api.routes import answer_head
-from api.state import service
+from mlci.api.routes import answer_head
+from mlci.api.state import service
 
 router = APIRouter(tags=["metrics"])
 

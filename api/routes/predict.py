@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.responses import error_response, request_id_of
-from api.schema import ErrorResponse, PredictResponse
-from api.state import service
-from api.validation import Invalid, summary, validate
+from mlci.api.responses import error_response, request_id_of
+from mlci.api.schema import ErrorResponse, PredictResponse
+from mlci.api.state import service
+from mlci.api.validation import Invalid, summary, validate
 
 router = APIRouter(tags=["predict"])
 INLINE_ROWS = 64  # bigger batches run in the thread pool so the event loop keeps serving

@@ -7,10 +7,10 @@ import hmac
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.responses import OrjsonResponse
-from api.routes import answer_head
-from api.shadow import MAX_PAGE, AnswerRing
-from api.state import service
+from mlci.api.responses import OrjsonResponse
+from mlci.api.routes import answer_head
+from mlci.api.shadow import MAX_PAGE, AnswerRing
+from mlci.api.state import service
 
 router = APIRouter(tags=["monitoring"])
 

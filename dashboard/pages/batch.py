@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import core, ui
-from dashboard.client import ApiRejected, ApiUnavailable
+from mlci.dashboard import core, ui
+from mlci.dashboard.client import ApiRejected, ApiUnavailable
 
 
 def _source() -> tuple[str, bytes] | None:

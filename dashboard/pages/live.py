@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import core, drift, traffic, traffic_charts, ui
-from dashboard.client import ApiError
+from mlci.dashboard import core, drift, traffic, traffic_charts, ui
+from mlci.dashboard.client import ApiError
 
 st.title("Live model")
 st.caption(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import registry, ui
-from dashboard.client import ApiError
+from mlci.dashboard import registry, ui
+from mlci.dashboard.client import ApiError
 
 REGISTRY_TTL = 15
 

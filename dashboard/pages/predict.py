@@ -12,8 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import core, ui
-from dashboard.client import ApiRejected
+from mlci.dashboard import core, ui
+from mlci.dashboard.client import ApiRejected
 
 COLUMNS = 4
 

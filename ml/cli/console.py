@@ -7,6 +7,7 @@ styles are applied to `Text` spans, never interpolated into markup strings.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-from ml.errors import MlciError
+from mlci.core.errors import MlciError
 
 _width = int(os.environ.get("COLUMNS", "0")) or 160
 # markup=False by default: a caller passing a plain string prints it as written.
@@ -71,13 +72,25 @@ def error(failure: MlciError, command: str) -> None:
         err.print(f"  what to do: {failure.hint}", markup=False)
 
 
-def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """The same table as text, for reports and Jenkins build descriptions."""
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(columns)]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
+class _LogLines(logging.Handler):
+    """mlci's own log records (the work's progress: logger `mlci.*`) as indented lines of the build log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            info(record.getMessage())
+        except Exception:  # noqa: BLE001 - logging must never break a command; the record is dropped
+            self.handleError(record)
+
+
+def route_logs() -> None:
+    """Show the work's progress lines (INFO and above of logger `mlci`) the way `info` shows lines.
+
+    The stage modules never print: they log, and the command decides where lines go. Idempotent."""
+    logger = logging.getLogger("mlci")
+    if not any(isinstance(h, _LogLines) for h in logger.handlers):
+        logger.addHandler(_LogLines())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def flush() -> None:

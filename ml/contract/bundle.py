@@ -1,7 +1,7 @@
 """The model bundle, serving side: the file format and the loader. numpy, onnxruntime, pydantic, stdlib.
 
 The API image has no scikit-learn, pandas, scipy or mlflow, so nothing here (or anywhere under `api/`)
-imports them at module level, and never imports `ml`. The export side (`ml.bundle`) imports the
+imports them at module level, and never imports `ml`. The export side (`mlci.ship.export`) imports the
 constants below so both sides agree on one format.
 
 A bundle is a directory:
@@ -10,10 +10,10 @@ A bundle is a directory:
                      schema, classes, parity figures, format
     reference.json   reference records and the outputs scikit-learn gave for them (the smoke test)
     distribution.json  (optional) each feature's training distribution: the reference of the drift
-                     figures (api.drift); a bundle without it serves, with drift unavailable
-    SHA256SUMS       the listing whose sha256 is the bundle digest (api.bundle_digest)
+                     figures (mlci.api.drift); a bundle without it serves, with drift unavailable
+    SHA256SUMS       the listing whose sha256 is the bundle digest (mlci.contract.bundle_digest)
 
-Everything in a bundle is data: the JSON files are parsed against allow-lists (api.bundle_schema), the
+Everything in a bundle is data: the JSON files are parsed against allow-lists (mlci.contract.bundle_schema), the
 skops fallback may instantiate only the exact types mlci's pipelines need, and when the caller knows the
 bundle digest (the image does), the files are checked against it before anything is parsed.
 """
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from api import bundle_digest, bundle_schema
-from api.bundle_schema import BundleError
+from mlci.contract import bundle_digest, bundle_schema
+from mlci.contract.bundle_schema import BundleError
 
 BUNDLE_FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
@@ -39,13 +39,13 @@ SKLEARN_FILE = "model.skops"
 FORMAT_ONNX = "onnx"
 FORMAT_SKLEARN = "sklearn"
 MODEL_FILES = {FORMAT_ONNX: ONNX_FILE, FORMAT_SKLEARN: SKLEARN_FILE}
-MISSING_CATEGORY = ""  # the model's missing marker for categorical features (see ml/model.py)
+MISSING_CATEGORY = ""  # the model's missing marker for categorical features (see ml/learn/model.py)
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 # The types, beyond skops' own defaults, that a scikit-learn fallback bundle may instantiate: exactly
-# what `skops.io.get_untrusted_types` reports for the pipelines ml/model.py builds (ColumnTransformer,
+# what `skops.io.get_untrusted_types` reports for the pipelines ml/learn/model.py builds (ColumnTransformer,
 # SimpleImputer, StandardScaler, OneHotEncoder + LogisticRegression, DecisionTree, RandomForest,
-# GradientBoosting, HistGradientBoosting); tests/api/test_bundle_integrity.py holds the list to that.
+# GradientBoosting, HistGradientBoosting); tests/unit/contract/test_bundle.py holds the list to that.
 # Names, never prefixes: `builtins.` would admit exec and eval.
 SKOPS_ALLOWED_TYPES = frozenset(
     {
@@ -91,7 +91,7 @@ def session_options():
     """onnxruntime options for a small box running a few workers.
 
     One intra-op thread: single-row and micro-batch inference is far below the size where threads pay
-    off, the workers are the parallelism, and the float64 tree ensembles (ml/onnx_double.py) must sum
+    off, the workers are the parallelism, and the float64 tree ensembles (ml/ship/onnx_double.py) must sum
     their trees in order to reproduce scikit-learn's ties bit for bit. Sequential execution, all graph
     optimisations, and no spinning threads burning a core between requests.
     """

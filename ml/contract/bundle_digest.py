@@ -15,7 +15,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from api.bundle_schema import BundleError
+from mlci.contract.bundle_schema import BundleError
 
 MANIFEST_FILE = "SHA256SUMS"
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")

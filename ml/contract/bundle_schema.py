@@ -30,7 +30,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class BundleError(Exception):
-    """A missing or corrupt bundle. `ml.bundle.load_bundle` turns it into `ml.errors.BadInput`."""
+    """A missing or corrupt bundle. `ml.bundle.load_bundle` turns it into `mlci.core.errors.BadInput`."""
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)

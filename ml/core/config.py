@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +18,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ml.errors import ConfigError
+from mlci.core.env import CONFIG, environment_setting, environment_variable
+from mlci.core.errors import ConfigError
 
 DEFAULT_CONFIG = "mlci.yaml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
@@ -223,7 +223,7 @@ class Environment(Strict):
     dashboard_tracking_uri: str | None = Field(default=None, max_length=2000)
     # Where mlci reaches the published ports (the Docker host's address for a remote engine).
     address: str = "127.0.0.1"
-    # What a version needs before it may be deployed here (ml/policy.py): `gate`, `approver`, or the
+    # What a version needs before it may be deployed here (ml/deploy/policy.py): `gate`, `approver`, or the
     # name of another environment where it must have been deployed and verified. None: the default
     # ([gate, staging, approver] for `production`, without staging when there is none; nothing elsewhere).
     requires: list[str] | None = None
@@ -426,19 +426,18 @@ class Config(Strict):
             raise ConfigError(f"environment {name!r} is not in mlci.yaml (known: {known})")
         env = self.environments[name]
         overrides: dict[str, Any] = {}
-        key = re.sub(r"\W", "_", name).upper()
-        if port := os.environ.get(f"MLCI_{key}_PORT"):
+        if port := environment_setting(name, "PORT"):
             if not port.isdigit():
-                raise ConfigError(f"MLCI_{key}_PORT must be a port number, got {port!r}")
+                raise ConfigError(f"{environment_variable(name, 'PORT')} must be a port number, got {port[:40]!r}")
             overrides["port"] = int(port)
-        if host := os.environ.get(f"MLCI_{key}_DOCKER_HOST"):
+        if host := environment_setting(name, "DOCKER_HOST"):
             overrides["docker_host"] = host
-        if uri := os.environ.get(f"MLCI_{key}_DASHBOARD_TRACKING_URI"):
+        if uri := environment_setting(name, "DASHBOARD_TRACKING_URI"):
             try:
                 overrides["dashboard_tracking_uri"] = http_tracking_uri(uri)
             except ValueError as error:
                 raise ConfigError(
-                    f"MLCI_{key}_DASHBOARD_TRACKING_URI {error}",
+                    f"{environment_variable(name, 'DASHBOARD_TRACKING_URI')} {error}",
                     hint="set it to the http(s) URL of an MLflow tracking server the dashboard container reaches, "
                     "or unset it",
                 ) from None
@@ -487,7 +486,7 @@ def parse(raw: Any, root: Path = Path("."), source: str = DEFAULT_CONFIG, file: 
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    return Path(path or os.environ.get("MLCI_CONFIG") or DEFAULT_CONFIG)
+    return Path(path or CONFIG.get())
 
 
 class YamlRefused(yaml.YAMLError):

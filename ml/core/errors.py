@@ -1,4 +1,4 @@
-"""Error types a user can cause; each class carries its exit code (ml.exits maps any other
+"""Error types a user can cause; each class carries its exit code (mlci.core.exits maps any other
 exception onto them).
 
 Exit codes (the contract Jenkins steps rely on): 0 success; 1 a check said no; 2 bad input or

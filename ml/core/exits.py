@@ -7,7 +7,7 @@ and exits with its code; nothing else in `ml/` calls `sys.exit`.
 
 from __future__ import annotations
 
-from ml.errors import MlciError, Unreachable
+from mlci.core.errors import MlciError, Unreachable
 
 # Client exceptions that mean "the server did not answer" (requests/urllib3 under MLflow's client,
 # httpx under our own probes), by class name so this module imports none of those libraries. Only

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ml import registry
-from ml.config import Config
-from ml.errors import BadInput
+from mlci.core.config import Config
 
 
 def _default(value: Any) -> Any:
@@ -22,7 +21,7 @@ def _default(value: Any) -> Any:
 
 
 def render(payload: dict[str, Any]) -> str:
-    """A report's text: what write() puts in reports/<name>.json (and ml.archive on the run, byte for byte)."""
+    """A report's text: what write() puts in reports/<name>.json (and mlci.track.archive on the run, byte for byte)."""
     return json.dumps(payload, indent=2, sort_keys=False, default=_default, allow_nan=False) + "\n"
 
 
@@ -44,39 +43,10 @@ def read(config: Config, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def trained_version(config: Config) -> str | None:
-    """The model version this workspace's last `mlci train` registered (reports/train.json), if any.
-
-    A report of another model or of another tracking store names a version that means something else
-    there: refused, rather than gating or shipping whatever holds that number."""
-    shown = config.reports_dir / "train.json"
-    try:
-        report = read(config, "train")
-    except (OSError, ValueError) as error:
-        raise BadInput(
-            f"cannot read {shown}: {error}", hint="pass --version N or --alias NAME, or run mlci train again"
-        ) from None
-    if report is None:
-        return None
-    version = str(report.get("version", "")) if isinstance(report, dict) else ""
-    if not version.isdigit():
-        raise BadInput(f"{shown} names no model version", hint="run mlci train again, or pass --version N")
-    if report.get("model_name") != config.model_name:
-        raise BadInput(
-            f"{shown} is of model {report.get('model_name')!r}, not {config.model_name!r} (mlci.yaml)",
-            hint="run mlci train with this mlci.yaml, or pass --version N or --alias NAME",
-        )
-    store = registry.redact(config.tracking_uri)
-    if report.get("tracking_uri") not in (None, store):
-        raise BadInput(
-            f"{shown} records version {version} of another tracking store ({report['tracking_uri']}, not {store})",
-            hint="run mlci train against this store, or pass --version N or --alias NAME",
-        )
-    return version
-
-
-def build_version(config: Config, version: str | None = None, alias: str | None = None) -> registry.Selection:
-    """The version a command of this build works on: the one given, the alias named, or the one this
-    workspace trained (never an alias nobody named: another build may move it meanwhile)."""
-    trained = None if version or alias else trained_version(config)
-    return registry.select(version, alias, trained)
+def plain_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The same table as text, for reports and Jenkins build descriptions."""
+    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(columns)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -8,18 +8,18 @@ import time
 
 import httpx
 
-from ml import polling
-from ml.deploy.slots import Target
-from ml.docker import Docker
-from ml.errors import CheckFailed
-from ml.router import Names, Router
+from mlci.core import polling
+from mlci.core.errors import CheckFailed
+from mlci.deploy.router import Names, Router
+from mlci.deploy.slots import Target
+from mlci.ship import containers
+from mlci.ship.docker import Docker
 
 PROBE_INTERVAL = 0.05
 
 
 def logs(docker: Docker, container: str) -> list[str]:
-    done = docker.run("logs", "--tail", "8", container, check=False)
-    return [line for line in (done.stdout + done.stderr).strip().splitlines() if line][-8:]
+    return containers.logs(docker, container, tail=8)
 
 
 def wait_ready(docker: Docker, names: Names, router: Router, colour: str, timeout: float) -> float:
@@ -79,7 +79,8 @@ def _smoke(docker: Docker, names: Names, router: Router, colour: str, target: Ta
                 f"v{version.get('version')} ({version.get('colour')}), expected "
                 f"{target.model_name} v{target.model_version} ({colour})"
             )
-        reference = json.loads(docker.run("exec", names.slot(colour), "cat", "/app/bundle/reference.json").stdout)
+        shown = containers.execute(docker, names.slot(colour), ["cat", "/app/bundle/reference.json"])
+        reference = json.loads(shown.stdout)
         answer = client.post(f"{router.preview_url}/predict", json={"records": reference["records"]})
     if answer.status_code != 200:
         raise CheckFailed(f"smoke test: /predict answered {answer.status_code}", details=[answer.text[:300]])

@@ -1,6 +1,6 @@
 """Pure decisions of the deploy: what the history says serves, what a rollback goes back to, who
 holds the lock. No Docker, no MLflow: every input is data, so each rule is unit-tested on its own
-(tests/ml/test_deploy_decisions.py).
+(tests/unit/deploy/test_decisions.py).
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ never waits for a deploy."""
 
 from __future__ import annotations
 
-from ml.config import Config
-from ml.deploy import decisions, state
-from ml.deploy.slots import host_image, open_context
-from ml.environment_status import DeployRecord, EnvironmentStatus, SlotStatus
-from ml.router import COLOURS, LIVE
+from mlci.core.config import Config
+from mlci.deploy import decisions, state
+from mlci.deploy.environment_status import DeployRecord, EnvironmentStatus, SlotStatus
+from mlci.deploy.router import COLOURS, LIVE
+from mlci.deploy.slots import host_image, open_context
 
 
 def environment_status(config: Config, env_name: str) -> EnvironmentStatus:

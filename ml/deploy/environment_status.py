@@ -1,6 +1,6 @@
 """What an environment serves, as typed results: its router, its two slots and its deploy records.
 
-Built by `ml.deploy.environment_status` (which reads Docker and the history), read by `mlci status`;
+Built by `mlci.deploy.environment_status` (which reads Docker and the history), read by `mlci status`;
 `as_dict()` is the `--json` shape Jenkins steps and scripts read, so it stays as it was.
 """
 

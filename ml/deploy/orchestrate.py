@@ -10,16 +10,19 @@ leaves live traffic untouched; a failed verification switches back and exits 1.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml import archive, console, image_registry, policy, provenance, registry, shadow, tracking
-from ml.config import Config
-from ml.deploy import checks, decisions, pull, state
-from ml.deploy.lock import EnvironmentLock
-from ml.deploy.slots import (
+from mlci.contract import mlflow_reads
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, CheckFailed, MlciError
+from mlci.deploy import checks, decisions, policy, pull, shadow, state
+from mlci.deploy.lock import EnvironmentLock
+from mlci.deploy.router import COLOURS, LIVE, PREVIEW, other, render
+from mlci.deploy.slots import (
     Context,
     Target,
     ensure_dashboard,
@@ -30,9 +33,11 @@ from ml.deploy.slots import (
     role_image,
     start_slot,
 )
-from ml.deploy.switch import SwitchedBack, switch
-from ml.errors import BadInput, CheckFailed, MlciError
-from ml.router import COLOURS, LIVE, PREVIEW, other, render
+from mlci.deploy.switch import SwitchedBack, switch
+from mlci.ship import containers, image_registry
+from mlci.track import archive, provenance, registry, tracking
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 300.0
 
@@ -54,7 +59,7 @@ class Outcome:
     policy: dict[str, Any] = field(default_factory=dict)
     host: str | None = None  # the environment's Docker host (None: the local engine)
     digest: str | None = None  # the API image's registry digest (repo@sha256:…) when it has one
-    shadow: dict[str, Any] | None = None  # the shadow report just before the switch (ml/shadow.py)
+    shadow: dict[str, Any] | None = None  # the shadow report just before the switch (ml/deploy/shadow.py)
 
     def record(self, kind: str, approver: str | None) -> dict[str, Any]:
         return {
@@ -83,7 +88,7 @@ def _record(
 ) -> None:
     outcome.seconds = round(time.monotonic() - started, 2)
     report = state.append(ctx.config, lock, ctx.env_name, outcome.record(kind, approver))
-    archive.deploy_record(ctx.config, report["last"])  # best effort, after the record (ml/archive.py)
+    archive.deploy_record(ctx.config, report["last"])  # best effort, after the record (ml/track/archive.py)
 
 
 def deploy(
@@ -93,7 +98,7 @@ def deploy(
     image: str | None = None,
     approver: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    step: Callable[[str], None] = console.info,
+    step: Callable[[str], None] = log.info,
     force: bool = False,
     reason: str | None = None,
 ) -> Outcome:
@@ -214,7 +219,7 @@ def rollback(
     config: Config,
     env_name: str,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    step: Callable[[str], None] = console.info,
+    step: Callable[[str], None] = log.info,
 ) -> Outcome:
     """Switch back to the other colour when it runs, answers and held what served before;
     otherwise redeploy the image of the record before the current one (decisions.rollback_plan)."""
@@ -288,7 +293,7 @@ def down(
     config: Config,
     env_name: str,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    step: Callable[[str], None] = console.info,
+    step: Callable[[str], None] = log.info,
 ) -> list[str]:
     """Remove the environment's containers, network and socket volume, and its registry alias. The
     state volume stays: its history keeps the "down" record."""
@@ -315,16 +320,16 @@ def _remove(ctx: Context, step: Callable[[str], None]) -> list[str]:
     for container in (names.dashboard, names.router, *(names.slot(c) for c in COLOURS)):
         if docker.inspect("container", container) is None:
             continue  # `docker rm -f` of a missing container succeeds: only report what was there
-        docker.run("rm", "-f", container, check=False)
+        containers.remove(docker, container)
         if docker.inspect("container", container) is None:
             removed.append(container)
     for kind, name in (("network", names.network), ("volume", names.volume)):
         if docker.inspect(kind, name) is not None:
-            docker.run(kind, "rm", name)
+            containers.remove_object(docker, kind, name)
             removed.append(f"{kind} {name}")
     try:
         client = tracking.connect(ctx.config)
-        if ctx.env_name in registry.alias_map(client, ctx.config.model_name):
+        if ctx.env_name in mlflow_reads.alias_map(client, ctx.config.model_name):
             registry.restore_alias(client, ctx.config.model_name, ctx.env_name, None)
             removed.append(f"alias @{ctx.env_name}")
     except MlciError as error:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ml import registry
-from ml.config import Config
-from ml.errors import BadInput, CheckFailed
+from mlci.contract import mlflow_reads
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, CheckFailed
+from mlci.track import registry
 
 GATE, APPROVER = "gate", "approver"
 # An override's reason and an approver's name become registry tags and history lines: short text.
@@ -157,6 +158,6 @@ def check(
     if not requirements and not force:
         return Verdict(env=env_name, version=version, requirements=[])
     info = registry.resolve(client, config.model_name, version=version)
-    production = registry.alias_map(client, config.model_name).get("production")
+    production = mlflow_reads.alias_map(client, config.model_name).get("production")
     facts = Facts(version=info.version, tags=info.tags, production_version=production, approver=approver)
     return decide(env_name, requirements, facts, force=force, reason=reason, actor=registry.actor())

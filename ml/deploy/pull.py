@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ml import image_registry, package, registry, reports
-from ml.config import Config, Environment
-from ml.deploy.slots import Target, image_target
-from ml.docker import Docker
-from ml.errors import BadInput, CheckFailed
+from mlci.core import reports
+from mlci.core.config import Config, Environment
+from mlci.core.errors import BadInput, CheckFailed
+from mlci.deploy.slots import Target, image_target
+from mlci.ship import image_registry, package
+from mlci.ship.docker import Docker
+from mlci.track import registry
 
 DIGEST_TAG = "mlci.image.{role}.digest"
 ROLES = ("router", "dashboard")

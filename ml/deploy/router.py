@@ -15,10 +15,12 @@ from pathlib import Path
 import httpx
 import jinja2
 
-from ml import polling
-from ml.config import Config, Environment
-from ml.docker import Docker
-from ml.errors import BadInput, CheckFailed, MlciError
+from mlci.core import polling
+from mlci.core.config import Config, Environment
+from mlci.core.errors import BadInput, CheckFailed, MlciError
+from mlci.ship import containers
+from mlci.ship.containers import ContainerSpec
+from mlci.ship.docker import Docker
 
 COLOURS = ("blue", "green")
 SOCKET_DIR = "/run/mlci"
@@ -70,12 +72,8 @@ class Names:
     def slot(self, colour: str) -> str:
         return f"{self.project}-{self.env}-{colour}"
 
-    def labels(self, role: str, **extra: str) -> list[str]:
-        values = {"io.mlci.project": self.project, "io.mlci.env": self.env, "io.mlci.role": role, **extra}
-        args: list[str] = []
-        for key, value in values.items():
-            args += ["--label", f"{key}={value}"]
-        return args
+    def labels(self, role: str, **extra: str) -> dict[str, str]:
+        return {"io.mlci.project": self.project, "io.mlci.env": self.env, "io.mlci.role": role, **extra}
 
 
 def other(colour: str) -> str:
@@ -126,8 +124,8 @@ def validate(docker: Docker, image: str, text: str) -> None:
             f"router image {image} is not on {docker.where}",
             hint="run mlci build (it builds the router image), or set MLCI_ROUTER_IMAGE",
         )
-    done = docker.run("run", "--rm", "-i", "--network", "none", image, "check", input=text, check=False, timeout=60)
-    if done.returncode != 0:
+    done = containers.run_once(docker, ContainerSpec(image, command=["check"], network="none"), input=text)
+    if done.exit_code != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line][-3:]
         raise CheckFailed(
             "the rendered router config is invalid (nginx -t); nothing was changed",
@@ -157,59 +155,39 @@ class Router:
         """Make sure the router runs with `text` as its config; say what was done."""
         names = self.names
         if self.docker.inspect("network", names.network) is None:
-            self.docker.run(
-                "network",
-                "create",
-                "--label",
-                f"io.mlci.project={names.project}",
-                "--label",
-                f"io.mlci.env={names.env}",
-                names.network,
-            )
+            owner = {"io.mlci.project": names.project, "io.mlci.env": names.env}
+            containers.create_network(self.docker, names.network, owner)
         state = self.state()
         if state is None:
             validate(self.docker, image, text)
-            self.docker.run(
-                "run",
-                "-d",
-                "--name",
-                names.router,
-                "--network",
-                names.network,
-                "--network-alias",
-                "router",
-                "-v",
-                f"{names.volume}:{SOCKET_DIR}",
-                "--read-only",
-                "--tmpfs",
-                "/tmp",
-                "--tmpfs",
-                "/etc/mlci:uid=10001,gid=10001,mode=0755",
-                "-p",
-                f"{self.env.address}:{self.env.port}:8080",
-                "-p",
-                f"{self.env.address}:{self.env.preview}:8081",
-                "-e",
-                f"MLCI_ROUTER_CONF={text}",
-                "--restart",
-                "unless-stopped",
-                *names.labels("router"),
+            spec = ContainerSpec(
                 image,
+                name=names.router,
+                network=names.network,
+                aliases=["router"],
+                volumes={names.volume: SOCKET_DIR},
+                read_only=True,
+                tmpfs={"/tmp": "", "/etc/mlci": "uid=10001,gid=10001,mode=0755"},
+                ports={8080: (self.env.address, self.env.port), 8081: (self.env.address, self.env.preview)},
+                environment={"MLCI_ROUTER_CONF": text},
+                restart="unless-stopped",
+                labels=names.labels("router"),
             )
+            containers.run(self.docker, spec)
             self.wait_up()
             return "created"
         if not state["State"]["Running"]:
-            self.docker.run("start", names.router)
+            containers.start(self.docker, names.router)
             self.wait_up()
             return "started"
-        current = self.docker.run("exec", names.router, "cat", ROUTER_CONFIG).stdout
+        current = containers.execute(self.docker, names.router, ["cat", ROUTER_CONFIG]).stdout
         if current.strip() != text.strip():
             # A structural change (ports, drain): validated first, then the one kind of reload we allow.
             validate(self.docker, image, text)
-            done = self.docker.run(
-                "exec", "-i", names.router, "/usr/local/bin/mlci-router", "reload", input=text, check=False
+            done = containers.execute(
+                self.docker, names.router, ["/usr/local/bin/mlci-router", "reload"], input=text, check=False
             )
-            if done.returncode != 0:
+            if done.exit_code != 0:
                 raise CheckFailed(
                     "the router refused its new config; the running one is unchanged",
                     details=done.stderr.strip().splitlines()[-3:],
@@ -226,10 +204,9 @@ class Router:
                 pass
             state = self.state()
             if state is not None and not state["State"]["Running"]:
-                logs = self.docker.run("logs", "--tail", "5", self.names.router, check=False)
                 raise CheckFailed(
                     f"router {self.names.router} exited at start",
-                    details=(logs.stderr or logs.stdout).strip().splitlines(),
+                    details=containers.logs(self.docker, self.names.router, tail=5),
                 )
             return None
 
@@ -242,32 +219,26 @@ class Router:
 
     def colour(self, which: str = LIVE) -> str | None:
         """The colour `live` (or `preview`) points at, None when unset."""
-        done = self.docker.run("exec", self.names.router, "readlink", f"{SOCKET_DIR}/{which}.sock", check=False)
-        target = done.stdout.strip()
-        return (
-            target.removesuffix(".sock") if done.returncode == 0 and target.removesuffix(".sock") in COLOURS else None
+        done = containers.execute(
+            self.docker, self.names.router, ["readlink", f"{SOCKET_DIR}/{which}.sock"], check=False
         )
+        target = done.stdout.strip().removesuffix(".sock")
+        return target if done.exit_code == 0 and target in COLOURS else None
 
     def point(self, which: str, colour: str | None) -> None:
         """Atomically repoint `live`/`preview` at a colour (rename of a fresh symlink), or remove it."""
         link = f"{SOCKET_DIR}/{which}.sock"
         if colour is None:
-            self.docker.run("exec", self.names.router, "rm", "-f", link)
+            containers.execute(self.docker, self.names.router, ["rm", "-f", link])
             return
         if colour not in COLOURS:
             raise MlciError(f"unknown colour {colour!r}")
         tmp = f"{SOCKET_DIR}/.{which}.sock.tmp"
-        self.docker.run(
-            "exec",
+        containers.execute(
+            self.docker,
             self.names.router,
-            "sh",
-            "-c",
-            'ln -sfn "$1" "$2" && mv -fT "$2" "$3"',
-            "sh",
-            f"{colour}.sock",
-            tmp,
-            link,
+            ["sh", "-c", 'ln -sfn "$1" "$2" && mv -fT "$2" "$3"', "sh", f"{colour}.sock", tmp, link],
         )
 
     def remove_socket(self, colour: str) -> None:
-        self.docker.run("exec", self.names.router, "rm", "-f", f"{SOCKET_DIR}/{colour}.sock")
+        containers.execute(self.docker, self.names.router, ["rm", "-f", f"{SOCKET_DIR}/{colour}.sock"])

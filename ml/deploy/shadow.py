@@ -1,7 +1,7 @@
 """Shadow traffic: production's router copies a share of its live /predict requests to the version
 waiting in staging; `mlci shadow report` compares, request by request, what each one answered.
-This module switches the mirror and assembles the report; reading the answers is ml/shadow_answers.py,
-comparing them ml/shadow_compare.py.
+This module switches the mirror and assembles the report; reading the answers is ml/deploy/shadow_answers.py,
+comparing them ml/deploy/shadow_compare.py.
 
 How it is wired (docs/deploy.md, "Shadow traffic"):
 - the mirror itself is in production's router config (ml/templates/router.conf.j2), rendered only when
@@ -19,18 +19,22 @@ How it is wired (docs/deploy.md, "Shadow traffic"):
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ml import console, reports
-from ml.config import Config
-from ml.docker import Docker
-from ml.errors import BadInput, MlciError
-from ml.router import ROUTER_CONFIG, SHADOW_INTAKE_PORT, SOCKET_DIR, Names
-from ml.shadow_answers import fetch, slot_token
-from ml.shadow_compare import ShadowReport, compare, summarize
+from mlci.core import reports
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, MlciError
+from mlci.deploy.router import ROUTER_CONFIG, SHADOW_INTAKE_PORT, SOCKET_DIR, Names
+from mlci.deploy.shadow_answers import fetch, slot_token
+from mlci.deploy.shadow_compare import ShadowReport, compare, summarize
+from mlci.ship import containers
+from mlci.ship.docker import Docker, DockerError
+
+log = logging.getLogger(__name__)
 
 SWITCH_FILE = f"{SOCKET_DIR}/shadow.on"
 REPORT_NAME = "shadow-{env}"
@@ -49,7 +53,7 @@ def _running(docker: Docker, container: str) -> dict | None:
     return state if state is not None and state["State"]["Running"] else None
 
 
-def turn_on(config: Config, source: str, step=console.info) -> bool:
+def turn_on(config: Config, source: str, step=log.info) -> bool:
     """Mirror `source`'s traffic to its shadow env: attach the shadow's router to `source`'s network,
     then create the switch file. False (and a line saying why) when either router is not running."""
     shadow = config.environments[source].shadow
@@ -64,21 +68,21 @@ def turn_on(config: Config, source: str, step=console.info) -> bool:
     stale = stale_router(source, _router_config(docker, mine.router), shadow.env, _router_config(docker, theirs.router))
     if stale is not None:
         env_name, why = stale
-        docker.run("exec", mine.router, "rm", "-f", SWITCH_FILE)
+        containers.execute(docker, mine.router, ["rm", "-f", SWITCH_FILE])
         step(
             f"shadow traffic {source} -> {shadow.env}: off ({why}; copies would be lost: "
             f"mlci deploy --env {env_name} re-renders it)"
         )
         return False
     if mine.network not in (target["NetworkSettings"]["Networks"] or {}):
-        docker.run("network", "connect", mine.network, theirs.router)
-    docker.run("exec", mine.router, "touch", SWITCH_FILE)
+        containers.connect(docker, mine.network, theirs.router)
+    containers.execute(docker, mine.router, ["touch", SWITCH_FILE])
     step(f"shadow traffic {source} -> {shadow.env}: on, {shadow.share:.2%} of /predict mirrored")
     return True
 
 
 def _router_config(docker: Docker, container: str) -> str:
-    return docker.run("exec", container, "cat", ROUTER_CONFIG, check=False).stdout
+    return containers.execute(docker, container, ["cat", ROUTER_CONFIG], check=False).stdout
 
 
 def stale_router(source: str, source_config: str, target: str, target_config: str) -> tuple[str, str] | None:
@@ -94,17 +98,20 @@ def stale_router(source: str, source_config: str, target: str, target_config: st
     return None
 
 
-def turn_off(config: Config, source: str, step=console.info) -> None:
+def turn_off(config: Config, source: str, step=log.info) -> None:
     """Stop mirroring first (the switch file), then detach the shadow's router from `source`'s network."""
     shadow = config.environments[source].shadow
     assert shadow is not None
     docker = Docker(config.environments[source].docker_host)
     mine, theirs = Names(config.project, source), Names(config.project, shadow.env)
     if _running(docker, mine.router) is not None:
-        docker.run("exec", mine.router, "rm", "-f", SWITCH_FILE)
+        containers.execute(docker, mine.router, ["rm", "-f", SWITCH_FILE])
     target = docker.inspect("container", theirs.router)
     if target is not None and mine.network in (target["NetworkSettings"]["Networks"] or {}):
-        docker.run("network", "disconnect", mine.network, theirs.router, check=False)
+        try:
+            containers.connect(docker, mine.network, theirs.router, connected=False)
+        except DockerError as error:  # detached meanwhile, or the router is being removed: the mirror is off
+            log.debug(f"network disconnect of {theirs.router}: {error.message}")
     step(f"shadow traffic {source} -> {shadow.env}: off")
 
 
@@ -117,7 +124,7 @@ def _served(config: Config, env_name: str) -> str | None:
         return None
 
 
-def refresh(config: Config, env_name: str, step=console.info) -> None:
+def refresh(config: Config, env_name: str, step=log.info) -> None:
     """After a deploy, rollback or down of `env_name`: every mirror it is part of is on exactly while
     both ends serve and the shadow serves another version than its source (a candidate is waiting)."""
     pairs = [(name, env_name) for name in sources(config, env_name)]
@@ -135,7 +142,7 @@ def refresh(config: Config, env_name: str, step=console.info) -> None:
             step(f"warning: shadow traffic {source} -> {target} not switched: {error.message}")
 
 
-def stop(config: Config, env_name: str, step=console.info) -> None:
+def stop(config: Config, env_name: str, step=log.info) -> None:
     """Before `env_name` goes down: every mirror to or from it off (and its network free of the shadow)."""
     shadow = config.environments[env_name].shadow
     for source in sources(config, env_name) + ([env_name] if shadow is not None else []):
@@ -143,7 +150,7 @@ def stop(config: Config, env_name: str, step=console.info) -> None:
 
 
 def for_record(
-    config: Config, env_name: str, version: str | None, step=console.info, about: str = "deployed"
+    config: Config, env_name: str, version: str | None, step=log.info, about: str = "deployed"
 ) -> dict[str, Any] | None:
     """The shadow report to keep in the record of a deploy to `env_name` (production) of `version`, taken
     before its switch; a report that cannot be made, or that is about another version than `version`, is
@@ -180,8 +187,8 @@ def other_version(result: ShadowReport, version: str | None, about: str = "deplo
 
 def _is_on(config: Config, source: str) -> bool:
     docker = Docker(config.environments[source].docker_host)
-    done = docker.run("exec", Names(config.project, source).router, "test", "-f", SWITCH_FILE, check=False)
-    return done.returncode == 0
+    done = containers.execute(docker, Names(config.project, source).router, ["test", "-f", SWITCH_FILE], check=False)
+    return done.exit_code == 0
 
 
 def report(config: Config, env_name: str) -> ShadowReport:

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 
-from ml.config import Config
-from ml.docker import Docker
-from ml.errors import BadInput, Unreachable
-from ml.router import Names, Router
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, Unreachable
+from mlci.deploy.router import Names, Router
+from mlci.ship.docker import Docker
 
 PAGE = 2000
 MAX_PAGES = 50  # 100 000 answers per side at most: the rings hold far fewer

@@ -1,6 +1,6 @@
 """Shadow traffic, the comparison: production's and the candidate's answers to the same mirrored
 requests, joined by request id, and the one line the approver reads. Decisions only, no I/O: the
-answers come from ml/shadow_answers.py, the switching and the report's assembly from ml/shadow.py."""
+answers come from ml/deploy/shadow_answers.py, the switching and the report's assembly from ml/deploy/shadow.py."""
 
 from __future__ import annotations
 

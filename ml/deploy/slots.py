@@ -5,16 +5,19 @@ context every command opens (engine, names, router)."""
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from ml import registry, reports
-from ml.config import Config, Environment, http_tracking_uri
-from ml.docker import Docker
-from ml.errors import BadInput
-from ml.router import Names, Router
+from mlci.core import env, reports
+from mlci.core.config import Config, Environment, http_tracking_uri
+from mlci.core.errors import BadInput
+from mlci.deploy.router import Names, Router
+from mlci.ship import containers, docker_images
+from mlci.ship.containers import ContainerSpec
+from mlci.ship.docker import Docker
+from mlci.track import registry
 
 
 @dataclass
@@ -60,9 +63,10 @@ def host_image(ctx: Context) -> str | None:
 def missing_image_hint(hint: str) -> str:
     """Under Jenkins the likeliest cause is another agent: each stage may run on a different one, and an
     environment with no docker_host is whichever engine the deploying agent has."""
-    if not os.environ.get("JENKINS_URL"):
+    ci = env.ci()
+    if not ci.under_jenkins:
         return hint
-    agent = os.environ.get("NODE_NAME") or "this agent"
+    agent = ci.node_name or "this agent"
     return (
         f"{hint}. Under Jenkins each stage may run on another agent ({agent} now): give the environment a "
         "docker_host and the project an images.registry, so every agent deploys the same images to the same "
@@ -93,17 +97,9 @@ def resolve_target(config: Config, docker: Docker, version: str | None, image: s
     if version:
         if not version.isdigit():
             raise BadInput(f"--version must be a model version number, got {version!r}")
-        from ml.images import image_name
+        from mlci.ship.images import image_name
 
-        found = docker.run(
-            "images",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            "--filter",
-            f"label=io.mlci.model.name={config.model_name}",
-            "--filter",
-            f"label=io.mlci.model.version={version}",
-        ).stdout.split()
+        found = docker_images.find(docker, {"io.mlci.model.name": config.model_name, "io.mlci.model.version": version})
         # Only images mlci build named for this version (<name>-api:<version>-<commit>), newest first.
         found = [ref for ref in found if ref.startswith(f"{image_name(config, 'api')}:{version}-")]
         if not found:
@@ -123,12 +119,12 @@ def resolve_target(config: Config, docker: Docker, version: str | None, image: s
 
 def role_image(config: Config, role: str) -> str:
     """The router or dashboard image: MLCI_<ROLE>_IMAGE, else the last build's, else <name>:latest."""
-    if image := os.environ.get(f"MLCI_{role.upper()}_IMAGE"):
+    if image := env.role_image(role):
         return image
     built = reports.read(config, "build") or {}
     if tag := (built.get("images", {}).get(role) or {}).get("tag"):
         return tag
-    from ml.images import image_name
+    from mlci.ship.images import image_name
 
     return f"{image_name(config, role)}:latest"
 
@@ -151,14 +147,30 @@ def dashboard_tracking_uri(config: Config, env: Environment) -> str | None:
         return None
 
 
-def dashboard_settings(config: Config, env_name: str, env: Environment, image: str) -> list[str]:
-    """The `docker run` options that make the dashboard what it is: a change in any recreates it."""
-    args = ["-e", "MLCI_API_URL=http://router:8080", "-e", f"MLCI_ENV={env_name}"]
+@dataclass(frozen=True)
+class DashboardSettings:
+    """What makes the dashboard container what it is: a change in any recreates it."""
+
+    image: str
+    environment: dict[str, str]
+    extra_hosts: dict[str, str]  # name -> address ("host-gateway": the host's gateway address)
+    address: str
+    port: int | None
+
+    def digest(self) -> str:
+        """A digest, not the settings, goes on the container: the tracking URI may carry a password,
+        and labels are public."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dashboard_settings(config: Config, env_name: str, env: Environment, image: str) -> DashboardSettings:
+    environment = {"MLCI_API_URL": "http://router:8080", "MLCI_ENV": env_name}
+    extra_hosts: dict[str, str] = {}
     if uri := dashboard_tracking_uri(config, env):
-        args += ["-e", f"MLFLOW_TRACKING_URI={uri}"]
+        environment["MLFLOW_TRACKING_URI"] = uri
         if urlsplit(uri).hostname == HOST_ALIAS:
-            args += ["--add-host", f"{HOST_ALIAS}:host-gateway"]
-    return [*args, "-p", f"{env.address}:{env.dashboard_port}:8501", image]
+            extra_hosts[HOST_ALIAS] = "host-gateway"
+    return DashboardSettings(image, environment, extra_hosts, env.address, env.dashboard_port)
 
 
 def ensure_dashboard(
@@ -170,67 +182,54 @@ def ensure_dashboard(
         return None
     image = image or role_image(config, "dashboard")
     settings = dashboard_settings(config, env_name, env, image)
-    # A digest, not the settings: the tracking URI may carry a password, and labels are public.
-    digest = hashlib.sha256("\0".join(settings).encode()).hexdigest()[:16]
+    digest = settings.digest()
     state = docker.inspect("container", names.dashboard)
     labels = (state or {}).get("Config", {}).get("Labels") or {}
     if state is not None and state["State"]["Running"] and labels.get(SETTINGS_LABEL) == digest:
         return f"dashboard on http://{env.address}:{env.dashboard_port}: running"
     if docker.inspect("image", image) is None:
         return f"warning: no dashboard image {image} (run mlci build); the dashboard is not started"
-    docker.run("rm", "-f", names.dashboard, check=False)
-    docker.run(
-        "run",
-        "-d",
-        "--name",
-        names.dashboard,
-        "--network",
-        names.network,
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "--restart",
-        "unless-stopped",
-        *names.labels("dashboard", **{SETTINGS_LABEL: digest}),
-        *settings,
+    containers.remove(docker, names.dashboard)
+    spec = ContainerSpec(
+        image,
+        name=names.dashboard,
+        network=names.network,
+        read_only=True,
+        tmpfs={"/tmp": ""},
+        restart="unless-stopped",
+        labels=names.labels("dashboard", **{SETTINGS_LABEL: digest}),
+        environment=settings.environment,
+        extra_hosts=settings.extra_hosts,
+        ports={8501: (env.address, env.dashboard_port)},
     )
+    containers.run(docker, spec)
     registry_note = "" if dashboard_tracking_uri(config, env) else "; no MLflow server for its Models page"
     return f"dashboard on http://{env.address}:{env.dashboard_port}: started ({image}){registry_note}"
 
 
 def start_slot(docker: Docker, names: Names, env_name: str, env: Environment, colour: str, target: Target) -> None:
-    docker.run("rm", "-f", names.slot(colour), check=False)
+    containers.remove(docker, names.slot(colour))
     # A warming slot gets a quarter of the CPU weight of the live one (restored at the switch):
     # on a busy host its start-up must not cost the live colour its latency.
-    docker.run(
-        "run",
-        "-d",
-        "--name",
-        names.slot(colour),
-        "--network",
-        names.network,
-        "--cpu-shares",
-        "256",
-        "-v",
-        f"{names.volume}:/run/mlci",
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "-e",
-        f"MLCI_UDS=/run/mlci/{colour}.sock",
-        "-e",
-        f"MLCI_COLOUR={colour}",
-        "-e",
-        f"MLCI_ENV={env_name}",
-        "-e",
-        f"MLCI_WORKERS={env.workers}",
-        # Who may read this slot's answers to sampled and mirrored requests (GET /shadow/answers, on the
-        # router's public port): `mlci shadow report`, which reads the token back from the slot.
-        "-e",
-        "MLCI_SHADOW_TOKEN",
-        "--restart",
-        "unless-stopped",
-        *names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),
+    spec = ContainerSpec(
         target.image,
-        secrets={"MLCI_SHADOW_TOKEN": secrets.token_urlsafe(32)},
+        name=names.slot(colour),
+        network=names.network,
+        cpu_shares=256,
+        volumes={names.volume: "/run/mlci"},
+        read_only=True,
+        tmpfs={"/tmp": ""},
+        environment={
+            "MLCI_UDS": f"/run/mlci/{colour}.sock",
+            "MLCI_COLOUR": colour,
+            "MLCI_ENV": env_name,
+            "MLCI_WORKERS": str(env.workers),
+            # Who may read this slot's answers to sampled and mirrored requests (GET /shadow/answers, on
+            # the router's public port): `mlci shadow report`, which reads the token back from the slot.
+            # Through the engine's API, as the container's environment: never on a command line.
+            "MLCI_SHADOW_TOKEN": secrets.token_urlsafe(32),
+        },
+        restart="unless-stopped",
+        labels=names.labels("slot", **{"io.mlci.colour": colour, "io.mlci.deployed_at": registry.now()}),
     )
+    containers.run(docker, spec)

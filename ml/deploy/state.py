@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ml import reports
-from ml.config import Config
-from ml.deploy import decisions
-from ml.deploy.lock import EnvironmentLock
-from ml.docker import Docker
-from ml.router import Names
+from mlci.core import reports
+from mlci.core.config import Config
+from mlci.deploy import decisions
+from mlci.deploy.lock import EnvironmentLock
+from mlci.deploy.router import Names
+from mlci.ship import containers
+from mlci.ship.containers import ContainerSpec
+from mlci.ship.docker import Docker, DockerError
 
 HISTORY = "/state/history.jsonl"
 REPORTED = 20
@@ -34,26 +36,20 @@ def read(docker: Docker, names: Names, image: str | None) -> list[dict[str, Any]
     is on the host to read it with)."""
     if image is None or docker.inspect("volume", names.state) is None:
         return []
-    done = docker.run(
-        "run",
-        "--rm",
-        "--pull",
-        "never",
-        "--network",
-        "none",
-        "--read-only",
-        "--cap-drop",
-        "ALL",
-        "--user",
-        "0:0",
-        "-v",
-        f"{names.state}:/state:ro",
-        "--entrypoint",
-        "sh",
+    spec = ContainerSpec(
         image,
-        "-c",
-        READ,
+        network="none",
+        read_only=True,
+        cap_drop=["ALL"],
+        user="0:0",
+        volumes={names.state: "/state:ro"},
+        entrypoint=["sh"],
+        command=["-c", READ],
     )
+    done = containers.run_once(docker, spec)  # never pulled: the image on the host, or refused
+    if done.exit_code != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line]
+        raise DockerError(f"cannot read the history in {names.state}: {lines[-1] if lines else 'no message'}")
     return decisions.parse_history(done.stdout)
 
 

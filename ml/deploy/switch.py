@@ -9,13 +9,14 @@ running, so the next rollback is a switch back.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-from ml import registry, tracking
-from ml.deploy import checks
-from ml.deploy.slots import Context, Target
-from ml.router import LIVE, PREVIEW
+from mlci.core import env
+from mlci.deploy import checks
+from mlci.deploy.router import LIVE, PREVIEW
+from mlci.deploy.slots import Context, Target
+from mlci.ship import containers
+from mlci.track import registry, tracking
 
 
 class SwitchedBack(Exception):
@@ -42,7 +43,7 @@ def set_alias(
         colour=colour,
         image=target.image,
         approver=approver or "",
-        build=os.environ.get("BUILD_URL", ""),
+        build=env.ci().build_url or "",
         verified_at=registry.now(),
         **(forced or {}),
     )
@@ -61,7 +62,7 @@ def switch(
     switch back to `live` and raise SwitchedBack."""
     router = ctx.router
     # A warming slot ran at a quarter of the CPU weight; the live one gets the full weight.
-    ctx.docker.run("update", "--cpu-shares", "1024", ctx.names.slot(new))
+    containers.set_cpu_shares(ctx.docker, ctx.names.slot(new), 1024)
     router.point(LIVE, new)
     note(f"switched {ctx.names.router} live -> {new} (no reload)")
     try:

@@ -2,21 +2,25 @@
 
 Each stage calls the same function as its `mlci` command (and the Jenkinsfile's step), so the
 local run and Jenkins cannot drift apart; a test holds STAGES equal to the Jenkinsfile's stage names.
+Nothing here prints: the stage lines, the tables an approver reads and the approval question go to a
+`Reporter` the caller gives (the CLI's prints and asks on the terminal); the stages' own progress lines
+are log records (logger `mlci`), which the CLI shows.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import click
+from mlci.core import exits, reports
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, CheckFailed
 
-from ml import console, exits, reports
-from ml.config import Config
-from ml.errors import BadInput, CheckFailed
+log = logging.getLogger(__name__)
 
 STAGES = ("Setup", "Test", "Train", "Gate", "Build images", "Deploy staging", "Approve", "Deploy production")
 
@@ -32,19 +36,46 @@ def stage_named(value: str) -> str:
     raise BadInput(f"unknown stage {value!r}", hint="stages: " + ", ".join(slug(s) for s in STAGES))
 
 
+class Reporter(Protocol):
+    """Where the pipeline's progress goes, and who answers the approval question."""
+
+    def stage(self, index: int, total: int, name: str, state: str, seconds: float | None) -> None:
+        """A stage starts (seconds None) or ends (its state: ok: summary, FAILED, stopped)."""
+
+    def block(self, text: str) -> None:
+        """A preformatted block the approver reads (the gate table), as written."""
+
+    def confirm(self, question: str) -> bool:
+        """Ask the approval question on a terminal; True to go on."""
+
+
+class Silent:
+    """A Reporter that shows nothing and approves nothing (for callers that only want the Run)."""
+
+    def stage(self, index: int, total: int, name: str, state: str, seconds: float | None) -> None:
+        return None
+
+    def block(self, text: str) -> None:
+        return None
+
+    def confirm(self, question: str) -> bool:
+        return False
+
+
 @dataclass
 class Run:
     config: Config
     approve: bool | None
     interactive: bool
+    reporter: Reporter = field(default_factory=Silent)
     approver: str | None = None
     facts: dict[str, str] = field(default_factory=dict)
     results: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 def _setup(run: Run) -> str:
-    from ml import tracking
-    from ml.docker import Docker
+    from mlci.ship.docker import Docker
+    from mlci.track import tracking
 
     tracking.connect(run.config)
     engine = Docker().check()
@@ -54,7 +85,7 @@ def _setup(run: Run) -> str:
 
 
 def _test(run: Run) -> str:
-    from ml import testing, verdicts
+    from mlci.learn import testing, verdicts
 
     result = testing.run(run.config)
     verdicts.require_tests_passed(result)
@@ -62,7 +93,7 @@ def _test(run: Run) -> str:
 
 
 def _train(run: Run) -> str:
-    from ml import train
+    from mlci.learn import train
 
     result = train.train(run.config)
     run.facts["version"] = result.version
@@ -75,11 +106,11 @@ def _train(run: Run) -> str:
 # One version per build: every stage after Train works on the version it registered, passed explicitly
 # (a run started after Train reads it from reports/train.json, as the commands do).
 def _gate(run: Run) -> str:
-    from ml import gate, verdicts
+    from mlci.learn import gate, verdicts
 
     result = gate.gate(run.config, version=run.facts.get("version"))
     run.facts["version"] = str(result.candidate["version"])
-    console.out.print(result.table, markup=False)
+    run.reporter.block(result.table)
     verdicts.require_gate_passed(result)
     against = verdicts.gate_reference(result)
     run.facts["gate"] = f"passed against {against}"
@@ -87,7 +118,7 @@ def _gate(run: Run) -> str:
 
 
 def _build(run: Run) -> str:
-    from ml import images
+    from mlci.ship import images
 
     result = images.build(run.config, version=run.facts.get("version"))
     run.facts["version"] = result.version
@@ -97,9 +128,9 @@ def _build(run: Run) -> str:
 
 def _deploy(env_name: str) -> Callable[[Run], str]:
     def deploy_stage(run: Run) -> str:
-        from ml import deploy
+        from mlci.deploy import orchestrate
 
-        outcome = deploy.deploy(
+        outcome = orchestrate.deploy(
             run.config,
             env_name,
             image=run.facts.get("image"),
@@ -114,9 +145,9 @@ def _approve(run: Run) -> str:
     gate = reports.read(run.config, "gate") or {}
     staging = (reports.read(run.config, "deploy-staging") or {}).get("current") or {}
     version = run.facts.get("version") or (gate.get("candidate") or {}).get("version", "?")
-    console.info(f"approval: {run.config.model_name} v{version} to production; staging: {staging.get('url', '-')}")
+    log.info(f"approval: {run.config.model_name} v{version} to production; staging: {staging.get('url', '-')}")
     if gate.get("table"):
-        console.out.print(gate["table"], markup=False)
+        run.reporter.block(gate["table"])
     shadow_report = _shadow_for_approval(run.config, None if version == "?" else str(version))
     if run.approve is None:
         if not run.interactive:
@@ -124,11 +155,11 @@ def _approve(run: Run) -> str:
                 "approval needed and no terminal to ask on",
                 hint="pass --approve or --no-approve for a non-interactive run",
             )
-        run.approve = click.confirm(f"Deploy v{version} to production?", default=False)
+        run.approve = run.reporter.confirm(f"Deploy v{version} to production?")
     if not run.approve:
         _record_approval(run, version, None, shadow_report)
         raise NotApproved(f"v{version} was not approved: production is untouched")
-    from ml.registry import actor
+    from mlci.track.registry import actor
 
     run.approver = actor()
     _record_approval(run, version, run.approver, shadow_report)
@@ -139,12 +170,12 @@ def _shadow_for_approval(config: Config, version: str | None) -> dict[str, Any] 
     """The shadow report of production's mirror, printed as one line before the question (its summary,
     why it is unavailable, or that staging serves another version than `version`, the one asked about:
     then its figures are not that version's); None when production mirrors nothing."""
-    from ml import shadow
+    from mlci.deploy import shadow
 
     if config.environments.get("production") is None:
         return None
     return shadow.for_record(
-        config, "production", version, step=lambda line: console.info(f"approval: {line}"), about="being approved"
+        config, "production", version, step=lambda line: log.info(f"approval: {line}"), about="being approved"
     )
 
 
@@ -180,17 +211,13 @@ ACTIONS: dict[str, Callable[[Run], str]] = {
 assert tuple(ACTIONS) == STAGES
 
 
-def _progress(index: int, total: int, name: str, state: str, seconds: float | None = None) -> None:
-    elapsed = "" if seconds is None else f" ({seconds:.1f} s)"
-    console.bold(f"── stage {index}/{total}: {name} — {state}{elapsed}")
-
-
 def run(
     config: Config,
     first: str | None = None,
     last: str | None = None,
     approve: bool | None = None,
     interactive: bool | None = None,
+    reporter: Reporter | None = None,
 ) -> Run:
     """Run the stages from `first` to `last`; stop at the first failure, re-raising its error."""
     begin = STAGES.index(stage_named(first)) if first else 0
@@ -198,9 +225,15 @@ def run(
     if begin > end:
         raise BadInput(f"--from {STAGES[begin]} comes after --to {STAGES[end]}")
     selected = STAGES[begin : end + 1]
-    state = Run(config=config, approve=approve, interactive=sys.stdin.isatty() if interactive is None else interactive)
+    state = Run(
+        config=config,
+        approve=approve,
+        interactive=sys.stdin.isatty() if interactive is None else interactive,
+        reporter=reporter or Silent(),
+    )
+    show = state.reporter.stage
     for index, name in enumerate(selected, start=1):
-        _progress(index, len(selected), name, "running")
+        show(index, len(selected), name, "running", None)
         started = time.monotonic()
         try:
             summary = ACTIONS[name](state)
@@ -211,7 +244,7 @@ def run(
             _code, error = mapped
             elapsed = time.monotonic() - started
             state.results.append((name, f"FAILED: {error.message}", elapsed))
-            _progress(index, len(selected), name, "stopped" if isinstance(error, NotApproved) else "FAILED", elapsed)
+            show(index, len(selected), name, "stopped" if isinstance(error, NotApproved) else "FAILED", elapsed)
             error.stage = name  # type: ignore[attr-defined]
             error.pipeline = state  # type: ignore[attr-defined]
             if error is raised:
@@ -219,7 +252,7 @@ def run(
             raise error from raised
         elapsed = time.monotonic() - started
         state.results.append((name, summary, elapsed))
-        _progress(index, len(selected), name, f"ok: {summary}", elapsed)
+        show(index, len(selected), name, f"ok: {summary}", elapsed)
     return state
 
 

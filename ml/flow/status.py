@@ -8,9 +8,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml import registry, tracking
-from ml.config import Config
-from ml.environment_status import EnvironmentStatus, EnvironmentUnavailable
+from mlci.contract import mlflow_reads
+from mlci.core.config import Config
+from mlci.deploy.environment_status import EnvironmentStatus, EnvironmentUnavailable
+from mlci.track import registry, tracking
 
 MAX_VERSIONS = 50
 
@@ -149,9 +150,9 @@ def collect(config: Config) -> StatusReport:
     every = registry.versions(client, config.model_name)
     return StatusReport(
         model_name=config.model_name,
-        tracking_uri=registry.redact(config.tracking_uri),
+        tracking_uri=mlflow_reads.redact(config.tracking_uri),
         primary_metric=config.metrics.primary,
-        aliases=registry.alias_map(client, config.model_name),
+        aliases=mlflow_reads.alias_map(client, config.model_name),
         versions=[_version_row(client, v) for v in every[:MAX_VERSIONS]],
         leaderboard=leaderboard(client, config, every),
         environments=[environment(config, name, quiet=True) for name in config.environments],
@@ -160,11 +161,11 @@ def collect(config: Config) -> StatusReport:
 
 def environment(config: Config, name: str, quiet: bool = False) -> Environment:
     """What an environment serves; with quiet, an unreachable Docker engine is a note, not a failure."""
-    from ml import deploy
-    from ml.errors import Unreachable
+    from mlci.core.errors import Unreachable
+    from mlci.deploy import environment
 
     try:
-        return deploy.environment_status(config, name)
+        return environment.environment_status(config, name)
     except Unreachable as error:
         if not quiet:
             raise

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from api.bundle_digest import sha256_file  # the one file hasher, in api/: the API image ships no ml/
-from ml.config import Config
-from ml.errors import BadInput, DataError
+from mlci.contract.bundle_digest import sha256_file  # the one file hasher, in api/: the API image ships no ml/
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, DataError
 
 MAX_EXAMPLES = 3
 MISSING_MARKERS = {"NA", "N/A", "#N/A", "NAN", "NULL", "NONE", "-"}

@@ -14,10 +14,10 @@ from sklearn import metrics as skm
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from ml.config import CLASSIFICATION_METRICS, Config
-from ml.data import Dataset
-from ml.errors import ConfigError, DataError
-from ml.model import model_frame
+from mlci.core.config import CLASSIFICATION_METRICS, Config
+from mlci.core.errors import ConfigError, DataError
+from mlci.learn.data import Dataset
+from mlci.learn.model import model_frame
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from ml import archive, data, evaluate, model_loading, registry, reports, tracking
-from ml.config import Config
-from ml.console import plain_table
-from ml.errors import BadInput
+from mlci.contract import mlflow_reads
+from mlci.core import reports
+from mlci.core.config import Config
+from mlci.core.errors import BadInput
+from mlci.learn import data, evaluate
+from mlci.track import archive, model_loading, registry, tracking
+from mlci.track.selection import build_version
 
 COLUMNS = ("check", "candidate", "production", "required", "result")
 
@@ -44,7 +47,7 @@ class GateResult:
     def table(self) -> str:
         candidate = f"candidate v{self.candidate['version']}"
         production = f"production v{self.production['version']}" if self.production else "production (none)"
-        return plain_table([COLUMNS[0], candidate, production, *COLUMNS[3:]], [c.row() for c in self.checks])
+        return reports.plain_table([COLUMNS[0], candidate, production, *COLUMNS[3:]], [c.row() for c in self.checks])
 
     def report(self) -> dict[str, object]:
         payload = asdict(self)
@@ -103,7 +106,7 @@ def decide(config: Config, candidate: dict[str, float], production: dict[str, fl
 
 
 def trained_schema(model) -> dict[str, str] | None:
-    """{feature: numeric|categorical} a pipeline built by ml.model was fitted on (None if unknown)."""
+    """{feature: numeric|categorical} a pipeline built by mlci.learn.model was fitted on (None if unknown)."""
     preprocess = getattr(model, "named_steps", {}).get("preprocess")
     transformers = getattr(preprocess, "transformers_", None)
     if transformers is None:
@@ -161,12 +164,12 @@ NO_PRODUCTION = registry.NO_PRODUCTION
 
 def gate(config: Config, version: str | None = None, alias: str | None = None) -> GateResult:
     """Judge the version given, the alias named, or (neither) the version this workspace trained."""
-    selection = reports.build_version(config, version, alias)
+    selection = build_version(config, version, alias)
     dataset = data.load(config)
     split = evaluate.holdout(dataset, config)
     client = tracking.connect(config)
     candidate = registry.resolve(client, config.model_name, version=selection.version, alias=selection.alias)
-    production_version = registry.alias_map(client, config.model_name).get(registry.PRODUCTION)
+    production_version = mlflow_reads.alias_map(client, config.model_name).get(registry.PRODUCTION)
 
     candidate_model = _load_version(config, candidate.version)
     _require_same_schema(config, candidate_model, "candidate", candidate.version, candidate.version)
@@ -200,7 +203,7 @@ def gate(config: Config, version: str | None = None, alias: str | None = None) -
     )
     _record(client, config.model_name, candidate.version, passed, production_version)
     written = reports.write(config, "gate", result.report())
-    # Required (exit 3 when the store fails): a gate is cheap to repeat; see ml/archive.py.
+    # Required (exit 3 when the store fails): a gate is cheap to repeat; see ml/track/archive.py.
     table = result.table.encode()
     archive.attach(client, candidate.run_id, "gate", {"gate.json": written, "gate-table.txt": table}, required=True)
     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.errors import DataError
+from mlci.core.errors import DataError
 
 # More distinct text values than this is an identifier or free text, not a category a model can learn.
 MAX_CATEGORIES = 50

@@ -19,8 +19,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ml.config import Config, module_allowed
-from ml.errors import ConfigError
+from mlci.core.config import Config, module_allowed
+from mlci.core.errors import ConfigError
 
 MISSING_CATEGORY = ""
 

@@ -1,6 +1,6 @@
 """The training distribution of each feature, written into the bundle as distribution.json.
 
-The API compares what it is asked with this (api.drift: PSI per feature), so it is computed from the
+The API compares what it is asked with this (mlci.api.drift: PSI per feature), so it is computed from the
 rows the version was trained on, and only from data proven to be that version's: the data file whose
 sha256 equals the one recorded on the version's run at training time. Anything else (the file changed
 since, or the run recorded no fingerprint) gives no distribution, with the reason in the package report,
@@ -20,9 +20,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from api import bundle as fmt
-from api.bundle_schema import CategoricalBins, Distribution, NumericBins
-from ml.config import Config
+from mlci.contract import bundle as fmt
+from mlci.contract.bundle_schema import CategoricalBins, Distribution, NumericBins
+from mlci.core.config import Config
 
 DISTRIBUTION_FORMAT: Literal[1] = 1
 
@@ -52,7 +52,7 @@ def numeric_bins(name: str, values: np.ndarray, bins: int) -> NumericBins:
     """Quantile edges of the present values; shares of all rows (missing included) per bin."""
     present = values[~np.isnan(values)]
     edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if present.size else np.empty(0)
-    # side="right": bin i is [edges[i-1], edges[i]); api.drift assigns live values the same way.
+    # side="right": bin i is [edges[i-1], edges[i]); mlci.api.drift assigns live values the same way.
     counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
     rows = values.size
     return NumericBins(

@@ -1,4 +1,4 @@
-"""`mlci init`: a team's repository from a CSV — mlci.yaml with what ml.infer read from the data,
+"""`mlci init`: a team's repository from a CSV — mlci.yaml with what mlci.learn.infer read from the data,
 the one-line Jenkinsfile, a starter test and a .gitignore.
 
 Everything is checked before anything is written: the data, the target, the files already there,
@@ -23,9 +23,9 @@ from typing import Any
 import jinja2
 import yaml
 
-from ml import config as config_module
-from ml import data, infer
-from ml.errors import BadInput, DataError
+from mlci.core import config as config_module
+from mlci.core.errors import BadInput, DataError
+from mlci.learn import data, infer
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "init"
 # Largest CSV `mlci init` reads (the config's default data.max_bytes): it is parsed in memory.
@@ -72,7 +72,7 @@ class InitResult:
 
 
 def _yaml_escape(char: str) -> str:
-    """A character YAML cannot print as itself (ml.scaffold.UNPRINTABLE) as a double-quoted escape."""
+    """A character YAML cannot print as itself (mlci.learn.scaffold.UNPRINTABLE) as a double-quoted escape."""
     code = ord(char)
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 

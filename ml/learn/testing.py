@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ml import provenance, reports
-from ml.config import Config
-from ml.errors import BadInput
+from mlci.core import reports
+from mlci.core.config import Config
+from mlci.core.errors import BadInput
+from mlci.track import provenance
+
+log = logging.getLogger(__name__)
 
 NO_TESTS_COLLECTED = 5
 SUMMARY = re.compile(r"^=+ (.*\b(passed|failed|error|errors|skipped|no tests ran)\b.*) =+$")
@@ -25,7 +30,7 @@ class TestResult:
     coverage: str | None
     command: list[str]
     # Which checkout and build ran the tests: `mlci train` archives these XML files to its run only when
-    # they are of its own commit and build (ml.archive.test_outputs), never a stale run's.
+    # they are of its own commit and build (mlci.track.archive.test_outputs), never a stale run's.
     commit: str | None = None
     build_url: str | None = None
 
@@ -43,7 +48,10 @@ def command(config: Config) -> list[str]:
     return args + config.tests.args
 
 
-def run(config: Config) -> TestResult:
+def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestResult:
+    """Run the project's tests; each output line goes to `on_line` as it comes (default: this module's
+    logger, which `mlci` shows: ops watch the tests live)."""
+    show = on_line or log.info
     missing = [p for p in config.tests.paths if not (config.root / p.split("::")[0]).exists()]
     if missing:
         raise BadInput(f"test path(s) not found: {', '.join(missing)}", hint="fix tests.paths in mlci.yaml")
@@ -54,8 +62,8 @@ def run(config: Config) -> TestResult:
     with subprocess.Popen(args, cwd=config.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
-            sys.stdout.write(line)
             lines.append(line.rstrip("\n"))
+            show(lines[-1])
     summary = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), "no summary")
     if proc.returncode == NO_TESTS_COLLECTED:
         raise BadInput(

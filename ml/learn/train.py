@@ -25,10 +25,13 @@ from pathlib import Path
 import numpy as np
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
-from ml import archive, data, evaluate, profile_distribution, provenance, registry, reports, tracking
-from ml.config import Config
-from ml.errors import BadInput, DataError
-from ml.model import build_pipeline
+from mlci.contract import mlflow_reads
+from mlci.core import reports
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, DataError
+from mlci.learn import data, evaluate, profile_distribution
+from mlci.learn.model import build_pipeline
+from mlci.track import archive, provenance, registry, tracking
 
 # Tree models are saved with skops; these are the types our pipelines need that skops does not
 # trust by default (MLflow 3 refuses to save a model it could not load back).
@@ -52,7 +55,7 @@ class TrainResult:
     alias: str = registry.CANDIDATE
     # Why this alias: which branch, and whether it counts as the deploy branch.
     alias_reason: str = ""
-    tracking_uri: str = ""  # redacted: which store `version` belongs to (reports.trained_version checks it)
+    tracking_uri: str = ""  # redacted: which store `version` belongs to (mlci.track.selection checks it)
     plots: list[str] = field(default_factory=list)
 
     def report(self) -> dict[str, object]:
@@ -307,7 +310,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
 
     client = tracking.connect(config)
     experiment = tracking.experiment_id(client, config)
-    previous = registry.alias_map(client, config.model_name).get(alias)
+    previous = mlflow_reads.alias_map(client, config.model_name).get(alias)
     version = None
     run_name = f"{config.model_name}-{facts.short_commit}"
     try:
@@ -363,7 +366,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
                 duration_s=round(time.monotonic() - started, 2),
                 alias=alias,
                 alias_reason=alias_reason,
-                tracking_uri=registry.redact(config.tracking_uri),
+                tracking_uri=mlflow_reads.redact(config.tracking_uri),
                 plots=plots,
             )
             _write_report(config, result, data_payloads)
@@ -390,7 +393,7 @@ def _write_report(config: Config, result: TrainResult, data_payloads: dict[str, 
 def _unregister(client, name: str, version: str, alias: str, previous: str | None) -> None:
     """Drop the version a failed training registered and put its candidate alias back where it was,
     unless another build of the branch has moved it since (then that build's move stands)."""
-    moved_here = registry.alias_map(client, name).get(alias) == version
+    moved_here = mlflow_reads.alias_map(client, name).get(alias) == version
     client.delete_model_version(name, version)  # takes its aliases with it
     if moved_here:
         registry.restore_alias(client, name, alias, previous)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ml.errors import CheckFailed
+from mlci.core.errors import CheckFailed
 
 if TYPE_CHECKING:
-    from ml.gate import GateResult
-    from ml.testing import TestResult
+    from mlci.learn.gate import GateResult
+    from mlci.learn.testing import TestResult
 
 
 def require_tests_passed(result: TestResult) -> None:

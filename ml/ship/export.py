@@ -1,14 +1,14 @@
 """The model bundle, export side: convert a fitted pipeline to ONNX, prove parity, write the files.
 
 Conversion is float64 wherever the converter can do it (numeric inputs are DoubleTensorType, the
-imputer and tree classifiers go through `ml.onnx_double`): in float32 the scaler's rounding crosses
+imputer and tree classifiers go through `mlci.ship.onnx_double`): in float32 the scaler's rounding crosses
 split thresholds and moves a RandomForest's probabilities by up to 1e-2. An estimator skl2onnx cannot
 run in float64 (e.g. GradientBoostingClassifier) gets float64 preprocessing and a cast to float32 just
 before it. Whatever was converted must then reproduce scikit-learn on the whole held-out frame: same
 labels, probabilities within `package.parity_tolerance`. Otherwise packaging fails, unless
 `package.allow_sklearn_fallback` is set, in which case the scikit-learn pipeline ships instead (skops).
 
-The file format (names, constants) and the loader live in `api.bundle`, which the API image imports
+The file format (names, constants) and the loader live in `mlci.contract.bundle`, which the API image imports
 without scikit-learn; this module is the only writer.
 """
 
@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from api import bundle as fmt
-from api import bundle_digest
-from api.bundle_schema import Distribution
-from ml import profile_distribution
-from ml.config import Config
-from ml.errors import BadInput, CheckFailed
+from mlci.contract import bundle as fmt
+from mlci.contract import bundle_digest
+from mlci.contract.bundle_schema import Distribution
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, CheckFailed
+from mlci.learn import profile_distribution
 
 FALLBACK_HINT = (
     "set `package.allow_sklearn_fallback: true` in mlci.yaml to ship the scikit-learn model "
@@ -90,7 +90,7 @@ def _initial_types(config: Config):
 def _convert(pipeline: Pipeline, config: Config) -> bytes:
     from skl2onnx import convert_sklearn
 
-    from ml import onnx_double, onnx_names
+    from mlci.ship import onnx_double, onnx_names
 
     onnx_double.register()
     estimator = pipeline.steps[-1][1]

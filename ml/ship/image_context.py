@@ -2,9 +2,10 @@
 
 The Dockerfiles, the router's files and the image locks come with mlci itself, not with the project
 being built: a team's repository holds only its Jenkinsfile, mlci.yaml, data and tests. The wheel
-carries them under ml/_image_sources/ (setup.py copies them from docker/ and requirements/); an
+carries them under mlci/_image_sources/ (setup.py copies them from docker/ and requirements/); an
 editable install or a checkout reads them in place. The API and dashboard sources are the installed
-`api` and `dashboard` packages. The project adds what is its own: the model bundle and the wheelhouse.
+`mlci.api` and `mlci.dashboard` packages with the `mlci.contract` and `mlci.core` they import. The
+project adds what is its own: the model bundle and the wheelhouse.
 
 Each image gets its own context folder, build/context/<role>/, holding exactly what its Dockerfile
 copies, with the repository's layout (so the Dockerfiles read the same in both places).
@@ -18,10 +19,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml.errors import BadInput
+from mlci.core.errors import BadInput
 
-PACKAGED = Path(__file__).resolve().parent / "_image_sources"
-CHECKOUT = Path(__file__).resolve().parent.parent
+PACKAGED = Path(__file__).resolve().parent.parent / "_image_sources"
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
 CONTEXTS = Path("build") / "context"
 # Never sent to an engine: caches, and secrets a developer keeps beside the dashboard.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "secrets.toml")
@@ -54,12 +55,18 @@ def sources_root(required: list[str]) -> Path:
 
 
 def package_dir(name: str) -> Path:
-    """Where the installed Python package `name` (api, dashboard) lives, without importing it."""
+    """Where the installed Python package `name` (mlci.api, mlci.contract, …) lives, without importing it."""
     spec = importlib.util.find_spec(name)
     locations = list(spec.submodule_search_locations or []) if spec else []
     if not locations:
         raise BadInput(f"the {name} package of mlci is not installed", hint="reinstall mlci from its wheel")
     return Path(locations[0])
+
+
+def _parents(name: str) -> list[str]:
+    """mlci.api.routes -> [mlci, mlci.api]."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _link_or_copy(source: str, target: str) -> str:
@@ -86,7 +93,12 @@ def assemble(
         (context / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, context / name)
     for name in packages:
-        shutil.copytree(package_dir(name), context / name, ignore=IGNORED)
+        target = context.joinpath(*name.split("."))
+        shutil.copytree(package_dir(name), target, ignore=IGNORED)
+        for parent in _parents(name):  # mlci/__init__.py: an image imports mlci.api, so mlci is a package
+            init = context.joinpath(*parent.split("."), "__init__.py")
+            if not init.exists():
+                shutil.copy2(package_dir(parent) / "__init__.py", init)
     for name in project_dirs:
         folder = project_root / name
         if not folder.is_dir():

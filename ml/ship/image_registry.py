@@ -2,34 +2,34 @@
 
 `mlci build` pushes each image and records its digest (`repo@sha256:…`); a deploy to another
 engine pulls that digest, never a tag (a tag moves; a digest names exactly the bytes that were
-built, and the engine checks them). Credentials (MLCI_REGISTRY_USERNAME/PASSWORD) go to a
-throw-away DOCKER_CONFIG that lives for one push or pull: the password never lands in ~/.docker.
-A registry that does not answer fails within seconds (exit 3, naming it): `docker push` alone
-retries for minutes.
+built, and the engine checks them). Credentials (MLCI_REGISTRY_USERNAME/PASSWORD) are checked by
+the engine (its /auth) and sent with each push or pull request (X-Registry-Auth), for one session:
+nothing is written to disk, the password never lands in ~/.docker. A registry that does not answer
+fails within seconds (exit 3, naming it): a push alone retries for minutes.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import re
-import shutil
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import docker.errors as sdk_errors
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from ml.config import Config
-from ml.docker import Docker, DockerError
-from ml.errors import BadInput, CheckFailed, Unreachable
+from mlci.core import env
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, CheckFailed, Unreachable
+from mlci.ship import docker_images
+from mlci.ship.docker import Docker, DockerError
 
 CONNECT_TIMEOUT = 3.0
 REACH_SECONDS = 6.0  # total time to wait for a registry that does not answer
-PUSH_TIMEOUT = 1800.0
-DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+LOGIN_TIMEOUT = 60.0
 DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 
 
@@ -48,7 +48,7 @@ class Registry:
 
 def configured(config: Config) -> Registry | None:
     """The registry of `images.registry` (MLCI_REGISTRY overrides it), or None."""
-    address = (os.environ.get("MLCI_REGISTRY") or config.images.registry or "").rstrip("/")
+    address = (env.REGISTRY.get() or config.images.registry or "").rstrip("/")
     if not address:
         return None
     return Registry(address.split("/", 1)[0], insecure=config.images.insecure)
@@ -106,52 +106,46 @@ def check_reachable(registry: Registry) -> None:
 
 @contextmanager
 def session(docker: Docker, registry: Registry) -> Iterator[Docker]:
-    """The same engine, logged in to the registry in a throw-away DOCKER_CONFIG (removed on exit)
-    when MLCI_REGISTRY_USERNAME and MLCI_REGISTRY_PASSWORD are set."""
-    user, password = os.environ.get("MLCI_REGISTRY_USERNAME"), os.environ.get("MLCI_REGISTRY_PASSWORD")
+    """The same engine, with the registry credentials for its pushes and pulls (checked by the engine
+    first) when MLCI_REGISTRY_USERNAME and MLCI_REGISTRY_PASSWORD are set; they live for the session."""
+    user, password = env.REGISTRY_USERNAME.get(), env.REGISTRY_PASSWORD.get()
     if not (user and password):
         yield docker
         return
-    folder = tempfile.mkdtemp(prefix="mlci-docker-config-")
-    try:
-        logged = Docker(docker.host, config_dir=folder)
-        done = logged.run(
-            "login", "--username", user, "--password-stdin", registry.address, input=password, check=False
-        )
-        if done.returncode != 0:
-            text = done.stderr.strip()
-            if "unauthorized" in text.lower() or "401" in text:
+    with docker.api("login", LOGIN_TIMEOUT) as api:
+        try:
+            api.login(username=user, password=password, registry=registry.address, reauth=True)
+        except sdk_errors.APIError as error:
+            text = str(error.explanation or error).strip()
+            if error.status_code == 401 or "unauthorized" in text.lower() or "401" in text:
                 raise BadInput(
                     f"the image registry {registry.address} refused the credentials of {user}",
                     hint="check MLCI_REGISTRY_USERNAME / MLCI_REGISTRY_PASSWORD "
                     "(Jenkins: MLCI_REGISTRY_CREDENTIALS_ID for mlciBuild, "
                     "MLCI_REGISTRY_PULL_CREDENTIALS_ID for mlciDeploy)",
-                )
+                ) from None
             raise Unreachable(
                 f"cannot log in to the image registry {registry.address} from {docker.where}",
                 details=text.splitlines()[-3:],
                 hint="is the registry up, and does that engine trust its certificate (/etc/docker/certs.d)?",
-            )
-        yield logged
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            ) from None
+    yield dataclasses.replace(docker, auth={"username": user, "password": password, "serveraddress": registry.address})
 
 
 def push(docker: Docker, registry: Registry, tag: str, on_line: Callable[[str], None]) -> str:
     """Push `tag`; its digest reference `repo@sha256:…`, read from the push itself."""
     check_reachable(registry)
     try:
-        lines = docker.stream(["push", tag], on_line, timeout=PUSH_TIMEOUT)
+        digest, lines = docker_images.push(docker, tag, on_line)
     except DockerError as error:
         raise Unreachable(
             f"pushing {tag} to the image registry {registry.address} failed: {error.message}",
             details=error.details,
             hint="check the registry and its credentials; run mlci build again",
         ) from None
-    for line in reversed(lines):
-        if found := DIGEST.search(line):
-            return f"{repository(tag)}@{found[1]}"
-    raise CheckFailed(f"docker push {tag} did not report a digest", details=lines[-5:])
+    if digest is None:
+        raise CheckFailed(f"docker push {tag} did not report a digest", details=lines[-5:])
+    return f"{repository(tag)}@{digest}"
 
 
 def pull(docker: Docker, registry: Registry, ref: str) -> None:
@@ -160,20 +154,19 @@ def pull(docker: Docker, registry: Registry, ref: str) -> None:
     if parse_digest_ref(ref) is None:
         raise BadInput(f"{ref} is not a digest reference (repo@sha256:…): a deploy never pulls a mutable tag")
     check_reachable(registry)
-    done = docker.run("pull", "--quiet", ref, check=False, timeout=PUSH_TIMEOUT)
-    if done.returncode == 0:
-        return
-    text = done.stderr.strip()
-    if any(s in text.lower() for s in ("manifest unknown", "not found", "does not exist", "name unknown")):
-        raise CheckFailed(
-            f"the image {ref} is not in the registry {registry.address}",
-            details=text.splitlines()[-2:],
-            hint="run mlci build (it pushes), or deploy a version whose image was pushed; nothing was switched",
-        )
-    if docker.unreachable(text):
-        docker._raise(("pull", ref), text)  # engine down, ssh refused: Unreachable naming the host
-    raise Unreachable(
-        f"cannot pull {ref} from the image registry {registry.address} onto {docker.where}",
-        details=text.splitlines()[-3:],
-        hint="does that engine reach the registry and trust its certificate (/etc/docker/certs.d)?",
-    )
+    try:
+        docker_images.pull(docker, ref)  # an engine that is down or an SSH host that refuses: Unreachable
+    except DockerError as error:
+        said = [error.message, *error.details]
+        text = " ".join(said).lower()
+        if any(s in text for s in ("manifest unknown", "not found", "does not exist", "name unknown")):
+            raise CheckFailed(
+                f"the image {ref} is not in the registry {registry.address}",
+                details=said[-2:],
+                hint="run mlci build (it pushes), or deploy a version whose image was pushed; nothing was switched",
+            ) from None
+        raise Unreachable(
+            f"cannot pull {ref} from the image registry {registry.address} onto {docker.where}",
+            details=said[-3:],
+            hint="does that engine reach the registry and trust its certificate (/etc/docker/certs.d)?",
+        ) from None

@@ -1,6 +1,6 @@
 """`mlci build`: the model bundle baked into the API image, plus the dashboard and router images.
 
-Each image builds from its own context, build/context/<role>/ (ml.image_context): the Dockerfile,
+Each image builds from its own context, build/context/<role>/ (mlci.ship.image_context): the Dockerfile,
 lock and sources that come with mlci (so a team's repository needs none of them) plus the project's
 bundle and wheelhouse. Python packages come from the lock files, either through `PIP_INDEX_URL` (a
 corporate mirror) or from a wheelhouse downloaded on the host, so nothing inside a build needs the network.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import re
 import subprocess
 import sys
@@ -20,26 +20,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ml import archive, console, image_context, image_registry, package, provenance, reports, tracking
-from ml.config import Config
-from ml.docker import Docker
-from ml.errors import BadInput, CheckFailed
+from mlci.core import env, reports
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, CheckFailed
+from mlci.ship import docker_images, image_context, image_registry, package
+from mlci.ship.docker import Docker
+from mlci.track import archive, provenance, tracking
+from mlci.track.selection import build_version
+
+log = logging.getLogger(__name__)
 
 BUILD_DIR = Path("build")
 BUNDLE_DIR = BUILD_DIR / "bundle"
 WHEELHOUSE = BUILD_DIR / "wheelhouse"
-# Public defaults a corporate user pulls; air-gapped agents override them (docker/base-image.sh).
-DEFAULT_BASE = "python:3.11-slim-bookworm"
-DEFAULT_ROUTER_BASE = "nginx:1.26-bookworm"
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     role: str  # api | dashboard | router
-    dockerfile: str  # relative to mlci's image sources (ml.image_context), as in the repository
+    dockerfile: str  # relative to mlci's image sources (mlci.ship.image_context), as in the repository
     lock: str | None
-    base_env: str
-    default_base: str
+    # The BASE_IMAGE build argument: the public image corporate users pull by default (python:3.11-slim-bookworm,
+    # nginx:1.26-bookworm), overridden by MLCI_BASE_IMAGE / MLCI_ROUTER_BASE_IMAGE (docker/base-image.sh).
+    base: env.Var[str]
     # What else the Dockerfile copies: files of mlci's image sources, installed mlci packages, project folders.
     files: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
@@ -56,26 +59,23 @@ SPECS = (
         "api",
         "docker/api.Dockerfile",
         "requirements/api.txt",
-        "MLCI_BASE_IMAGE",
-        DEFAULT_BASE,
-        packages=("api",),
+        env.BASE_IMAGE,
+        packages=("mlci.api", "mlci.contract", "mlci.core"),
         project_dirs=(str(WHEELHOUSE / "api"), str(BUNDLE_DIR)),
     ),
     ImageSpec(
         "dashboard",
         "docker/dashboard.Dockerfile",
         "requirements/dashboard.txt",
-        "MLCI_BASE_IMAGE",
-        DEFAULT_BASE,
-        packages=("dashboard",),
+        env.BASE_IMAGE,
+        packages=("mlci.dashboard", "mlci.contract", "mlci.core"),
         project_dirs=(str(WHEELHOUSE / "dashboard"),),
     ),
     ImageSpec(
         "router",
         "docker/router.Dockerfile",
         None,
-        "MLCI_ROUTER_BASE_IMAGE",
-        DEFAULT_ROUTER_BASE,
+        env.ROUTER_BASE_IMAGE,
         files=("docker/router/nginx.conf", "docker/router/router.conf", "docker/router/entrypoint.sh"),
     ),
 )
@@ -116,7 +116,7 @@ class BuildResult:
 
 
 def image_name(config: Config, role: str) -> str:
-    registry = (os.environ.get("MLCI_REGISTRY") or config.images.registry or "").rstrip("/")
+    registry = (env.REGISTRY.get() or config.images.registry or "").rstrip("/")
     return f"{registry + '/' if registry else ''}{config.project}-{role}"
 
 
@@ -129,11 +129,11 @@ def ensure_wheelhouse(config: Config, locks: list[str]) -> Path | None:
 
     One folder per lock (build/wheelhouse/api, …): an image's context then holds only its own
     wheels, and a new wheel for one image never invalidates another image's package layer. The locks
-    are mlci's own (ml.image_context), not the project's."""
+    are mlci's own (mlci.ship.image_context), not the project's."""
     sources = image_context.sources_root(locks)
     folder = config.root / WHEELHOUSE
     folder.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("PIP_INDEX_URL"):
+    if env.PIP_INDEX_URL.is_set():
         for lock in locks:  # the Dockerfiles COPY the folder even when a mirror is used
             (folder / Path(lock).stem).mkdir(exist_ok=True)
         return None
@@ -193,40 +193,31 @@ def wheelhouse_complete(lock: Path, folder: Path) -> bool:
 
 
 def _base_image(spec: ImageSpec) -> str:
-    return os.environ.get(spec.base_env) or spec.default_base
-
-
-def _labels_args(values: dict[str, str]) -> list[str]:
-    args: list[str] = []
-    for key, value in values.items():
-        args += ["--build-arg", f"{key}={value}"]
-    return args
+    return spec.base.get()
 
 
 def build_image(docker: Docker, config: Config, spec: ImageSpec, tag: str, build_args: dict[str, str]) -> ImageResult:
     started = time.monotonic()
     context = image_context.assemble(config.root, spec.role, spec.sources, list(spec.packages), list(spec.project_dirs))
-    args = ["build", "-f", str(context.dockerfile), "-t", tag, "--build-arg", f"BASE_IMAGE={_base_image(spec)}"]
-    if index := os.environ.get("PIP_INDEX_URL"):
-        args += ["--build-arg", f"PIP_INDEX_URL={index}"]
-    args += _labels_args(build_args)
-    args.append(str(context.path))
+    args = {"BASE_IMAGE": _base_image(spec)}
+    if index := env.PIP_INDEX_URL.get():
+        args["PIP_INDEX_URL"] = index
     steps = 0
 
     def show(line: str) -> None:
         nonlocal steps
         # The classic builder's "Step n/m" lines and errors: progress without pages of pip output.
         if line.startswith(("Step ", "Successfully")) or "error" in line.lower():
-            console.info(f"[{spec.role}] {' '.join(line.split())[:160]}")
+            log.info(f"[{spec.role}] {' '.join(line.split())[:160]}")
         if line.startswith("Step "):
             steps += 1
 
-    lines = docker.stream(args, show)
-    cached = sum(1 for line in lines if "Using cache" in line)
+    built = docker_images.build(docker, context.path, context.dockerfile, tag, {**args, **build_args}, show)
+    cached = sum(1 for line in built.lines if "Using cache" in line)
     info = docker.inspect("image", tag) or {}
     return ImageResult(
         tag=tag,
-        id=info.get("Id"),
+        id=info.get("Id") or built.id,
         size=info.get("Size"),
         labels=(info.get("Config") or {}).get("Labels") or {},
         base_image=_base_image(spec),
@@ -258,9 +249,9 @@ def push(
     (tags `mlci.image.<role>.digest`): what a deploy on another engine pulls and checks."""
     with image_registry.session(docker, registry) as logged:
         for role, image in images.items():
-            console.info(f"pushing {image.tag} to {registry.address}")
+            log.info(f"pushing {image.tag} to {registry.address}")
             image.digest = image_registry.push(logged, registry, image.tag, lambda line: None)
-            console.info(f"pushed {role}: {image.digest}")
+            log.info(f"pushed {role}: {image.digest}")
     client = tracking.connect(config)
     for role, image in images.items():
         client.set_model_version_tag(config.model_name, version, f"mlci.image.{role}.digest", image.digest or "")
@@ -274,7 +265,7 @@ def build(
 ) -> BuildResult:
     started = time.monotonic()
     # Which version first: without one named and no train report, say so before touching Docker.
-    selection = reports.build_version(config, version, alias)
+    selection = build_version(config, version, alias)
     docker = Docker()
     engine = docker.check()
     target_registry = image_registry.configured(config)
@@ -288,17 +279,17 @@ def build(
     bundle = package.package(config, config.root / BUNDLE_DIR, version=selection.version, alias=selection.alias)
     bundle_sha256 = registry_digest(config, bundle)
     metadata = json.loads((config.root / BUNDLE_DIR / "metadata.json").read_text(encoding="utf-8"))
-    console.info(
+    log.info(
         f"bundle: {bundle.name} version {bundle.version} ({bundle.format}, "
         f"parity max |Δp| {bundle.parity['max_abs_proba_diff']:.1e}, sha256 {bundle_sha256})"
     )
     wheelhouse = ensure_wheelhouse(config, [s.lock for s in specs if s.lock])
-    console.info(f"python packages: {'PIP_INDEX_URL' if wheelhouse is None else 'wheelhouse ' + str(WHEELHOUSE)}")
+    log.info(f"python packages: {'PIP_INDEX_URL' if wheelhouse is None else 'wheelhouse ' + str(WHEELHOUSE)}")
 
     common = {
         "REVISION": facts.commit,
         "CREATED": datetime.now(UTC).isoformat(timespec="seconds"),
-        "SOURCE": os.environ.get("GIT_URL") or str(config.root),
+        "SOURCE": env.ci().git_url or str(config.root),
         "VERSION": facts.mlci_version,
     }
     images: dict[str, ImageResult] = {}
@@ -316,13 +307,13 @@ def build(
         else:
             tag = f"{image_name(config, spec.role)}:{facts.mlci_version}-{facts.short_commit}"
             extra = {}
-        console.info(f"building {spec.role} image {tag} from {spec.dockerfile}")
+        log.info(f"building {spec.role} image {tag} from {spec.dockerfile}")
         images[spec.role] = build_image(docker, config, spec, tag, {**common, **extra})
         if spec.role != "api":
             # Router and dashboard do not change with the model: deploys find the newest as :latest.
-            docker.run("tag", tag, f"{image_name(config, spec.role)}:latest")
+            docker_images.tag(docker, tag, f"{image_name(config, spec.role)}:latest")
 
-    registry = os.environ.get("MLCI_REGISTRY") or config.images.registry
+    registry = env.REGISTRY.get() or config.images.registry
     if target_registry:
         push(docker, config, target_registry, images, bundle.version)
     result = BuildResult(
@@ -338,6 +329,6 @@ def build(
         duration_s=round(time.monotonic() - started, 2),
     )
     written = reports.write(config, "build", result.report())
-    # Best effort: the images are built; a missing copy of the report only warns (see ml/archive.py).
+    # Best effort: the images are built; a missing copy of the report only warns (see ml/track/archive.py).
     archive.to_version(config, bundle.version, "build", {"build.json": written}, required=False)
     return result

@@ -1,6 +1,6 @@
 """skl2onnx converters that keep a pipeline in float64 where stock skl2onnx does not.
 
-Registered once, on import, by `ml.bundle`. They change only what happens to float64 inputs; float32
+Registered once, on import, by `mlci.ship.export`. They change only what happens to float64 inputs; float32
 conversion goes to the stock converters untouched.
 
 - `SimpleImputer` on doubles: the stock converter emits ONNX-ML `Imputer`, which onnxruntime runs

@@ -1,9 +1,9 @@
-"""`mlci package`: a registered model version → a self-contained model bundle (ml.bundle).
+"""`mlci package`: a registered model version → a self-contained model bundle (mlci.ship.export).
 
 The facts in metadata.json come from the registry and the run (not from the local checkout): the
 bundle must describe the version it holds, whoever packages it and from whichever commit.
 
-The bundle digest (api.bundle_digest: one sha256 over every file) is recorded where the bundle cannot
+The bundle digest (mlci.contract.bundle_digest: one sha256 over every file) is recorded where the bundle cannot
 change it: as the tag `mlci.bundle.sha256` on the model version and in reports/package.json. `mlci build`
 bakes the registry's value into the API image, whose loader refuses a bundle with other files.
 """
@@ -11,24 +11,20 @@ bakes the registry's value into the API image, whose loader refuses a bundle wit
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml import (
-    archive,
-    bundle,
-    console,
-    data,
-    evaluate,
-    model_loading,
-    profile_distribution,
-    registry,
-    reports,
-    tracking,
-)
-from ml.config import Config
+from mlci.core import reports
+from mlci.core.config import Config
+from mlci.learn import data, evaluate, profile_distribution
+from mlci.ship import export
+from mlci.track import archive, model_loading, registry, tracking
+from mlci.track.selection import build_version
+
+log = logging.getLogger(__name__)
 
 BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
 
@@ -115,7 +111,7 @@ def version_metadata(client, config: Config, info: registry.VersionInfo) -> dict
 def package(config: Config, out: Path, version: str | None = None, alias: str | None = None) -> PackageResult:
     """Package the version given, the alias named, or (neither) the version this workspace trained."""
     started = time.monotonic()
-    selection = reports.build_version(config, version, alias)
+    selection = build_version(config, version, alias)
     dataset = data.load(config)
     split = evaluate.holdout(dataset, config)
     client = tracking.connect(config)
@@ -130,15 +126,15 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
         dataset.fingerprint.sha256,
         metadata["data"]["sha256"],  # type: ignore[index]
     )
-    summary = bundle.export_bundle(model, config, metadata, split.x_test, Path(out), training_frame=training.frame)
+    summary = export.export_bundle(model, config, metadata, split.x_test, Path(out), training_frame=training.frame)
     if training.reason:
         summary["drift"]["skipped"] = training.reason
-        console.info(f"warning: no training distribution in the bundle (drift unavailable): {training.reason}")
+        log.warning(f"warning: no training distribution in the bundle (drift unavailable): {training.reason}")
     # Outside the bundle: whoever can edit the bundle cannot edit the registry's record of it.
     client.set_model_version_tag(config.model_name, info.version, BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
     result = PackageResult.from_export(summary, round(time.monotonic() - started, 2), info.aliases)
     written = reports.write(config, "package", result.report())
-    # Required (exit 3 when the store fails): packaging is cheap to repeat; see ml/archive.py.
+    # Required (exit 3 when the store fails): packaging is cheap to repeat; see ml/track/archive.py.
     files: dict[str, Path | bytes] = {
         "package.json": written,
         "metadata.json": Path(out) / "metadata.json",

@@ -20,6 +20,7 @@ When archiving may fail the command (`required`), and why:
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import shutil
 import tempfile
@@ -27,9 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml import console
-from ml.config import Config
-from ml.errors import MlciError, Unreachable
+from mlci.core.config import Config
+from mlci.core.errors import MlciError, Unreachable
+
+log = logging.getLogger(__name__)
 
 ROOT = "reports"
 # Reports are kilobytes; coverage XML of a big project a few MB. Anything larger is not a report.
@@ -108,7 +110,7 @@ def _mark(client, done: Archived, stage: str) -> None:
     """Warn about each file not archived and tag the run with it (best effort: the store may be down)."""
     for failure in done.failed:
         name = failure.split(":", 1)[0]
-        console.info(f"warning: {ROOT}/{stage}/{name} is not on MLflow run {done.run_id}: {failure.split(':', 1)[1]}")
+        log.warning(f"warning: {ROOT}/{stage}/{name} is not on MLflow run {done.run_id}: {failure.split(':', 1)[1]}")
         # The tag only repeats the warning above, and the store may be what failed: never an error itself.
         with contextlib.suppress(Exception):
             client.set_tag(done.run_id, tag_key(stage, name), FAILED)
@@ -119,7 +121,7 @@ def to_version(
 ) -> Archived | None:
     """attach() to the run of `version` of the configured model, connecting when no client is given.
     Best effort (not required): any failure, connecting included, is a warning and None."""
-    from ml import tracking
+    from mlci.track import tracking
 
     try:
         client = client or tracking.connect(config)
@@ -127,11 +129,11 @@ def to_version(
     except MlciError as error:
         if required:
             raise
-        console.info(f"warning: the {stage} reports are not archived to MLflow (v{version}): {error.message}")
+        log.warning(f"warning: the {stage} reports are not archived to MLflow (v{version}): {error.message}")
     except Exception as error:  # best effort after the real work: never undo it for a copy of a report
         if required:
             raise
-        console.info(f"warning: the {stage} reports are not archived to MLflow (v{version}): {error}")
+        log.warning(f"warning: the {stage} reports are not archived to MLflow (v{version}): {error}")
     return None
 
 
@@ -139,7 +141,7 @@ def test_outputs(config: Config, commit: str, build_url: str | None) -> dict[str
     """The Test stage's JUnit and coverage XML, for the run `mlci train` creates: only when
     reports/test.json says this checkout's commit and this Jenkins build (none, on a laptop) ran them,
     so a stale file from another commit or build never lands on this version's run."""
-    from ml import reports
+    from mlci.core import reports
 
     try:
         report = reports.read(config, "test")

@@ -6,7 +6,7 @@ packages it executes (a pickle runs its code; a skops file whose MLmodel trusts 
 too) — on the agent that holds the MLflow, registry and Docker credentials. Here mlci decides instead:
 the MLmodel is parsed as plain YAML (bounded), only the sklearn flavour saved with skops is accepted
 (refused before any model file is downloaded), and skops may instantiate only the types skops trusts
-itself plus the exact list the serving side allows (`api.bundle.SKOPS_ALLOWED_TYPES`, one list for both).
+itself plus the exact list the serving side allows (`mlci.contract.bundle.SKOPS_ALLOWED_TYPES`, one list for both).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from api.bundle import SKOPS_ALLOWED_TYPES
-from ml.errors import BadInput
+from mlci.contract.bundle import SKOPS_ALLOWED_TYPES
+from mlci.core.errors import BadInput
 
 MLMODEL_FILE = "MLmodel"
 # An MLmodel is a few KiB (the signature grows with the features); anything far larger is not one.

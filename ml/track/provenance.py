@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import subprocess
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
+
+from mlci.core import env
 
 LOCK_FILE = Path("requirements") / "dev.txt"
 UNKNOWN = "unknown"
@@ -79,9 +80,10 @@ REMOTE_PREFIXES = ("refs/remotes/origin/", "refs/heads/", "origin/")
 
 def _branch(root: Path) -> str:
     # Jenkins checks out a detached HEAD; its multibranch jobs name the branch in the environment.
-    if value := os.environ.get("BRANCH_NAME"):
+    ci = env.ci()
+    if value := ci.branch_name:
         return value
-    if value := os.environ.get("GIT_BRANCH"):
+    if value := ci.git_branch:
         for prefix in REMOTE_PREFIXES:
             if value.startswith(prefix):
                 return value[len(prefix) :]
@@ -91,14 +93,10 @@ def _branch(root: Path) -> str:
 
 
 def _author(root: Path) -> str:
-    if user := os.environ.get("BUILD_USER_ID"):
+    ci = env.ci()
+    if user := ci.build_user_id:
         return user
-    return (
-        _git(root, "log", "-1", "--format=%an <%ae>")
-        or _git(root, "config", "user.name")
-        or os.environ.get("USER")
-        or UNKNOWN
-    )
+    return _git(root, "log", "-1", "--format=%an <%ae>") or _git(root, "config", "user.name") or ci.user or UNKNOWN
 
 
 def lock_sha256(root: Path) -> str:
@@ -125,28 +123,26 @@ def package_version(name: str) -> str:
 
 def collect_ci() -> dict[str, str | None]:
     """The Jenkins build acting now (unset outside Jenkins)."""
-    return {
-        "build_url": os.environ.get("BUILD_URL"),
-        "build_number": os.environ.get("BUILD_NUMBER"),
-        "job_name": os.environ.get("JOB_NAME"),
-    }
+    ci = env.ci()
+    return {"build_url": ci.build_url, "build_number": ci.build_number, "job_name": ci.job_name}
 
 
 def collect(root: Path) -> Provenance:
     commit = _git(root, "rev-parse", "HEAD") or UNKNOWN
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    ci = env.ci()
     return Provenance(
         commit=commit,
         branch=_branch(root),
         dirty=None if status is None else bool(status),
         author=_author(root),
-        job_name=os.environ.get("JOB_NAME"),
-        build_number=os.environ.get("BUILD_NUMBER"),
-        build_url=os.environ.get("BUILD_URL"),
+        job_name=ci.job_name,
+        build_number=ci.build_number,
+        build_url=ci.build_url,
         mlci_version=package_version("mlci"),
         python_version=platform.python_version(),
         sklearn_version=package_version("scikit-learn"),
         lock_sha256=lock_sha256(root),
-        pull_request=os.environ.get("CHANGE_ID") or None,
-        change_branch=os.environ.get("CHANGE_BRANCH") or None,
+        pull_request=ci.change_id,
+        change_branch=ci.change_branch,
     )

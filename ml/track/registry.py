@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlparse, urlunparse
 
-from ml.errors import BadInput
+from mlci.contract.mlflow_reads import alias_map, is_missing
+from mlci.core import env
+from mlci.core.errors import BadInput
 
 CANDIDATE = "candidate"
 STAGING = "staging"
@@ -39,26 +39,14 @@ class VersionInfo:
         return self.tags.get("mlci.commit", "unknown")
 
 
-def redact(uri: str) -> str:
-    """A tracking URI without the password a user may have put in it (for logs, reports, pages)."""
-    parts = urlparse(uri)
-    if parts.password:
-        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunparse(parts._replace(netloc=netloc))
-    return uri
-
-
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def actor() -> str:
     """Who is acting: the Jenkins user when a build runs it, else the local user."""
-    return os.environ.get("BUILD_USER_ID") or os.environ.get("USER") or getpass.getuser()
-
-
-def _is_missing(error: Exception) -> bool:
-    return getattr(error, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+    ci = env.ci()
+    return ci.build_user_id or ci.user or getpass.getuser()
 
 
 def _info(mv, aliases: list[str]) -> VersionInfo:
@@ -66,18 +54,6 @@ def _info(mv, aliases: list[str]) -> VersionInfo:
     return VersionInfo(
         version=str(mv.version), run_id=mv.run_id, aliases=sorted(aliases), created_at=created, tags=dict(mv.tags or {})
     )
-
-
-def alias_map(client, name: str) -> dict[str, str]:
-    """alias -> version, empty when the model is not registered yet."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
-    except MlflowException as error:
-        if _is_missing(error):
-            return {}
-        raise
 
 
 def versions(client, name: str) -> list[VersionInfo]:
@@ -110,39 +86,6 @@ def candidate_alias(branch: str | None, deploy_branch: str, pull_request: str | 
     return BRANCH_CANDIDATE_PREFIX + branch_slug(branch)
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which version a command works on, and why: its header says so."""
-
-    version: str | None
-    alias: str | None
-    trained_here: bool = False
-
-    def describe(self) -> str:
-        if self.alias is not None:
-            return f"@{self.alias}"
-        if self.trained_here:
-            return f"version {self.version}, trained by this workspace (reports/train.json)"
-        return f"version {self.version}"
-
-
-def select(version: str | None, alias: str | None, trained: str | None) -> Selection:
-    """The version given, else the alias named, else the version this workspace trained. Never an
-    alias nobody named: another build may move it between this build's stages."""
-    if version and alias:
-        raise BadInput("give --version or --alias, not both")
-    if version:
-        return Selection(version=version, alias=None)
-    if alias:
-        return Selection(version=None, alias=alias)
-    if trained:
-        return Selection(version=trained, alias=None, trained_here=True)
-    raise BadInput(
-        "no model version to work on: this workspace trained none (no reports/train.json)",
-        hint="pass --version N or --alias NAME (mlci status lists them), or run mlci train first",
-    )
-
-
 def resolve(client, name: str, version: str | None = None, alias: str | None = None) -> VersionInfo:
     """The version asked for (by number or by alias), or BadInput saying what exists."""
     from mlflow.exceptions import MlflowException
@@ -162,7 +105,7 @@ def resolve(client, name: str, version: str | None = None, alias: str | None = N
     try:
         mv = client.get_model_version(name, str(version))
     except MlflowException as error:
-        if _is_missing(error):
+        if is_missing(error):
             raise BadInput(f"model {name!r} has no version {version}", hint="mlci status lists the versions") from None
         raise
     return _info(mv, [a for a, v in aliases.items() if v == str(mv.version)])

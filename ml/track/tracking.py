@@ -18,23 +18,12 @@ import httpx
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
-from ml.config import Config
-from ml.errors import BadInput, ConfigError, Unreachable
-from ml.registry import redact
+from mlci.contract import mlflow_reads
+from mlci.contract.mlflow_reads import redact
+from mlci.core import env
+from mlci.core.config import Config
+from mlci.core.errors import BadInput, ConfigError, Unreachable
 
-# MLflow's client retries for minutes by default; a CI step should fail fast and say why.
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    # No telemetry from CI agents (and no network to send it to on closed ones).
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    # A second lock behind ml.model_loading: any MLflow loader reached by mistake refuses to deserialize
-    # (pickle, and skops with the version's own trusted list) instead of running a version's code here.
-    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
-    # libpq (a postgresql:// tracking URI) waits for the OS's TCP timeout by default: minutes.
-    "PGCONNECT_TIMEOUT": str(5),
-}
 PREFLIGHT_TIMEOUT = 5.0
 # Cheapest call only an MLflow server answers with JSON (a web page or a file server does not).
 MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search"
@@ -251,7 +240,7 @@ def local_store(config: Config) -> Path | None:
 def require_shared_store(config: Config) -> None:
     """Under Jenkins, a store inside the workspace is seen by no other build and wiped with the
     workspace: refused (exit 2) unless tracking.allow_local_store says the user means it."""
-    if not os.environ.get("JENKINS_URL") or config.tracking.allow_local_store:
+    if not env.ci().under_jenkins or config.tracking.allow_local_store:
         return
     store = local_store(config)
     if store is None:
@@ -272,8 +261,7 @@ def require_shared_store(config: Config) -> None:
 
 def connect(config: Config):
     """Configure MLflow for this project and return a client (imported here: mlflow is slow to import)."""
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    mlflow_reads.apply_http_defaults()
     _quiet()
     uri = config.tracking_uri
     check_scheme(uri)

@@ -7,7 +7,7 @@ import subprocess
 
 from click.testing import CliRunner
 
-from ml.cli import cli
+from mlci.cli.main import cli
 
 
 def docker(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:

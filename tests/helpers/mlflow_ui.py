@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.waiting import wait_until_answers
+from tests.helpers.waiting import wait_until_answers
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 # The UI's bundle is megabytes of JavaScript and the box is shared: generous, but bounded.

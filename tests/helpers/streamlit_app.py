@@ -1,4 +1,4 @@
-"""The dashboard as `mlci dashboard` runs it (dashboard.launch.run), in a process of its own: one
+"""The dashboard as `mlci dashboard` runs it (mlci.dashboard.launch.run), in a process of its own: one
 helper for every browser test, started on 127.0.0.1 and stopped (then checked for tracebacks) on exit."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def streamlit_app(
     variables = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     for name in drop:
         variables.pop(name, None)
-    code = f"from dashboard.launch import run; run({api_url!r}, {port})"
+    code = f"from mlci.dashboard.launch import run; run({api_url!r}, {port})"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", code],

@@ -99,8 +99,10 @@ class Topology:
     registry_process: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
-        """What a test exports to use the topology: the ssh shim first on PATH."""
-        return {"PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
+        """What a test exports to use the topology: the ssh shim first on PATH (for the tests' own
+        `docker -H ssh://` calls), and a HOME whose ~/.ssh holds the test key's config and known hosts:
+        mlci talks to the hosts through the docker SDK's paramiko, which reads ~/.ssh, not the shim."""
+        return {"PATH": f"{self.bin_dir}:{os.environ['PATH']}", "HOME": str(self.ssh_config.parent / "home")}
 
 
 def _run(*args: str, check: bool = True, netns: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -225,6 +227,12 @@ def _ssh_client(root: Path) -> tuple[Path, Path]:
   ControlPersist 60
 """
     )
+    # What paramiko reads (the docker SDK's ssh:// transport): ~/.ssh/config's Host/User/IdentityFile and
+    # ~/.ssh/known_hosts, under a HOME of the test's own.
+    home_ssh = root / "home" / ".ssh"
+    home_ssh.mkdir(parents=True)
+    (home_ssh / "config").write_text(f"Host 10.231.*\n  User root\n  IdentityFile {key}\n")
+    (home_ssh / "known_hosts").symlink_to(root / "known_hosts")
     bin_dir = root / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "ssh"
@@ -312,7 +320,6 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-MaxSessions 50
 MaxStartups 50:30:100
 SetEnv DOCKER_HOST=unix://{host.socket}
 """

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ml import image_context, images
-from ml.errors import BadInput
+from mlci.core.errors import BadInput
+from mlci.ship import image_context, images
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "resources" / "io" / "mlci" / "VERSION").read_text().strip()
@@ -36,16 +36,19 @@ def test_the_wheel_carries_every_image_source_as_in_the_repository(dist):
         names = set(wheel.namelist())
         for spec in images.SPECS:
             for source in spec.sources:
-                packaged = f"ml/_image_sources/{source}"
+                packaged = f"mlci/_image_sources/{source}"
                 assert packaged in names, packaged
                 assert wheel.read(packaged) == (REPO / source).read_bytes(), source
             for package in spec.packages:
-                assert f"{package}/__init__.py" in names
+                assert f"{package.replace('.', '/')}/__init__.py" in names
         assert {
-            "ml/templates/router.conf.j2",
-            "ml/templates/init/mlci.yaml.j2",
-            "dashboard/.streamlit/config.toml",
+            "mlci/deploy/templates/router.conf.j2",
+            "mlci/learn/templates/init/mlci.yaml.j2",
+            "mlci/dashboard/.streamlit/config.toml",
+            "mlci/py.typed",
         } <= names
+        # One import package: nothing a team's own ml/, api/ or dashboard/ could shadow or be shadowed by.
+        assert {name.split("/")[0] for name in names} == {"mlci", f"mlci-{VERSION}.dist-info"}
         assert not [n for n in names if n.startswith(("tests/", "examples/")) or "__pycache__" in n]
 
 
@@ -62,7 +65,10 @@ def test_each_image_context_holds_what_its_dockerfile_copies(tmp_path):
     for line in context.dockerfile.read_text().splitlines():
         if line.startswith("COPY ") and "--from" not in line:
             assert (context.path / line.split()[1]).exists(), line
-    assert (context.path / "api" / "app.py").is_file()
+    assert (context.path / "mlci" / "api" / "app.py").is_file()
+    assert (context.path / "mlci" / "contract" / "bundle.py").is_file()
+    assert (context.path / "mlci" / "__init__.py").is_file()
+    assert not (context.path / "mlci" / "learn").exists(), "no training code in the API image"
     assert not list(context.path.rglob("__pycache__"))
     # Built anew each time: a file left from an earlier build does not reach the engine.
     (context.path / "stale").write_text("old")

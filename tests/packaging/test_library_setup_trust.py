@@ -7,7 +7,7 @@ from __future__ import annotations
 import fcntl
 import subprocess
 
-from tests.ml.test_library_setup import VERSION, consumer, run_setup, wheels
+from tests.packaging.test_library_setup import VERSION, consumer, run_setup, wheels
 
 __all__ = ["consumer", "wheels"]
 

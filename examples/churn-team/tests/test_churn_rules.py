@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml import config, data
+from mlci.core import config
+from mlci.learn import data
 
 ROOT = Path(__file__).resolve().parents[1]
 

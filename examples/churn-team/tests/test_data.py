@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ml import config, data
-from ml.errors import DataError
+from mlci.core import config
+from mlci.learn import data
+from mlci.core.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,21 +8,15 @@ without a reload. Screenshots of every page go to reports/screenshots/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.dashboard.streamlit_app import streamlit_app
+from tests.helpers.browser import SHOTS, shot
+from tests.helpers.streamlit_app import streamlit_app
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "reports" / "screenshots"
-CHROMIUM = os.environ.get("MLCI_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SWITCH_DEADLINE_MS = 15_000
 REFRESH = "1.5"  # seconds between live-model checks in this test's dashboard
 
@@ -41,44 +35,13 @@ def blue(apis, bundles, api_port):
 
 @pytest.fixture(scope="module")
 def dashboard(blue, registry_store, tmp_path_factory, free_port):
-    """`mlci dashboard`'s launcher (dashboard.launch.run) in a process of its own, stopped at teardown."""
+    """`mlci dashboard`'s launcher (mlci.dashboard.launch.run) in a process of its own, stopped at teardown."""
     port = free_port()
     log = tmp_path_factory.mktemp("dashboard-e2e") / "streamlit.log"
     env = {"MLFLOW_TRACKING_URI": str(registry_store["uri"]), "MLCI_DASHBOARD_REFRESH": REFRESH}
     # The Models page takes the model's name from the API's /version, not from MLCI_MODEL_NAME.
     with streamlit_app(blue.url, port, log, env=env, drop=("MLCI_MODEL_NAME",)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.fail(f"no chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def shot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.wait_for_timeout(600)  # let charts finish drawing
-    # Streamlit scrolls inside its main block, so full_page alone cuts the page: grow the viewport to fit.
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
-        "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 0)"
-    )
-    size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 40, 4000))})
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(size)
-    return path
 
 
 def go(page, title: str) -> None:

@@ -8,19 +8,16 @@ Screenshots go to reports/screenshots/live_charts_*.png.
 
 from __future__ import annotations
 
-import io
-import threading
 import time
 
 import httpx
 import pytest
 
-from tests.dashboard.live_charts_proxy import SwitchProxy
-from tests.dashboard.streamlit_app import streamlit_app
-from tests.dashboard.test_dashboard_browser import ROOT, browser, shot  # noqa: F401 - browser is a fixture
+from tests.helpers.browser import Load, red_pixels, shot
+from tests.helpers.live_charts_proxy import SwitchProxy
+from tests.helpers.streamlit_app import streamlit_app
 
 REFRESH = "1.5"
-LOAD_SECONDS = 90.0  # the load loop's bound, whatever happens to the test
 DEADLINE_MS = 20_000
 
 
@@ -36,33 +33,6 @@ def proxy(pair, free_port):
     router = SwitchProxy(pair[0].url, free_port()).start()
     yield router
     router.stop()
-
-
-class Load:
-    """Predictions through the proxy (or a router) from a thread, at about `rate` per second, bounded in
-    time and count; an answer other than 200, or none, is kept in `failures`."""
-
-    def __init__(self, url: str, example: dict, seconds: float = LOAD_SECONDS, max_requests: int = 10_000):
-        self.url, self.example = url, example
-        self.seconds, self.max_requests = seconds, max_requests
-        self.rate = 20.0
-        self.stop = threading.Event()
-        self.sent = 0
-        self.failures: list[str] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        end = time.monotonic() + self.seconds
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self.stop.is_set() and time.monotonic() < end and self.sent < self.max_requests:
-                try:
-                    answer = client.post("/predict", json={"records": [self.example]})
-                    if answer.status_code != 200:
-                        self.failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
-                except httpx.HTTPError as error:  # a lost request is a failure to count, not the loop's end
-                    self.failures.append(f"{type(error).__name__}: {error}")
-                self.sent += 1
-                time.sleep(1 / self.rate)
 
 
 @pytest.fixture()
@@ -85,18 +55,7 @@ def dashboard(proxy, tmp_path_factory, free_port):
         yield url
 
 
-def red_pixels(png: bytes) -> int:
-    """Pixels of the switch marker's colour (dashboard.traffic_charts.SWITCH_COLOUR) in a screenshot."""
-    from PIL import Image
-
-    from dashboard.traffic_charts import SWITCH_COLOUR
-
-    target = tuple(int(SWITCH_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    return sum(1 for pixel in image.getdata() if all(abs(a - b) <= 12 for a, b in zip(pixel, target)))
-
-
-def test_live_charts_update_and_mark_a_switch(dashboard, proxy, pair, load, browser):  # noqa: F811 - the fixture
+def test_live_charts_update_and_mark_a_switch(dashboard, proxy, pair, load, browser):
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": 1440, "height": 1000})

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import LEAKY
-from tests.dashboard.test_dashboard_browser import browser, shot  # noqa: F401 - browser is a fixture
-from tests.docker import mlflow_ui
+from tests.helpers import mlflow_ui
+from tests.helpers.browser import shot
+from tests.helpers.environment import LEAKY
 
 
 def test_build_report_and_deploy_record_on_the_run(image_project, free_ports):
@@ -54,7 +54,7 @@ def test_build_report_and_deploy_record_on_the_run(image_project, free_ports):
         subprocess.run(["docker", "volume", "rm", f"{name}-staging-state"], capture_output=True)
 
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # A Jenkins build's variables: the run's description then links back to the build (ml/train.run_tags).
 JENKINS = {"BUILD_URL": "http://jenkins.example/job/x/1/", "JOB_NAME": "x", "BUILD_NUMBER": "1"}
 MLCI = str(Path(sys.executable).parent / "mlci")
@@ -87,7 +87,7 @@ def _clone(root: Path, free_ports) -> str:
     config["model"]["params"]["n_estimators"] = 30
     config["split"]["cv_folds"] = 3
     # The demo's Test stage, made small: one real test file, with coverage (the XML the run must carry).
-    config["tests"] = {"paths": ["tests/ml/test_gate_rules.py"], "coverage": ["ml"]}
+    config["tests"] = {"paths": ["tests/unit/learn/test_gate.py"], "coverage": ["mlci"]}
     checks = {"ready_timeout": 30, "verify_seconds": 2.5}
     config["environments"] = {
         "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": 1, "checks": checks},
@@ -165,7 +165,7 @@ def test_the_demo_line_leaves_every_report_on_the_run(demo_line):
 
 
 @DEMO_TIMEOUT
-def test_the_mlflow_ui_shows_every_report_of_the_demo_run(demo_line, browser, free_port):  # noqa: F811 - the fixture
+def test_the_mlflow_ui_shows_every_report_of_the_demo_run(demo_line, browser, free_port):
     """The done-when item as a person checks it: `make mlflow-ui`'s server, the run's page in a real
     browser (the Jenkins link in its description), its Artifacts tab with every reports/ folder
     expanded, and build.json opened in the artifact viewer with the image digests."""

@@ -33,12 +33,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Project
-from tests.dashboard.test_dashboard_browser import browser, shot  # noqa: F401 - browser is a fixture
-from tests.dashboard.test_live_charts_browser import Load, red_pixels
-from tests.waiting import wait_until_answers
+from tests.helpers.browser import Load, red_pixels, shot
+from tests.helpers.project import Project
+from tests.helpers.waiting import wait_until_answers
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MLFLOW = Path(sys.executable).parent / "mlflow"
 MLCI = Path(sys.executable).parent / "mlci"
 DEADLINE_MS = 60_000
@@ -51,7 +50,13 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def bridge_gateway() -> str:
-    return docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+    """The address host-gateway resolves to, found as `make mlflow-ui` finds it (docker/host-gateway.sh):
+    Debian's engine records no IPAM gateway, so it is the bridge interface's address there."""
+    done = subprocess.run(
+        ["bash", str(REPO / "docker" / "host-gateway.sh")], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    return done.stdout.strip()
 
 
 def free_port_on(address: str) -> int:
@@ -103,7 +108,7 @@ def wait_healthy(url: str, seconds: float = 60) -> None:
         pytest.fail(str(error))
 
 
-def models_page(browser, url: str, expect: str):  # noqa: F811 - the fixture
+def models_page(browser, url: str, expect: str):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(url + "/models")
     page.get_by_text(expect).first.wait_for(timeout=DEADLINE_MS)
@@ -153,7 +158,7 @@ def production(tmp_path_factory, base_images, project_factory, build_sources, fr
         remove_images(name)
 
 
-def test_deployed_dashboard_reads_the_demo_mlflow(production, browser):  # noqa: F811 - the fixture
+def test_deployed_dashboard_reads_the_demo_mlflow(production, browser):
     project, name, url = production.project, production.name, production.dashboard
     # The demo's store is sqlite: without a dashboard setting the container gets no MLflow address.
     first = project.mlci("deploy", "--env", "production", "--version", "1")
@@ -214,7 +219,7 @@ def served(router: str) -> tuple[str, str]:
     return str(answer["version"]), str(answer["colour"])
 
 
-def test_live_charts_follow_a_real_deploy_under_load(production, browser):  # noqa: F811 - the fixture
+def test_live_charts_follow_a_real_deploy_under_load(production, browser):
     from playwright.sync_api import expect
 
     project, router = production.project, production.router

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ml import router as router_module
-from tests.docker.lines import Line, docker
+from mlci.deploy import router as router_module
+from tests.helpers.docker_line import Line, docker
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DRAIN = 1.0
 
 
@@ -218,7 +218,7 @@ def test_smoke_test_gets_wrong_outputs(production_v1, load_generator):
 def test_invalid_router_config_is_refused(production_v1, monkeypatch, load_generator):
     original = router_module.render
     monkeypatch.setattr(
-        "ml.deploy.orchestrate.render", lambda *a: original(*a).replace("proxy_pass ", "proxy_passs ", 1)
+        "mlci.deploy.orchestrate.render", lambda *a: original(*a).replace("proxy_pass ", "proxy_passs ", 1)
     )
     fault(production_v1, load_generator, "--version", "2", expect=1, message="the rendered router config is invalid")
 
@@ -290,11 +290,11 @@ def test_a_rollback_that_fails_verification_switches_back(production_v1, monkeyp
     live = line.live("production")
 
     def failing_verify(*args, **kwargs):
-        from ml.errors import CheckFailed
+        from mlci.core.errors import CheckFailed
 
         raise CheckFailed("verification through the router failed: 3 error(s)")
 
-    monkeypatch.setattr("ml.deploy.checks.verify", failing_verify)
+    monkeypatch.setattr("mlci.deploy.checks.verify", failing_verify)
     result = line.mlci("rollback", "--env", "production")
     assert result.exit_code == 1
     assert f"rollback of production failed; live stays on {live[:-5]}" in result.output

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ENV = "staging"
 DRAIN = 1.0
 
@@ -71,7 +71,7 @@ class Clone:
         self.root = root
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "ml.cli", "--config", str(self.root / "mlci.yaml"), *args]
+        return [sys.executable, "-m", "mlci.cli.main", "--config", str(self.root / "mlci.yaml"), *args]
 
     @staticmethod
     def env() -> dict[str, str]:
@@ -187,9 +187,9 @@ def test_two_deploys_from_two_clones_are_serialized_under_load(clones, load_gene
     # With --lock-timeout 0 the second one does not wait: exit 1, naming the holder. The holder is
     # this test, holding the environment's lock as a deploy does, for as long as the check takes (a
     # real deploy as holder could finish before the other clone's command even starts on a busy box).
-    from ml.deploy.lock import EnvironmentLock
-    from ml.docker import Docker
-    from ml.router import Names
+    from mlci.deploy.lock import EnvironmentLock
+    from mlci.deploy.router import Names
+    from mlci.ship.docker import Docker
 
     live_before = a.status()["current"]["model_version"]
     router_image = docker("inspect", "-f", "{{.Image}}", f"{name}-{ENV}-router").stdout.strip()
@@ -217,9 +217,9 @@ def test_a_holder_killed_mid_deploy_blocks_nobody(clones):
 def test_a_lock_container_that_does_not_run_is_stale(base_images, leftover):
     """What an engine restart (or a holder killed between create and start) leaves: a lock container
     that holds nothing. The next deploy removes it and takes the lock."""
-    from ml.deploy.lock import EnvironmentLock
-    from ml.docker import Docker
-    from ml.router import Names
+    from mlci.deploy.lock import EnvironmentLock
+    from mlci.deploy.router import Names
+    from mlci.ship.docker import Docker
 
     names, image = Names(f"it-{uuid.uuid4().hex[:8]}", ENV), base_images["MLCI_ROUTER_BASE_IMAGE"]
     try:
@@ -238,9 +238,9 @@ def test_a_lock_container_that_does_not_run_is_stale(base_images, leftover):
 
 
 def test_a_lock_container_that_cannot_start_is_a_clear_error(base_images):
-    from ml.deploy.lock import EnvironmentLock
-    from ml.docker import Docker, DockerError
-    from ml.router import Names
+    from mlci.deploy.lock import EnvironmentLock
+    from mlci.deploy.router import Names
+    from mlci.ship.docker import Docker, DockerError
 
     names = Names(f"it-{uuid.uuid4().hex[:8]}", ENV)
     try:
@@ -265,10 +265,10 @@ def test_down_of_an_environment_never_deployed_needs_no_image(project, docker_en
 def test_a_lost_lock_is_noticed_before_anything_switches(base_images):
     """A lock container that stops while its deploy runs (ssh drop, engine restart, docker rm -f):
     another deploy may hold the environment now, so the first one must not switch."""
-    from ml.deploy.lock import EnvironmentLock
-    from ml.docker import Docker
-    from ml.errors import Unreachable
-    from ml.router import Names
+    from mlci.core.errors import Unreachable
+    from mlci.deploy.lock import EnvironmentLock
+    from mlci.deploy.router import Names
+    from mlci.ship.docker import Docker
 
     names, image = Names(f"it-{uuid.uuid4().hex[:8]}", ENV), base_images["MLCI_ROUTER_BASE_IMAGE"]
     try:

@@ -2,8 +2,8 @@
 wheel `make dist` builds into a fresh virtualenv, the whole line (`mlci pipeline run --approve`: test,
 train, gate, build, staging, approve, production) on the real Docker engine, then `mlci down`.
 
-The locked packages are installed without the network from a host wheelhouse (build/wheelhouse/dev,
-filled once with mlci's own pip download, like the images' wheelhouses). About 5 minutes on the
+mlci is the release tests/fixtures/release.py installs (the wheel on the library's lock), shared with
+tests/packaging/test_release.py. About 5 minutes on the
 2-core CI box with warm Docker layers (4 min 56 s measured, first run of the host wheelhouse 41 s more)."""
 
 from __future__ import annotations
@@ -16,33 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ml.images import download_wheels, wheelhouse_complete
+from tests.fixtures.release import host_wheelhouse, ok, run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "churn-team"
 VERSION = (REPO / "resources" / "io" / "mlci" / "VERSION").read_text().strip()
 NAME = "churn-team"  # the example's own project name: its containers, network, volumes and images
 PORTS = {"production": 8280, "staging": 8281, "dashboard": 8580}
-
-
-def run(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"timed out after {timeout:.0f}s: {' '.join(args)}\n{exc.stdout or ''}\n{exc.stderr or ''}")
-
-
-def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert done.returncode == 0, f"exit {done.returncode}: {done.args}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    return done
-
-
-def host_wheelhouse(lock: str) -> Path:
-    """The lock's wheels on the host, downloaded once (mlci build's own call), reused offline after."""
-    folder = REPO / "build" / "wheelhouse" / lock
-    if not wheelhouse_complete(REPO / "requirements" / f"{lock}.txt", folder):
-        download_wheels(REPO / "requirements" / f"{lock}.txt", folder)
-    return folder
 
 
 def clean_environments(mlci: str | None, cwd: Path, env: dict[str, str]) -> None:
@@ -53,36 +33,9 @@ def clean_environments(mlci: str | None, cwd: Path, env: dict[str, str]) -> None
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory) -> Path:
-    """A fresh virtualenv with the locked packages and mlci from its wheel, nothing from this checkout."""
-    root = tmp_path_factory.mktemp("consumer")
-    dist = root / "dist"
-    ok(run(["make", "-s", "dist", f"DIST={dist}"], REPO, dict(os.environ), 300))
-    wheel = dist / f"mlci-{VERSION}-py3-none-any.whl"
-    assert wheel.is_file()
-    python = shutil.which("python3.11")
-    assert python, "python3.11 is needed (the agents' Python)"
-    venv = root / "venv"
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    ok(run([python, "-m", "venv", str(venv)], root, env, 120))
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index"]
-    ok(
-        run(
-            [
-                *pip,
-                "--find-links",
-                str(host_wheelhouse("dev")),
-                "--require-hashes",
-                "-r",
-                str(REPO / "requirements" / "dev.txt"),
-            ],
-            root,
-            env,
-            900,
-        )
-    )
-    ok(run([*pip, "--no-deps", str(wheel)], root, env, 120))
-    return venv
+def venv(release) -> Path:
+    """The released mlci (tests/fixtures/release.py): the wheel on the library's lock, nothing from this checkout."""
+    return release.venv
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +80,9 @@ def test_the_example_holds_no_mlci_source():
 def test_the_wheel_runs_the_whole_line_from_the_example(consumer):
     root, env, mlci = consumer
     python = str(Path(mlci).parent / "python")
-    where = ok(
-        run(
-            [python, "-c", "import ml, api, dashboard; print(ml.__file__, api.__file__, dashboard.__file__)"],
-            root,
-            env,
-            60,
-        )
-    )
+    where = ok(run([python, "-c", "import mlci.api, mlci.dashboard; print(mlci.__file__)"], root, env, 60))
     venv = Path(mlci).parents[1]
-    for path in where.stdout.split():
-        assert Path(path).is_relative_to(venv), f"{path} is not from the wheel installed in {venv}"
+    assert Path(where.stdout.strip()).is_relative_to(venv), f"{where.stdout} is not from the wheel installed in {venv}"
     assert ok(run([mlci, "--version"], root, env, 60)).stdout.strip().endswith(f"version {VERSION}")
 
     line = run([mlci, "pipeline", "run", "--approve"], root, env, 1500)

@@ -69,7 +69,7 @@ def test_api_image_runs_read_only_as_non_root_and_predicts(built, free_port):
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
         assert docker("exec", name, "sh", "-c", "touch /app/x", check=False).returncode != 0  # read-only
         inspected = json.loads(docker("inspect", name).stdout)[0]
-        assert inspected["Config"]["Healthcheck"]["Test"][-1] == "api.healthcheck"
+        assert inspected["Config"]["Healthcheck"]["Test"][-1] == "mlci.api.healthcheck"
         # An altered bundle in the same image is refused at start: exit 2 naming the file.
         altered = docker(
             "run",
@@ -81,7 +81,7 @@ def test_api_image_runs_read_only_as_non_root_and_predicts(built, free_port):
             "sh",
             api["tag"],
             "-c",
-            "cp -r /app/bundle /tmp/b && echo ' ' >> /tmp/b/reference.json && MLCI_BUNDLE=/tmp/b python3 -m api",
+            "cp -r /app/bundle /tmp/b && echo ' ' >> /tmp/b/reference.json && MLCI_BUNDLE=/tmp/b python3 -m mlci.api",
             check=False,
         )
         assert altered.returncode == 2 and "reference.json differs" in altered.stderr, altered.stderr

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MLCI = str(Path(sys.executable).parent / "mlci")
 
 
@@ -49,7 +49,7 @@ class Clone:
             )
         from click.testing import CliRunner
 
-        from ml.cli import cli
+        from mlci.cli.main import cli
 
         result = CliRunner().invoke(
             cli, ["--config", str(self.config_file), "pipeline", "run", *args], catch_exceptions=False
@@ -88,7 +88,7 @@ def clone(tmp_path_factory, base_images, build_sources, free_ports):
     config["project"] = name
     config["model"]["params"]["n_estimators"] = 30
     config["split"]["cv_folds"] = 3
-    config["tests"] = {"paths": ["tests/ml/test_gate_rules.py"], "coverage": []}
+    config["tests"] = {"paths": ["tests/unit/learn/test_gate.py"], "coverage": []}
     checks = {"ready_timeout": 30, "verify_seconds": 2.5}
     config["environments"] = {
         "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": 1, "checks": checks},
@@ -156,8 +156,8 @@ def test_no_approve_stops_before_production(clone):
 
 
 def test_failing_unit_test_stops_the_line_at_test(clone):
-    (clone.root / "tests" / "ml" / "test_broken.py").write_text("def test_broken():\n    assert 1 + 1 == 3\n")
-    clone.edit(lambda c: c["tests"].update(paths=["tests/ml/test_broken.py"]))
+    (clone.root / "tests" / "unit" / "test_broken.py").write_text("def test_broken():\n    assert 1 + 1 == 3\n")
+    clone.edit(lambda c: c["tests"].update(paths=["tests/unit/test_broken.py"]))
     trained_before = clone.report("train")["version"]
     run = clone.pipeline("--approve")
     assert run.returncode == 1

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import httpx
 import pytest
 
-topo = sys.modules["mlci_test_topology"]
+from tests.helpers import topology as topo
 
 
 def test_registry_answers_over_tls_with_auth_only(topology):

@@ -1,5 +1,5 @@
 """Issue 14 end to end: the build engine pushes to a real registry (TLS, htpasswd); staging and
-production are two other Docker hosts, reached over SSH (tests/docker/topology.py), that pull by
+production are two other Docker hosts, reached over SSH (tests/helpers/topology.py), that pull by
 digest. One pipeline across them, a switch under load, a rollback, and the faults: a registry that
 is down, an image missing from the registry or with another digest, a host that is unreachable,
 refuses the key, or whose engine stops in the middle of a deploy.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -23,11 +24,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ml.cli import cli
+from mlci.cli.main import cli
+from tests.helpers import topology as topo
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MLCI = str(Path(sys.executable).parent / "mlci")
-topo = sys.modules["mlci_test_topology"]
 PORT, PREVIEW = 8080, 18080  # inside each namespace: its own ports, nothing else listens there
 
 
@@ -85,7 +86,7 @@ def remote(topology, tmp_path_factory, base_images, build_sources):
     config["project"] = name
     config["model"]["params"]["n_estimators"] = 30
     config["split"]["cv_folds"] = 3
-    config["tests"] = {"paths": ["tests/ml/test_gate_rules.py"], "coverage": []}
+    config["tests"] = {"paths": ["tests/unit/learn/test_gate.py"], "coverage": []}
     config["images"] = {"registry": topology.registry}
     config["environments"] = {
         env: {
@@ -135,8 +136,9 @@ def test_one_pipeline_across_two_hosts_through_the_registry(remote):
         digest = build["images"][role]["digest"]
         assert digest.startswith(f"{registry}/{remote.name}-{role}@sha256:"), digest
         assert tags[f"mlci.image.{role}.digest"] == digest
-    # The password went to a throw-away DOCKER_CONFIG, never to ~/.docker.
-    user_config = Path.home() / ".docker" / "config.json"
+    # The password went with each push and pull (the engine API's auth), never to a file: not to the real
+    # user's ~/.docker (the test runs mlci under a HOME of its own, so read the account's home).
+    user_config = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".docker" / "config.json"
     assert not user_config.exists() or registry not in user_config.read_text()
 
     # Both hosts serve v1, from the API image pulled by digest; nothing runs on the build engine.

@@ -19,13 +19,13 @@ import httpx
 import pandas as pd
 import pytest
 
-from api.bundle import load_bundle
-from api.shadow import FLUSH_SECONDS
-from ml import shadow_answers
-from tests.docker.lines import Line, docker
-from tests.waiting import wait_until_answers
+from mlci.api.shadow import FLUSH_SECONDS
+from mlci.contract.bundle import load_bundle
+from mlci.deploy import shadow_answers
+from tests.helpers.docker_line import Line, docker
+from tests.helpers.waiting import wait_until_answers
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHARE = 0.5
 TIMEOUT_MS = 1000
 SENT = 300

@@ -28,9 +28,9 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import LEAKY
+from tests.helpers.environment import LEAKY
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MLCI = str(Path(sys.executable).parent / "mlci")
 ENVS = ("staging", "production")
 # What a developer's shell could leak into the agents: each agent gets only what Jenkins would set.

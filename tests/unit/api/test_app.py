@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.logs import ACCESS_LOGGER
-from api.settings import Settings
+from mlci.api.app import create_app
+from mlci.api.logs import ACCESS_LOGGER
+from mlci.api.settings import Settings
 
 
 def first_record(client) -> dict:

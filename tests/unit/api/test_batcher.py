@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from api.batcher import MicroBatcher
-from ml.bundle import load_bundle, onnx_columns
+from mlci.api.batcher import MicroBatcher
+from mlci.ship.export import load_bundle, onnx_columns
 
 
 def test_each_caller_gets_its_own_row_under_concurrency(loans_bundle, loans_fitted):

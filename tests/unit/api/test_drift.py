@@ -23,12 +23,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.model_selection import train_test_split
 
-from api.drift import FLUSH_SECONDS
-from ml.bundle import export_bundle
-from ml.config import Drift, Monitoring
-from ml.model import model_frame
+from mlci.api.drift import FLUSH_SECONDS
+from mlci.core.config import Drift, Monitoring
+from mlci.learn.model import model_frame
+from mlci.ship.export import export_bundle
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIFTED = "mean_radius"
 MIN_RECORDS = 300
 BATCH = 50
@@ -54,7 +54,7 @@ def drift_bundle(demo_fitted, helpers, tmp_path_factory) -> tuple[Path, pd.DataF
 
 
 class Server:
-    """`python -m api.server BUNDLE PORT 2`: the same entry point as the container, two workers."""
+    """`python -m mlci.api.server BUNDLE PORT 2`: the same entry point as the container, two workers."""
 
     def __init__(self, bundle: Path, port: int, log: Path):
         self.url = f"http://127.0.0.1:{port}"
@@ -62,7 +62,7 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MLCI_LOG_LEVEL": "INFO"}
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.server", str(bundle), str(port), "2"],
+                [sys.executable, "-m", "mlci.api.server", str(bundle), str(port), "2"],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

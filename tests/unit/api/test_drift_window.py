@@ -21,12 +21,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.model_selection import train_test_split
 
-from api.bundle import BundleError, load_bundle
-from api.drift import DriftMonitor
-from api.drift_window import SNAPSHOTS_PER_WINDOW, CountHistory, windowed
-from ml.bundle import export_bundle
-from ml.config import Drift, Monitoring
-from ml.model import model_frame
+from mlci.api.drift import DriftMonitor
+from mlci.api.drift_window import SNAPSHOTS_PER_WINDOW, CountHistory, windowed
+from mlci.contract.bundle import BundleError, load_bundle
+from mlci.core.config import Drift, Monitoring
+from mlci.learn.model import model_frame
+from mlci.ship.export import export_bundle
 
 SHIFTED = "age"
 THRESHOLD = 0.2
@@ -176,15 +176,15 @@ def test_a_bundle_with_an_out_of_range_window_is_refused_naming_the_key(window_b
         load_bundle(edited)
 
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # A uvicorn worker as far as drift counting goes: PROMETHEUS_MULTIPROC_DIR is set before prometheus_client is
-# imported (as api.server does), so its counter is a file in the shared directory. argv: bundle, records (JSON).
+# imported (as mlci.api.server does), so its counter is a file in the shared directory. argv: bundle, records (JSON).
 # It counts the records, then on each line of stdin prints its report as JSON; "count" counts them again.
 WORKER = """
 import json, sys
 from prometheus_client import CollectorRegistry
-from api.bundle import load_bundle
-from api.drift import DriftMonitor
+from mlci.contract.bundle import load_bundle
+from mlci.api.drift import DriftMonitor
 bundle = load_bundle(sys.argv[1])
 records = json.loads(open(sys.argv[2]).read())
 monitor = DriftMonitor(bundle, CollectorRegistry())

@@ -10,11 +10,11 @@ import logging
 
 import pytest
 
-from api.logs import ACCESS_LOGGER, APP_LOGGER
-from api.responses import MAX_DETAILS
-from api.schema import ErrorResponse
-from api.settings import Settings, SettingsError
-from api.validation import INLINE_BODY_BYTES
+from mlci.api.logs import ACCESS_LOGGER, APP_LOGGER
+from mlci.api.responses import MAX_DETAILS
+from mlci.api.schema import ErrorResponse
+from mlci.api.settings import Settings, SettingsError
+from mlci.api.validation import INLINE_BODY_BYTES
 
 
 def first_record(client) -> dict:
@@ -208,8 +208,8 @@ def test_connection_bounds_come_from_the_environment():
 
 
 def envelope(inner, limit: int = 100, body_timeout: float = 5.0):
-    from api.envelope import RequestEnvelope
-    from api.metrics import Metrics
+    from mlci.api.envelope import RequestEnvelope
+    from mlci.api.metrics import Metrics
 
     metrics = Metrics("probe", "1")
     return RequestEnvelope(
@@ -298,7 +298,7 @@ def test_a_crash_after_the_answer_started_is_logged_and_keeps_its_status(capture
 
 
 def test_the_body_reader_bounds_time_and_passes_the_end_through():
-    from api.request_body import BodyReader, BodyTimeout
+    from mlci.api.request_body import BodyReader, BodyTimeout
 
     async def scenario():
         async def never():
@@ -332,7 +332,7 @@ def test_a_malformed_content_length_is_left_to_the_server(demo_client):
 def test_fastapi_validation_errors_are_bounded_too(loans_bundle):
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
+    from mlci.api.app import create_app
 
     app = create_app(loans_bundle, Settings())
 
@@ -351,7 +351,7 @@ def test_fastapi_validation_errors_are_bounded_too(loans_bundle):
 def test_head_twins_only_for_get_routes():
     from fastapi import APIRouter
 
-    from api.routes import answer_head
+    from mlci.api.routes import answer_head
 
     router = APIRouter()
     router.add_api_route("/a", lambda: 1, methods=["GET"])
@@ -368,7 +368,7 @@ def _full_model_details(model, body: bytes) -> tuple[bool, list[dict]]:
     """What the request model itself says about a body, checked whole (the reference for the bounded check)."""
     from pydantic import ValidationError
 
-    from api.validation import validation_details
+    from mlci.api.validation import validation_details
 
     try:
         model.model_validate_json(body)
@@ -409,7 +409,7 @@ def test_the_bounded_check_lists_what_the_request_model_lists(demo_client, loans
     """Record by record, stopping at 50: the same problems, words and order as the whole request model."""
     import asyncio
 
-    from api.validation import Invalid, validate
+    from mlci.api.validation import Invalid, validate
 
     for client in (demo_client, loans_client):
         state = client.app.state.mlci
@@ -424,7 +424,7 @@ def test_the_bounded_check_lists_what_the_request_model_lists(demo_client, loans
 def test_truncation_counts_unfinished_records_and_unlisted_top_level_keys(demo_client):
     import asyncio
 
-    from api.validation import validate
+    from mlci.api.validation import validate
 
     state = demo_client.app.state.mlci
     record = first_record(demo_client)

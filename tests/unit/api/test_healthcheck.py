@@ -1,4 +1,4 @@
-"""The container entry point (`python -m api`) and its HEALTHCHECK (`python -m api.healthcheck`),
+"""The container entry point (`python -m api`) and its HEALTHCHECK (`python -m mlci.api.healthcheck`),
 run for real: a slot serving on a unix socket, as it does behind an environment's router."""
 
 import http.client
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from api import healthcheck
+from mlci.api import healthcheck
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -58,7 +58,7 @@ def slot(demo_bundle, tmp_path):
 
 
 def test_slot_serves_on_its_unix_socket(slot):
-    assert subprocess.run([sys.executable, "-m", "api.healthcheck"], env=slot).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "mlci.api.healthcheck"], env=slot).returncode == 0
     connection = UnixHTTP(slot["MLCI_UDS"])
     connection.request("GET", "/version")
     version = json.loads(connection.getresponse().read())
@@ -68,7 +68,7 @@ def test_slot_serves_on_its_unix_socket(slot):
 
 def test_healthcheck_fails_when_nothing_listens(tmp_path):
     env = {**os.environ, "MLCI_UDS": str(tmp_path / "none.sock")}
-    assert subprocess.run([sys.executable, "-m", "api.healthcheck"], env=env).returncode == 1
+    assert subprocess.run([sys.executable, "-m", "mlci.api.healthcheck"], env=env).returncode == 1
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

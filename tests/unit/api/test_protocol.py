@@ -1,4 +1,4 @@
-"""Abuse against a real uvicorn process (api.server: uvloop, httptools, two workers), from raw sockets
+"""Abuse against a real uvicorn process (mlci.api.server: uvloop, httptools, two workers), from raw sockets
 and ordinary clients on 127.0.0.1: refused bodies answered with a readable 413, idle and slow
 connections cut after their bounds, client aborts counted as 499, metrics summed across workers,
 every /health answered during a flood of invalid records, bad settings refused with exit 2."""
@@ -40,7 +40,7 @@ def measured(env: dict[str, str]) -> dict[str, str]:
 def start(bundle: Path, port: int, workers: int, log: Path, root: Path, env: dict[str, str]) -> subprocess.Popen:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.server", str(bundle), str(port), str(workers)],
+            [sys.executable, "-m", "mlci.api.server", str(bundle), str(port), str(workers)],
             cwd=root,
             env=measured({**os.environ, "PYTHONUNBUFFERED": "1", **env}),
             stdout=out,
@@ -373,10 +373,10 @@ def test_mlci_serve_refuses_bad_settings(demo_bundle, name, value):
     "env, words", [({"MLCI_BUNDLE": ""}, "MLCI_BUNDLE is not set"), ({"MLCI_MAX_BATCH": "0"}, "MLCI_MAX_BATCH")]
 )
 def test_uvicorn_app_refuses_bad_settings(demo_bundle, env, words):
-    """`uvicorn api.main:app` (what each worker imports), configured wrongly."""
+    """`uvicorn mlci.api.main:app` (what each worker imports), configured wrongly."""
     full = measured({**os.environ, "MLCI_BUNDLE": str(demo_bundle), **env})
     done = subprocess.run(
-        [sys.executable, "-c", "import api.main"], env=full, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", "import mlci.api.main"], env=full, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2, done.stderr
     assert words in done.stderr and "Traceback" not in done.stderr

@@ -6,8 +6,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 
-from api.app import create_app
-from api.settings import Settings
+from mlci.api.app import create_app
+from mlci.api.settings import Settings
 
 EXAMPLES = {"positive": 400, "negative": 400}  # per operation with a body; GETs get fewer (no inputs)
 

@@ -1,4 +1,4 @@
-"""A real uvicorn process (api.server, uvloop + httptools) on a free 127.0.0.1 port, called over HTTP."""
+"""A real uvicorn process (mlci.api.server, uvloop + httptools) on a free 127.0.0.1 port, called over HTTP."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def server(loans_bundle, helpers, tmp_path_factory, free_port):
     env = {**os.environ, "MLCI_COLOUR": "green", "MLCI_ENV": "staging", "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.server", str(loans_bundle), str(port), "2"],
+            [sys.executable, "-m", "mlci.api.server", str(loans_bundle), str(port), "2"],
             cwd=helpers.root,
             env=env,
             stdout=out,
@@ -64,7 +64,7 @@ def test_real_server_predicts_like_scikit_learn(server, loans_fitted):
 
 def test_real_server_concurrent_single_records(server, loans_fitted, loans_bundle):
     base, _log = server
-    from ml.bundle import load_bundle
+    from mlci.ship.export import load_bundle
 
     bundle = load_bundle(loans_bundle)
     records = []

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
-from api.shadow import FLUSH_SECONDS, MAX_ROWS, RING_SIZE, AnswerRing
+from mlci.api.app import create_app
+from mlci.api.settings import Settings
+from mlci.api.shadow import FLUSH_SECONDS, MAX_ROWS, RING_SIZE, AnswerRing
 
 SAMPLED = {"x-mlci-sampled": "1"}
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KEYS = {"id", "t", "status", "ms", "shadow", "labels", "probabilities", "truncated"}
 
 
@@ -151,7 +151,7 @@ def two_workers(demo_bundle, free_port, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLCI_LOG_LEVEL": "INFO"}
     with (tmp_path / "api.log").open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.server", str(demo_bundle), str(port), "2"],
+            [sys.executable, "-m", "mlci.api.server", str(demo_bundle), str(port), "2"],
             cwd=ROOT,
             env=env,
             stdout=out,

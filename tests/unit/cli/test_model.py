@@ -96,14 +96,14 @@ def test_training_is_deterministic(project):
     assert project.mlci("train").exit_code == 0
     assert project.mlci("train").exit_code == 0
     mlflow.set_tracking_uri(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}")
-    from ml.model_loading import load_version  # mlci's loader: mlflow's own refuses after any mlci command
+    from mlci.track.model_loading import load_version  # mlci's loader: mlflow's own refuses after any mlci command
 
     m1 = load_version("breast-cancer-classifier", "1")
     m2 = load_version("breast-cancer-classifier", "2")
     import pandas as pd
 
-    from ml import config as config_module
-    from ml import model
+    from mlci.core import config as config_module
+    from mlci.learn import model
 
     config = config_module.load(project.config_file)
     x = model.model_frame(pd.read_csv(project.root / "data" / "breast_cancer.csv"), config)
@@ -198,7 +198,7 @@ def test_bad_estimator_leaves_no_run_and_no_version(project):
 
 
 def test_failure_inside_the_run_marks_it_failed_and_registers_nothing(project, monkeypatch):
-    from ml import train as train_module
+    from mlci.learn import train as train_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("artifact store is full")
@@ -213,7 +213,7 @@ def test_failure_inside_the_run_marks_it_failed_and_registers_nothing(project, m
 
 
 def test_failure_after_registration_removes_the_version(project, monkeypatch):
-    from ml import registry
+    from mlci.track import registry
 
     def broken(*args, **kwargs):
         raise RuntimeError("alias service down")
@@ -231,9 +231,9 @@ def test_positive_label_and_multiclass_metrics():
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from ml import config as config_module
-    from ml import evaluate
-    from ml.errors import DataError
+    from mlci.core import config as config_module
+    from mlci.core.errors import DataError
+    from mlci.learn import evaluate
 
     raw = {
         "project": "p",

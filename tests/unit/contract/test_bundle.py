@@ -18,9 +18,9 @@ import httpx
 import pytest
 import skops.io as sio
 
-from api import bundle as fmt
-from api import bundle_digest
-from ml.bundle import export_bundle
+from mlci.contract import bundle as fmt
+from mlci.contract import bundle_digest
+from mlci.ship.export import export_bundle
 
 SUPPORTED = [
     ("sklearn.linear_model.LogisticRegression", {"max_iter": 300}),

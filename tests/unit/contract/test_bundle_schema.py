@@ -18,16 +18,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.model_selection import train_test_split
 
-from api import bundle_schema
-from api.app import create_app
-from api.bundle import BundleError, load_bundle
-from api.bundle_schema import CategoricalBins, NumericBins
-from api.drift import EPSILON, FeatureBins, psi
-from ml.bundle import export_bundle
-from ml.config import Drift, DriftFeature, Monitoring
-from ml.model import model_frame
+from mlci.api.app import create_app
+from mlci.api.drift import EPSILON, FeatureBins, psi
+from mlci.contract import bundle_schema
+from mlci.contract.bundle import BundleError, load_bundle
+from mlci.contract.bundle_schema import CategoricalBins, NumericBins
+from mlci.core.config import Drift, DriftFeature, Monitoring
+from mlci.learn.model import model_frame
+from mlci.ship.export import export_bundle
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def training_rows(config) -> pd.DataFrame:
@@ -129,11 +129,11 @@ def test_per_feature_thresholds_must_name_features(loans_drift_bundle, tmp_path)
         load_bundle(bundle)
 
 
-@pytest.mark.parametrize("entry", ["api.server", "api"])
+@pytest.mark.parametrize("entry", ["mlci.api.server", "api"])
 def test_the_api_exits_2_on_a_malformed_distribution(entry, loans_drift_bundle, tmp_path, free_port):
     bundle = broken_copy(loans_drift_bundle, tmp_path / "bundle", lambda d: _numeric(d)["edges"].reverse())
     port = str(free_port())
-    args = [sys.executable, "-m", entry] + ([str(bundle), port] if entry == "api.server" else [])
+    args = [sys.executable, "-m", entry] + ([str(bundle), port] if entry == "mlci.api.server" else [])
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -160,7 +160,7 @@ def test_mlci_serve_exits_2_on_a_malformed_distribution(loans_drift_bundle, tmp_
 
 
 def test_the_bundle_digest_covers_the_distribution(loans_drift_bundle, tmp_path):
-    from api.bundle_digest import bundle_digest
+    from mlci.contract.bundle_digest import bundle_digest
 
     digest = bundle_digest(loans_drift_bundle)
     assert "distribution.json" in (loans_drift_bundle / "SHA256SUMS").read_text()

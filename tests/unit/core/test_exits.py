@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, SimpleHTTPRequestHan
 
 import pytest
 
-from ml.errors import BadInput, CheckFailed, ConfigError, DataError, MlciError, Unreachable
+from mlci.core.errors import BadInput, CheckFailed, ConfigError, DataError, MlciError, Unreachable
 
 # --- the mapping itself ---------------------------------------------------------------------------
 
@@ -23,7 +23,7 @@ from ml.errors import BadInput, CheckFailed, ConfigError, DataError, MlciError, 
     ],
 )
 def test_mlci_errors_keep_their_exit_code(error, code):
-    from ml import exits
+    from mlci.core import exits
 
     assert exits.classify(error) == (code, error)
 
@@ -32,7 +32,7 @@ def test_connection_failures_of_any_client_are_unreachable():
     import requests
     from mlflow.exceptions import MlflowException
 
-    from ml import exits
+    from mlci.core import exits
 
     for error in (
         requests.exceptions.ConnectionError("Connection refused"),
@@ -45,7 +45,7 @@ def test_connection_failures_of_any_client_are_unreachable():
 
 
 def test_a_bug_is_not_disguised_as_a_user_error():
-    from ml import exits
+    from mlci.core import exits
 
     assert exits.classify(KeyError("x")) is None
     assert exits.classify(ValueError("Max retries exceeded")) is None  # only MLflow's own error says that
@@ -67,7 +67,7 @@ def test_markup_in_a_config_path_is_printed_as_is(project):
     missing = project.root / "[/red]conf[bold]" / "mlci.yaml"
     from click.testing import CliRunner
 
-    from ml.cli import cli
+    from mlci.cli.main import cli
 
     result = CliRunner().invoke(cli, ["--config", str(missing), "gate"], catch_exceptions=False)
     assert result.exit_code == 2, result.stdout + result.stderr

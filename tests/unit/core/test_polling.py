@@ -1,4 +1,4 @@
-"""ml.polling: the one wait loop behind the router's and the new slot's start-up checks."""
+"""mlci.core.polling: the one wait loop behind the router's and the new slot's start-up checks."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from ml import polling
-from ml.errors import CheckFailed
+from mlci.core import polling
+from mlci.core.errors import CheckFailed
 
 
 def test_returns_the_first_value_once_the_probe_answers():

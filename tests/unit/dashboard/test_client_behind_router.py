@@ -16,10 +16,12 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ml import config as config_module
-from ml import router
+from mlci.core import config as config_module
+from mlci.deploy import router
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("no_streamlit_caches")  # AppTest runs in this process
+
+ROOT = Path(__file__).resolve().parents[3]
 APP = str(ROOT / "dashboard" / "app.py")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -55,7 +57,8 @@ class Slot:
 
     def start(self) -> None:
         code = (
-            f"import pathlib, api.server\napi.server.serve(pathlib.Path({str(self.bundle)!r}), uds={str(self.sock)!r})"
+            "import pathlib, mlci.api.server\n"
+            f"mlci.api.server.serve(pathlib.Path({str(self.bundle)!r}), uds={str(self.sock)!r})"
         )
         env = {**os.environ, "MLCI_COLOUR": "blue", "MLCI_ENV": "staging", "MLCI_LOG_LEVEL": "WARNING"}
         env["PYTHONPATH"] = str(ROOT)

@@ -13,14 +13,14 @@ import pytest
 from sklearn.model_selection import train_test_split
 from streamlit.testing.v1 import AppTest
 
-from dashboard import drift
-from ml import config as config_module
-from ml.bundle import export_bundle
-from ml.config import Drift, Monitoring
-from ml.model import build_pipeline, model_frame
-from tests.dashboard.streamlit_app import streamlit_app
+from mlci.core import config as config_module
+from mlci.core.config import Drift, Monitoring
+from mlci.dashboard import drift
+from mlci.learn.model import build_pipeline, model_frame
+from mlci.ship.export import export_bundle
+from tests.helpers.streamlit_app import streamlit_app
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "mlci.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "mlci.yaml"
 SHIFTED = "worst_area"
 MIN_RECORDS = 150
 
@@ -102,8 +102,8 @@ def test_live_page_without_a_training_distribution_still_works(api_v1, open_app)
 def _panel_script() -> None:
     import os
 
-    from dashboard import drift
-    from dashboard.client import ApiClient
+    from mlci.dashboard import drift
+    from mlci.dashboard.client import ApiClient
 
     drift.panel(ApiClient(os.environ["DRIFT_TEST_URL"]))
 
@@ -137,7 +137,7 @@ def test_bins_frame_of_an_unknown_feature_is_empty():
 # -- in a real browser: Debian's chromium (Playwright) → `streamlit run` → the API ---------------------
 CHROMIUM = os.environ.get("MLCI_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
+SHOTS = Path(__file__).resolve().parents[3] / "reports" / "screenshots"
 
 
 @pytest.fixture()

@@ -14,7 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from mlci.dashboard import launch
+
+pytestmark = pytest.mark.usefixtures("no_streamlit_caches")  # AppTest runs in this process
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def entry_env(**values: str) -> dict[str, str]:
@@ -40,7 +44,7 @@ def run_entry(timeout: float = 60, **values: str) -> subprocess.CompletedProcess
     [
         ({}, "MLCI_API_URL is not set"),
         ({"MLCI_API_URL": "   "}, "MLCI_API_URL is not set"),
-        ({"MLCI_API_URL": "router:8080"}, "must start with http:// or https://, got 'router:8080'"),
+        ({"MLCI_API_URL": "router:8080"}, "MLCI_API_URL must be an http(s) URL, got 'router:8080'"),
         ({"MLCI_API_URL": "http://router:8080", "MLCI_DASHBOARD_PORT": "eighty"}, "got 'eighty'"),
         ({"MLCI_API_URL": "http://router:8080", "MLCI_DASHBOARD_PORT": "70000"}, "got 70000"),
     ],
@@ -120,42 +124,37 @@ def test_a_dashboard_pointed_at_a_server_that_is_not_the_api_says_what_to_check(
         served.stop()
 
 
-DASHBOARD_MODULES = [
-    "dashboard",
-    "dashboard.__main__",
-    "dashboard.client",
-    "dashboard.core",
-    "dashboard.drift",
-    "dashboard.launch",
-    "dashboard.registry",
-    "dashboard.traffic",
-    "dashboard.traffic_charts",
-    "dashboard.ui",
-]
+# What the dashboard image may import of mlci: itself, the contract and core (docker/dashboard.Dockerfile
+# copies exactly these), never the training tooling.
+IMAGE_PACKAGES = ("mlci.dashboard", "mlci.contract", "mlci.core")
+TRAINING = ("mlci.cli", "mlci.flow", "mlci.deploy", "mlci.ship", "mlci.learn", "mlci.track", "mlci.api")
 
 
-def test_the_dashboard_does_not_import_the_training_tooling(registry_store):
-    """The dashboard image holds dashboard/ only: no module of it, and no Models page read, may import `ml`."""
-    listed = sorted(
-        "dashboard." + ".".join(p.with_suffix("").relative_to(ROOT / "dashboard").parts)
+def _dashboard_modules() -> list[str]:
+    return sorted(
+        "mlci.dashboard." + ".".join(p.with_suffix("").relative_to(ROOT / "dashboard").parts)
         for p in (ROOT / "dashboard").rglob("*.py")
         if p.name not in ("__init__.py", "app.py") and "pages" not in p.parts
     )
-    assert set(listed) <= set(DASHBOARD_MODULES), f"new dashboard module(s) to list here: {listed}"
+
+
+def test_the_dashboard_does_not_import_the_training_tooling(registry_store):
+    """The dashboard image holds mlci.dashboard, mlci.contract and mlci.core: importing every dashboard
+    module and reading the Models page's registry imports nothing else of mlci."""
     code = (
         "import importlib, json, sys\n"
-        f"for name in {DASHBOARD_MODULES!r}: importlib.import_module(name)\n"
-        "from dashboard import registry\n"
+        f"for name in {_dashboard_modules()!r}: importlib.import_module(name)\n"
+        "from mlci.dashboard import registry\n"
         f"view = registry.load({registry_store['uri']!r}, {registry_store['name']!r})\n"
-        "print(json.dumps({'rows': len(view.rows), 'ml': sorted(m for m in sys.modules if m == 'ml' or "
-        "m.startswith('ml.'))}))\n"
+        "print(json.dumps({'rows': len(view.rows), 'mlci': sorted(m for m in sys.modules if m.startswith('mlci.'))}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=entry_env(), capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {"rows": 3, "ml": []}  # `ml` was importable (cwd is the repo) and was not imported
+    assert found["rows"] == 3
+    assert found["mlci"] and not [m for m in found["mlci"] if not m.startswith(IMAGE_PACKAGES)], found["mlci"]
 
 
 def test_no_dashboard_file_names_the_training_tooling():
@@ -166,5 +165,23 @@ def test_no_dashboard_file_names_the_training_tooling():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "ml" or n.startswith("ml.")]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.startswith(TRAINING)]
     assert offenders == []
+
+
+# -- launcher --------------------------------------------------------------------------------------
+def test_launch_command_runs_streamlit_headless_without_watcher_or_stats():
+    argv = launch.command(8502, "0.0.0.0")
+    assert argv[:4] == [sys.executable, "-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
+    flags = dict(zip(argv[5::2], argv[6::2]))
+    assert flags["--server.port"] == "8502" and flags["--server.address"] == "0.0.0.0"
+    assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
+    assert flags["--server.fileWatcherType"] == "none" and flags["--client.showErrorDetails"] == "none"
+    env = launch.environment("http://127.0.0.1:9000/", {"PATH": "/bin"})
+    assert env["MLCI_API_URL"] == "http://127.0.0.1:9000" and env["PATH"] == "/bin"
+
+
+@pytest.mark.parametrize("url, port", [("127.0.0.1:8000", 8501), ("http://x", 0), ("http://x", 70000)])
+def test_launch_refuses_bad_arguments(url, port):
+    with pytest.raises(ValueError):
+        launch.run(url, port)

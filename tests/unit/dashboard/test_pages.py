@@ -82,7 +82,7 @@ def test_a_slow_api_is_reported_as_slow(monkeypatch, open_app):
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        monkeypatch.setattr("dashboard.client.READ_TIMEOUT", 0.5)
+        monkeypatch.setattr("mlci.dashboard.client.READ_TIMEOUT", 0.5)
         at = open_app(f"http://127.0.0.1:{server.getsockname()[1]}")
         assert "too slow" in "\n".join(e.value for e in at.error)
     finally:
@@ -127,8 +127,8 @@ def test_predict_shows_the_api_message_next_to_the_field_it_names(api_v1, open_a
     assert [m for m in at.metric if m.label == "Label"]
 
 
-def test_predict_form_uses_selects_for_categoricals(apis, loans_bundle, open_app, texts):
-    api = apis.start(loans_bundle, colour="green", environment="staging")
+def test_predict_form_uses_selects_for_categoricals(apis, dashboard_loans_bundle, open_app, texts):
+    api = apis.start(dashboard_loans_bundle, colour="green", environment="staging")
     schema = httpx.get(api.url + "/schema").json()
     at = open_app(api.url, "predict")
     selects = {s.label: s for s in at.selectbox}

@@ -1,4 +1,4 @@
-"""Rates, quantiles, counter resets and switch markers of the Live model charts (dashboard.traffic), no browser."""
+"""Rates, quantiles, counter resets and switch markers of the Live model charts (mlci.dashboard.traffic), no browser."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from dashboard import traffic, traffic_charts
-from dashboard.traffic import Sample
+from mlci.dashboard import traffic, traffic_charts
+from mlci.dashboard.traffic import Sample
 
 BLUE_V1 = ("1", "blue")
 GREEN_V2 = ("2", "green")

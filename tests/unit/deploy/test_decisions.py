@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from ml.deploy import decisions
-from ml.deploy.decisions import Holder, IdleSlot, RollbackPlan
+from mlci.deploy import decisions
+from mlci.deploy.decisions import Holder, IdleSlot, RollbackPlan
 
 
 def record(result: str, image: str | None = None, version: str | None = None) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ml import config as config_module
-from ml import policy
-from ml.errors import BadInput, CheckFailed, ConfigError
+from mlci.core import config as config_module
+from mlci.core.errors import BadInput, CheckFailed, ConfigError
+from mlci.deploy import policy
 
 FULL = ["gate", "staging", "approver"]
 

@@ -2,7 +2,7 @@
 
 The API keeps an answer for the comparison only when a router marked the request (api/shadow.py):
 X-Mlci-Sampled on production's sampled /predict, X-Mlci-Shadow on a copy arriving at staging's intake.
-Here the host's real nginx runs the router config `ml/router.py` renders for each environment, in front
+Here the host's real nginx runs the router config `ml/deploy/router.py` renders for each environment, in front
 of an upstream that echoes the headers it receives: a client's own marks never get through a public
 listener, the intake (not published) passes the copy's mark and production's request id on.
 """
@@ -23,10 +23,10 @@ import httpx
 import pytest
 import yaml
 
-from ml import config as config_module
-from ml import router, shadow
+from mlci.core import config as config_module
+from mlci.deploy import router, shadow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MARKS = {"x-mlci-shadow": "production", "x-mlci-sampled": "1", "x-request-id": "client-chosen-id-1"}
 

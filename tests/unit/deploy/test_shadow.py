@@ -1,5 +1,5 @@
 """Shadow traffic without Docker: the config key, the router config it renders, the join of the two
-rings' answers (ml/shadow.py) with its statistics, and how the report reads the rings (over real HTTP
+rings' answers (ml/deploy/shadow.py) with its statistics, and how the report reads the rings (over real HTTP
 servers on 127.0.0.1 speaking the routers' /shadow/answers protocol)."""
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ml import config as config_module
-from ml import exits, router, shadow, shadow_answers, shadow_compare
-from ml.errors import BadInput, ConfigError, MlciError, Unreachable
-from tests.conftest import reserve_ports
+from mlci.core import config as config_module
+from mlci.core import exits
+from mlci.core.errors import BadInput, ConfigError, MlciError, Unreachable
+from mlci.deploy import router, shadow, shadow_answers, shadow_compare
+from tests.helpers.ports import reserve_ports
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def demo(**production) -> config_module.Config:
@@ -339,10 +340,14 @@ def test_the_deploy_record_notes_a_report_about_another_version():
 
 
 def test_an_unexpected_failure_of_the_report_is_noted_not_raised(tmp_path, monkeypatch):
-    """A docker CLI that cannot be executed raises PermissionError (not an MlciError) inside the report:
-    the production deploy must still go on, with the failure in its record and a warning line."""
-    (tmp_path / "docker").write_text("not a program\n")  # on PATH, not executable
-    monkeypatch.setenv("PATH", str(tmp_path))
+    """A failure that is not an MlciError inside the report (here the engine's socket refusing this user:
+    PermissionError): the production deploy must still go on, with the failure in its record and a
+    warning line."""
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/var/run/docker.sock")
+
+    monkeypatch.setattr("mlci.ship.containers.execute", refused)
     with ring_api([answer("1")]) as prod, ring_api([answer("1", mirrored=True)], version="3") as staging:
         config = mirrored_config(prod.port, staging.port)
         said: list[str] = []

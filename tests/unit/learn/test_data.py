@@ -4,9 +4,9 @@ import hashlib
 
 import pytest
 
-from ml import config as config_module
-from ml import data
-from ml.errors import DataError
+from mlci.core import config as config_module
+from mlci.core.errors import DataError
+from mlci.learn import data
 
 
 def validate(project):
@@ -183,7 +183,7 @@ def rename_region(project, old, new):
 def test_category_named_like_a_missing_marker_is_a_category(mixed_project, literal):
     # pandas' default na_values would read these as missing: training would impute them while the
     # API accepts the same string as a category.
-    from ml import train
+    from mlci.learn import train
 
     north = sum(line.startswith("north,") for line in loans_csv(mixed_project).read_text().splitlines())
     empty = sum(line.startswith(",") for line in loans_csv(mixed_project).read_text().splitlines())
@@ -252,7 +252,8 @@ def test_na_in_a_numeric_column_is_not_a_silent_missing_value(project):
 
 def test_na_category_reaches_the_bundle_reference_rows_as_a_string(mixed_project):
     # Training, packaging and serving agree: "NA" is a category string, an empty field is null.
-    from ml import bundle, model
+    from mlci.learn import model
+    from mlci.ship import export as bundle
 
     rename_region(mixed_project, "north", "NA")
     mixed_project.edit(

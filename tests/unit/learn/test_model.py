@@ -4,9 +4,9 @@ combination the estimator rejects at fit time is a config error."""
 
 import pytest
 
-from ml import config as config_module
-from ml import model
-from ml.errors import ConfigError
+from mlci.core import config as config_module
+from mlci.core.errors import ConfigError
+from mlci.learn import model
 
 MARKER_MODULE = """\
 from pathlib import Path

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import config as config_module
-from ml import data, evaluate, profile_distribution
-from ml.bundle import export_bundle
-from ml.errors import BadInput, ConfigError
-from ml.model import build_pipeline
+from mlci.core import config as config_module
+from mlci.core.errors import BadInput, ConfigError
+from mlci.learn import data, evaluate, profile_distribution
+from mlci.learn.model import build_pipeline
+from mlci.ship.export import export_bundle
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "mlci.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "mlci.yaml"
 
 
 def test_numeric_bins_are_training_quantiles_with_open_ends():

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from api import bundle as fmt
-from api import bundle_digest
-from ml.bundle import export_bundle, load_bundle, onnx_columns
-from ml.errors import BadInput, CheckFailed
+from mlci.contract import bundle as fmt
+from mlci.contract import bundle_digest
+from mlci.core.errors import BadInput, CheckFailed
+from mlci.ship.export import export_bundle, load_bundle, onnx_columns
 
 
 def assert_parity(fitted, bundle_dir):
@@ -207,8 +207,8 @@ def test_api_imports_neither_ml_nor_the_training_stack(helpers, loans_bundle):
     code = (
         "import sys\n"
         "from fastapi.testclient import TestClient\n"
-        "import api.app, api.server, api.bundle\n"
-        f"app = api.app.create_app({str(loans_bundle)!r})\n"
+        "import mlci.api.app, mlci.api.server, mlci.contract.bundle\n"
+        f"app = mlci.api.app.create_app({str(loans_bundle)!r})\n"
         "with TestClient(app) as c:\n"
         "    r = c.post('/predict', json={'records': [app.state.mlci.bundle.reference['records'][0]]})\n"
         "    assert r.status_code == 200, r.text\n"

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from ml import image_registry
-from ml.errors import BadInput, Unreachable
+from mlci.core.errors import BadInput, Unreachable
+from mlci.ship import image_registry
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_references_parse_into_repository_and_digest():
 
 
 def test_a_deploy_never_pulls_a_tag():
-    from ml.docker import Docker
+    from mlci.ship.docker import Docker
 
     with pytest.raises(BadInput, match="never pulls a mutable tag"):
         image_registry.pull(Docker(), image_registry.Registry("reg.example:5000"), "reg.example:5000/p-api:latest")

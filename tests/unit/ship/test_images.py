@@ -2,7 +2,9 @@
 
 import hashlib
 
-from ml.images import locked_hashes, wheelhouse_complete
+from mlci.core import config as config_module
+from mlci.ship import images
+from mlci.ship.images import locked_hashes, wheelhouse_complete
 
 
 def test_complete_only_when_every_requirement_has_a_matching_file(tmp_path):
@@ -24,3 +26,10 @@ def test_complete_only_when_every_requirement_has_a_matching_file(tmp_path):
     assert not wheelhouse_complete(lock, folder)
     (folder / "beta-2.0-py3-none-any.whl").write_bytes(beta)
     assert wheelhouse_complete(lock, folder)
+
+
+def test_wheelhouse_is_skipped_with_a_corporate_mirror(project, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.corp.example/simple")
+    config = config_module.load(project.config_file)
+    assert images.ensure_wheelhouse(config, ["requirements/api.txt"]) is None
+    assert (project.root / "build" / "wheelhouse" / "api").is_dir()

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import Settings
-from ml.cli import cli
+from mlci.api.app import create_app
+from mlci.api.settings import Settings
+from mlci.cli.main import cli
 
 AWKWARD = ["monthly charges", "tenure-months", "plan.type", "clé: valeur", "n#calls", "tenure_months"]
 # Names of the converted model's own tensors (its outputs, what its steps produce), as feature names.

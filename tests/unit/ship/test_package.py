@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from ml import config as config_module
-from ml import data, evaluate
+from mlci.core import config as config_module
+from mlci.learn import data, evaluate
 
 
 def serve(bundle: Path, port: int):
@@ -56,7 +56,7 @@ def test_package_then_serve_answers_like_scikit_learn(fixture, request, free_por
     import mlflow
 
     mlflow.set_tracking_uri(config.tracking_uri)
-    from ml.model_loading import load_version  # mlci's loader: mlflow's own refuses after any mlci command
+    from mlci.track.model_loading import load_version  # mlci's loader: mlflow's own refuses after any mlci command
 
     sk_model = load_version(config.model_name, "1")
     records = json.loads(split.x_test.replace({np.nan: None, "": None}).to_json(orient="records"))
@@ -90,7 +90,7 @@ def test_package_bad_input(project, tmp_path):
 def test_serve_refuses_a_missing_bundle(tmp_path):
     from click.testing import CliRunner
 
-    from ml.cli import cli
+    from mlci.cli.main import cli
 
     result = CliRunner().invoke(cli, ["serve", "--bundle", str(tmp_path / "nothing")])
     assert result.exit_code == 2
@@ -100,8 +100,8 @@ def test_serve_refuses_a_missing_bundle(tmp_path):
 def test_package_records_the_bundle_digest_outside_the_bundle(project):
     """The digest covers every file of the bundle and lives in the registry and the report, where an
     edit of the bundle cannot reach it; `mlci serve --bundle-sha256` then refuses an altered bundle."""
-    from api import bundle_digest
-    from ml import package as package_module
+    from mlci.contract import bundle_digest
+    from mlci.ship import package as package_module
 
     assert project.mlci("train").exit_code == 0
     bundle = project.root / "bundle"
@@ -124,8 +124,8 @@ def test_package_records_the_bundle_digest_outside_the_bundle(project):
 
 
 def test_package_returns_a_typed_result(project):
-    from ml import config as config_module
-    from ml import package as package_module
+    from mlci.core import config as config_module
+    from mlci.ship import package as package_module
 
     assert project.mlci("train").exit_code == 0
     config = config_module.load(project.config_file)
@@ -140,10 +140,10 @@ def test_build_takes_the_digest_from_the_registry(project):
     the image would refuse its own bundle, so the build stops with a check failure instead."""
     import dataclasses
 
-    from ml import config as config_module
-    from ml import images
-    from ml import package as package_module
-    from ml.errors import CheckFailed
+    from mlci.core import config as config_module
+    from mlci.core.errors import CheckFailed
+    from mlci.ship import images
+    from mlci.ship import package as package_module
 
     assert project.mlci("train").exit_code == 0
     config = config_module.load(project.config_file)

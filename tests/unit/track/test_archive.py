@@ -13,16 +13,16 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from ml import archive
-from ml.errors import Unreachable
+from mlci.core.errors import Unreachable
+from mlci.track import archive
 
 BUILD_URL = "https://jenkins.example.com/job/ml/job/main/42/"
 TESTS = """\
-import ml.errors
+import mlci.core.errors
 
 
 def test_exit_codes():
-    assert ml.errors.Unreachable.exit_code == 3
+    assert mlci.core.errors.Unreachable.exit_code == 3
 """
 
 
@@ -30,7 +30,7 @@ def _with_tests(project) -> None:
     """A project whose `mlci test` runs one real test with coverage (JUnit + coverage XML)."""
     (project.root / "tests").mkdir()
     (project.root / "tests" / "test_small.py").write_text(TESTS)
-    project.edit(**{"tests.paths": ["tests/test_small.py"], "tests.coverage": ["ml"]})
+    project.edit(**{"tests.paths": ["tests/test_small.py"], "tests.coverage": ["mlci"]})
     project.commit("tests")
 
 
@@ -142,7 +142,7 @@ def test_an_oversized_report_is_skipped_and_tagged(project, tmp_path, monkeypatc
 def test_a_deploy_record_lands_on_its_versions_run(project):
     assert project.mlci("train").exit_code == 0
     record = {"env": "staging", "kind": "deploy", "deployed_at": "2026-11-27T14:00:00+00:00", "model_version": "1"}
-    from ml.config import load
+    from mlci.core.config import load
 
     done = archive.deploy_record(load(project.config_file), record)
     assert done is not None and done.stored == ["reports/deploy/staging-deploy-2026-11-27T14-00-00-00-00.json"]

@@ -139,7 +139,7 @@ def test_a_pickled_version_is_refused_before_it_is_read(trained, tmp_path):
     assert gated.exit_code == 2 and f"{NAME} v{version} is saved as 'pickle'" in gated.stderr + gated.stdout
     assert not marker.exists(), "mlci gate ran @production's code"
 
-    # The second lock (ml.tracking's defaults, set by every command): MLflow's own loader refuses too.
+    # The second lock (mlci.track.tracking's defaults, set by every command): MLflow's own loader refuses too.
     import mlflow
     from mlflow.exceptions import MlflowException
 

@@ -3,7 +3,7 @@
 import hashlib
 from pathlib import Path
 
-from ml import provenance
+from mlci.track import provenance
 
 
 def test_a_project_with_a_lock_records_the_lock(tmp_path: Path):

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from ml import registry
+from mlci.track import registry
 
 MODEL = "breast-cancer-classifier"
 # MLflow's alias rules (mlflow.utils.validation): word characters and "-", not latest, not v<digits>.
@@ -59,7 +59,7 @@ def test_a_build_with_no_known_branch_is_treated_as_the_deploy_branch_and_says_s
 
 
 def test_a_failed_branch_training_puts_the_branch_alias_back(project, monkeypatch):
-    from ml import train as train_module
+    from mlci.learn import train as train_module
 
     monkeypatch.setenv("BRANCH_NAME", "feature-x")
     assert project.mlci("train").exit_code == 0

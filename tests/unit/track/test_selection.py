@@ -4,7 +4,7 @@ trained (reports/train.json), never on an alias another build may move between t
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 MODEL = "breast-cancer-classifier"
 DATA = [REPO / "data" / "breast_cancer.csv"]

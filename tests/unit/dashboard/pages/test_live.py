@@ -1,5 +1,5 @@
 """The Live model page's traffic charts, run through Streamlit's AppTest against real API processes
-behind a proxy this test switches (tests/dashboard/live_charts_proxy.py)."""
+behind a proxy this test switches (tests/helpers/live_charts_proxy.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.dashboard.live_charts_proxy import SwitchProxy
+from tests.helpers.live_charts_proxy import SwitchProxy
 
 REFRESH = "1"  # the page samples /metrics at most every REFRESH/2 s
 
@@ -89,7 +89,7 @@ def test_metrics_that_are_not_prometheus_text_are_an_api_error(free_port):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from dashboard.client import ApiClient, ApiServerError
+    from mlci.dashboard.client import ApiClient, ApiServerError
 
     class Json(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:
