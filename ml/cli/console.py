@@ -8,7 +8,6 @@ styles are applied to `Text` spans, never interpolated into markup strings.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -19,7 +18,11 @@ from rich.text import Text
 
 from mlci.core.errors import MlciError
 
-_width = int(os.environ.get("COLUMNS", "0")) or 160
+LOG_WIDTH = 1000
+
+# On a terminal, its own width. In a build log (not a terminal) no cell is ever cut or wrapped, whatever
+# COLUMNS says (pytest-xdist and some agents set 80): a version, path or alias must stay greppable whole.
+_width = None if sys.stdout.isatty() else LOG_WIDTH
 # markup=False by default: a caller passing a plain string prints it as written.
 out = Console(highlight=False, soft_wrap=True, width=_width, emoji=False, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width, emoji=False, markup=False)
