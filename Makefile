@@ -108,10 +108,19 @@ down: $(LINKED)
 # Every suite runs even when one fails, so one CI run shows every failure. `machine` installs and
 # starts what the tests need (Docker engine, docker-compose, Nginx, Chromium, wrk) on a fresh Debian
 # machine as root, or says exactly what to install when it cannot.
+# Every suite runs even when one fails, so one CI run shows every failure. The Groovy suite (a JVM) and
+# the local base images (debootstrap, first run only) go in the background while lint and the Python
+# suites run; their output is printed when they are done. The time of each suite is printed at the end.
 test: machine
-	@status=0; $(MAKE) --no-print-directory lint || status=1; \
-	$(MAKE) --no-print-directory test-python || status=1; \
-	$(MAKE) --no-print-directory test-groovy || status=1; exit $$status
+	@mkdir -p reports; status=0; start=$$SECONDS; \
+	bash docker/base-image.sh all >reports/base-image.log 2>&1 & \
+	( t=$$SECONDS; $(MAKE) --no-print-directory test-groovy >reports/groovy.log 2>&1; rc=$$?; \
+	  echo "$$((SECONDS - t))" >reports/groovy.seconds; exit $$rc ) & groovy=$$!; \
+	t=$$SECONDS; $(MAKE) --no-print-directory lint || status=1; lint=$$((SECONDS - t)); \
+	t=$$SECONDS; $(MAKE) --no-print-directory test-python || status=1; python=$$((SECONDS - t)); \
+	wait $$groovy || status=1; echo "== Groovy suite (ran beside the Python suites)"; cat reports/groovy.log; \
+	echo "== suite times: lint $${lint} s, Python $${python} s, Groovy $$(cat reports/groovy.seconds 2>/dev/null || echo ?) s (in parallel); make test $$((SECONDS - start)) s"; \
+	exit $$status
 
 machine:
 	@bash .ci/setup-machine
@@ -119,10 +128,13 @@ machine:
 # Coverage is gated per package (>= 90 % branch each): one well-covered package must not hide another.
 # API processes started by the tests are measured too (coverage's subprocess patch, see setup.cfg).
 COVERED := ml api dashboard
+# Two workers (pytest-xdist): each Docker, browser or packaging module is a group that stays on one worker
+# (tests/conftest.py), the long ones are collected first, the unit tests fill in around them.
+PYTEST_WORKERS ?= 2
 test-python: $(LINKED)
 	@rm -f .coverage .coverage.*
-	$(BIN)/pytest --cov=mlci --cov-branch --cov-report=term \
-		--cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 --cov=mlci --cov-branch --cov-report=term \
+		--cov-report=xml:reports/coverage.xml --junitxml=reports/junit.xml tests/integration tests/packaging tests/unit
 	@for pkg in $(COVERED); do \
 		$(BIN)/coverage report --include="$$pkg/*" --fail-under=90 --format=total >/dev/null \
 		&& echo "coverage $$pkg: $$($(BIN)/coverage report --include="$$pkg/*" --format=total) % (>= 90)" \

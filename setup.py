@@ -46,7 +46,8 @@ def packages(mapping: dict[str, str]) -> list[str]:
     names = []
     for name, folder in mapping.items():
         names.append(name)
-        names += [f"{name}.{sub}" for sub in find_namespace_packages(str(HERE / folder), exclude=["*__pycache__*"]) if f"{name}.{sub}" not in mapping]
+        found = find_namespace_packages(str(HERE / folder), exclude=["*__pycache__*"])
+        names += [f"{name}.{sub}" for sub in found if f"{name}.{sub}" not in mapping]
     return sorted(set(names))
 
 

@@ -18,6 +18,15 @@ NGINX_TAG="${MLCI_NGINX_BASE:-mlci-base/nginx:bookworm}"
 
 log() { echo "base-image: $*"; }
 
+# One builder at a time on this machine (two test workers, or a demo and a test, may ask at once): the
+# second waits, then finds the images built.
+LOCK_FILE="${TMPDIR:-/tmp}/mlci-base-image.lock"
+exec 8>"$LOCK_FILE"
+if command -v flock >/dev/null 2>&1 && ! flock -n 8; then
+  log "waiting for another build of the base images (lock $LOCK_FILE)"
+  flock 8
+fi
+
 need() {
   if ! command -v "$1" >/dev/null 2>&1; then
     echo "error: $1 is required; install it with: apt-get install $2" >&2

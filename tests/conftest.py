@@ -5,6 +5,7 @@ is a plugin of this file, so a suite uses a fixture wherever it lives in the tre
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,31 @@ pytest_plugins = (
     "tests.fixtures.release",
     "tests.helpers.topology",
 )
+
+
+# `make test` runs pytest on two workers (pytest-xdist, --dist loadgroup). Every module of the suites that
+# start Docker objects, browsers or packaging builds is one group (its module-scoped fixtures start once,
+# on one worker); modules sharing a session resource are one group: the registry and remote hosts of
+# tests/helpers/topology.py, the team stack, and `make dist` with the release built from it.
+SHARED_GROUPS = {
+    "test_registry_topology.py": "topology",
+    "test_remote_pipeline.py": "topology",
+    "test_team_line.py": "team-stack",
+    "test_team_stack.py": "team-stack",
+    "test_release.py": "release",
+    "test_example_consumer.py": "release",
+    "test_dist.py": "release",
+    "test_library_setup.py": "release",
+    "test_library_setup_trust.py": "release",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        path = Path(str(item.path))
+        if "integration" in path.parts or "packaging" in path.parts:
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(path.name, path.stem)))
 
 
 @pytest.fixture(scope="session")

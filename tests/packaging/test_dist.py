@@ -16,14 +16,6 @@ REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "resources" / "io" / "mlci" / "VERSION").read_text().strip()
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(["make", "-s", "dist", f"DIST={out}"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return out
-
-
 def test_make_dist_builds_the_wheel_and_sdist_of_the_version(dist):
     assert (dist / f"mlci-{VERSION}-py3-none-any.whl").is_file()
     assert (dist / f"mlci-{VERSION}.tar.gz").is_file()

@@ -29,5 +29,6 @@ def test_the_machine_setup_installs_every_debian_tool_the_suites_call():
 
 def test_make_test_runs_lint_and_type_checks():
     lint = "\n".join(dry_run("lint"))
-    assert "ruff check" in lint and "ruff format --check" in lint and "mypy ml api dashboard" in lint
+    assert "ruff check" in lint and "ruff format --check" in lint and "mypy -p mlci" in lint
+    assert "lint-imports" in lint  # the layers' contracts (setup.cfg [importlinter])
     assert any("lint" in line for line in dry_run("test"))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlci.core import config
-from mlci.learn import data
 from mlci.core.errors import DataError
+from mlci.learn import data
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,9 @@ import pytest
 from mlci.api.logs import ACCESS_LOGGER, APP_LOGGER
 from mlci.api.responses import MAX_DETAILS
 from mlci.api.schema import ErrorResponse
-from mlci.api.settings import Settings, SettingsError
+from mlci.api.settings import Settings
 from mlci.api.validation import INLINE_BODY_BYTES
+from mlci.core.env import EnvError
 
 
 def first_record(client) -> dict:
@@ -192,7 +193,7 @@ def test_a_client_waiting_for_100_continue_is_refused_without_draining(demo_clie
     ],
 )
 def test_bad_settings_name_the_variable(name, value, words):
-    with pytest.raises(SettingsError, match=words) as raised:
+    with pytest.raises(EnvError, match=words) as raised:
         Settings.from_env({name: value})
     assert name in str(raised.value) and raised.value.hint
 

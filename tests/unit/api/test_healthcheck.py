@@ -78,7 +78,7 @@ def test_healthcheck_fails_when_nothing_listens(tmp_path):
 @pytest.mark.parametrize(
     "env, message",
     [
-        ({"MLCI_PORT": "http"}, "must be integers"),
+        ({"MLCI_PORT": "http"}, "MLCI_PORT must be an integer, got 'http'"),
         ({"MLCI_BUNDLE": "/nonexistent/bundle"}, "cannot start the API"),
     ],
 )

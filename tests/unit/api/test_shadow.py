@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from mlci.api.app import create_app
 from mlci.api.settings import Settings
 from mlci.api.shadow import FLUSH_SECONDS, MAX_ROWS, RING_SIZE, AnswerRing
+from mlci.core.env import EnvError
 
 SAMPLED = {"x-mlci-sampled": "1"}
 
@@ -120,7 +121,7 @@ def test_only_the_slots_token_reads_the_answers(demo_bundle):
 
 
 def test_a_bad_shadow_token_setting_is_refused():
-    with pytest.raises(ValueError, match="MLCI_SHADOW_TOKEN"):
+    with pytest.raises(EnvError, match="MLCI_SHADOW_TOKEN"):
         Settings.from_env({"MLCI_SHADOW_TOKEN": "short"})
     assert Settings.from_env({"MLCI_SHADOW_TOKEN": "a" * 32}).shadow_token == "a" * 32
     assert "a" * 32 not in repr(Settings.from_env({"MLCI_SHADOW_TOKEN": "a" * 32}))
