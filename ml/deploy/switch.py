@@ -63,9 +63,11 @@ def switch(
     router = ctx.router
     # A warming slot ran at a quarter of the CPU weight; the live one gets the full weight.
     containers.set_cpu_shares(ctx.docker, ctx.names.slot(new), 1024)
-    router.point(LIVE, new)
-    note(f"switched {ctx.names.router} live -> {new} (no reload)")
     try:
+        # Inside the try from the first step: an abort that lands while the switch is being made or
+        # announced (the log line is what Jenkins' user sees before pressing abort) still switches back.
+        router.point(LIVE, new)
+        note(f"switched {ctx.names.router} live -> {new} (no reload)")
         counts = checks.verify(router, target, ctx.env.checks.verify_seconds, ctx.env.drain_seconds)
         note(f"verified through {router.url}: {counts['probes']} probes, 0 errors")
         set_alias(ctx, target, new, approver, forced)
