@@ -72,12 +72,14 @@ demo: $(LINKED)
 # finds the address `host-gateway` resolves to, also on engines whose IPAM records no gateway) is what
 # the demo's dashboard container reads as http://host.docker.internal:PORT: that address is reachable from this
 # machine and its containers only (never 0.0.0.0). MLflow 3 checks the Host header: that name is allowed.
+# One worker each: one person's UI needs no more, and on a busy 2-core box uvicorn's health check kills
+# and respawns mlflow's default four before any answers.
 mlflow-ui: $(LINKED)
 	@if [ -f .mlci/mlflow-ui.pid ] && kill -0 "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null; then \
 		echo "MLflow UI already running (pid $$(cat .mlci/mlflow-ui.pid))"; \
 	else \
 		mkdir -p .mlci; \
-		nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_UI_PORT) \
+		nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_UI_PORT) --workers 1 \
 			--backend-store-uri sqlite:///$(CURDIR)/.mlci/mlflow.db >.mlci/mlflow-ui.log 2>&1 & \
 		echo $$! > .mlci/mlflow-ui.pid; \
 		for i in $$(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/$(MLFLOW_UI_PORT)) 2>/dev/null && break; sleep 1; done; \
@@ -105,9 +107,8 @@ down: $(LINKED)
 	@if [ -f .mlci/mlflow-gateway.pid ]; then kill "$$(cat .mlci/mlflow-gateway.pid)" 2>/dev/null || true; \
 		rm -f .mlci/mlflow-gateway.pid; echo "MLflow for containers stopped"; fi
 
-# Every suite runs even when one fails, so one CI run shows every failure. `machine` installs and
-# starts what the tests need (Docker engine, docker-compose, Nginx, Chromium, wrk) on a fresh Debian
-# machine as root, or says exactly what to install when it cannot.
+# `machine` installs and starts what the tests need (Docker engine, docker-compose, Nginx, Chromium,
+# wrk) on a fresh Debian machine as root, or says exactly what to install when it cannot.
 # Every suite runs even when one fails, so one CI run shows every failure. The Groovy suite (a JVM) and
 # the local base images (debootstrap, first run only) go in the background while lint and the Python
 # suites run; their output is printed when they are done. The time of each suite is printed at the end.
@@ -128,8 +129,9 @@ machine:
 # Coverage is gated per package (>= 90 % branch each): one well-covered package must not hide another.
 # API processes started by the tests are measured too (coverage's subprocess patch, see setup.cfg).
 COVERED := ml api dashboard
-# Two workers (pytest-xdist): each Docker, browser or packaging module is a group that stays on one worker
-# (tests/conftest.py), the long ones are collected first, the unit tests fill in around them.
+# Two workers (pytest-xdist, --dist loadgroup): every test that drives the Docker engine is one group, run
+# in order on one worker; the other takes the browser, packaging and unit tests meanwhile (tests/conftest.py).
+# The slowest 15 tests and each suite's summed time are printed at the end (docs/testing.md).
 PYTEST_WORKERS ?= 2
 test-python: $(LINKED)
 	@rm -f .coverage .coverage.*

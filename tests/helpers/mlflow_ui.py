@@ -27,7 +27,8 @@ def mlflow_ui(root: Path, port: int) -> Iterator[str]:
     .mlci/artifacts, which the server reads as it is). Stopped with its process group, always."""
     store = f"sqlite:///{root / '.mlci' / 'mlflow.db'}"
     log = root / ".mlci" / "mlflow-ui-test.log"
-    args = [str(MLFLOW), "ui", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", store]
+    args = [str(MLFLOW), "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    args += ["--backend-store-uri", store]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     with log.open("w") as out:
         process = subprocess.Popen(
