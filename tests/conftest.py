@@ -29,11 +29,13 @@ pytest_plugins = (
 # start Docker objects, browsers or packaging builds is one group (its module-scoped fixtures start once,
 # on one worker); modules sharing a session resource are one group: the registry and remote hosts of
 # tests/helpers/topology.py, the team stack, and `make dist` with the release built from it.
+# pytest-xdist (make test: -n 2 --dist loadgroup) runs a group on one worker, in order. Every test that
+# drives the Docker engine is in one group: on 2 cores two pipelines at once (training, image builds,
+# slots starting under load) each take longer than both in turn, and their timing bounds are set for
+# one line at a time. The other worker takes the unit, browser and packaging suites meanwhile. Tests
+# sharing a session fixture that is costly to build (the released wheel's venv) share a group too.
+ENGINE_GROUP = "engine"
 SHARED_GROUPS = {
-    "test_registry_topology.py": "topology",
-    "test_remote_pipeline.py": "topology",
-    "test_team_line.py": "team-stack",
-    "test_team_stack.py": "team-stack",
     "test_release.py": "release",
     "test_example_consumer.py": "release",
     "test_dist.py": "release",
@@ -42,12 +44,21 @@ SHARED_GROUPS = {
 }
 
 
+def xdist_group(path: Path) -> str | None:
+    """The group of a test module, or None for tests any worker may take one by one."""
+    if "docker" in path.parts and "integration" in path.parts:
+        return ENGINE_GROUP
+    if "integration" in path.parts or "packaging" in path.parts:
+        return SHARED_GROUPS.get(path.name, path.stem)
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        path = Path(str(item.path))
-        if "integration" in path.parts or "packaging" in path.parts:
-            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(path.name, path.stem)))
+        group = xdist_group(Path(str(item.path)))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +101,32 @@ def project(tmp_path) -> Project:
 def mixed_project(tmp_path) -> Project:
     """A dataset with categorical columns and missing values, configured through mlci.yaml alone."""
     return make_project(tmp_path, REPO / "tests" / "data" / "loans.yaml", [REPO / "tests" / "data" / "loans.csv"])
+
+
+SUITES = ("unit", "integration/docker", "integration/browser", "packaging")
+
+
+def suite_of(nodeid: str) -> str:
+    """tests/integration/docker/test_deploy.py::… -> integration/docker."""
+    parts = nodeid.split("::")[0].split("/")
+    return "/".join(parts[1:3]) if len(parts) > 2 and parts[1] == "integration" else parts[1] if len(parts) > 1 else "?"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each suite's time (setup, call and teardown of its tests summed, whichever worker ran them): the
+    per-suite table of docs/testing.md."""
+    seconds: dict[str, float] = {}
+    counted: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            nodeid, duration = getattr(report, "nodeid", None), getattr(report, "duration", None)
+            if not nodeid or duration is None:
+                continue
+            suite = suite_of(nodeid)
+            seconds[suite] = seconds.get(suite, 0.0) + duration
+            if getattr(report, "when", None) == "call":
+                counted[suite] = counted.get(suite, 0) + 1
+    if seconds:
+        terminalreporter.section("suite times (summed over their tests)")
+        for suite in sorted(seconds, key=lambda name: -seconds[name]):
+            terminalreporter.write_line(f"{suite:<22} {counted.get(suite, 0):>4} tests {seconds[suite]:>8.0f} s")

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.docker import remove_images
 from tests.fixtures.release import VERSION, Release, host_wheelhouse, ok, run
 from tests.helpers.ports import reserve_ports
 from tests.helpers.waiting import wait_until_answers
@@ -197,10 +198,4 @@ def test_the_whole_line_through_production_from_the_wheel(release: Release, team
         for name in ("production", "staging"):
             mlci(release, team, "down", "--env", name, timeout=180)
             subprocess.run(["docker", "volume", "rm", f"{NAME}-{name}-state"], capture_output=True, timeout=60)
-        tags = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={NAME}-*"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if tags:
-            subprocess.run(["docker", "rmi", "--no-prune", *tags], capture_output=True)
+        remove_images(NAME)

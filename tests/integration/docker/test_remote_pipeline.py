@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from click.testing import CliRunner
 
 from mlci.cli.main import cli
 from tests.helpers import topology as topo
+from tests.helpers.files import copy_checkout
 
 REPO = Path(__file__).resolve().parents[3]
 MLCI = str(Path(sys.executable).parent / "mlci")
@@ -72,15 +72,7 @@ class Remote:
 def remote(topology, tmp_path_factory, base_images, build_sources):
     _, remove_images = build_sources
     root = tmp_path_factory.mktemp("remote") / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True, capture_output=True, text=True
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    if (REPO / "build" / "wheelhouse").is_dir():
-        shutil.copytree(REPO / "build" / "wheelhouse", root / "build" / "wheelhouse", copy_function=os.link)
+    copy_checkout(root)
     name = f"rm-{uuid.uuid4().hex[:8]}"
     config = yaml.safe_load((root / "mlci.yaml").read_text())
     config["project"] = name

@@ -8,6 +8,8 @@ What a team needs from the line, with real parts only:
 - the very first build (nothing in production) passes its gate against the floor;
 - both agents see one history per environment (status, rollback from the other clone);
 - two deploys of one environment from the two clones are serialized, 0 failed requests under load;
+  with --lock-timeout 0 a locked environment is refused at once, naming its holder; a deploy killed
+  (SIGKILL) while it holds the lock blocks nobody;
 - production accepts only what passed the gate against it, was verified in staging and is approved;
   `--force --reason` overrides, recorded on the model version.
 
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -307,6 +311,57 @@ def test_two_deploys_of_staging_from_both_clones_are_serialized_under_load(team,
     # Whichever agent deployed, it deployed what its own branch trained.
     trained_by = {"team/main": {a1, a2}, "team/feature-x": {b1}}
     assert all(r["model_version"] in trained_by[r["job_name"]] for r in history), history
+
+
+def wait_for_lock(lock: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Running}}", lock], capture_output=True, text=True, timeout=60
+        ).stdout.strip()
+        != "true"
+    ):
+        assert time.monotonic() < deadline, f"no lock container {lock} appeared on the engine"
+        time.sleep(0.1)
+
+
+def test_with_lock_timeout_0_a_locked_environment_refuses_at_once_naming_its_holder(team):
+    # The holder is this test, holding staging's lock as a deploy does, for as long as the check takes
+    # (a real deploy as holder could finish before the other agent's command even starts on a busy box).
+    from mlci.deploy.lock import EnvironmentLock
+    from mlci.deploy.router import Names
+    from mlci.ship.docker import Docker
+
+    b, b1 = team.b, team.versions["b1"]
+    before = b.status("staging")
+    router_image = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Image}}", f"{team.project}-staging-router"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    with EnvironmentLock(Docker(), Names(team.project, "staging"), router_image, timeout=20):
+        refused = b.mlci("deploy", "--env", "staging", "--version", b1, "--lock-timeout", "0", expect=1)
+    said = refused.stdout + refused.stderr
+    assert "is locked by" in said and f"pid {os.getpid()}" in said and "Traceback" not in said, said
+    assert b.status("staging")["last_deploys"] == before["last_deploys"]  # nothing moved
+
+
+def test_a_deploy_killed_while_it_holds_the_lock_blocks_nobody(team):
+    a, b = team.a, team.b
+    a1, b1 = team.versions["a1"], team.versions["b1"]
+    killed = a.start("deploy", "--env", "staging", "--version", a1)
+    wait_for_lock(f"{team.project}-staging-lock")
+    time.sleep(1.0)  # inside the deploy: the new slot is starting
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    # Within --lock-timeout 10 or exit 1: the dead holder's lock container is gone in seconds, and the
+    # slot it left half-started is replaced.
+    b.mlci("deploy", "--env", "staging", "--version", b1, "--lock-timeout", "10")
+    assert team.served("staging")[0] == b1
+    lock = subprocess.run(["docker", "inspect", f"{team.project}-staging-lock"], capture_output=True, timeout=60)
+    assert lock.returncode != 0  # released again
 
 
 def test_clone_b_sees_and_rolls_back_what_clone_a_deployed_to_production(team):

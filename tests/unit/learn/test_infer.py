@@ -3,10 +3,8 @@ identifiers left out, the positive class."""
 
 from __future__ import annotations
 
-import csv
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +13,7 @@ from click.testing import CliRunner
 from mlci.cli.main import cli
 from mlci.core import config as config_module
 from mlci.learn import infer
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]], delimiter: str = ",") -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+from tests.helpers.files import write_csv
 
 
 def init(*args: str):

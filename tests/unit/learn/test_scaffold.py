@@ -3,7 +3,6 @@ edits; every bad input is exit 2 naming the problem, with nothing written."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from mlci.cli.main import cli
 from mlci.core import config as config_module
 from mlci.core.errors import BadInput
 from mlci.learn import infer, scaffold
+from tests.helpers.files import write_csv
 
 WRITTEN = {"mlci.yaml", "Jenkinsfile", "tests/test_data.py", ".gitignore"}
 
@@ -209,14 +209,6 @@ def test_a_dir_that_is_a_file_is_refused(tmp_path):
     assert "is a file" in result.output
     with pytest.raises(BadInput, match="is not a folder"):
         scaffold.init(source, "outcome", directory=source, project="p")
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]], delimiter: str = ",") -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def base_rows(rows: int = 120) -> list[list[object]]:

@@ -1,0 +1,55 @@
+"""examples/churn-team as a team runs it: a repository with no mlci source and mlci installed from the
+wheel (tests/fixtures/release.py: the wheel on the library's lock, nothing from this checkout). Its
+own tests pass under `mlci test` (the starter test `mlci init` wrote included), and train, gate and
+package run from it. The engine half of the line from a wheel (images, staging, production) is
+tests/packaging/test_release.py's, in a team repository of its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.release import VERSION, Release, ok, run
+from tests.helpers.project import REPO
+
+EXAMPLE = REPO / "examples" / "churn-team"
+
+
+def test_the_example_holds_no_mlci_source():
+    assert (EXAMPLE / "Jenkinsfile").read_text() == f"@Library('mlci@v{VERSION}') _\nmlciPipeline()\n"
+    for source in ("ml", "api", "dashboard", "docker", "requirements", "setup.cfg", "vars"):
+        assert not (EXAMPLE / source).exists(), source
+
+
+@pytest.fixture
+def consumer(tmp_path: Path) -> Path:
+    """A copy of the example, as a team's fresh clone: its own git history on main."""
+    root = tmp_path / "churn-team"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlci", "reports", "build", "__pycache__"))
+    git = ["git", "-c", "user.name=Churn Team", "-c", "user.email=churn@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "churn model"]):
+        subprocess.run([*git, *args], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def test_the_wheel_tests_trains_gates_and_packages_the_example(consumer: Path, release: Release):
+    env = release.env(COLUMNS="200")
+    mlci = str(release.bin / "mlci")
+    where = ok(run([str(release.bin / "python"), "-c", "import mlci; print(mlci.__file__)"], consumer, env, 60))
+    assert Path(where.stdout.strip()).is_relative_to(release.venv), where.stdout
+    assert ok(run([mlci, "--version"], consumer, env, 60)).stdout.strip().endswith(f"version {VERSION}")
+
+    tested = ok(run([mlci, "test"], consumer, env, 600))
+    assert "5 passed" in tested.stdout, tested.stdout  # the team's own tests, the starter test included
+    ok(run([mlci, "train"], consumer, env, 600))
+    gate = ok(run([mlci, "gate"], consumer, env, 300))
+    assert "RESULT OK" in gate.stdout, gate.stdout
+    package = ok(run([mlci, "package", "--out", "build/bundle"], consumer, env, 300))
+    assert "RESULT OK" in package.stdout, package.stdout
+    packaged = json.loads((consumer / "reports" / "package.json").read_text())
+    assert str(packaged["version"]) == "1", packaged
+    assert json.loads((consumer / "build" / "bundle" / "metadata.json").read_text())["name"] == "churn-team"
