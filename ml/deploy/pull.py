@@ -15,7 +15,7 @@ from mlci.core import reports
 from mlci.core.config import Config, Environment
 from mlci.core.errors import BadInput, CheckFailed
 from mlci.deploy.slots import Target, image_target
-from mlci.ship import image_registry, package
+from mlci.ship import image_registry
 from mlci.ship.docker import Docker
 from mlci.track import registry
 
@@ -117,7 +117,7 @@ def _check_api(client, config: Config, target: Target, ref: str) -> None:
             f"{target.model_version} ({recorded_sha or 'none recorded'})",
             hint="deploy with --version N (it pulls the recorded digest); nothing was switched",
         )
-    bundle = package.registered_digest(client, config.model_name, target.model_version)
+    bundle = registry.registered_digest(client, config.model_name, target.model_version)
     label = target.labels.get("io.mlci.bundle.sha256")
     if not bundle or label != bundle:
         raise CheckFailed(

@@ -18,15 +18,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci.core import env, reports
 from mlci.core.config import Config
 from mlci.core.errors import BadInput, CheckFailed
-from mlci.ship import docker_images, image_context, image_registry, package
+from mlci.ship import docker_images, image_context, image_registry
 from mlci.ship.docker import Docker
-from mlci.track import archive, provenance, tracking
+from mlci.track import archive, provenance, registry, tracking
 from mlci.track.selection import build_version
+
+if TYPE_CHECKING:
+    from mlci.ship import package
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +235,7 @@ def registry_digest(config: Config, packaged: package.PackageResult) -> str:
 
     It differs from what this build just packaged only if another `mlci package` of the same version
     ran meanwhile: the image would then refuse its own bundle, so the build stops here instead."""
-    recorded = package.registered_digest(tracking.connect(config), config.model_name, packaged.version)
+    recorded = registry.registered_digest(tracking.connect(config), config.model_name, packaged.version)
     if recorded != packaged.bundle_sha256:
         raise CheckFailed(
             f"the registry records bundle sha256 {recorded} for {config.model_name} version {packaged.version}, "
@@ -275,6 +278,10 @@ def build(
     specs = [s for s in SPECS if s.role in roles]
     # Every image source present before anything is packaged: a missing one is an error naming it.
     image_context.sources_root([name for spec in specs for name in spec.sources])
+
+    # Imported here: packaging brings scikit-learn, which the deploy and status commands reading this
+    # module's image names never need (a second of every `mlci status` on an agent).
+    from mlci.ship import package
 
     bundle = package.package(config, config.root / BUNDLE_DIR, version=selection.version, alias=selection.alias)
     bundle_sha256 = registry_digest(config, bundle)

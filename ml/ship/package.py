@@ -26,7 +26,7 @@ from mlci.track.selection import build_version
 
 log = logging.getLogger(__name__)
 
-BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
+BUNDLE_DIGEST_TAG = registry.BUNDLE_DIGEST_TAG
 
 
 @dataclass
@@ -77,11 +77,6 @@ class PackageResult:
 
     def report(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def registered_digest(client, name: str, version: str) -> str | None:
-    """The bundle digest recorded on the model version by the last `mlci package` of it."""
-    return (client.get_model_version(name, version).tags or {}).get(BUNDLE_DIGEST_TAG)
 
 
 def version_metadata(client, config: Config, info: registry.VersionInfo) -> dict[str, object]:

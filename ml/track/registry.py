@@ -24,6 +24,9 @@ PRODUCTION = "production"
 BRANCH_CANDIDATE_PREFIX = "candidate-"
 MAX_SLUG = 40
 HASH_CHARS = 8
+# The bundle digest `mlci package` records on the model version: outside the bundle, so whoever can
+# edit the bundle cannot edit the record of it. Builds and deploys read it back from here.
+BUNDLE_DIGEST_TAG = "mlci.bundle.sha256"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,11 @@ def versions(client, name: str) -> list[VersionInfo]:
     found = client.search_model_versions(f"name = '{name}'")
     infos = [_info(mv, by_version.get(str(mv.version), [])) for mv in found]
     return sorted(infos, key=lambda info: int(info.version), reverse=True)
+
+
+def registered_digest(client, name: str, version: str) -> str | None:
+    """The bundle digest recorded on the model version by the last `mlci package` of it."""
+    return (client.get_model_version(name, version).tags or {}).get(BUNDLE_DIGEST_TAG)
 
 
 def branch_slug(branch: str) -> str:
