@@ -72,14 +72,15 @@ demo: $(LINKED)
 # finds the address `host-gateway` resolves to, also on engines whose IPAM records no gateway) is what
 # the demo's dashboard container reads as http://host.docker.internal:PORT: that address is reachable from this
 # machine and its containers only (never 0.0.0.0). MLflow 3 checks the Host header: that name is allowed.
-# One worker each: one person's UI needs no more, and on a busy 2-core box uvicorn's health check kills
-# and respawns mlflow's default four before any answers.
+# One worker each and no job runner (MLflow 3's huey consumers, for GenAI jobs mlci does not run): one
+# person's UI needs no more, and on a busy 2-core box uvicorn's health check kills and respawns
+# mlflow's default four workers before any answers.
 mlflow-ui: $(LINKED)
 	@if [ -f .mlci/mlflow-ui.pid ] && kill -0 "$$(cat .mlci/mlflow-ui.pid)" 2>/dev/null; then \
 		echo "MLflow UI already running (pid $$(cat .mlci/mlflow-ui.pid))"; \
 	else \
 		mkdir -p .mlci; \
-		nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_UI_PORT) --workers 1 \
+		MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_UI_PORT) --workers 1 \
 			--backend-store-uri sqlite:///$(CURDIR)/.mlci/mlflow.db >.mlci/mlflow-ui.log 2>&1 & \
 		echo $$! > .mlci/mlflow-ui.pid; \
 		for i in $$(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/$(MLFLOW_UI_PORT)) 2>/dev/null && break; sleep 1; done; \
@@ -91,7 +92,7 @@ mlflow-ui: $(LINKED)
 	elif [ -f .mlci/mlflow-gateway.pid ] && kill -0 "$$(cat .mlci/mlflow-gateway.pid)" 2>/dev/null; then \
 		echo "MLflow for containers already running (pid $$(cat .mlci/mlflow-gateway.pid))"; \
 	else \
-		nohup $(BIN)/mlflow server --host "$$gateway" --port $(MLFLOW_UI_PORT) --workers 1 \
+		MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false nohup $(BIN)/mlflow server --host "$$gateway" --port $(MLFLOW_UI_PORT) --workers 1 \
 			--allowed-hosts "host.docker.internal,host.docker.internal:$(MLFLOW_UI_PORT),$$gateway,$$gateway:$(MLFLOW_UI_PORT)" \
 			--backend-store-uri sqlite:///$(CURDIR)/.mlci/mlflow.db >.mlci/mlflow-gateway.log 2>&1 & \
 		echo $$! > .mlci/mlflow-gateway.pid; \

@@ -41,6 +41,9 @@ RUN set -eu; groupadd --gid 10001 mlflow; \
     useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mlflow; \
     mkdir -p /mlflow/artifacts /mlflow/tmp; chown -R 10001:10001 /mlflow
 COPY --from=deps /opt/venv /opt/venv
+# MLflow 3's job runner (GenAI evaluation jobs, trace roll-ups) starts two huey consumers of 5 workers
+# each that poll all the time; mlci tracks runs and models and runs no jobs: off (set it to true in
+# compose.team.yaml's environment to have them).
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -53,7 +56,8 @@ ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
     MLFLOW_PORT=5000 \
     MLFLOW_WORKERS=2 \
     MLFLOW_SERVE_ARTIFACTS=true \
-    MLFLOW_ARTIFACTS_DESTINATION=/mlflow/artifacts
+    MLFLOW_ARTIFACTS_DESTINATION=/mlflow/artifacts \
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 WORKDIR /mlflow
 USER 10001:10001
 # The artifacts live in a volume (compose.team.yaml: a named volume); a new named volume takes

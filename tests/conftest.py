@@ -14,6 +14,9 @@ from tests.helpers.ports import reserve_ports
 from tests.helpers.project import REPO, Project, make_project
 
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# Every `mlflow server`/`mlflow ui` the tests start: no MLflow 3 job runner (two huey consumers of five
+# workers each, polling all the time, for GenAI jobs mlci never runs), as the team stack's image has it.
+os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
 
 pytest_plugins = (
     "tests.fixtures.bundles",
@@ -25,10 +28,6 @@ pytest_plugins = (
 )
 
 
-# `make test` runs pytest on two workers (pytest-xdist, --dist loadgroup). Every module of the suites that
-# start Docker objects, browsers or packaging builds is one group (its module-scoped fixtures start once,
-# on one worker); modules sharing a session resource are one group: the registry and remote hosts of
-# tests/helpers/topology.py, the team stack, and `make dist` with the release built from it.
 # pytest-xdist (make test: -n 2 --dist loadgroup) runs a group on one worker, in order. Every test that
 # drives the Docker engine is in one group: on 2 cores two pipelines at once (training, image builds,
 # slots starting under load) each take longer than both in turn, and their timing bounds are set for
