@@ -117,10 +117,17 @@ def _gate(run: Run) -> str:
     return f"v{result.candidate['version']} passes against {against}"
 
 
+def image_roles(config: Config) -> tuple[str, ...]:
+    """The images the line deploys: the API and the router always, the dashboard only where an
+    environment serves one (a dashboard image is the largest to build, push and pull)."""
+    serves_dashboard = any(config.environment(name).dashboard_port for name in config.environments)
+    return ("api", "router", "dashboard") if serves_dashboard else ("api", "router")
+
+
 def _build(run: Run) -> str:
     from mlci.ship import images
 
-    result = images.build(run.config, version=run.facts.get("version"))
+    result = images.build(run.config, version=run.facts.get("version"), roles=image_roles(run.config))
     run.facts["version"] = result.version
     run.facts["image"] = result.images["api"].tag
     return ", ".join(i.tag for i in result.images.values())

@@ -193,3 +193,13 @@ def test_without_shadow_traffic_nothing_is_said_and_the_record_has_no_shadow(pro
 
     assert "approval: shadow" not in (result.output + result.stderr)
     assert project.report("approval")["shadow"] is None
+
+
+def test_the_line_builds_a_dashboard_image_only_where_an_environment_serves_one(project):
+    from mlci.core.config import load
+    from mlci.flow.pipeline import image_roles
+
+    project.edit(environments={"staging": {"port": 18081}, "production": {"port": 18080}})
+    assert image_roles(load(project.config_file)) == ("api", "router")
+    project.edit(**{"environments.production.dashboard_port": 18502})
+    assert image_roles(load(project.config_file)) == ("api", "router", "dashboard")
