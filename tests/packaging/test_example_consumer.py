@@ -1,7 +1,7 @@
 """examples/churn-team as a team runs it: a repository with no mlci source and mlci installed from the
 wheel (tests/fixtures/release.py: the wheel on the library's lock, nothing from this checkout). Its
-own tests pass under `mlci test` (the starter test `mlci init` wrote included), and train, gate and
-package run from it. The engine half of the line from a wheel (images, staging, production) is
+own tests pass under `mlci test` (the starter test `mlci init` wrote included) and its config trains.
+Gate, package, serve and the engine half of the line from a wheel (images, staging, production) are
 tests/packaging/test_release.py's, in a team repository of its own."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def consumer(tmp_path: Path) -> Path:
     return root
 
 
-def test_the_wheel_tests_trains_gates_and_packages_the_example(consumer: Path, release: Release):
+def test_the_wheel_tests_and_trains_the_example(consumer: Path, release: Release):
     env = release.env(COLUMNS="200")
     mlci = str(release.bin / "mlci")
     where = ok(run([str(release.bin / "python"), "-c", "import mlci; print(mlci.__file__)"], consumer, env, 60))
@@ -45,11 +45,6 @@ def test_the_wheel_tests_trains_gates_and_packages_the_example(consumer: Path, r
 
     tested = ok(run([mlci, "test"], consumer, env, 600))
     assert "5 passed" in tested.stdout, tested.stdout  # the team's own tests, the starter test included
-    ok(run([mlci, "train"], consumer, env, 600))
-    gate = ok(run([mlci, "gate"], consumer, env, 300))
-    assert "RESULT OK" in gate.stdout, gate.stdout
-    package = ok(run([mlci, "package", "--out", "build/bundle"], consumer, env, 300))
-    assert "RESULT OK" in package.stdout, package.stdout
-    packaged = json.loads((consumer / "reports" / "package.json").read_text())
-    assert str(packaged["version"]) == "1", packaged
-    assert json.loads((consumer / "build" / "bundle" / "metadata.json").read_text())["name"] == "churn-team"
+    trained = ok(run([mlci, "train"], consumer, env, 600))
+    assert "RESULT OK" in trained.stdout, trained.stdout
+    assert json.loads((consumer / "reports" / "train.json").read_text())["version"] in (1, "1")
