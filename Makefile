@@ -132,12 +132,10 @@ machine:
 # Coverage is gated per package (>= 90 % branch each): one well-covered package must not hide another.
 # API processes started by the tests are measured too (coverage's subprocess patch, see setup.cfg).
 COVERED := ml api dashboard
-# Three workers (pytest-xdist, --dist loadgroup) on two cores: the engine tests are two groups (the demo
-# project's line, the team's line), each run in order on one worker; the third takes the browser,
-# packaging and unit tests meanwhile (tests/conftest.py). The engine tests wait on containers more than
-# they compute: two workers left a core idle for a third of the run.
+# Two workers (pytest-xdist, --dist loadgroup): every test that drives the Docker engine is one group, run
+# in order on one worker; the other takes the browser, packaging and unit tests meanwhile (tests/conftest.py).
 # The slowest 15 tests and each suite's summed time are printed at the end (docs/testing.md).
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 test-python: $(LINKED)
 	@rm -f .coverage .coverage.*
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 --cov=mlci --cov-branch --cov-report=term \

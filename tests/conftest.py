@@ -28,20 +28,13 @@ pytest_plugins = (
 )
 
 
-# pytest-xdist (make test: -n 3 --dist loadgroup) runs a group on one worker, in order. The tests that
-# drive the Docker engine are two groups: the demo project's line (deploys, the demo line, images, shadow
-# traffic, the deployed dashboard) and the team's (the team stack and its two agents, the registry and
-# the remote hosts of tests/helpers/topology.py). Within a group one line runs at a time, as their
-# timing bounds assume; the two groups use their own names, ports, servers and hosts. A third worker
-# takes the unit, browser and packaging tests meanwhile, and every worker takes them once its group is
-# done. Tests sharing a session fixture that is costly to build (the released wheel's venv) share a group.
+# pytest-xdist (make test: -n 2 --dist loadgroup) runs a group on one worker, in order. Every test that
+# drives the Docker engine is in one group: on 2 cores two pipelines at once (training, image builds,
+# slots starting under load) each take longer than both in turn, and their timing bounds are set for
+# one line at a time. The other worker takes the unit, browser and packaging suites meanwhile. Tests
+# sharing a session fixture that is costly to build (the released wheel's venv) share a group too.
 ENGINE_GROUP = "engine"
-TEAM_GROUP = "team"
 SHARED_GROUPS = {
-    "test_team_line.py": TEAM_GROUP,
-    "test_team_stack.py": TEAM_GROUP,
-    "test_remote_pipeline.py": TEAM_GROUP,
-    "test_registry_topology.py": TEAM_GROUP,
     "test_release.py": "release",
     "test_example_consumer.py": "release",
     "test_dist.py": "release",
@@ -52,9 +45,10 @@ SHARED_GROUPS = {
 
 def xdist_group(path: Path) -> str | None:
     """The group of a test module, or None for tests any worker may take one by one."""
+    if "docker" in path.parts and "integration" in path.parts:
+        return ENGINE_GROUP
     if "integration" in path.parts or "packaging" in path.parts:
-        default = ENGINE_GROUP if "docker" in path.parts else path.stem
-        return SHARED_GROUPS.get(path.name, default)
+        return SHARED_GROUPS.get(path.name, path.stem)
     return None
 
 
