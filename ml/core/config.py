@@ -229,7 +229,7 @@ class Environment(Strict):
     requires: list[str] | None = None
     # uvicorn worker processes per slot.
     workers: int = Field(default=1, ge=1, le=16)
-    # Seconds an upstream keep-alive connection to the previous colour may live after a switch.
+    # Seconds after a switch during which the previous colour may still answer (pooled connections).
     drain_seconds: float = Field(default=2, gt=0, le=60)
     checks: Checks = Checks()
     # Off unless set: see Shadow.
