@@ -35,11 +35,15 @@ def serve(bundle_dir: str, host: str, port: int, workers: int, bundle_sha256: st
 
     from mlci.api import server
     from mlci.api.settings import Settings
+    from mlci.contract import bundle as fmt
     from mlci.core.env import EnvError
-    from mlci.ship import export
 
-    # A missing, corrupt or altered bundle is exit 2, before uvicorn starts.
-    loaded = export.load_bundle(Path(bundle_dir), expected_sha256=bundle_sha256 or None)
+    # A missing, corrupt or altered bundle is exit 2, before uvicorn starts; checking it needs only the
+    # bundle contract (no scikit-learn, no pandas), so a refusal is immediate.
+    try:
+        loaded = fmt.load_bundle(Path(bundle_dir), expected_sha256=bundle_sha256 or None)
+    except fmt.BundleError as error:
+        raise BadInput(error.message, hint=error.hint) from None
     try:
         Settings.from_env()  # so are bad MLCI_* settings (MLCI_MAX_BATCH=abc)
     except EnvError as error:

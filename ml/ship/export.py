@@ -404,11 +404,3 @@ def export_bundle(
             "psi_threshold": config.monitoring.drift.psi_threshold,
         },
     }
-
-
-def load_bundle(path: str | Path, expected_sha256: str | None = None) -> fmt.Bundle:
-    """`api.bundle.load_bundle` with mlci's error type (exit code 2) for a missing, corrupt or altered bundle."""
-    try:
-        return fmt.load_bundle(path, expected_sha256=expected_sha256)
-    except fmt.BundleError as error:
-        raise BadInput(error.message, hint=error.hint) from None

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mlci.api.batcher import MicroBatcher
-from mlci.ship.export import load_bundle, onnx_columns
+from mlci.contract.bundle import load_bundle
+from mlci.ship.export import onnx_columns
 
 
 def test_each_caller_gets_its_own_row_under_concurrency(loans_bundle, loans_fitted):

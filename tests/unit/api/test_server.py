@@ -64,7 +64,7 @@ def test_real_server_predicts_like_scikit_learn(server, loans_fitted):
 
 def test_real_server_concurrent_single_records(server, loans_fitted, loans_bundle):
     base, _log = server
-    from mlci.ship.export import load_bundle
+    from mlci.contract.bundle import load_bundle
 
     bundle = load_bundle(loans_bundle)
     records = []
