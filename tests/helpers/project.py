@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlci.cli.main import cli
+from mlci.learn import scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,6 +77,9 @@ def make_project(tmp_path: Path, config_source: Path, data_files: list[Path], fa
     project.write_config(config)
     (root / "requirements").mkdir()
     shutil.copy(REPO / "requirements" / "dev.txt", root / "requirements" / "dev.txt")
+    # The .gitignore `mlci init` writes: the store, reports and image build folder (its wheelhouse holds
+    # hundreds of MB) stay out of the history, as in a team's repository.
+    shutil.copy(scaffold.TEMPLATES / "gitignore.j2", root / ".gitignore")
     project.git("init", "-q", "-b", "main")
     project.git("config", "user.name", "Ada Lovelace")
     project.git("config", "user.email", "ada@example.com")
