@@ -109,8 +109,9 @@ def make_clone(root: Path, free_ports) -> str:
     config["project"] = name
     config["model"]["params"]["n_estimators"] = 30
     config["split"]["cv_folds"] = 3
-    # The demo's Test stage, made small: one real test file, with coverage (the XML the run must carry).
-    config["tests"] = {"paths": ["tests/unit/learn/test_gate.py"], "coverage": ["mlci"]}
+    # The demo's Test stage, made small: one real test file (no training in it), with coverage (the XML
+    # the run must carry).
+    config["tests"] = {"paths": ["tests/unit/core/test_polling.py"], "coverage": ["mlci"]}
     checks = {"ready_timeout": 30, "verify_seconds": 2.5}
     config["environments"] = {
         "staging": {"port": staging, "preview_port": staging_preview, "drain_seconds": 1, "checks": checks},

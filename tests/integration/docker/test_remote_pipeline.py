@@ -78,7 +78,7 @@ def remote(topology, tmp_path_factory, base_images, build_sources):
     config["project"] = name
     config["model"]["params"]["n_estimators"] = 30
     config["split"]["cv_folds"] = 3
-    config["tests"] = {"paths": ["tests/unit/learn/test_gate.py"], "coverage": []}
+    config["tests"] = {"paths": ["tests/unit/core/test_polling.py"], "coverage": []}
     config["images"] = {"registry": topology.registry}
     config["environments"] = {
         env: {
