@@ -153,7 +153,7 @@ lint: $(LINKED)
 	$(BIN)/ruff check ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py
 	$(BIN)/ruff format --check ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py
 	@set -o pipefail; $(BIN)/mypy -p mlci | sed -E 's#build/__editable__[^/]*/mlci/(api|dashboard)/#\1/#; s#build/__editable__[^/]*/mlci/#ml/#'
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix ml api dashboard tests benchmarks requirements/compile.py resources/io/mlci/install_lock.py

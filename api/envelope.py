@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from mlci.api.logs import ACCESS_LOGGER, APP_LOGGER, log_event
 from mlci.api.metrics import Metrics
@@ -71,7 +72,7 @@ class RequestEnvelope:
         self.log = logging.getLogger(APP_LOGGER)
         self.pid = os.getpid()  # which worker answered, when there are several
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()

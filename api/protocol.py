@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -22,7 +23,7 @@ from mlci.api.settings import Settings
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Settings were checked by mlci.api.server before uvicorn started; workers inherit the environment.
         self.header_timeout = Settings.from_env().header_timeout

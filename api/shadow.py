@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 RING_SIZE = 5000  # answers kept per worker
 MAX_ROWS = 10  # rows kept per answer: a batch keeps its first 10 (bounds the ring at ~15 MB a worker)
@@ -157,7 +158,7 @@ class ShadowRecorder:
     def __init__(self, app, *, ring: AnswerRing):
         self.app, self.ring = app, ring
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         marks = {key for key, _ in scope["headers"] if key in (SHADOW_HEADER, SAMPLED_HEADER)}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+from typing import Any
 
 import numpy as np
 from onnx import numpy_helper
@@ -84,7 +85,7 @@ def _leaf_probabilities(tree, n_classes: int) -> np.ndarray:
 
 
 def _tree_classifier_converter(stock):
-    def convert(scope, operator, container):
+    def convert(scope: Any, operator: Any, container: Any) -> None:
         if not _is_double(operator):
             return stock(scope, operator, container)
         op = operator.raw_operator
@@ -99,7 +100,14 @@ def _tree_classifier_converter(stock):
         classes = np.asarray(op.classes_)
         n_classes = len(classes)
 
-        node = {"splits": [], "features": [], "true_ids": [], "false_ids": [], "true_leaf": [], "false_leaf": []}
+        node: dict[str, list[Any]] = {
+            "splits": [],
+            "features": [],
+            "true_ids": [],
+            "false_ids": [],
+            "true_leaf": [],
+            "false_leaf": [],
+        }
         leaf_targets: list[int] = []
         leaf_weights: list[float] = []
         roots: list[int] = []
