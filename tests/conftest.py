@@ -102,13 +102,10 @@ def mixed_project(tmp_path) -> Project:
     return make_project(tmp_path, REPO / "tests" / "data" / "loans.yaml", [REPO / "tests" / "data" / "loans.csv"])
 
 
-SUITES = ("unit", "integration/docker", "integration/browser", "packaging")
-
-
 def suite_of(nodeid: str) -> str:
-    """tests/integration/docker/test_deploy.py::… -> integration/docker."""
-    parts = nodeid.split("::")[0].split("/")
-    return "/".join(parts[1:3]) if len(parts) > 2 and parts[1] == "integration" else parts[1] if len(parts) > 1 else "?"
+    """tests/integration/docker/test_deploy.py::… -> integration/docker; tests/unit/… -> unit."""
+    folders = nodeid.split("::")[0].split("/")[1:-1]
+    return "/".join(folders[:2]) if folders[:1] == ["integration"] else (folders[:1] or ["?"])[0]
 
 
 def pytest_terminal_summary(terminalreporter):

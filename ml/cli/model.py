@@ -137,6 +137,7 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
     """Export a registered model version to a model bundle: ONNX (parity-checked), metadata, reference rows."""
 
     from mlci.ship import package as package_module
+    from mlci.track import registry
 
     config = load_config(ctx)
     selection = build_version(config, version, alias)
@@ -150,7 +151,7 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
             f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {result.parity_tolerance:g})",
             "reference rows": result.reference_rows,
             "files": ", ".join(f"{n} ({s:,} B)" for n, s in result.files.items()),
-            "bundle sha256": f"{result.bundle_sha256} (tag {package_module.BUNDLE_DIGEST_TAG} on the version)",
+            "bundle sha256": f"{result.bundle_sha256} (tag {registry.BUNDLE_DIGEST_TAG} on the version)",
         }
     )
     if result.fallback_reason:

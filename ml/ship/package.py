@@ -26,8 +26,6 @@ from mlci.track.selection import build_version
 
 log = logging.getLogger(__name__)
 
-BUNDLE_DIGEST_TAG = registry.BUNDLE_DIGEST_TAG
-
 
 @dataclass
 class PackageResult:
@@ -126,7 +124,7 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
         summary["drift"]["skipped"] = training.reason
         log.warning(f"warning: no training distribution in the bundle (drift unavailable): {training.reason}")
     # Outside the bundle: whoever can edit the bundle cannot edit the registry's record of it.
-    client.set_model_version_tag(config.model_name, info.version, BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
+    client.set_model_version_tag(config.model_name, info.version, registry.BUNDLE_DIGEST_TAG, summary["bundle_sha256"])
     result = PackageResult.from_export(summary, round(time.monotonic() - started, 2), info.aliases)
     written = reports.write(config, "package", result.report())
     # Required (exit 3 when the store fails): packaging is cheap to repeat; see ml/track/archive.py.

@@ -12,6 +12,7 @@ import pytest
 
 from mlci.core import config as config_module
 from mlci.learn import data, evaluate
+from mlci.track import registry
 
 
 def serve(bundle: Path, port: int):
@@ -101,7 +102,6 @@ def test_package_records_the_bundle_digest_outside_the_bundle(project):
     """The digest covers every file of the bundle and lives in the registry and the report, where an
     edit of the bundle cannot reach it; `mlci serve --bundle-sha256` then refuses an altered bundle."""
     from mlci.contract import bundle_digest
-    from mlci.ship import package as package_module
 
     assert project.mlci("train").exit_code == 0
     bundle = project.root / "bundle"
@@ -114,12 +114,12 @@ def test_package_records_the_bundle_digest_outside_the_bundle(project):
     names = sorted(line.split("  ")[1] for line in listed)
     assert names == ["distribution.json", "metadata.json", "model.onnx", "reference.json"]
     tags = project.client().get_model_version("breast-cancer-classifier", "1").tags
-    assert tags[package_module.BUNDLE_DIGEST_TAG] == digest
+    assert tags[registry.BUNDLE_DIGEST_TAG] == digest
 
     metadata = json.loads((bundle / "metadata.json").read_text())
     metadata["format"] = "sklearn"
     (bundle / "metadata.json").write_text(json.dumps(metadata))
-    refused = project.mlci("serve", "--bundle", str(bundle), "--bundle-sha256", tags[package_module.BUNDLE_DIGEST_TAG])
+    refused = project.mlci("serve", "--bundle", str(bundle), "--bundle-sha256", tags[registry.BUNDLE_DIGEST_TAG])
     assert refused.exit_code == 2 and "metadata.json differs" in refused.stderr, refused.stderr
 
 
