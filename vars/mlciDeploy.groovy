@@ -15,13 +15,16 @@
  *   reason                  why the policy is overridden, recorded on the version and the
  *                           environment's history ['']
  *   project                 project part of the lock name [`project` of the config file]
- *   lock                    take the lock 'mlci-<project>-<env>' [true]; false when the
+ *   lock                    take the lock mlci/<folder>/<project>/<env> [true]; false when the
  *                           caller already holds it (e.g. a stage-level lock)
  *   registryPullCredentialsId  a PULL credential of the image registry, for environments on other
  *                           hosts (docker_host) that pull the build's images by digest; bound to
  *                           MLCI_REGISTRY_USERNAME/PASSWORD for this step only, with a Docker config
  *                           of this build logged out of and deleted afterwards (mlciRegistryCredentials).
  *                           Not the push credential of mlciBuild [env.MLCI_REGISTRY_PULL_CREDENTIALS_ID]
+ *   sshCredentialsId        the SSH credential of environments on remote Docker hosts (ssh://), in an
+ *                           ssh-agent for this command only (mlciSshCredentials); never a key file on
+ *                           the agents [env.MLCI_SSH_CREDENTIALS_ID or none]
  *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
  *   trustForkPullRequests)
  *
@@ -48,6 +51,7 @@ def call(Map config = [:]) {
         lock: true,
         mlci: '.venv/bin/mlci',
         registryPullCredentialsId: env.MLCI_REGISTRY_PULL_CREDENTIALS_ID ?: '',
+        sshCredentialsId: env.MLCI_SSH_CREDENTIALS_ID ?: '',
     ] + config
     if (!c.env) {
         error("mlciDeploy: missing required parameter 'env' (the environment to deploy to, e.g. 'staging')")
@@ -74,10 +78,13 @@ if [ "$MLCI_FORCE" = true ]; then set -- "$@" --force --reason "$MLCI_REASON"; f
                "MLCI_APPROVER=${c.approver}", "MLCI_FORCE=${c.force ? 'true' : 'false'}", "MLCI_REASON=${c.reason}"],
     ]
     int status = mlciLock(env: c.env, project: c.project, config: c.config, enabled: c.lock) {
-        c.registryPullCredentialsId ?
-            mlciRegistryCredentials(credentialsId: c.registryPullCredentialsId, mlci: c.mlci, label: 'mlci deploy') {
-                mlciCommand(run)
-            } : mlciCommand(run)
+        // The deploy credentials exist for this command only: the hosts' SSH key, the registry's pull credential.
+        mlciSshCredentials(credentialsId: c.sshCredentialsId) {
+            c.registryPullCredentialsId ?
+                mlciRegistryCredentials(credentialsId: c.registryPullCredentialsId, mlci: c.mlci, label: 'mlci deploy') {
+                    mlciCommand(run)
+                } : mlciCommand(run)
+        }
     } as int
 
     // returnPojo: plain Map/List with Java null. Without it json-lib turns JSON null into JSONNull,

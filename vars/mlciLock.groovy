@@ -1,8 +1,9 @@
 /**
- * mlciLock: runs a body while holding the lock of one mlci environment, 'mlci-<project>-<env>'
- * (Lockable Resources), so two builds never deploy to or roll back the same environment at once.
- * The project is the `project` of mlci.yaml, so every job building the same project (branches,
- * pull requests, a rollback job) shares one lock per environment.
+ * mlciLock: runs a body while holding the lock of one mlci environment, mlciLockName's
+ * 'mlci/<folder>/<project>/<env>' (Lockable Resources), so two builds never deploy to or roll back
+ * the same environment at once. The project is the `project` of mlci.yaml, so every job of the
+ * team's folder building the same project (branches, pull requests, a rollback job) shares one
+ * lock per environment; another folder's jobs never take it.
  * mlciDeploy and mlciRollback use it; use it directly around your own steps on an environment.
  *
  * Parameters (defaults in brackets):
@@ -29,7 +30,7 @@ def call(Map config = [:], Closure body) {
         return body()
     }
     String project = c.project ?: projectOf(c.config)
-    return lock(resource: "mlci-${project}-${c.env}", inversePrecedence: c.inversePrecedence as boolean) {
+    return lock(resource: mlciLockName(project: project, env: c.env), inversePrecedence: c.inversePrecedence as boolean) {
         body()
     }
 }
@@ -37,13 +38,13 @@ def call(Map config = [:], Closure body) {
 /** The `project` key of the mlci config file in the workspace. */
 String projectOf(String config) {
     if (!fileExists(config)) {
-        error("mlciLock: ${config} not found in the workspace, so the lock name (mlci-<project>-<env>) is " +
+        error("mlciLock: ${config} not found in the workspace, so the lock name (mlci/<folder>/<project>/<env>) is " +
             'unknown: run this step inside a node with the checkout, or pass project.')
     }
     Object parsed = readYaml(file: config)
     String project = parsed instanceof Map ? parsed.project : null
     if (!project) {
-        error("mlciLock: ${config} has no 'project' key, which names the lock mlci-<project>-<env>; add it " +
+        error("mlciLock: ${config} has no 'project' key, which names the lock mlci/<folder>/<project>/<env>; add it " +
             '(mlci validates it) or pass project.')
     }
     return project

@@ -15,10 +15,18 @@
  * or timed-out approval ends the build ABORTED with nothing deployed.
  *
  * Parameters (defaults in brackets):
- *   agentLabel             label of the agents (Docker, Python 3.11)
- *                          [env.MLCI_AGENT_LABEL or 'docker && python3.11']
- *   deployBranch           the only branch that deploys [env.MLCI_DEPLOY_BRANCH or main]
- *   submitter              who may approve production [env.MLCI_APPROVERS or mlci-approvers]
+ *   agentLabel             label of the agents that run Setup, Test, Train and Gate (Docker, Python
+ *                          3.11) [env.MLCI_AGENT_LABEL or 'docker && python3.11']
+ *   deployAgentLabel       label of the agents that build images and deploy, where the deploy
+ *                          credentials are bound (mlciSshCredentials, registry credentials); no
+ *                          branch's tests run there [env.MLCI_DEPLOY_AGENT_LABEL, else agentLabel with
+ *                          a warning]. Where the administrator set either label, the Jenkinsfile
+ *                          cannot change it
+ *   deployBranch           the only branch that deploys [env.MLCI_DEPLOY_BRANCH or main]; where the
+ *                          administrator set MLCI_DEPLOY_BRANCH, another value is refused
+ *   submitter              who may approve production [env.MLCI_APPROVERS or mlci-approvers]; where
+ *                          the administrator set MLCI_APPROVERS, only a subset of it (narrowing).
+ *                          Jenkins administrators can approve whatever this says (the input step's rule)
  *   approvalHours          how long the approval waits [24] (timeoutHours is accepted too)
  *   timeouts               minutes per stage, merged with the defaults
  *                          [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30];
@@ -28,8 +36,10 @@
  *   stagingEnv             [staging]
  *   productionEnv          [production]
  *   trustForkPullRequests  fork pull requests train and gate, with the MLflow credentials
- *                          [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true']
+ *                          [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true'; true is refused unless it is]
  *   config                 the mlci config file [env.MLCI_CONFIG or mlci.yaml]
+ * None of the MLCI_* policy variables may be a build parameter (the build is refused): they are the
+ * administrator's folder or global environment, which a build or a branch cannot set.
  *   shadow                 false: never show the shadow report [on when mlci.yaml's productionEnv
  *                          has shadow.env == stagingEnv: the approval message shows its summary and
  *                          the approver may refresh it; each fetch takes an agent for a moment]
@@ -44,8 +54,10 @@
  *   mlciPipeline(agentLabel: 'ml-docker', indexUrl: 'https://pypi.example.com/simple', approvalHours: 8)
  */
 def call(Map config = [:]) {
+    enforcePolicy(config)
     Map c = [
         agentLabel: env.MLCI_AGENT_LABEL ?: 'docker && python3.11',
+        deployAgentLabel: env.MLCI_DEPLOY_AGENT_LABEL ?: '',
         deployBranch: env.MLCI_DEPLOY_BRANCH ?: 'main',
         submitter: env.MLCI_APPROVERS ?: 'mlci-approvers',
         approvalHours: config.timeoutHours ?: 24,
@@ -58,17 +70,100 @@ def call(Map config = [:]) {
     if (c.timeouts.candidate == null) {
         c.timeouts.candidate = ['setup', 'test', 'train', 'gate'].sum { String key -> c.timeouts[key] as int }
     }
-    Map result = [gate: null, deployed: null, approver: null]
-
-    String project = candidate(c, result)
-    if (env.BRANCH_NAME != c.deployBranch || env.CHANGE_ID || result.gate == null) {
-        if (result.gate != null) {
-            echo("Stopping after Gate: only ${c.deployBranch} deploys (this is not it, or a pull request).")
-        }
-        return result
+    if (!c.deployAgentLabel) {
+        c.deployAgentLabel = c.agentLabel
+        echo("mlciPipeline: Build images and the deploys run on the test agents (${c.agentLabel}): any branch's " +
+            'test code runs on the agents where deploy credentials are bound. Set MLCI_DEPLOY_AGENT_LABEL to ' +
+            'agents that run deploys only (docs/jenkins.md, "Deploy agents").')
     }
-    release(c, project, result)
+    Map result = [gate: null, deployed: null, approver: null]
+    // The last stage entered and whether Deploy production started: what ops read if the build ends badly.
+    c.progress = [stage: '', production: false]
+    try {
+        String project = candidate(c, result)
+        if (env.BRANCH_NAME != c.deployBranch || env.CHANGE_ID || result.gate == null) {
+            if (result.gate != null) {
+                echo("Stopping after Gate: only ${c.deployBranch} deploys (this is not it, or a pull request).")
+            }
+            return result
+        }
+        release(c, project, result)
+    } catch (InterruptedException stopped) {
+        // Aborted, timed out or superseded: the same words as the root Jenkinsfile's `post` (mlciBuildEnd).
+        mlciBuildEnd(result: 'STOPPED', stage: c.progress.stage, productionStarted: c.progress.production,
+            env: c.productionEnv)
+        throw stopped
+    } catch (Exception failed) {
+        mlciBuildEnd(result: 'FAILURE', stage: c.progress.stage, productionStarted: c.progress.production,
+            env: c.productionEnv)
+        throw failed
+    }
     return result
+}
+
+/**
+ * The release policy is the administrator's. No build parameter may set a policy variable (whoever
+ * starts a build, or a branch declaring parameters, would choose the deploy branch, the approvers,
+ * or the config the credentialed commands read). Where the administrator set MLCI_DEPLOY_BRANCH,
+ * MLCI_APPROVERS or MLCI_TRUST_FORK_PULL_REQUESTS, the Jenkinsfile's parameters may only narrow them.
+ */
+void enforcePolicy(Map config) {
+    // The release policy's variables: the administrator's (folder or global environment), never a build's.
+    List<String> policy = ['MLCI_DEPLOY_BRANCH', 'MLCI_APPROVERS', 'MLCI_CONFIG', 'MLCI_LOCK_NAMESPACE',
+                           'MLCI_TRUST_FORK_PULL_REQUESTS', 'MLCI_AGENT_LABEL', 'MLCI_DEPLOY_AGENT_LABEL']
+    for (String name : policy) {
+        if (params.containsKey(name)) {
+            error("mlciPipeline: the build parameter ${name} is refused: it is part of the release policy, which " +
+                'only the administrator sets (a folder or global environment variable); remove the parameter')
+        }
+    }
+    String problem = policyProblem(config, env.MLCI_DEPLOY_BRANCH as String, env.MLCI_APPROVERS as String,
+        env.MLCI_TRUST_FORK_PULL_REQUESTS as String, env.MLCI_AGENT_LABEL as String,
+        env.MLCI_DEPLOY_AGENT_LABEL as String)
+    if (problem) {
+        error("mlciPipeline: ${problem}")
+    }
+}
+
+/** Why CONFIG (a Jenkinsfile's parameters) widens the administrator's policy, or null. */
+@NonCPS
+String policyProblem(Map config, String deployBranch, String approvers, String trustForks, String agentLabel,
+                     String deployAgentLabel) {
+    if (deployBranch && config.deployBranch != null && config.deployBranch != deployBranch) {
+        return "this Jenkinsfile sets deployBranch '${config.deployBranch}', but the administrator's " +
+            "MLCI_DEPLOY_BRANCH is '${deployBranch}': a Jenkinsfile cannot choose which branch deploys"
+    }
+    if (agentLabel && config.agentLabel != null && config.agentLabel != agentLabel) {
+        return "this Jenkinsfile sets agentLabel '${config.agentLabel}', but the administrator's MLCI_AGENT_LABEL " +
+            "is '${agentLabel}': a Jenkinsfile cannot choose where its tests run"
+    }
+    if (deployAgentLabel && config.deployAgentLabel != null && config.deployAgentLabel != deployAgentLabel) {
+        return "this Jenkinsfile sets deployAgentLabel '${config.deployAgentLabel}', but the administrator's " +
+            "MLCI_DEPLOY_AGENT_LABEL is '${deployAgentLabel}': a Jenkinsfile cannot choose where deploys run"
+    }
+    if (deployAgentLabel && config.agentLabel == deployAgentLabel) {
+        return "this Jenkinsfile runs its tests on the deploy agents ('${deployAgentLabel}'): tests run on the " +
+            'test agents only'
+    }
+    if (approvers && config.submitter != null) {
+        List<String> allowed = approvers.tokenize(',')*.trim()
+        List<String> asked = config.submitter.toString().tokenize(',')*.trim()
+        List<String> extra = asked.findAll { String who -> !allowed.contains(who) }
+        if (extra || !asked) {
+            return "this Jenkinsfile sets submitter '${config.submitter}', which names ${extra ?: 'nobody'} beyond " +
+                "the administrator's approvers (MLCI_APPROVERS: ${approvers}): a Jenkinsfile may only narrow them"
+        }
+    }
+    if (config.trustForkPullRequests && trustForks != 'true') {
+        return 'this Jenkinsfile sets trustForkPullRequests, but the administrator has not ' +
+            '(MLCI_TRUST_FORK_PULL_REQUESTS): fork pull requests stay untrusted'
+    }
+    return null
+}
+
+/** Notes the stage the build entered, for mlciBuildEnd's message. */
+void entered(Map c, String stageName) {
+    c.progress.stage = stageName
 }
 
 /** Setup, Test, Train, Gate on one node; returns the project of mlci.yaml and puts the gate summary in RESULT. */
@@ -77,11 +172,12 @@ String candidate(Map c, Map result) {
     String project = ''
     // The group's timeout is outside the node: it counts the wait for an agent too.
     limit(c, 'candidate') {
-        onAgent(c) {
+        onAgent(c, c.agentLabel) {
             stage('Setup') {
+                entered(c, 'Setup')
                 limit(c, 'setup') {
                     prepare(c, [])
-                    // Lock names are mlci-<project>-<env>, the project of mlci.yaml.
+                    // Lock names are mlci/<folder>/<project>/<env> (mlciLockName), the project of mlci.yaml.
                     Map yaml = readYaml(file: c.config) ?: [:]
                     project = yaml.project ?: ''
                     // The approver sees the shadow report when production mirrors its traffic to staging.
@@ -92,6 +188,7 @@ String candidate(Map c, Map result) {
                 }
             }
             stage('Test') {
+                entered(c, 'Test')
                 limit(c, 'test') {
                     mlciTest(c)
                 }
@@ -99,11 +196,13 @@ String candidate(Map c, Map result) {
             if (trains) {
                 Map trained = null
                 stage('Train') {
+                    entered(c, 'Train')
                     limit(c, 'train') {
                         trained = mlciTrain(c)
                     }
                 }
                 stage('Gate') {
+                    entered(c, 'Gate')
                     limit(c, 'gate') {
                         // Blocking on branches; a pull request shows its comparison (UNSTABLE if it fails).
                         result.gate = mlciGate(c + [failOnGateFailure: !env.CHANGE_ID, run: trained])
@@ -123,10 +222,11 @@ String candidate(Map c, Map result) {
 void release(Map c, String project, Map result) {
     String version = result.gate.version
     stage('Build images') {
+        entered(c, 'Build images')
         limit(c, 'build') {
             // Builds pass in order: an older build that a newer one overtook stops here (NOT_BUILT).
             milestone(ordinal: 10, label: 'Build images')
-            onAgent(c) {
+            onAgent(c, c.deployAgentLabel) {
                 prepare(c, ['mlci-candidate'])
                 mlciBuild(c + [version: version])
                 stash(name: 'mlci-images', includes: 'reports/build.json')
@@ -136,12 +236,13 @@ void release(Map c, String project, Map result) {
     // Held from the staging deploy to the end of the approval: no other build replaces what is
     // being approved (newer builds queue here); when it is freed the newest waiting build goes
     // next and its milestone stops the older ones.
-    lock(resource: "mlci-${project}-${c.stagingEnv}", inversePrecedence: true) {
+    lock(resource: mlciLockName(project: project, env: c.stagingEnv), inversePrecedence: true) {
         String stagingUrl = ''
         stage('Deploy staging') {
+            entered(c, 'Deploy staging')
             limit(c, 'deploy') {
                 milestone(ordinal: 20, label: 'Deploy staging')
-                onAgent(c) {
+                onAgent(c, c.deployAgentLabel) {
                     prepare(c, ['mlci-candidate', 'mlci-images'])
                     Map staging = mlciDeploy(c + [env: c.stagingEnv, version: version, lock: false])
                     stagingUrl = staging.current?.url ?: ''
@@ -149,6 +250,7 @@ void release(Map c, String project, Map result) {
             }
         }
         stage('Approve') {
+            entered(c, 'Approve')
             // On no node: the wait holds no executor. Abort or timeout: the interruption propagates.
             // The shadow closure takes an agent only before each question (at the start, on a refresh).
             Closure shadow = c.shadowed ? { -> shadowReport(c) } : null
@@ -158,12 +260,14 @@ void release(Map c, String project, Map result) {
         }
     }
     stage('Deploy production') {
-        lock(resource: "mlci-${project}-${c.productionEnv}") {
+        entered(c, 'Deploy production')
+        lock(resource: mlciLockName(project: project, env: c.productionEnv)) {
             limit(c, 'deploy') {
                 // Inside the production lock: an older approved build never deploys over a newer one.
                 milestone(ordinal: 40, label: 'Deploy production')
-                onAgent(c) {
+                onAgent(c, c.deployAgentLabel) {
                     prepare(c, ['mlci-candidate', 'mlci-images'])
+                    c.progress.production = true
                     result.deployed = mlciDeploy(c + [env: c.productionEnv, version: version,
                         approver: result.approver, lock: false])
                 }
@@ -179,7 +283,7 @@ void release(Map c, String project, Map result) {
 /** The shadow report of the staging environment, fetched on an agent taken for a moment (then given back). */
 Map shadowReport(Map c) {
     Map report = null
-    onAgent(c) {
+    onAgent(c, c.deployAgentLabel) {
         prepare(c, [])
         report = mlciShadowReport(c + [env: c.stagingEnv])
     }
@@ -195,13 +299,14 @@ String shadowTarget(Map yaml, Object envName) {
     return shadow instanceof Map && shadow.env ? shadow.env.toString() : null
 }
 
-/** Runs BODY on a node of the agent label; its reports are archived whatever happens, before the node is given back. */
-void onAgent(Map c, Closure body) {
-    node(c.agentLabel) {
-        try {
+/**
+ * Runs BODY on a node of LABEL; its reports are archived whatever happens, before the node
+ * is given back. Archiving cannot hide BODY's failure (a lost agent, a timeout): mlciCleanup.
+ */
+void onAgent(Map c, String label, Closure body) {
+    node(label) {
+        mlciCleanup(what: 'archiving the reports', cleanup: { mlciPublish(junit: '', coverage: '') }) {
             body()
-        } finally {
-            mlciPublish(junit: '', coverage: '')
         }
     }
 }

@@ -30,13 +30,14 @@ fi
 rm -rf "$DOCKER_CONFIG"
 '''
     return withEnv(["DOCKER_CONFIG=${dockerConfig}", "MLCI_BIN=${c.mlci}"]) {
-        try {
+        // The log-out cannot hide the body's own failure (a lost agent, a timeout): mlciCleanup.
+        return mlciCleanup(what: 'the registry log-out', cleanup: {
+            sh(script: cleanup, label: "${c.label}: docker logout and remove the build's Docker config")
+        }) {
             return withCredentials([usernamePassword(credentialsId: c.credentialsId,
                 usernameVariable: 'MLCI_REGISTRY_USERNAME', passwordVariable: 'MLCI_REGISTRY_PASSWORD')]) {
                 return body()
             }
-        } finally {
-            sh(script: cleanup, label: "${c.label}: docker logout and remove the build's Docker config")
         }
     }
 }

@@ -5,7 +5,9 @@
  * Parameters (defaults in brackets):
  *   env       environment name from mlci.yaml, e.g. 'production' (required)
  *   project   project part of the lock name [`project` of the config file]
- *   lock      take the lock 'mlci-<project>-<env>' [true]
+ *   lock      take the lock mlci/<folder>/<project>/<env> [true]
+ *   sshCredentialsId  the SSH credential of remote Docker hosts, for this command only
+ *             (mlciSshCredentials) [env.MLCI_SSH_CREDENTIALS_ID or none]
  *   plus the common keys of mlciCommand (mlci, config, mlflowTrackingUri, mlflowCredentialsId,
  *   trustForkPullRequests)
  *
@@ -15,7 +17,8 @@
  *   mlciRollback(env: 'production')
  */
 def call(Map config = [:]) {
-    Map c = [env: '', project: '', config: env.MLCI_CONFIG ?: 'mlci.yaml', lock: true] + config
+    Map c = [env: '', project: '', config: env.MLCI_CONFIG ?: 'mlci.yaml', lock: true,
+             sshCredentialsId: env.MLCI_SSH_CREDENTIALS_ID ?: ''] + config
     if (!c.env) {
         error("mlciRollback: missing required parameter 'env' (the environment to roll back, e.g. 'production')")
     }
@@ -26,7 +29,9 @@ def call(Map config = [:]) {
         mlflow: true,
     ]
     int status = mlciLock(env: c.env, project: c.project, config: c.config, enabled: c.lock) {
-        mlciCommand(run)
+        mlciSshCredentials(credentialsId: c.sshCredentialsId) {
+            mlciCommand(run)
+        }
     } as int
     if (status == 1) {
         error("mlci rollback --env ${c.env} was refused (exit 1): the previous colour failed its check after " +

@@ -6,6 +6,8 @@
  * Parameters (defaults in brackets):
  *   env            the environment receiving the mirror [staging]
  *   config         mlci config file [env.MLCI_CONFIG or mlci.yaml]
+ *   sshCredentialsId  the SSH credential of remote Docker hosts, for this command only
+ *                  (mlciSshCredentials) [env.MLCI_SSH_CREDENTIALS_ID or none]
  *
  * Returns the parsed reports/shadow-<env>.json (a plain Map: env, source, share, on, candidate_version,
  * production_version, comparison, summary), or null when no environment mirrors its traffic to ENV
@@ -15,7 +17,8 @@
  *   Map shadow = node('linux') { checkout scm; mlciSetup(); mlciShadowReport(env: 'staging') }
  */
 def call(Map config = [:]) {
-    Map c = [env: 'staging', config: env.MLCI_CONFIG ?: 'mlci.yaml'] + config
+    Map c = [env: 'staging', config: env.MLCI_CONFIG ?: 'mlci.yaml', sshCredentialsId: env.MLCI_SSH_CREDENTIALS_ID ?: ''] +
+        config
     if (!c.env) {
         error("mlciShadowReport: missing required parameter 'env' (the environment receiving the mirror)")
     }
@@ -31,8 +34,10 @@ if [ "$status" -eq 2 ] && printf '%s' "$out" | grep -q 'no environment mirrors i
   exit 0
 fi
 exit "$status"'''
-    int status = mlciCommand(c + [command: "shadow report --env ${c.env}", script: script,
-        vars: ["MLCI_SHADOW_ENV=${c.env}"], mlflow: true]) as int
+    int status = mlciSshCredentials(credentialsId: c.sshCredentialsId) {
+        mlciCommand(c + [command: "shadow report --env ${c.env}", script: script,
+            vars: ["MLCI_SHADOW_ENV=${c.env}"], mlflow: true])
+    } as int
     if (status != 0) {
         error("mlci shadow report --env ${c.env} failed (exit ${status}); see the log above.")
     }

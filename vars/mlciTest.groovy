@@ -14,14 +14,14 @@
  */
 def call(Map config = [:]) {
     Map c = [publish: true] + config
-    int status = 0
-    try {
-        status = mlciCommand(c + [command: 'test', script: '"$MLCI_BIN" test'])
-    } finally {
+    // Publishing cannot hide the test run's own failure (a lost agent, a timeout): mlciCleanup.
+    int status = mlciCleanup(what: 'publishing the test results', cleanup: {
         if (c.publish) {
             mlciPublish(archive: false)
         }
-    }
+    }) {
+        return mlciCommand(c + [command: 'test', script: '"$MLCI_BIN" test'])
+    } as int
     if (status == 1) {
         error('mlci test: the test suite failed (exit 1). See the Test Result page or reports/junit.xml ' +
             'for the failing tests.')

@@ -68,8 +68,8 @@ class ExampleJenkinsfileTest extends PipelineTestBase {
         assert shCalls.findAll { it.label == 'mlci setup' }*.env*.MLCI_SOURCE.unique() == ['index']
         assert shCalls.findAll { it.label == 'mlci setup' }*.env*.MLCI_VERSION.unique() == [VERSION]
         assert nodesAtInput == [[]]
-        assert mlciCalls('deploy')*.locks == [["mlci-${project}-staging".toString()] as Set,
-                                              ["mlci-${project}-production".toString()] as Set]
+        assert mlciCalls('deploy')*.locks == [["mlci/teams/${project}/staging".toString()] as Set,
+                                              ["mlci/teams/${project}/production".toString()] as Set]
         assert mlciCalls('deploy')[1].env.MLCI_APPROVER == 'alice'
         assert build.result == null
     }

@@ -63,10 +63,13 @@ class InjectionTest extends PipelineTestBase {
                            extraIndexUrl: hostile, findLinks: hostile])
         givenAllReports() // mlciSetup deleted reports/
         step('mlciBuild', [version: hostile, registryCredentialsId: 'registry', mlci: hostile])
+        // A hostile environment or project never names a lock (mlciLockName refuses it); without the lock, it
+        // still never enters a script.
+        assert stepError('mlciDeploy', [env: 'x; touch pwned', project: 'iris']).contains("env 'x; touch pwned' is not a valid")
         step('mlciDeploy', [env: 'x; touch pwned', version: hostile, approver: hostile, force: true, reason: hostile,
-                            project: hostile])
+                            project: hostile, lock: false])
         files['reports/deploy-x; touch pwned.json'] = deployReport('x')
-        step('mlciRollback', [env: 'x; touch pwned'])
+        step('mlciRollback', [env: 'x; touch pwned', lock: false])
         step('mlciTrain', [mlci: hostile, config: hostile])
 
         assertNoScriptContains(hostile)
@@ -81,13 +84,18 @@ class InjectionTest extends PipelineTestBase {
         givenFile('mlci.yaml', 'project: "x$(touch pwned)"\n')
         givenFile('reports/deploy-production.json', deployReport('production'))
 
+        assert stepError('mlciDeploy', [env: 'production', force: true, reason: reason])
+            .contains("project 'x\$(touch pwned)' is not a valid mlci name")
+        assert mlciCalls('deploy').isEmpty() && lockArgs.isEmpty()
+
+        givenFile('mlci.yaml', 'project: iris\n')
         step('mlciDeploy', [env: 'production', force: true, reason: reason])
 
         assertNoScriptContains(reason)
         ShCall call = onlyMlciCall('deploy')
         assert call.env.MLCI_REASON == reason
         assert call.script.contains('--force --reason "$MLCI_REASON"')
-        assert call.locks == ['mlci-x$(touch pwned)-production'] as Set
+        assert call.locks == ['mlci/ml/iris/production'] as Set
     }
 
     @Test

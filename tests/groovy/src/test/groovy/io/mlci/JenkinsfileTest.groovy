@@ -221,15 +221,15 @@ class JenkinsfileTest extends PipelineTestBase {
         assert deploys*.env*.MLCI_VERSION == ['3', '3']
         assert onlyMlciCall('build').env.MLCI_VERSION == '3'
         // The staging lock spans Deploy staging and Approve; newest waiting build first.
-        int stagingLock = events.indexOf('lock:mlci-iris-staging')
-        int stagingUnlock = events.indexOf('unlock:mlci-iris-staging')
+        int stagingLock = events.indexOf('lock:mlci/ml/iris/staging')
+        int stagingUnlock = events.indexOf('unlock:mlci/ml/iris/staging')
         assert stagingLock < events.indexOf('sh:deploy') && events.indexOf('input') < stagingUnlock
         assert events.indexOf('milestone:30:Approved') < stagingUnlock
-        assert lockCalls.find { it.resource == 'mlci-iris-staging' }.inversePrecedence == true
-        assert deploys[0].locks == ['mlci-iris-staging'] as Set
+        assert lockCalls.find { it.resource == 'mlci/ml/iris/staging' }.inversePrecedence == true
+        assert deploys[0].locks == ['mlci/ml/iris/staging'] as Set
         // Production: its own lock, taken after the staging lock is released.
-        assert deploys[1].locks == ['mlci-iris-production'] as Set
-        assert stagingUnlock < events.indexOf('lock:mlci-iris-production')
+        assert deploys[1].locks == ['mlci/ml/iris/production'] as Set
+        assert stagingUnlock < events.indexOf('lock:mlci/ml/iris/production')
         assert deploys[1].env.MLCI_APPROVER == 'alice'
         assert inputs[0].submitter == 'mlci-approvers'
         assert build.result == 'SUCCESS'
@@ -267,8 +267,8 @@ class JenkinsfileTest extends PipelineTestBase {
         List<String> order = events.findAll { it.startsWith('milestone:') || it in ['sh:build', 'input'] ||
             it.startsWith('lock:') }
         assert order.indexOf('milestone:10:Build images') < order.indexOf('sh:build')
-        assert order.indexOf('lock:mlci-iris-staging') < order.indexOf('milestone:20:Deploy staging')
-        assert order.indexOf('lock:mlci-iris-production') < order.indexOf('milestone:40:Deploy production')
+        assert order.indexOf('lock:mlci/ml/iris/staging') < order.indexOf('milestone:20:Deploy staging')
+        assert order.indexOf('lock:mlci/ml/iris/production') < order.indexOf('milestone:40:Deploy production')
     }
 
     @Test
@@ -292,8 +292,8 @@ class JenkinsfileTest extends PipelineTestBase {
         assert build.result == 'ABORTED'
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
         assert run.skipped == ['Production', 'Deploy production']
-        assert !events.contains('lock:mlci-iris-production')
-        assert events.contains('unlock:mlci-iris-staging')
+        assert !events.contains('lock:mlci/ml/iris/production')
+        assert events.contains('unlock:mlci/ml/iris/staging')
         assert !milestones.contains(30)
         assert log.any { it.contains('Build aborted (last stage entered: Approve) before mlci deploy touched production: ' +
             'nothing was deployed') }
@@ -347,7 +347,7 @@ class JenkinsfileTest extends PipelineTestBase {
         assert build.result == 'NOT_BUILT'
         assert !mlciCalls('deploy') && inputs.isEmpty()
         assert run.skipped == ['Approve', 'Production', 'Deploy production']
-        assert events.contains('unlock:mlci-iris-staging')
+        assert events.contains('unlock:mlci/ml/iris/staging')
         assert log.any { it.contains('Superseded') }
     }
 
@@ -359,7 +359,7 @@ class JenkinsfileTest extends PipelineTestBase {
 
         assert build.result == 'NOT_BUILT'
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
-        assert events.contains('unlock:mlci-iris-production')
+        assert events.contains('unlock:mlci/ml/iris/production')
     }
 
     @Test
@@ -375,7 +375,7 @@ class JenkinsfileTest extends PipelineTestBase {
         assert build.result == 'FAILURE'
         assert run.failure.message.contains('Nothing is left to undo')
         assert log.any { it.contains('Build failed in Deploy production') && it.contains('switched back by mlci deploy') }
-        assert events.contains('unlock:mlci-iris-production')
+        assert events.contains('unlock:mlci/ml/iris/production')
         assert events.findAll { it.startsWith('archive:reports/**') }.size() == 4
     }
 

@@ -19,7 +19,7 @@ import org.junit.Before
  * It loads the library's steps from ../../vars (each step is callable from any script under its
  * file name, as in Jenkins), and fakes the Jenkins steps they use. The fakes record what happened:
  *   shCalls   every `sh`: script text, environment (withEnv + withCredentials), locks held
- *   events    ordered log: 'stage:Gate', 'lock:mlci-x-production', 'input', 'milestone:...', ...
+ *   events    ordered log: 'stage:Gate', 'lock:mlci/ml/x/production', 'input', 'milestone:...', ...
  *   files     the fake workspace: path -> String or Map (a Map is served to readJSON as JSON)
  * readJSON parses with json-lib like Pipeline Utility Steps (JSONNull and all) and honours
  * returnPojo; readYaml parses with SnakeYAML like Pipeline Utility Steps.
@@ -47,10 +47,11 @@ abstract class LibraryTestBase extends BasePipelineTest {
     List<Map> archives = []
     List<Map> coverages = []
     /**
-     * The controller's clock as mlciApprove reads it (its nowMillis()); null = a sandbox that
-     * refuses System.currentTimeMillis. Tests advance it to model a wait.
+     * The controller's clock; currentBuild.duration counts from BUILD_STARTED to it, as RunWrapper's
+     * does for a running build. Tests advance it to model a wait.
      */
-    Long clockMillis = 1_767_225_600_000L
+    static final long BUILD_STARTED = 1_767_225_600_000L
+    Long clockMillis = BUILD_STARTED
     Set<String> locksHeld = new LinkedHashSet<String>()
     Closure inputAnswer = { Map args -> 'alice' }
     Map<String, Script> loadedVars = [:]
@@ -73,7 +74,9 @@ abstract class LibraryTestBase extends BasePipelineTest {
             JOB_NAME: 'ml/mlci/main', BRANCH_NAME: 'main', BUILD_NUMBER: '7',
             BUILD_URL: 'https://jenkins.example.com/job/ml/job/mlci/job/main/7/', WORKSPACE: '/ws',
         ]
-        build = [result: null, description: null, number: 7]
+        // currentBuild: a running build's duration counts up (RunWrapper.getDuration), nothing else is computed.
+        build = new RunningBuild({ -> clockMillis - BUILD_STARTED })
+        build.putAll([result: null, description: null, number: 7])
         params = [:]
         binding.setVariable('env', envVars)
         binding.setVariable('currentBuild', build)
@@ -182,10 +185,6 @@ abstract class LibraryTestBase extends BasePipelineTest {
         if (!loadedVars.containsKey(name)) {
             assert new File(ROOT, "vars/${name}.groovy").isFile(): "no step vars/${name}.groovy"
             Script loaded = loadScript("vars/${name}.groovy")
-            if (loaded.metaClass.respondsTo(loaded, 'nowMillis')) {
-                // The step's clock is the test's (a wait of hours takes no time here).
-                loaded.metaClass.nowMillis = { -> clockMillis }
-            }
             loadedVars[name] = loaded
         }
         return loadedVars[name]
@@ -285,6 +284,15 @@ abstract class LibraryTestBase extends BasePipelineTest {
             }
             events << "withCredentials:${bindings*.credentialsId.join(',')}".toString()
             return withEnvironment(values, body)
+        })
+        // sshagent (SSH Agent plugin): the key is in an agent for the body only, reachable through SSH_AUTH_SOCK.
+        helper.registerAllowedMethod('sshagent', [Map, Closure], { Map args, Closure body ->
+            events << "sshagent:${args.credentials.join(',')}".toString()
+            return withEnvironment([SSH_AUTH_SOCK: '/tmp/ssh-agent.mlci/agent.sock'], body)
+        })
+        helper.registerAllowedMethod('sshagent', [List, Closure], { List ids, Closure body ->
+            events << "sshagent:${ids.join(',')}".toString()
+            return withEnvironment([SSH_AUTH_SOCK: '/tmp/ssh-agent.mlci/agent.sock'], body)
         })
         helper.registerAllowedMethod('error', [Object], { Object message -> fail(message.toString()) })
         // unstable(message): marks the stage and the build UNSTABLE (never better a worse result).
@@ -431,5 +439,19 @@ abstract class LibraryTestBase extends BasePipelineTest {
             locksHeld.remove(resource)
             events << "unlock:${resource}".toString()
         }
+    }
+}
+
+/** currentBuild of a running build: its duration counts up with the test's clock, as RunWrapper.getDuration does. */
+class RunningBuild extends LinkedHashMap<String, Object> {
+    private final Closure elapsed
+
+    RunningBuild(Closure elapsed) {
+        this.@elapsed = elapsed
+    }
+
+    @Override
+    Object get(Object key) {
+        return key == 'duration' ? this.@elapsed.call() : super.get(key)
     }
 }

@@ -9,6 +9,10 @@ import org.junit.Test
 
 class MlciApproveTest extends LibraryTestBase {
 
+    /** An abort before the timeout: who did it is in Jenkins' own log line (the causes are not whitelisted). */
+    static final String ABORTED_EARLY = 'aborted before the timeout (who aborted is logged just above: ' +
+        '"Rejected by" or "Aborted by")'
+
     static final String TABLE_URL = 'https://jenkins.example.com/job/ml/job/mlci/job/main/7/artifact/reports/gate-table.txt'
 
     /** What mlciGate returns for a passed gate against production v2. */
@@ -99,9 +103,9 @@ class MlciApproveTest extends LibraryTestBase {
         Throwable thrown = interruption([gate: gate()])
 
         assert thrown.is(abort)
-        assert build.description == 'NOT deployed to production: iris v3 was not approved: Rejected by bob. ' +
-            'Nothing was deployed.'
-        assert log.any { it.contains('NOT deployed to production: iris v3 was not approved: Rejected by bob') }
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: ' + ABORTED_EARLY +
+            '. Nothing was deployed.'
+        assert log.any { it.contains('NOT deployed to production: iris v3 was not approved: aborted before the timeout') }
         assert !events.contains('milestone:mlci: production approved')
     }
 
@@ -112,13 +116,13 @@ class MlciApproveTest extends LibraryTestBase {
         }
 
         assert interruption([gate: gate()]) instanceof FlowInterruptedException
-        assert build.description.contains('was not approved: Aborted by carol.')
+        assert build.description.contains('was not approved: ' + ABORTED_EARLY)
     }
 
     /** What a controller does when the approval's timeout fires: time passed, then "Rejected by SYSTEM". */
     void timesOutAfter(long hours) {
         inputAnswer = { Map args ->
-            clockMillis = clockMillis == null ? null : clockMillis + hours * 3600_000L
+            clockMillis += hours * 3600_000L
             throw new FlowInterruptedException(Result.ABORTED, new Rejection('SYSTEM'))
         }
     }
@@ -145,19 +149,8 @@ class MlciApproveTest extends LibraryTestBase {
 
         interruption([gate: gate(), timeoutHours: 8])
 
-        assert build.description == 'NOT deployed to production: iris v3 was not approved: Rejected by SYSTEM. ' +
-            'Nothing was deployed.'
-    }
-
-    @Test
-    void 'without a clock (a sandboxed library) a rejection by SYSTEM names both possibilities'() {
-        clockMillis = null
-        timesOutAfter(8)
-
-        interruption([gate: gate(), timeoutHours: 8])
-
-        assert build.description.contains('was not approved: Rejected by SYSTEM: no answer within 8 h, or the build ' +
-            'was stopped.')
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: ' + ABORTED_EARLY +
+            '. Nothing was deployed.'
     }
 
     @Test
@@ -168,7 +161,7 @@ class MlciApproveTest extends LibraryTestBase {
         interruption([gate: gate(model: 'ir<b>is\nFAKE\u0007LINE')])
 
         assert build.description == 'Gate PASSED: iris v3 | NOT deployed to production: ir<b>is FAKE LINE v3 was ' +
-            'not approved: Rejected by bob. Nothing was deployed.'
+            'not approved: ' + ABORTED_EARLY + '. Nothing was deployed.'
     }
 
     @Test
@@ -319,8 +312,8 @@ class MlciApproveTest extends LibraryTestBase {
                                                                           shadowReport(90, SECOND)])])
 
         assert thrown.is(abort)
-        assert build.description == 'NOT deployed to production: iris v3 was not approved: Rejected by bob. ' +
-            'Nothing was deployed.'
+        assert build.description == 'NOT deployed to production: iris v3 was not approved: ' + ABORTED_EARLY +
+            '. Nothing was deployed.'
         assert !events.contains('milestone:mlci: production approved')
     }
 

@@ -46,9 +46,9 @@ class MlciDeployTest extends LibraryTestBase {
         assert call.script.contains('"$MLCI_BIN" deploy "$@"')
         assert call.env.MLCI_ENV == 'staging'
         assert call.env.MLCI_VERSION == ''
-        assert call.locks == ['mlci-mlci-staging'] as Set
-        assert events.indexOf('lock:mlci-mlci-staging') < events.indexOf('sh:deploy')
-        assert events.indexOf('unlock:mlci-mlci-staging') > events.indexOf('sh:deploy')
+        assert call.locks == ['mlci/ml/mlci/staging'] as Set
+        assert events.indexOf('lock:mlci/ml/mlci/staging') < events.indexOf('sh:deploy')
+        assert events.indexOf('unlock:mlci/ml/mlci/staging') > events.indexOf('sh:deploy')
         assert report.current.colour == 'green'
         assert log.any { it.contains('staging now serves model v3 from the green slot at http://localhost:8200') }
     }
@@ -79,7 +79,7 @@ class MlciDeployTest extends LibraryTestBase {
 
         ShCall call = onlyMlciCall('deploy')
         assert call.env.MLCI_APPROVER == 'bob'
-        assert call.locks == ['mlci-churn-production'] as Set
+        assert call.locks == ['mlci/ml/churn/production'] as Set
     }
 
     @Test
@@ -88,7 +88,7 @@ class MlciDeployTest extends LibraryTestBase {
 
         step('mlciDeploy', [env: 'staging', project: 'fraud'])
 
-        assert onlyMlciCall('deploy').locks == ['mlci-fraud-staging'] as Set
+        assert onlyMlciCall('deploy').locks == ['mlci/ml/fraud/staging'] as Set
     }
 
     @Test
@@ -167,7 +167,7 @@ class MlciDeployTest extends LibraryTestBase {
         assert message.contains('reports/deploy-production.json')
         assert build.description.contains('production: deploy refused or rolled back')
         assert !build.description.contains('\n')
-        assert events.contains('unlock:mlci-mlci-production')
+        assert events.contains('unlock:mlci/ml/mlci/production')
     }
 
     @Test

@@ -13,17 +13,17 @@ class MlciLockTest extends LibraryTestBase {
         givenFile('mlci.yaml', 'project: churn\ndata:\n  path: data/churn.csv\n')
 
         Object result = lockAround([env: 'staging']) {
-            assert locksHeld == ['mlci-churn-staging'] as Set
+            assert locksHeld == ['mlci/ml/churn/staging'] as Set
             return 42
         }
 
         assert result == 42
-        assert events.indexOf('lock:mlci-churn-staging') < events.indexOf('unlock:mlci-churn-staging')
+        assert events.indexOf('lock:mlci/ml/churn/staging') < events.indexOf('unlock:mlci/ml/churn/staging')
         assert locksHeld.isEmpty()
     }
 
     @Test
-    void 'the job name, the branch and env MLCI_PROJECT do not change the lock: all jobs of a project share it'() {
+    void 'the branch, the repository and env MLCI_PROJECT do not change the lock: all jobs of the folder share it'() {
         givenFile('mlci.yaml', 'project: churn\n')
         envVars.JOB_NAME = 'ml/churn-model/feature%2Fx'
         envVars.BRANCH_NAME = 'feature/x'
@@ -31,7 +31,32 @@ class MlciLockTest extends LibraryTestBase {
 
         lockAround([env: 'production']) { -> null }
 
-        assert events.contains('lock:mlci-churn-production')
+        assert events.contains('lock:mlci/ml/churn/production')
+    }
+
+    @Test
+    void 'another team folder writing the same project takes its own lock, never this one'() {
+        givenFile('mlci.yaml', 'project: churn\n')
+        envVars.JOB_NAME = 'team-b/their-repo/main'
+
+        lockAround([env: 'production']) { -> null }
+        envVars.JOB_NAME = 'org/team-c/rollback-churn'
+        envVars.remove('BRANCH_NAME')
+        lockAround([env: 'production']) { -> null }
+        envVars.MLCI_LOCK_NAMESPACE = 'ml'
+        lockAround([env: 'production']) { -> null }
+
+        assert events.findAll { it.startsWith('lock:') } == ['lock:mlci/team-b/churn/production',
+            'lock:mlci/org/team-c/churn/production', 'lock:mlci/ml/churn/production']
+    }
+
+    @Test
+    void 'a project or environment that is not an mlci name is refused before any lock is named'() {
+        givenFile('mlci.yaml', 'project: null\n')
+        assert stepError('mlciLockName', [project: null, env: 'staging']).contains("project 'null' is not a valid mlci name")
+        assert stepError('mlciLockName', [project: 'iris', env: '../prod']).contains("env '../prod' is not a valid")
+        assert step('mlciLockName', [project: 'iris', env: 'staging']) == 'mlci/ml/iris/staging'
+        assert !events.any { it.startsWith('lock:') }
     }
 
     @Test
@@ -43,7 +68,7 @@ class MlciLockTest extends LibraryTestBase {
         lockAround([env: 'staging']) { -> null }
         lockAround([env: 'staging', config: 'configs/other.yaml']) { -> null }
 
-        assert events.findAll { it.startsWith('lock:') } == ['lock:mlci-fraud-staging', 'lock:mlci-spam-staging']
+        assert events.findAll { it.startsWith('lock:') } == ['lock:mlci/ml/fraud/staging', 'lock:mlci/ml/spam/staging']
     }
 
     @Test
@@ -52,7 +77,7 @@ class MlciLockTest extends LibraryTestBase {
 
         lockAround([env: 'production', project: 'churn', inversePrecedence: true]) { -> null }
 
-        assert events.contains('lock:mlci-churn-production')
+        assert events.contains('lock:mlci/ml/churn/production')
         assert lockArgs[0].inversePrecedence == true
     }
 

@@ -2,6 +2,7 @@ package io.mlci
 
 import hudson.AbortException
 import hudson.model.Result
+import hudson.remoting.ChannelClosedException
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
 import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
 import org.junit.Before
@@ -69,13 +70,13 @@ class MlciPipelineStepTest extends PipelineTestBase {
     void 'the staging lock spans Deploy staging and Approve, newest build first, production has its own lock'() {
         runScripted('mlciPipeline')
 
-        assert lockCalls.find { it.resource == 'mlci-iris-staging' }.inversePrecedence == true
-        int unlockStaging = events.indexOf('unlock:mlci-iris-staging')
-        assert events.indexOf('lock:mlci-iris-staging') < events.indexOf('sh:deploy')
+        assert lockCalls.find { it.resource == 'mlci/ml/iris/staging' }.inversePrecedence == true
+        int unlockStaging = events.indexOf('unlock:mlci/ml/iris/staging')
+        assert events.indexOf('lock:mlci/ml/iris/staging') < events.indexOf('sh:deploy')
         assert events.indexOf('input') < unlockStaging
         assert events.indexOf('milestone:30:Approved') < unlockStaging
-        assert unlockStaging < events.indexOf('lock:mlci-iris-production')
-        assert mlciCalls('deploy')*.locks == [['mlci-iris-staging'] as Set, ['mlci-iris-production'] as Set]
+        assert unlockStaging < events.indexOf('lock:mlci/ml/iris/production')
+        assert mlciCalls('deploy')*.locks == [['mlci/ml/iris/staging'] as Set, ['mlci/ml/iris/production'] as Set]
     }
 
     @Test
@@ -85,7 +86,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
         assert milestones == milestones.sort(false) && milestones.unique(false) == milestones
         assert events.indexOf('milestone:10:Build images') < events.indexOf('sh:build')
         assert events.indexOf('milestone:20:Deploy staging') < events.indexOf('sh:deploy')
-        assert events.indexOf('lock:mlci-iris-production') < events.indexOf('milestone:40:Deploy production')
+        assert events.indexOf('lock:mlci/ml/iris/production') < events.indexOf('milestone:40:Deploy production')
     }
 
     @Test
@@ -182,13 +183,14 @@ class MlciPipelineStepTest extends PipelineTestBase {
     }
 
     @Test
-    void 'a team that trusts forks lets their pull requests train and gate with the MLflow credentials'() {
+    void 'a team whose administrator trusts forks lets their pull requests train and gate with the MLflow credentials'() {
         envVars.BRANCH_NAME = 'PR-43'
         envVars.CHANGE_ID = '43'
         envVars.CHANGE_FORK = 'someone'
         envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
+        envVars.MLCI_TRUST_FORK_PULL_REQUESTS = 'true'
 
-        runScripted('mlciPipeline', [trustForkPullRequests: true])
+        runScripted('mlciPipeline')
 
         assert mlciCommandOrder() == ['test', 'train', 'gate']
         assert onlyMlciCall('train').env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-team'
@@ -224,8 +226,8 @@ class MlciPipelineStepTest extends PipelineTestBase {
 
         assert build.result == 'ABORTED'
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
-        assert !events.contains('lock:mlci-iris-production')
-        assert events.contains('unlock:mlci-iris-staging')
+        assert !events.contains('lock:mlci/ml/iris/production')
+        assert events.contains('unlock:mlci/ml/iris/staging')
     }
 
     @Test
@@ -249,7 +251,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
 
         assert build.result == 'NOT_BUILT'
         assert !mlciCalls('deploy') && inputs.isEmpty()
-        assert events.contains('unlock:mlci-iris-staging')
+        assert events.contains('unlock:mlci/ml/iris/staging')
     }
 
     @Test
@@ -318,7 +320,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
         assert build.result == 'ABORTED'
         assert inputs.size() == 2 && mlciCalls('shadow').size() == 2
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
-        assert build.description.contains('was not approved: Rejected by bob')
+        assert build.description.contains('was not approved: aborted before the timeout')
     }
 
     @Test
@@ -330,5 +332,139 @@ class MlciPipelineStepTest extends PipelineTestBase {
         assert !mlciCalls('shadow')
         assert inputs[0].parameters == null
         assert workspaces == 4
+    }
+
+    // ---- a lost agent, a timeout: the error that ends the build is the real one ------------------
+
+    @Test
+    void 'a production deploy hung on a lost agent ends ABORTED by its timeout, not with the archiving error'() {
+        onCommand.deploy = { ShCall call ->
+            if (call.env.MLCI_ENV == 'production') {
+                loseAgentSilently()
+            }
+        }
+
+        runScripted('mlciPipeline')
+
+        assert build.result == 'ABORTED'
+        assert events.contains('timeout-expired:30 MINUTES')
+        assert log.any { it.startsWith('mlci: archiving the reports failed as well (org.jenkinsci.plugins.workflow.' +
+            'steps.MissingContextVariableException: Required context class hudson.FilePath is missing') }
+        assert log.any { it.startsWith('Build stopped (aborted, timed out, or superseded by a newer build) during ' +
+            'Deploy production: the deploy may have been cut short.') && it.contains('`mlci status --env production`') }
+    }
+
+    @Test
+    void 'an agent lost during Test fails the build with the lost agent, named, and says production was not touched'() {
+        envVars.NODE_NAME = 'agent-3'
+        onCommand.test = { ShCall call -> loseAgent() }
+
+        Throwable thrown = null
+        try {
+            runScripted('mlciPipeline')
+        } catch (ChannelClosedException e) {
+            thrown = e
+        }
+
+        assert thrown != null: "the lost agent's error ends the build; events: ${events}"
+        assert log.any { it.startsWith('mlci: the agent agent-3 was lost while this stage ran') }
+        assert log.any { it.startsWith('mlci: publishing the test results failed as well') }
+        assert log.any { it == 'Build failed (last stage entered: Test): see the first error above. Production was ' +
+            'not touched by this build.' }
+        assert !mlciCalls('train')
+    }
+
+    @Test
+    void 'a failed production deploy points ops at mlci status, as the declarative Jenkinsfile does'() {
+        onCommand.deploy = { ShCall call ->
+            if (call.env.MLCI_ENV == 'production') {
+                exitCodes.deploy = 1
+            }
+        }
+
+        String error = errorOf()
+
+        assert error.contains('mlci deploy')
+        assert log.any { it.startsWith('Build failed in Deploy production: see the first error above.') }
+    }
+
+    // ---- the release policy is the administrator's ------------------------------------------
+
+    @Test
+    void 'a branch Jenkinsfile cannot make itself the deploy branch the administrator set'() {
+        envVars.MLCI_DEPLOY_BRANCH = 'main'
+        envVars.MLCI_APPROVERS = 'ml-leads'
+        envVars.BRANCH_NAME = 'feature-x'
+
+        String error = errorOf([deployBranch: 'feature-x', submitter: 'mallory'])
+
+        assert error.contains("sets deployBranch 'feature-x', but the administrator's MLCI_DEPLOY_BRANCH is 'main'")
+        assert shCalls.isEmpty() && inputs.isEmpty()
+    }
+
+    @Test
+    void 'a Jenkinsfile may narrow the approvers the administrator set, never add to them'() {
+        envVars.MLCI_APPROVERS = 'ml-leads, release-managers'
+
+        assert errorOf([submitter: 'ml-leads,mallory']).contains("names [mallory] beyond the administrator's approvers")
+        assert shCalls.isEmpty()
+
+        runScripted('mlciPipeline', [submitter: 'release-managers'])
+
+        assert inputs[0].submitter == 'release-managers'
+    }
+
+    @Test
+    void 'no build parameter may set the policy: not the config, the approvers or the deploy branch'() {
+        for (String name : ['MLCI_CONFIG', 'MLCI_APPROVERS', 'MLCI_DEPLOY_BRANCH']) {
+            params.clear()
+            params[name] = 'other'
+
+            assert errorOf().contains("the build parameter ${name} is refused".toString())
+        }
+        assert shCalls.isEmpty()
+    }
+
+    @Test
+    void 'a Jenkinsfile cannot trust fork pull requests the administrator does not trust'() {
+        assert errorOf([trustForkPullRequests: true]).contains('fork pull requests stay untrusted')
+
+        envVars.MLCI_TRUST_FORK_PULL_REQUESTS = 'true'
+        runScripted('mlciPipeline', [trustForkPullRequests: true])
+
+        assert mlciCalls('deploy').size() == 2
+    }
+
+    // ---- deploy credentials only where deploys run -------------------------------------------
+
+    @Test
+    void 'with a deploy label, tests run on the test agents, builds and deploys on the deploy agents with the SSH key'() {
+        envVars.MLCI_DEPLOY_AGENT_LABEL = 'mlci-deploy'
+        envVars.MLCI_SSH_CREDENTIALS_ID = 'docker-hosts-ssh'
+
+        runScripted('mlciPipeline')
+
+        assert events.findAll { it.startsWith('node:') } == ['node:docker && python3.11', 'node:mlci-deploy',
+                                                              'node:mlci-deploy', 'node:mlci-deploy']
+        assert mlciCalls().findAll { it.command in ['test', 'train', 'gate', 'build'] }.every { !it.env.SSH_AUTH_SOCK }
+        assert mlciCalls('deploy').every { it.env.SSH_AUTH_SOCK }
+        assert events.count('sshagent:docker-hosts-ssh') == 2
+        assert !log.any { it.contains('run on the test agents') }
+    }
+
+    @Test
+    void 'without a deploy label the build says deploys share the test agents'() {
+        runScripted('mlciPipeline')
+
+        assert log.any { it.contains('Build images and the deploys run on the test agents (docker && python3.11)') }
+    }
+
+    @Test
+    void 'a Jenkinsfile cannot run its tests on the deploy agents or move the deploys'() {
+        envVars.MLCI_DEPLOY_AGENT_LABEL = 'mlci-deploy'
+
+        assert errorOf([agentLabel: 'mlci-deploy']).contains('runs its tests on the deploy agents')
+        assert errorOf([deployAgentLabel: 'laptop']).contains('cannot choose where deploys run')
+        assert shCalls.isEmpty()
     }
 }

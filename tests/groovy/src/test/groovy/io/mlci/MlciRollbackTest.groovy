@@ -13,7 +13,7 @@ class MlciRollbackTest extends LibraryTestBase {
         ShCall call = onlyMlciCall('rollback')
         assert call.script == '"$MLCI_BIN" rollback --env "$MLCI_ENV"'
         assert call.env.MLCI_ENV == 'production'
-        assert call.locks == ['mlci-mlci-production'] as Set
+        assert call.locks == ['mlci/ml/mlci/production'] as Set
         assert report.current.model_version == '2'
         assert build.description.contains('production: rolled back to model v2 (blue)')
     }
@@ -26,7 +26,7 @@ class MlciRollbackTest extends LibraryTestBase {
         step('mlciRollback', [env: 'production', config: 'ops/mlci.yaml', mlflowCredentialsId: 'mlflow-ci'])
 
         ShCall call = onlyMlciCall('rollback')
-        assert call.locks == ['mlci-churn-production'] as Set
+        assert call.locks == ['mlci/ml/churn/production'] as Set
         assert call.env.MLCI_CONFIG == 'ops/mlci.yaml'
         assert call.env.MLFLOW_TRACKING_PASSWORD == 'secret-of-mlflow-ci'
     }

@@ -1,7 +1,10 @@
 package io.mlci
 
 import hudson.model.Result
+import hudson.remoting.ChannelClosedException
 import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
+import org.jenkinsci.plugins.workflow.steps.MissingContextVariableException
+import org.jenkinsci.plugins.workflow.steps.TimeoutStepExecution
 import org.jenkinsci.plugins.workflow.support.steps.input.Rejection
 import org.junit.Before
 
@@ -24,7 +27,13 @@ import org.junit.Before
  *   input       inside a node it is a test failure (an executor would be held for hours).
  *   timeout     `expireTimeouts = true` makes the innermost timeout fire when input waits in it:
  *               the clock advances by the timeout, and input ends with Rejection by SYSTEM, as the
- *               real input step does when a timeout stops it.
+ *               real input step does when a timeout stops it. `hang()` (from an onCommand hook)
+ *               makes a step hang until the innermost timeout fires (ExceededTimeout, ABORTED);
+ *               with no timeout around it, that is a test failure (the build would hang forever).
+ *   lost agent  `loseAgent()` (from an onCommand hook) takes the current node's agent offline: the
+ *               running step fails with ChannelClosedException, and every later step that needs
+ *               its workspace (sh, files, archiving) with MissingContextVariableException, as
+ *               Jenkins does; the enclosing `finally` blocks still run (on the controller).
  */
 abstract class PipelineTestBase extends LibraryTestBase {
 
@@ -66,6 +75,40 @@ abstract class PipelineTestBase extends LibraryTestBase {
             return holdLock(args.resource as String, body)
         })
         helper.registerAllowedMethod('library', [String], { String name -> events << "library:${name}".toString() })
+        helper.registerAllowedMethod('archiveArtifacts', [Map], { Map args ->
+            requireNode('archiveArtifacts')
+            archives << args
+            events << "archive:${args.artifacts}".toString()
+        })
+    }
+
+    // ---- what a controller does to a running step --------------------------------------------
+
+    /** The current node's agent goes offline now: the running step fails, its workspace is gone. */
+    void loseAgent() {
+        String node = nodeStack ? nodeStack.last() : 'none'
+        events << "agent-lost:${node}".toString()
+        files = new LostWorkspace()
+        throw new ChannelClosedException("Channel \"hudson.remoting.Channel@1:agent-${node}\": Remote call on " +
+            "agent-${node} failed. The channel is closing down or has closed down".toString())
+    }
+
+    /** The agent goes offline without the step noticing: it hangs until its timeout fires. */
+    void loseAgentSilently() {
+        events << "agent-lost:${nodeStack ? nodeStack.last() : 'none'}".toString()
+        files = new LostWorkspace()
+        hang()
+    }
+
+    /** The running step hangs: the innermost timeout fires (ExceededTimeout, ABORTED), or the test fails. */
+    void hang() {
+        if (timeoutStack.isEmpty()) {
+            violation('a step hung with no timeout around it: the build would hang until someone aborts it')
+        }
+        Map expired = timeoutStack.last()
+        events << "timeout-expired:${expired.time} ${expired.unit}".toString()
+        clockMillis += millis(expired)
+        throw new FlowInterruptedException(Result.ABORTED, new TimeoutStepExecution.ExceededTimeout())
     }
 
     // ---- running -----------------------------------------------------------------------------
@@ -167,6 +210,10 @@ abstract class PipelineTestBase extends LibraryTestBase {
 
     /** Once a whole pipeline runs (not when a test calls one step directly), a workspace needs a node. */
     void requireNode(String what) {
+        if (files instanceof LostWorkspace) {
+            events << "missing-workspace:${what}".toString()
+            throw LostWorkspace.missing()
+        }
         if (started && nodeStack.isEmpty()) {
             violation("${what} outside any node: Jenkins has no workspace there " +
                 '(Required context class hudson.FilePath is missing)')
@@ -308,5 +355,28 @@ class NoWorkspace extends LinkedHashMap<String, Object> {
     @Override
     Object put(String key, Object value) {
         throw none(key)
+    }
+}
+
+/** The workspace of a node whose agent went offline: every access fails as on a controller. */
+class LostWorkspace extends LinkedHashMap<String, Object> {
+
+    static MissingContextVariableException missing() {
+        return new MissingContextVariableException('hudson.FilePath')
+    }
+
+    @Override
+    Object get(Object key) {
+        throw missing()
+    }
+
+    @Override
+    boolean containsKey(Object key) {
+        throw missing()
+    }
+
+    @Override
+    Object put(String key, Object value) {
+        throw missing()
     }
 }
