@@ -38,6 +38,10 @@
  *   trustForkPullRequests  fork pull requests train and gate, with the MLflow credentials
  *                          [env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true'; true is refused unless it is]
  *   config                 the mlci config file [env.MLCI_CONFIG or mlci.yaml]
+ *   jobProperties          set the job's properties: build discarder (buildsToKeep [30] builds,
+ *                          the artifacts of artifactsToKeep [10]), and on pull requests and other
+ *                          branches than deployBranch abort the running build when a newer one
+ *                          starts; the log is timestamped (Timestamper) [true]
  * None of the MLCI_* policy variables may be a build parameter (the build is refused): they are the
  * administrator's folder or global environment, which a build or a branch cannot set.
  *   shadow                 false: never show the shadow report [on when mlci.yaml's productionEnv
@@ -65,6 +69,9 @@ def call(Map config = [:]) {
         productionEnv: 'production',
         trustForkPullRequests: env.MLCI_TRUST_FORK_PULL_REQUESTS == 'true',
         config: env.MLCI_CONFIG ?: 'mlci.yaml',
+        jobProperties: true,
+        buildsToKeep: 30,
+        artifactsToKeep: 10,
     ] + config
     c.timeouts = [setup: 20, test: 30, train: 60, gate: 15, build: 45, deploy: 30] + (config.timeouts ?: [:])
     if (c.timeouts.candidate == null) {
@@ -76,18 +83,16 @@ def call(Map config = [:]) {
             'test code runs on the agents where deploy credentials are bound. Set MLCI_DEPLOY_AGENT_LABEL to ' +
             'agents that run deploys only (docs/jenkins.md, "Deploy agents").')
     }
+    if (c.jobProperties) {
+        properties(jobProperties(c))
+    }
     Map result = [gate: null, deployed: null, approver: null]
     // The last stage entered and whether Deploy production started: what ops read if the build ends badly.
     c.progress = [stage: '', production: false]
     try {
-        String project = candidate(c, result)
-        if (env.BRANCH_NAME != c.deployBranch || env.CHANGE_ID || result.gate == null) {
-            if (result.gate != null) {
-                echo("Stopping after Gate: only ${c.deployBranch} deploys (this is not it, or a pull request).")
-            }
-            return result
+        timestamps {
+            line(c, result)
         }
-        release(c, project, result)
     } catch (InterruptedException stopped) {
         // Aborted, timed out or superseded: the same words as the root Jenkinsfile's `post` (mlciBuildEnd).
         mlciBuildEnd(result: 'STOPPED', stage: c.progress.stage, productionStarted: c.progress.production,
@@ -159,6 +164,33 @@ String policyProblem(Map config, String deployBranch, String approvers, String t
             '(MLCI_TRUST_FORK_PULL_REQUESTS): fork pull requests stay untrusted'
     }
     return null
+}
+
+/** The stages: the candidate (Setup to Gate), then on the deploy branch the release. */
+void line(Map c, Map result) {
+    String project = candidate(c, result)
+    if (env.BRANCH_NAME != c.deployBranch || env.CHANGE_ID || result.gate == null) {
+        if (result.gate != null) {
+            echo("Stopping after Gate: only ${c.deployBranch} deploys (this is not it, or a pull request).")
+        }
+        return
+    }
+    release(c, project, result)
+}
+
+/**
+ * The job's properties, set by the build (a one-line Jenkinsfile has no `options`): keep 30 builds
+ * and the artifacts of 10 (every stage archives reports/**), and on pull requests and branches that
+ * do not deploy, abort the running build when a newer one starts (the deploy branch keeps its
+ * builds: milestones and locks order them, and one may be waiting for its approval).
+ */
+List jobProperties(Map c) {
+    List props = [buildDiscarder(logRotator(numToKeepStr: c.buildsToKeep as String,
+        artifactNumToKeepStr: c.artifactsToKeep as String))]
+    if (env.CHANGE_ID || env.BRANCH_NAME != c.deployBranch) {
+        props << disableConcurrentBuilds(abortPrevious: true)
+    }
+    return props
 }
 
 /** Notes the stage the build entered, for mlciBuildEnd's message. */

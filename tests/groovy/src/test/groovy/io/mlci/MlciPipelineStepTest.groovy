@@ -467,4 +467,27 @@ class MlciPipelineStepTest extends PipelineTestBase {
         assert errorOf([deployAgentLabel: 'laptop']).contains('cannot choose where deploys run')
         assert shCalls.isEmpty()
     }
+
+    // ---- job properties ------------------------------------------------------------------------
+
+    @Test
+    void 'the build keeps 30 builds and the artifacts of 10, and its log is timestamped'() {
+        runScripted('mlciPipeline')
+
+        assert jobProperties*.name == ['buildDiscarder']
+        assert jobProperties[0].strategy == [name: 'logRotator', numToKeepStr: '30', artifactNumToKeepStr: '10']
+        assert events.indexOf('timestamps') < events.indexOf('stage:Setup')
+    }
+
+    @Test
+    void 'a pull request or a branch that does not deploy aborts its older running build'() {
+        envVars.BRANCH_NAME = 'PR-9'
+        envVars.CHANGE_ID = '9'
+
+        runScripted('mlciPipeline', [buildsToKeep: 5])
+
+        assert jobProperties*.name == ['buildDiscarder', 'disableConcurrentBuilds']
+        assert jobProperties[1].abortPrevious == true
+        assert jobProperties[0].strategy.numToKeepStr == '5'
+    }
 }

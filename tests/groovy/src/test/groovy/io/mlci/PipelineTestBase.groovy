@@ -56,6 +56,8 @@ abstract class PipelineTestBase extends LibraryTestBase {
     /** How many timeouts enclosed each `node` when it was asked for (0: the wait for an agent is unbounded). */
     List<Integer> timeoutsAtNode = []
     boolean started = false
+    /** What the build set with the `properties` step (null: never called). */
+    List jobProperties = null
 
     @Before
     void registerControllerFakes() {
@@ -75,6 +77,18 @@ abstract class PipelineTestBase extends LibraryTestBase {
             return holdLock(args.resource as String, body)
         })
         helper.registerAllowedMethod('library', [String], { String name -> events << "library:${name}".toString() })
+        // Job properties as the core `properties` step takes them: what the build asks is recorded.
+        helper.registerAllowedMethod('properties', [List], { List props ->
+            jobProperties = props
+            events << "properties:${props*.name.join(',')}".toString()
+        })
+        helper.registerAllowedMethod('buildDiscarder', [Object], { Object strategy -> [name: 'buildDiscarder', strategy: strategy] })
+        helper.registerAllowedMethod('logRotator', [Map], { Map args -> [name: 'logRotator'] + args })
+        helper.registerAllowedMethod('disableConcurrentBuilds', [Map], { Map args -> [name: 'disableConcurrentBuilds'] + args })
+        helper.registerAllowedMethod('timestamps', [Closure], { Closure body ->
+            events << 'timestamps'
+            return body.call()
+        })
         helper.registerAllowedMethod('archiveArtifacts', [Map], { Map args ->
             requireNode('archiveArtifacts')
             archives << args
