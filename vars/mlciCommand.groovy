@@ -83,9 +83,12 @@ def call(Map config = [:]) {
             'at fault.')
     }
     if (status == 3) {
-        error("mlci ${c.command} could not reach a dependency (exit 3): check that the MLflow tracking " +
-            'server answers (MLFLOW_TRACKING_URI and its credentials) and that the Docker engine on this ' +
-            "agent is running (docker info). ${c.hint3}".trim())
+        // mlci's own message, just above, names what it could not reach (the tracking server, this agent's
+        // engine, or an environment's ssh:// host): this one must not point at the wrong machine.
+        error("mlci ${c.command} could not reach a dependency (exit 3); its message above names which: the " +
+            'MLflow tracking server (MLFLOW_TRACKING_URI and its credentials), the Docker engine of this agent ' +
+            "(docker info), or an environment's docker_host (an ssh:// host: its SSH server, the deploy key, " +
+            "its engine). ${c.hint3}".trim())
     }
     if (status == 127) {
         error("mlci ${c.command}: '${c.mlci}' was not found (exit 127). Run mlciSetup first in this workspace.")

@@ -201,6 +201,9 @@ class MlciDeployTest extends LibraryTestBase {
         exitCode('deploy', 2)
         assert stepError('mlciDeploy', [env: 'qa']).startsWith('mlci deploy --env qa rejected its input (exit 2)')
         exitCode('deploy', 3)
-        assert stepError('mlciDeploy', [env: 'qa']).contains('Docker engine on this agent')
+        String unreachable = stepError('mlciDeploy', [env: 'qa'])
+        // An environment on an ssh:// host is not "the Docker engine on this agent": the message names both.
+        assert unreachable.contains('its message above names which')
+        assert unreachable.contains("an environment's docker_host (an ssh:// host: its SSH server")
     }
 }
