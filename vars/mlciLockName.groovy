@@ -23,8 +23,7 @@ def call(Map config = [:]) {
     if (checked) {
         error("mlciLockName: ${checked}")
     }
-    String namespace = env.MLCI_LOCK_NAMESPACE ?: folderOf(env.JOB_NAME as String, env.BRANCH_NAME as String)
-    return "mlci/${namespace}/${c.project}/${c.env}".toString()
+    return "mlci/${mlciJobFolder()}/${c.project}/${c.env}".toString()
 }
 
 /** Why VALUE cannot be part of a lock name, or null. */
@@ -36,13 +35,4 @@ String nameProblem(String key, Object value) {
             'it comes from mlci.yaml, which mlci validates the same way)'
     }
     return null
-}
-
-/** The folder of a job: 'team-a/iris/main' (multibranch) -> 'team-a'; a job at the top level -> '-'. */
-@NonCPS
-String folderOf(String jobName, String branchName) {
-    List<String> parts = (jobName ?: '').tokenize('/')
-    int drop = branchName ? 2 : 1
-    List<String> folder = parts.size() > drop ? parts.subList(0, parts.size() - drop) : []
-    return folder ? folder.join('/') : '-'
 }

@@ -95,8 +95,12 @@ def call(Map config = [:]) {
         echo("mlciSetup: pull request from the fork '${env.CHANGE_FORK}': a private venv in ${privateCache}, " +
             'built for this build only (the shared per-agent cache is not used).')
         envVars << "MLCI_VENV_CACHE=${privateCache}" << 'MLCI_VENV_REUSE=false'
-    } else if (c.venvCache) {
-        envVars << "MLCI_VENV_CACHE=${c.venvCache}"
+    } else {
+        if (c.venvCache) {
+            envVars << "MLCI_VENV_CACHE=${c.venvCache}"
+        }
+        // One cache per team folder: a venv another team's builds ran in is never this team's.
+        envVars << "MLCI_VENV_SCOPE=${mlciJobFolder()}"
     }
     int status = 0
     withEnv(envVars) {

@@ -1,6 +1,7 @@
 """resources/io/mlci/setup.sh, run for real: what keeps untrusted code and foreign packages out of the
 venv that credentialed builds run (issue 12 review): no install without the team's index, a private
-venv that is never reused for pull requests from forks, and a visible wait for another build's install."""
+venv that is never reused for pull requests from forks, one cache per team folder, and a visible wait
+for another build's install."""
 
 from __future__ import annotations
 
@@ -36,6 +37,24 @@ def test_a_private_venv_is_rebuilt_every_time_never_reused(consumer, wheels, tmp
     assert "reusing" not in again.stdout
     assert "building" in again.stdout
     assert not planted.exists(), "what the previous build left in the venv must be gone"
+
+
+def test_each_team_folder_has_its_own_venv_never_the_other_teams(consumer, wheels, tmp_path):
+    """Two teams' builds on one agent: what team B's test code left in its venv never reaches team A."""
+    cache = tmp_path / "cache"
+    team_b = run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels), MLCI_VENV_SCOPE="team-b")
+    assert team_b.returncode == 0, team_b.stdout + team_b.stderr
+    assert "venv cache of team-b" in team_b.stdout
+    planted = (consumer / ".venv").resolve() / "lib" / "python3.11" / "site-packages" / "planted.pth"
+    planted.write_text("import os; os.environ['PLANTED'] = 'by team b'\n")
+
+    team_a = run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels), MLCI_VENV_SCOPE="team-a")
+
+    assert team_a.returncode == 0, team_a.stdout + team_a.stderr
+    assert "reusing" not in team_a.stdout
+    built = (consumer / ".venv").resolve()
+    assert built != planted.parents[3] and not (built / "lib" / "python3.11" / "site-packages" / "planted.pth").exists()
+    assert planted.parents[4] != built.parent, "each team's venvs in its own subdirectory of the cache"
 
 
 def test_waiting_for_another_build_building_the_same_venv_is_said(consumer, wheels, tmp_path):

@@ -30,6 +30,9 @@
 #   MLCI_VENV_CACHE      cache directory [$HOME/.cache/mlci]
 #   MLCI_VENV_REUSE      false: never reuse a venv of the cache, rebuild it (mlciSetup sets it, with a
 #                        private MLCI_VENV_CACHE, for pull requests from forks, whose code could change it)
+#   MLCI_VENV_SCOPE      whose cache: a team's job folder (mlciSetup passes mlciJobFolder()); each
+#                        scope has its own subdirectory of the cache, so a venv one team's builds ran
+#                        in is never reused by another team's [none: the cache directory itself]
 #   MLCI_VENV            workspace venv [.venv]
 # The index source needs an index (MLCI_INDEX_URL, MLCI_PIP_INDEX_URL or PIP_INDEX_URL) or
 # MLCI_FIND_LINKS: mlci==VERSION is never looked up on pypi.org, where anyone may publish an "mlci".
@@ -216,6 +219,12 @@ install_mlci() {
 
 lock_hash="$(sha256sum "$lock" | cut -d' ' -f1)"
 python_id="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
+if [ -n "${MLCI_VENV_SCOPE:-}" ]; then
+    # A subdirectory per team folder, named by a hash (a folder name may hold any character).
+    scope_id="$(printf '%s' "$MLCI_VENV_SCOPE" | sha256sum | cut -c1-12)"
+    cache="${cache}/scope-${scope_id}"
+    say "venv cache of ${MLCI_VENV_SCOPE}: ${cache}"
+fi
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)" # absolute: .venv links to it
 

@@ -186,4 +186,15 @@ class MlciSetupTest extends LibraryTestBase {
         assert shCalls[0].env.MLCI_VENV_CACHE == '/ws@tmp/mlci-private-venvs'
         assert shCalls[0].env.MLCI_VENV_REUSE == 'false'
     }
+
+    @Test
+    void 'each team folder has its own venv cache, named by the job folder, never by a parameter'() {
+        envVars.JOB_NAME = 'team-b/churn/main'
+        step('mlciSetup', [indexUrl: 'https://team.example.com/simple'])
+        envVars.JOB_NAME = 'org/team-a/churn/feature%2Fx'
+        envVars.BRANCH_NAME = 'feature/x'
+        step('mlciSetup', [indexUrl: 'https://team.example.com/simple', scope: 'team-b'])
+
+        assert shCalls*.env*.MLCI_VENV_SCOPE == ['team-b', 'org/team-a']
+    }
 }
