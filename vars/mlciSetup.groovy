@@ -24,6 +24,10 @@
  *                  pwd(tmp: true), rebuilt every time, never shared): its test code could otherwise
  *                  change a cached venv that the next credentialed build of main runs.
  *   venv           workspace venv [.venv]
+ *   isolated       a venv private to this build, like a fork's: under pwd(tmp: true), rebuilt every
+ *                  time, never shared (like every venv, its files are copies, never hard links
+ *                  into the installer's cache).
+ *                  For code that is not trusted: mlciTest runs every branch's tests in one [false]
  *   cleanReports   delete reports/ first [true]
  *   source         'index' ['index']; 'checkout' installs the checkout itself (pip install -e .)
  *                  with its requirements/dev.txt: ONLY for the mlci repository's own Jenkinsfile
@@ -46,6 +50,7 @@ def call(Map config = [:]) {
         lockFile: 'requirements/dev.txt',
         venvCache: '',
         venv: '.venv',
+        isolated: false,
         cleanReports: true,
     ] + config
     if (!(c.source in ['index', 'checkout'])) {
@@ -88,12 +93,13 @@ def call(Map config = [:]) {
     } else {
         envVars << "MLCI_LOCK_FILE=${c.lockFile}"
     }
-    if (env.CHANGE_FORK) {
-        // A fork's test code runs in this venv and could change it: never share or reuse it, or the
-        // next build of main would run what the fork left there, with the credentials bound.
+    if (env.CHANGE_FORK || c.isolated) {
+        // Untrusted code (a fork's, or any branch's tests) runs in this venv and could change it: never
+        // share or reuse it, or the next credentialed build would run what it left there.
         String privateCache = "${pwd(tmp: true)}/mlci-private-venvs"
-        echo("mlciSetup: pull request from the fork '${env.CHANGE_FORK}': a private venv in ${privateCache}, " +
-            'built for this build only (the shared per-agent cache is not used).')
+        String why = env.CHANGE_FORK ? "pull request from the fork '${env.CHANGE_FORK}'" : 'isolated (tests)'
+        echo("mlciSetup: ${why}: a private venv in ${privateCache}, built for this build only (the shared " +
+            'per-agent cache is not used).')
         envVars << "MLCI_VENV_CACHE=${privateCache}" << 'MLCI_VENV_REUSE=false'
     } else {
         if (c.venvCache) {

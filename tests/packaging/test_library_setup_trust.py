@@ -57,6 +57,20 @@ def test_each_team_folder_has_its_own_venv_never_the_other_teams(consumer, wheel
     assert planted.parents[4] != built.parent, "each team's venvs in its own subdirectory of the cache"
 
 
+def test_a_private_venv_holds_copies_not_links_into_the_installers_cache(consumer, wheels, tmp_path):
+    """mlciTest's venv (mlciSetup isolated: a private cache, MLCI_VENV_REUSE=false): a test that edits a
+    file of its venv in place edits a copy, never a file hard-linked into uv's cache, which every build on
+    the agent installs from (install_lock --link-mode copy)."""
+    done = run_setup(consumer, tmp_path / "private", MLCI_FIND_LINKS=str(wheels), MLCI_VENV_REUSE="false")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    site = (consumer / ".venv").resolve() / "lib" / "python3.11" / "site-packages"
+    installed = [path for path in site.rglob("*.py") if path.is_file()]
+    assert len(installed) > 100
+    linked = [str(path) for path in installed if path.stat().st_nlink > 1]
+    assert linked == [], f"hard-linked files in a private venv: {linked[:5]}"
+
+
 def test_waiting_for_another_build_building_the_same_venv_is_said(consumer, wheels, tmp_path):
     cache = tmp_path / "cache"
     assert run_setup(consumer, cache, MLCI_FIND_LINKS=str(wheels)).returncode == 0

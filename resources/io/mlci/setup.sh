@@ -175,6 +175,7 @@ cached_venv() {
     wait_for_lock "$dir"
     if [ "$reuse" != false ] && [ -f "$dir/.mlci-ready" ]; then
         say "$reusing"
+        touch "$dir" # last used now: what a cache pruning job goes by (docs/jenkins.md)
         return 0
     fi
     say "$building"

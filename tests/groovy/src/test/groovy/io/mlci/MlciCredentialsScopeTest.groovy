@@ -10,6 +10,7 @@ class MlciCredentialsScopeTest extends LibraryTestBase {
     void givenCredentialsAndReports() {
         envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-ci'
         envVars.MLCI_REGISTRY_CREDENTIALS_ID = 'registry-ci'
+        envVars.MLCI_PIP_INDEX_URL = 'https://pypi.example.com/simple' // mlciTest's private venv installs from it
         givenAllReports()
     }
 

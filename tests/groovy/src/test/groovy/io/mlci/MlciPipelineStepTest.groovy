@@ -211,7 +211,8 @@ class MlciPipelineStepTest extends PipelineTestBase {
         runScripted('mlciPipeline', [indexUrl: 'https://pypi.example.com/simple', findLinks: '/opt/wheels'])
 
         List<ShCall> setups = shCalls.findAll { it.label == 'mlci setup' }
-        assert setups.size() == 4
+        // One per node, plus the Test stage's private venv (mlciTest: the tests never run in the cached one).
+        assert setups*.env*.MLCI_VENV == ['.venv', '.mlci/test-venv', '.venv', '.venv', '.venv']
         assert setups*.env*.MLCI_SOURCE.unique() == ['index']
         assert setups*.env*.MLCI_INDEX_URL.unique() == ['https://pypi.example.com/simple']
         assert setups*.env*.MLCI_FIND_LINKS.unique() == ['/opt/wheels']

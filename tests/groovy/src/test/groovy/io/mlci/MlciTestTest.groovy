@@ -1,8 +1,36 @@
 package io.mlci
 
+import org.junit.Before
 import org.junit.Test
 
 class MlciTestTest extends LibraryTestBase {
+
+    @Before
+    void givenTheTeamIndex() {
+        // Where the private venv of the tests installs mlci from (mlciSetup refuses to guess pypi.org).
+        envVars.MLCI_PIP_INDEX_URL = 'https://pypi.example.com/simple'
+    }
+
+    @Test
+    void 'the tests run in a venv of their own, private to the build, never the cached one'() {
+        step('mlciTest')
+
+        ShCall setup = shCalls.find { it.label == 'mlci setup' }
+        assert setup.env.MLCI_VENV == '.mlci/test-venv'
+        assert setup.env.MLCI_VENV_REUSE == 'false'
+        assert setup.env.MLCI_VENV_CACHE == '/ws@tmp/mlci-private-venvs'
+        assert onlyMlciCall('test').env.MLCI_BIN == '.mlci/test-venv/bin/mlci'
+        assert shCalls.indexOf(setup) < shCalls.indexOf(onlyMlciCall('test'))
+        assert !events.contains('deleteDir:reports/'): 'the reports of this build stay'
+    }
+
+    @Test
+    void 'isolated false runs the tests in the workspace venv'() {
+        step('mlciTest', [isolated: false])
+
+        assert !shCalls.any { it.label == 'mlci setup' }
+        assert onlyMlciCall('test').env.MLCI_BIN == '.venv/bin/mlci'
+    }
 
     @Test
     void 'runs mlci test then publishes JUnit and coverage'() {
@@ -13,7 +41,6 @@ class MlciTestTest extends LibraryTestBase {
 
         ShCall call = onlyMlciCall('test')
         assert call.script == '"$MLCI_BIN" test'
-        assert call.env.MLCI_BIN == '.venv/bin/mlci'
         int sh = events.indexOf('sh:test')
         assert events.indexOf('junit:reports/junit.xml') > sh
         assert events.indexOf('recordCoverage:reports/coverage.xml') > sh
