@@ -58,7 +58,8 @@
  *   mlciPipeline(agentLabel: 'ml-docker', indexUrl: 'https://pypi.example.com/simple', approvalHours: 8)
  */
 def call(Map config = [:]) {
-    enforcePolicy(config)
+    // The administrator's release policy first: nothing runs if the Jenkinsfile or a build widens it.
+    mlciPolicy(config)
     Map c = [
         agentLabel: env.MLCI_AGENT_LABEL ?: 'docker && python3.11',
         deployAgentLabel: env.MLCI_DEPLOY_AGENT_LABEL ?: '',
@@ -104,66 +105,6 @@ def call(Map config = [:]) {
         throw failed
     }
     return result
-}
-
-/**
- * The release policy is the administrator's. No build parameter may set a policy variable (whoever
- * starts a build, or a branch declaring parameters, would choose the deploy branch, the approvers,
- * or the config the credentialed commands read). Where the administrator set MLCI_DEPLOY_BRANCH,
- * MLCI_APPROVERS or MLCI_TRUST_FORK_PULL_REQUESTS, the Jenkinsfile's parameters may only narrow them.
- */
-void enforcePolicy(Map config) {
-    // The release policy's variables: the administrator's (folder or global environment), never a build's.
-    List<String> policy = ['MLCI_DEPLOY_BRANCH', 'MLCI_APPROVERS', 'MLCI_CONFIG', 'MLCI_LOCK_NAMESPACE',
-                           'MLCI_TRUST_FORK_PULL_REQUESTS', 'MLCI_AGENT_LABEL', 'MLCI_DEPLOY_AGENT_LABEL']
-    for (String name : policy) {
-        if (params.containsKey(name)) {
-            error("mlciPipeline: the build parameter ${name} is refused: it is part of the release policy, which " +
-                'only the administrator sets (a folder or global environment variable); remove the parameter')
-        }
-    }
-    String problem = policyProblem(config, env.MLCI_DEPLOY_BRANCH as String, env.MLCI_APPROVERS as String,
-        env.MLCI_TRUST_FORK_PULL_REQUESTS as String, env.MLCI_AGENT_LABEL as String,
-        env.MLCI_DEPLOY_AGENT_LABEL as String)
-    if (problem) {
-        error("mlciPipeline: ${problem}")
-    }
-}
-
-/** Why CONFIG (a Jenkinsfile's parameters) widens the administrator's policy, or null. */
-@NonCPS
-String policyProblem(Map config, String deployBranch, String approvers, String trustForks, String agentLabel,
-                     String deployAgentLabel) {
-    if (deployBranch && config.deployBranch != null && config.deployBranch != deployBranch) {
-        return "this Jenkinsfile sets deployBranch '${config.deployBranch}', but the administrator's " +
-            "MLCI_DEPLOY_BRANCH is '${deployBranch}': a Jenkinsfile cannot choose which branch deploys"
-    }
-    if (agentLabel && config.agentLabel != null && config.agentLabel != agentLabel) {
-        return "this Jenkinsfile sets agentLabel '${config.agentLabel}', but the administrator's MLCI_AGENT_LABEL " +
-            "is '${agentLabel}': a Jenkinsfile cannot choose where its tests run"
-    }
-    if (deployAgentLabel && config.deployAgentLabel != null && config.deployAgentLabel != deployAgentLabel) {
-        return "this Jenkinsfile sets deployAgentLabel '${config.deployAgentLabel}', but the administrator's " +
-            "MLCI_DEPLOY_AGENT_LABEL is '${deployAgentLabel}': a Jenkinsfile cannot choose where deploys run"
-    }
-    if (deployAgentLabel && config.agentLabel == deployAgentLabel) {
-        return "this Jenkinsfile runs its tests on the deploy agents ('${deployAgentLabel}'): tests run on the " +
-            'test agents only'
-    }
-    if (approvers && config.submitter != null) {
-        List<String> allowed = approvers.tokenize(',')*.trim()
-        List<String> asked = config.submitter.toString().tokenize(',')*.trim()
-        List<String> extra = asked.findAll { String who -> !allowed.contains(who) }
-        if (extra || !asked) {
-            return "this Jenkinsfile sets submitter '${config.submitter}', which names ${extra ?: 'nobody'} beyond " +
-                "the administrator's approvers (MLCI_APPROVERS: ${approvers}): a Jenkinsfile may only narrow them"
-        }
-    }
-    if (config.trustForkPullRequests && trustForks != 'true') {
-        return 'this Jenkinsfile sets trustForkPullRequests, but the administrator has not ' +
-            '(MLCI_TRUST_FORK_PULL_REQUESTS): fork pull requests stay untrusted'
-    }
-    return null
 }
 
 /** The stages: the candidate (Setup to Gate), then on the deploy branch the release. */

@@ -8,7 +8,7 @@ class HelpPagesTest {
     static final File ROOT = LibraryTestBase.findRoot()
     static final List<String> STEPS = ['mlciSetup', 'mlciTest', 'mlciTrain', 'mlciGate', 'mlciBuild', 'mlciDeploy',
                                        'mlciApprove', 'mlciRollback', 'mlciPipeline', 'mlciPublish', 'mlciCommand', 'mlciLock',
-                                       'mlciRegistryCredentials', 'mlciShadowReport', 'mlciCleanup', 'mlciBuildEnd', 'mlciLockName', 'mlciSshCredentials', 'mlciJobFolder']
+                                       'mlciRegistryCredentials', 'mlciShadowReport', 'mlciCleanup', 'mlciBuildEnd', 'mlciLockName', 'mlciSshCredentials', 'mlciJobFolder', 'mlciPolicy']
 
     List<File> steps() {
         return new File(ROOT, 'vars').listFiles().findAll { it.name.endsWith('.groovy') }.sort { it.name }
