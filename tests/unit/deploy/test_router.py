@@ -37,12 +37,11 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MARKS = {"x-mlci-shadow": "production", "x-mlci-sampled": "1", "x-request-id": "client-chosen-id-1"}
 
 
-class Echo(BaseHTTPRequestHandler):
-    """Answers with the headers nginx sent it, lower-cased."""
+class JsonAnswer(BaseHTTPRequestHandler):
+    """An upstream that answers JSON, quietly."""
 
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+    def answer(self, document: dict) -> None:
+        body = json.dumps(document).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -51,6 +50,14 @@ class Echo(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+class Echo(JsonAnswer):
+    """Answers with the headers nginx sent it, lower-cased."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.answer({k.lower(): v for k, v in self.headers.items()})
 
 
 class UnixEcho(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -61,21 +68,13 @@ class UnixEcho(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return request, ("local", 0)
 
 
-class Named(BaseHTTPRequestHandler):
+class Named(JsonAnswer):
     """Answers GET with the name of its server (a colour), on kept-alive HTTP/1.1 connections."""
 
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = json.dumps({"colour": self.server.name}).encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer({"colour": self.server.name})  # type: ignore[attr-defined]
 
 
 @contextmanager
