@@ -96,7 +96,8 @@ def call(Map config = [:]) {
     if (env.CHANGE_FORK || c.isolated) {
         // Untrusted code (a fork's, or any branch's tests) runs in this venv and could change it: never
         // share or reuse it, or the next credentialed build would run what it left there.
-        String privateCache = "${pwd(tmp: true)}/mlci-private-venvs"
+        // The tests' venv has a directory of its own: a fork's private venv (the other stages') is not it.
+        String privateCache = "${pwd(tmp: true)}/${c.isolated ? 'mlci-test-venvs' : 'mlci-private-venvs'}"
         String why = env.CHANGE_FORK ? "pull request from the fork '${env.CHANGE_FORK}'" : 'isolated (tests)'
         echo("mlciSetup: ${why}: a private venv in ${privateCache}, built for this build only (the shared " +
             'per-agent cache is not used).')

@@ -18,10 +18,22 @@ class MlciTestTest extends LibraryTestBase {
         ShCall setup = shCalls.find { it.label == 'mlci setup' }
         assert setup.env.MLCI_VENV == '.mlci/test-venv'
         assert setup.env.MLCI_VENV_REUSE == 'false'
-        assert setup.env.MLCI_VENV_CACHE == '/ws@tmp/mlci-private-venvs'
+        assert setup.env.MLCI_VENV_CACHE == '/ws@tmp/mlci-test-venvs'
         assert onlyMlciCall('test').env.MLCI_BIN == '.mlci/test-venv/bin/mlci'
         assert shCalls.indexOf(setup) < shCalls.indexOf(onlyMlciCall('test'))
         assert !events.contains('deleteDir:reports/'): 'the reports of this build stay'
+    }
+
+    @Test
+    void 'a fork pull request tests in a venv apart from the private venv of its other stages'() {
+        envVars.CHANGE_ID = '7'
+        envVars.CHANGE_FORK = 'mallory'
+
+        step('mlciSetup')
+        step('mlciTest')
+
+        assert shCalls.findAll { it.label == 'mlci setup' }*.env*.MLCI_VENV_CACHE ==
+            ['/ws@tmp/mlci-private-venvs', '/ws@tmp/mlci-test-venvs']
     }
 
     @Test
