@@ -256,6 +256,38 @@ def test_an_unreachable_host_or_a_refused_key_is_exit_3_naming_the_host(remote, 
     assert remote.served("production") == before
 
 
+def test_the_deploy_key_from_an_ssh_agent_is_enough_and_none_is_exit_3(remote, tmp_path, monkeypatch):
+    """On Jenkins the hosts' key is a credential loaded into an ssh-agent around the deploy step
+    (mlciSshCredentials, `sshagent`), never a file on the agent: a HOME whose ~/.ssh names no key."""
+    root = remote.topology.ssh_config.parent
+    home = tmp_path / "agent-home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text("Host 10.231.*\n  User root\n")
+    (home / ".ssh" / "known_hosts").write_text((root / "known_hosts").read_text())
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if socket_path.exists():
+                break
+            time.sleep(0.1)
+        agent_env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+        subprocess.run(["ssh-add", "-q", str(root / "id_ed25519")], env=agent_env, check=True, timeout=30)
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+
+        status = remote.mlci("status", "--env", "production", "--json")
+        assert status.exit_code == 0, status.output
+
+        subprocess.run(["ssh-add", "-q", "-D"], env=agent_env, check=True, timeout=30)  # the binding is over
+        refused = remote.mlci("status", "--env", "production")
+        assert refused.exit_code == 3, refused.output
+        assert remote.host("production").docker_host in refused.output
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+
+
 def test_the_engine_stopping_mid_deploy_is_exit_3_and_nothing_is_half_switched(remote):
     host = remote.host("production")
     live_before = remote.served("production")
