@@ -13,10 +13,10 @@
  * Abort or timeout: the step says which (log and build description: nothing was deployed) and
  * lets the interruption PROPAGATE, so the build ends ABORTED and no later stage deploys. On a
  * controller the input step's timeout ends as "Rejected by SYSTEM", like a rejection; the step
- * tells them apart by the time waited, read from currentBuild.duration (whitelisted: the library
- * runs sandboxed and calls nothing an administrator would have to approve, so it reads neither
- * System.currentTimeMillis nor the interruption's causes; who aborted is in the log just above,
- * where Jenkins writes "Rejected by <user>" or "Aborted by <user>").
+ * tells them apart by the time waited, read from currentBuild.duration. The library runs sandboxed
+ * and calls nothing an administrator would have to approve, so it does not read the interruption's
+ * causes (FlowInterruptedException.getCauses is not whitelisted): who aborted is in the log just
+ * above, where Jenkins writes "Rejected by <user>" or "Aborted by <user>".
  *
  * Parameters (defaults in brackets):
  *   gate           the map mlciGate returned (model, version, passed, metric, candidate,
