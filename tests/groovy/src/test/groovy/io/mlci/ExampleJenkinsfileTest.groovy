@@ -33,7 +33,7 @@ class ExampleJenkinsfileTest extends PipelineTestBase {
         envVars.JOB_NAME = 'teams/churn-team/main'
         // The one-line Jenkinsfile passes nothing: the administrator sets the index (a global property).
         envVars.MLCI_PIP_INDEX_URL = 'https://pypi.example.com/simple'
-        // @Library('mlci@vX') resolves to the Global Trusted Pipeline Library at that tag; here an
+        // @Library('mlci@vX') resolves to the Global (untrusted) Pipeline Library at that tag; here an
         // empty retrieval: the library's steps are the ones under test (vars/ of this repository).
         File libraries = File.createTempDir()
         new File(libraries, "mlci@v${VERSION}").mkdirs()

@@ -176,7 +176,7 @@ class JenkinsfileTest extends PipelineTestBase {
     }
 
     @Test
-    void 'a pull request from a fork loads the trusted library and runs Test only, with no credential'() {
+    void 'a pull request from a fork loads the configured library and runs Test only, with no credential'() {
         envVars.BRANCH_NAME = 'PR-14'
         envVars.CHANGE_ID = '14'
         envVars.CHANGE_FORK = 'someone'
