@@ -355,7 +355,7 @@ class StageRun {
         if (option.name == 'lock') {
             Map lockArgs = args[0] instanceof Map ? args[0] as Map : [resource: args[0]]
             run.test.lockCalls << lockArgs
-            run.test.holdLock(lockArgs.resource.toString(), { -> wrap(index + 1) })
+            run.test.holdLock(lockArgs.resource.toString(), { -> wrap(index + 1) }, lockArgs.inversePrecedence as boolean)
         } else if (option.name == 'timeout') {
             run.test.onTimeout(args[0] as Map, { -> wrap(index + 1) })
         } else if (option.name in ['skipDefaultCheckout', 'retry']) {

@@ -154,21 +154,51 @@ pipeline {
     }
 
     @Test
-    void 'a newer build that passed a milestone stops this one there with NOT_BUILT and skips the rest'() {
-        supersededAt = 2
+    void 'a newer build passing a later milestone while this one waits cancels it: NOT_BUILT, the rest skipped'() {
+        duringApproval { -> controller.pass(otherBuild(8), 2) }
         DeclarativeRun run = runText('''
 pipeline {
     agent none
     stages {
         stage('A') { steps { milestone(1) } }
-        stage('B') { steps { milestone(2) } }
+        stage('B') { steps { input(message: 'go?') } }
         stage('C') { steps { echo('never') } }
     }
     post { notBuilt { echo('superseded') } }
 }''')
+        assert controller.events.contains('cancelled:ml/mlci/main#7:Superseded by #8')
         assert build.result == 'NOT_BUILT'
         assert run.skipped == ['C']
         assert log == ['superseded']
+    }
+
+    @Test
+    void 'a lock held by a build of another job blocks until it is released, a build never released would wait forever'() {
+        Controller.Build other = otherBuild(3, 'ml/other-repo/main')
+        controller.acquire(other, 'shared', false)
+        meanwhile { -> controller.release(other, 'shared') }
+        String text = '''
+pipeline {
+    agent none
+    stages {
+        stage('A') {
+            options { lock(resource: 'shared') }
+            steps { echo('inside') }
+        }
+    }
+}'''
+        runText(text)
+        assert events.indexOf('lock-wait:shared') < events.indexOf('lock:shared')
+        assert log == ['inside']
+
+        controller.acquire(other, 'shared', false)
+        AssertionError e = null
+        try {
+            runText(text)
+        } catch (AssertionError thrown) {
+            e = thrown
+        }
+        assert e?.message?.contains('would wait forever at lock shared, held by ml/other-repo/main#3')
     }
 
     @Test

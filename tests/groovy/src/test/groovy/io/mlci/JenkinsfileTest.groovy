@@ -339,27 +339,59 @@ class JenkinsfileTest extends PipelineTestBase {
     }
 
     @Test
-    void 'an older build overtaken before staging stops at its milestone (NOT_BUILT) and deploys nothing'() {
-        supersededAt = 20
+    void 'an older build overtaken at the staging lock ends NOT_BUILT, deploys nothing and says what to do'() {
+        String staging = 'mlci/ml/iris/staging'
+        def (Controller.Build older, Controller.Build newer) = givenOlderBuildAtApprovalAndNewerQueued(staging)
+        meanwhile { ->
+            controller.pass(older, 30)
+            controller.release(older, staging)
+        }
+        meanwhile { -> controller.pass(newer, 20) }
 
         DeclarativeRun run = runJenkinsfile()
 
+        assert controller.events.contains('cancelled:ml/mlci/main#7:Superseded by #8')
         assert build.result == 'NOT_BUILT'
         assert !mlciCalls('deploy') && inputs.isEmpty()
-        assert run.skipped == ['Approve', 'Production', 'Deploy production']
-        assert events.contains('unlock:mlci/ml/iris/staging')
-        assert log.any { it.contains('Superseded') }
+        // Interrupted while its stage waits for the lock: the nested stages never start, the later ones are skipped.
+        assert !events.contains('stage:Deploy staging') && !events.contains('stage:Approve')
+        assert run.skipped == ['Production', 'Deploy production']
+        assert events.contains("lock-wait:${staging}".toString()) && !events.contains("lock:${staging}".toString())
+        assert log.any { it.startsWith('Build superseded by a newer build of this branch (last stage entered: Build images)') }
     }
 
     @Test
-    void 'an older approved build overtaken before production stops inside the production lock'() {
-        supersededAt = 40
+    void 'an approved build that a newer one overtook between the staging and production locks never deploys over it'() {
+        // The race milestone 40 (inside the production lock) is for: as this build (#7) leaves the
+        // staging lock, #8 takes it, is deployed to staging, approved, and queues at production
+        // before #7 asks for it; #5 holds production meanwhile. FIFO gives #8 the lock first, and
+        // #8's milestone 40 (the same Jenkinsfile) cancels #7 while it waits: #7 never deploys.
+        String staging = 'mlci/ml/iris/staging'
+        String production = 'mlci/ml/iris/production'
+        Controller.Build deploying = otherBuild(5)
+        controller.pass(deploying, 40)
+        controller.acquire(deploying, production, false)
+        Controller.Build newer = otherBuild(8)
+        duringApproval { ->
+            controller.pass(newer, 10)
+            controller.acquire(newer, staging, true)
+        }
+        controller.afterRelease[staging] = [{ ->
+            controller.pass(newer, 20)
+            controller.pass(newer, 30)
+            controller.release(newer, staging)
+            controller.acquire(newer, production, false)
+        }]
+        meanwhile { -> controller.complete(deploying, 'SUCCESS') }
+        meanwhile { -> controller.pass(newer, 40) }
 
         runJenkinsfile()
 
+        assert controller.events.contains('cancelled:ml/mlci/main#7:Superseded by #8')
         assert build.result == 'NOT_BUILT'
         assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging']
-        assert events.contains('unlock:mlci/ml/iris/production')
+        assert events.contains("lock-wait:${production}".toString()) && !events.contains("lock:${production}".toString())
+        assert log.any { it.startsWith('Build superseded by a newer build of this branch (last stage entered: Approve)') }
     }
 
     @Test

@@ -3,6 +3,7 @@ package io.mlci
 import com.lesfurets.jenkins.unit.BasePipelineTest
 import groovy.json.JsonOutput
 import hudson.AbortException
+import hudson.model.Result
 import net.sf.json.JSON
 import net.sf.json.JSONArray
 import net.sf.json.JSONNull
@@ -11,6 +12,8 @@ import net.sf.json.JSONSerializer
 import org.yaml.snakeyaml.LoaderOptions
 import org.yaml.snakeyaml.Yaml
 import org.yaml.snakeyaml.constructor.SafeConstructor
+import org.jenkinsci.plugins.pipeline.milestone.CancelledCause
+import org.jenkinsci.plugins.workflow.steps.FlowInterruptedException
 import org.junit.Before
 
 /**
@@ -53,6 +56,8 @@ abstract class LibraryTestBase extends BasePipelineTest {
     static final long BUILD_STARTED = 1_767_225_600_000L
     Long clockMillis = BUILD_STARTED
     Set<String> locksHeld = new LinkedHashSet<String>()
+    /** What this build shares with the controller's other builds: locks, milestones. */
+    Controller controller = new Controller()
     Closure inputAnswer = { Map args -> 'alice' }
     Map<String, Script> loadedVars = [:]
 
@@ -343,7 +348,7 @@ abstract class LibraryTestBase extends BasePipelineTest {
         helper.registerAllowedMethod('archiveArtifacts', [String], { String pattern -> events << "archive:${pattern}".toString() })
         helper.registerAllowedMethod('lock', [Map, Closure], { Map args, Closure body ->
             lockArgs << args
-            holdLock(args.resource as String, body)
+            holdLock(args.resource as String, body, args.inversePrecedence as boolean)
         })
         helper.registerAllowedMethod('lock', [String, Closure], { String resource, Closure body -> holdLock(resource, body) })
         helper.registerAllowedMethod('milestone', [Map], { Map args -> events << "milestone:${args.label}".toString() })
@@ -430,15 +435,48 @@ abstract class LibraryTestBase extends BasePipelineTest {
         return files[path]
     }
 
-    Object holdLock(String resource, Closure body) {
+    /**
+     * The `lock` step on the shared Controller: a resource another build holds makes this build wait
+     * (the other builds progress through controller.elsewhere meanwhile); cancelled while it waits,
+     * it leaves the queue and ends NOT_BUILT; with nothing left to free the resource, the build would
+     * wait forever, which is a test failure. The lock is released when the body ends, however.
+     */
+    Object holdLock(String resource, Closure body, boolean inversePrecedence = false) {
+        Controller.Build me = thisBuild()
+        if (!controller.acquire(me, resource, inversePrecedence)) {
+            events << "lock-wait:${resource}".toString()
+            boolean freed = controller.waitUntil { -> controller.holds(me, resource) }
+            if (me.cancelledBy != null) {
+                controller.leaveQueues(me)
+                throw superseded(me)
+            }
+            if (!freed) {
+                throw new AssertionError((Object) ("${me} would wait forever at lock ${resource}, held by " +
+                    "${controller.owners[resource]}").toString())
+            }
+        }
         events << "lock:${resource}".toString()
         locksHeld << resource
         try {
             return body.call()
         } finally {
             locksHeld.remove(resource)
+            controller.release(me, resource)
             events << "unlock:${resource}".toString()
         }
+    }
+
+    /** This build, as the controller knows it (job JOB_NAME, number currentBuild.number). */
+    Controller.Build thisBuild() {
+        if (controller.underTest == null) {
+            controller.underTest = controller.build(envVars.JOB_NAME as String, build.number as int)
+        }
+        return controller.underTest
+    }
+
+    /** How the Milestone Step plugin interrupts a cancelled build. */
+    static FlowInterruptedException superseded(Controller.Build cancelled) {
+        return new FlowInterruptedException(Result.NOT_BUILT, new CancelledCause(cancelled.cancelledBy))
     }
 }
 

@@ -38,4 +38,13 @@ class MlciBuildEndTest extends LibraryTestBase {
         assert said == 'Build aborted (last stage entered: Approve) before mlci deploy touched production: nothing ' +
             'was deployed to production by this build.'
     }
+
+    @Test
+    void 'a superseded build says a failed newer build needs a new build, since the plugin counts it as past its milestones'() {
+        String said = step('mlciBuildEnd', [result: 'NOT_BUILT', stage: 'Build images']) as String
+
+        assert said.startsWith('Build superseded by a newer build of this branch (last stage entered: Build images) ' +
+            'before mlci deploy touched production: nothing was deployed to production by this build.')
+        assert said.contains("if the build that superseded this one failed, start a new build once it is fixed")
+    }
 }

@@ -51,6 +51,23 @@ class MlciLockTest extends LibraryTestBase {
     }
 
     @Test
+    void 'the lock blocks builds of every job of the folder on the environment, never another folder using the same project'() {
+        givenFile('mlci.yaml', 'project: churn\n')
+        Controller.Build rollbackJob = controller.build('ml/rollback-churn', 12)
+        controller.acquire(rollbackJob, 'mlci/ml/churn/production', false)
+        Controller.Build teamB = controller.build('team-b/their-repo/main', 3)
+        controller.acquire(teamB, 'mlci/team-b/churn/production', false)
+        controller.elsewhere << { -> controller.release(rollbackJob, 'mlci/ml/churn/production') }
+
+        lockAround([env: 'production']) { -> assert controller.holds(thisBuild(), 'mlci/ml/churn/production') }
+
+        assert events.indexOf('lock-wait:mlci/ml/churn/production') < events.indexOf('lock:mlci/ml/churn/production')
+        // Team B's lock on its own "churn" was never in the way, and is still held.
+        assert controller.holds(teamB, 'mlci/team-b/churn/production')
+        assert !controller.owners.containsKey('mlci/ml/churn/production')
+    }
+
+    @Test
     void 'a project or environment that is not an mlci name is refused before any lock is named'() {
         givenFile('mlci.yaml', 'project: null\n')
         assert stepError('mlciLockName', [project: null, env: 'staging']).contains("project 'null' is not a valid mlci name")

@@ -245,14 +245,64 @@ class MlciPipelineStepTest extends PipelineTestBase {
     }
 
     @Test
-    void 'an older build overtaken before staging stops at its milestone with NOT_BUILT'() {
-        supersededAt = 20
+    void 'waiting at the staging lock, an older build is cancelled when the newest waiter gets the lock first'() {
+        String staging = 'mlci/ml/iris/staging'
+        def (Controller.Build older, Controller.Build newer) = givenOlderBuildAtApprovalAndNewerQueued(staging)
+        meanwhile { ->
+            controller.pass(older, 30)
+            controller.release(older, staging)
+        }
+        meanwhile { -> controller.pass(newer, 20) }
 
         runScripted('mlciPipeline')
 
+        // inversePrecedence: the newest waiter (#8) gets the staging lock, and its milestone 20 cancels #7.
+        assert controller.events.contains("granted:${staging}:ml/mlci/main#8".toString())
+        assert controller.events.contains('cancelled:ml/mlci/main#7:Superseded by #8')
         assert build.result == 'NOT_BUILT'
+        assert events.contains("lock-wait:${staging}".toString()) && !events.contains("lock:${staging}".toString())
         assert !mlciCalls('deploy') && inputs.isEmpty()
-        assert events.contains('unlock:mlci/ml/iris/staging')
+        assert log.any { it.contains('superseded by a newer build') && it.contains('nothing was deployed to production') }
+    }
+
+    @Test
+    void 'a newer build that fails after Build images still supersedes the older one waiting at the staging lock, and the log says what to do'() {
+        // The Milestone Step plugin counts a build that ends, whatever its result, as past its last
+        // milestone: #8 failing after milestone 10 cancels #7, queued at the staging lock with 10.
+        String staging = 'mlci/ml/iris/staging'
+        def (Controller.Build older, Controller.Build newer) = givenOlderBuildAtApprovalAndNewerQueued(staging)
+        meanwhile { -> controller.complete(newer, 'FAILURE') }
+
+        runScripted('mlciPipeline')
+
+        assert controller.events.contains('cancelled:ml/mlci/main#7:Superseded by #8')
+        assert build.result == 'NOT_BUILT'
+        assert !mlciCalls('deploy')
+        assert log.any { it.contains('if the build that superseded this one failed, start a new build') }
+        // #6 keeps its lock and its approval: only older builds are cancelled.
+        assert controller.holds(older, staging) && older.running
+    }
+
+    @Test
+    void 'the newest of the builds queued at the staging lock gets it when this build is approved'() {
+        String staging = 'mlci/ml/iris/staging'
+        Controller.Build b8 = otherBuild(8)
+        Controller.Build b9 = otherBuild(9)
+        // While this build waits for its approval, #8 then #9 pass Build images and queue at staging.
+        duringApproval { ->
+            controller.pass(b8, 10)
+            controller.acquire(b8, staging, true)
+            controller.pass(b9, 10)
+            controller.acquire(b9, staging, true)
+        }
+
+        runScripted('mlciPipeline')
+
+        assert build.result == null || build.result == 'SUCCESS'
+        assert mlciCalls('deploy')*.env*.MLCI_ENV == ['staging', 'production']
+        assert controller.events.contains("granted:${staging}:ml/mlci/main#9".toString())
+        controller.pass(b9, 20)
+        assert b8.result == 'NOT_BUILT' && b8.cancelledBy == '#9'
     }
 
     @Test

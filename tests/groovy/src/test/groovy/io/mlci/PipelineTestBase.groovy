@@ -21,10 +21,15 @@ import org.junit.Before
  *               reports/... files are what it writes), so a report a stage did not produce or
  *               unstash is missing there, exactly as on a controller with several agents.
  *   stash       stash/unstash copy files between workspaces; unstashing an unknown name fails.
- *   milestone   ordinals must increase within a build (auto = last + 1); `supersededAt = N`
- *               simulates a newer build that already passed milestone N: reaching it interrupts
- *               this build with NOT_BUILT, as the Milestone Step plugin does.
- *   input       inside a node it is a test failure (an executor would be held for hours).
+ *   milestone   ordinals must increase within a build (auto = last + 1); passing one, and the end
+ *               of the build, go through the shared Controller (the Milestone Step plugin's rules:
+ *               older builds cancelled, or this one if a newer build passed first).
+ *   lock        the Controller's controller-wide lockable resources: a lock another build holds
+ *               makes this build wait while the test's `meanwhile` closures run (other builds
+ *               progressing); cancelled while it waits, it ends NOT_BUILT.
+ *   input       inside a node it is a test failure (an executor would be held for hours). While it
+ *               waits for its human, the `duringApproval` closures run: a build cancelled meanwhile
+ *               ends NOT_BUILT there, as the plugin interrupts it.
  *   timeout     `expireTimeouts = true` makes the innermost timeout fire when input waits in it:
  *               the clock advances by the timeout, and input ends with Rejection by SYSTEM, as the
  *               real input step does when a timeout stops it. `hang()` (from an onCommand hook)
@@ -48,7 +53,6 @@ abstract class PipelineTestBase extends LibraryTestBase {
     int workspaces = 0
     List<String> violations = []
     List<Integer> milestones = []
-    Integer supersededAt = null
     boolean expireTimeouts = false
     List<Map> timeoutStack = []
     List<Map> lockCalls = []
@@ -74,7 +78,7 @@ abstract class PipelineTestBase extends LibraryTestBase {
         helper.registerAllowedMethod('timeout', [Map, Closure], { Map args, Closure body -> onTimeout(args, body) })
         helper.registerAllowedMethod('lock', [Map, Closure], { Map args, Closure body ->
             lockCalls << args
-            return holdLock(args.resource as String, body)
+            return holdLock(args.resource as String, body, args.inversePrecedence as boolean)
         })
         helper.registerAllowedMethod('library', [String], { String name -> events << "library:${name}".toString() })
         // Job properties as the core `properties` step takes them: what the build asks is recorded.
@@ -125,6 +129,41 @@ abstract class PipelineTestBase extends LibraryTestBase {
         throw new FlowInterruptedException(Result.ABORTED, new TimeoutStepExecution.ExceededTimeout())
     }
 
+    // ---- the other builds on the controller -------------------------------------------------
+
+    /** Build NUMBER of this job (or of JOB), started on the controller. */
+    Controller.Build otherBuild(int number, String job = null) {
+        return controller.build(job ?: envVars.JOB_NAME as String, number)
+    }
+
+    /** While this build waits at a lock, the controller's other builds do STEP next. */
+    void meanwhile(Closure step) {
+        controller.elsewhere << step
+    }
+
+    /** While this build waits at an input (hours, for a human), the controller's other builds do STEP. */
+    void duringApproval(Closure step) {
+        controller.duringInput << step
+    }
+
+    /**
+     * The line's usual race: build #6 holds the staging lock, waiting for its approval; this build
+     * (#7) passes Build images and queues behind it; meanwhile build #8 passes Build images and
+     * queues too. Returns [older, newer].
+     */
+    List<Controller.Build> givenOlderBuildAtApprovalAndNewerQueued(String stagingLock) {
+        Controller.Build older = otherBuild(6)
+        controller.pass(older, 10)
+        controller.acquire(older, stagingLock, true)
+        controller.pass(older, 20)
+        Controller.Build newer = otherBuild(8)
+        meanwhile { ->
+            controller.pass(newer, 10)
+            controller.acquire(newer, stagingLock, true)
+        }
+        return [older, newer]
+    }
+
     // ---- running -----------------------------------------------------------------------------
 
     /**
@@ -156,7 +195,12 @@ abstract class PipelineTestBase extends LibraryTestBase {
         startBuild()
         DeclarativeRun run = new DeclarativeRun(this)
         helper.registerAllowedMethod('pipeline', [Closure], { Closure body -> run.execute(body) })
-        loadScript(path).run()
+        thisBuild()
+        try {
+            loadScript(path).run()
+        } finally {
+            endBuild()
+        }
         return run
     }
 
@@ -167,18 +211,25 @@ abstract class PipelineTestBase extends LibraryTestBase {
      */
     Object runScriptedJenkinsfile(String path) {
         startBuild()
+        thisBuild()
         try {
             return loadScript(path).run()
         } catch (FlowInterruptedException e) {
             build.result = e.result.toString()
             events << "interrupted:${e.result}".toString()
             return null
+        } catch (Throwable e) {
+            build.result = 'FAILURE'
+            throw e
+        } finally {
+            endBuild()
         }
     }
 
     /** Runs a scripted pipeline step (mlciPipeline) as the only content of a Jenkinsfile. */
     Object runScripted(String name, Map config = null) {
         startBuild()
+        thisBuild()
         try {
             return step(name, config)
         } catch (FlowInterruptedException e) {
@@ -186,6 +237,11 @@ abstract class PipelineTestBase extends LibraryTestBase {
             build.result = e.result.toString()
             events << "interrupted:${e.result}".toString()
             return null
+        } catch (Throwable e) {
+            build.result = 'FAILURE'
+            throw e
+        } finally {
+            endBuild()
         }
     }
 
@@ -274,10 +330,16 @@ abstract class PipelineTestBase extends LibraryTestBase {
         }
         milestones << actual
         events << "milestone:${actual}${label ? ':' + label : ''}".toString()
-        if (supersededAt != null && actual >= supersededAt) {
-            throw new FlowInterruptedException(Result.NOT_BUILT, new FlowInterruptedException.TextCause(
-                "Superseded by ${envVars.JOB_NAME}#${(build.number as int) + 1}".toString()))
+        Controller.Build me = thisBuild()
+        controller.pass(me, actual)
+        if (me.cancelledBy != null) {
+            throw superseded(me)
         }
+    }
+
+    /** The build ends: the controller applies the plugins' end-of-build rules (milestones, locks). */
+    void endBuild() {
+        controller.complete(thisBuild(), (build.result ?: 'SUCCESS') as String)
     }
 
     Object onInput(Map args) {
@@ -287,6 +349,12 @@ abstract class PipelineTestBase extends LibraryTestBase {
         }
         inputs << args
         events << 'input'
+        // Hours may pass before a human answers: the other builds do what they do meanwhile.
+        Controller.Build me = thisBuild()
+        controller.waitUntil({ -> false }, controller.duringInput)
+        if (me.cancelledBy != null) {
+            throw superseded(me)
+        }
         if (expireTimeouts && timeoutStack) {
             // As on a controller: the time passes, then the timeout stops the input step, which ends
             // as if SYSTEM had pressed Abort (Rejection by SYSTEM, result ABORTED), not with the
