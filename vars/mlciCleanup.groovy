@@ -29,7 +29,7 @@ def call(Map config = [:], Closure body) {
     } catch (Exception thrown) {
         // FlowInterruptedException (abort, timeout) and AbortException (error) are Exceptions too.
         failure = thrown
-        if (agentLost(thrown)) {
+        if (agentLost(thrown, env.NODE_NAME as String)) {
             echo("mlci: the agent ${env.NODE_NAME ?: ''} was lost while this stage ran (${oneLine(thrown)}). " +
                 'Nothing of it can be archived; run the build again once the agent is back.')
         }
@@ -50,14 +50,19 @@ def call(Map config = [:], Closure body) {
     return value
 }
 
-/** Whether FAILURE says the agent went away (its channel closed, it was removed or marked offline). */
+/**
+ * Whether FAILURE says the agent went away (its channel closed, it was removed or marked offline).
+ * A missing workspace (no hudson.FilePath) means that only inside a node (NODE_NAME set); outside
+ * one it is a step called where Jenkins has no workspace, a bug of the caller, not a lost agent.
+ */
 @NonCPS
-boolean agentLost(Exception failure) {
+boolean agentLost(Exception failure, String nodeName) {
     String text = String.valueOf(failure)
-    return ['ChannelClosedException', 'AgentOfflineException', 'RemovedNodeCause', 'was marked offline',
-            'Required context class hudson.FilePath is missing', 'ClosedChannelException'].any { String sign ->
-        text.contains(sign)
+    if (text.contains('Required context class hudson.FilePath is missing')) {
+        return nodeName as boolean
     }
+    return ['ChannelClosedException', 'AgentOfflineException', 'RemovedNodeCause', 'was marked offline',
+            'ClosedChannelException'].any { String sign -> text.contains(sign) }
 }
 
 @NonCPS

@@ -2,6 +2,7 @@ package io.mlci
 
 import hudson.AbortException
 import hudson.remoting.ChannelClosedException
+import org.jenkinsci.plugins.workflow.steps.MissingContextVariableException
 import org.junit.Test
 
 /** vars/mlciCleanup.groovy: a `finally` whose own failure never hides the body's. */
@@ -52,6 +53,18 @@ class MlciCleanupTest extends LibraryTestBase {
 
         assert thrown instanceof ChannelClosedException
         assert log.any { it.startsWith('mlci: the agent agent-7 was lost while this stage ran') }
+    }
+
+    @Test
+    void 'a missing workspace is a lost agent inside a node only, a step outside any node is not'() {
+        Closure missing = { -> throw new MissingContextVariableException('hudson.FilePath') }
+
+        thrownBy(missing, { -> })
+        assert !log.any { it.contains('was lost') }: 'outside a node (no NODE_NAME) the caller is wrong, not the agent'
+
+        envVars.NODE_NAME = 'agent-2'
+        assert thrownBy(missing, { -> }) instanceof MissingContextVariableException
+        assert log.any { it.startsWith('mlci: the agent agent-2 was lost while this stage ran') }
     }
 
     @Test

@@ -22,6 +22,14 @@ class MlciPipelineStepTest extends PipelineTestBase {
         envVars.MLCI_PIP_INDEX_URL = 'https://pypi.example.com/simple'
     }
 
+    /** Pull request 43 from the fork 'someone', on a job whose administrator set MLflow credentials. */
+    void givenForkPullRequest() {
+        envVars.BRANCH_NAME = 'PR-43'
+        envVars.CHANGE_ID = '43'
+        envVars.CHANGE_FORK = 'someone'
+        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
+    }
+
     List<String> stagesRun() {
         return events.findAll { it.startsWith('stage:') }.collect { it - 'stage:' }
     }
@@ -168,10 +176,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
 
     @Test
     void 'a pull request from a fork runs Test only, with no credential'() {
-        envVars.BRANCH_NAME = 'PR-43'
-        envVars.CHANGE_ID = '43'
-        envVars.CHANGE_FORK = 'someone'
-        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
+        givenForkPullRequest()
 
         Map result = runScripted('mlciPipeline') as Map
 
@@ -184,10 +189,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
 
     @Test
     void 'a team whose administrator trusts forks lets their pull requests train and gate with the MLflow credentials'() {
-        envVars.BRANCH_NAME = 'PR-43'
-        envVars.CHANGE_ID = '43'
-        envVars.CHANGE_FORK = 'someone'
-        envVars.MLCI_MLFLOW_CREDENTIALS_ID = 'mlflow-team'
+        givenForkPullRequest()
         envVars.MLCI_TRUST_FORK_PULL_REQUESTS = 'true'
 
         runScripted('mlciPipeline')
