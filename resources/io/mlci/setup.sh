@@ -29,7 +29,8 @@
 #   MLCI_FIND_LINKS      a directory of wheels (make dist); mlci is then installed from it only
 #   MLCI_VENV_CACHE      cache directory [$HOME/.cache/mlci]
 #   MLCI_VENV_REUSE      false: never reuse a venv of the cache, rebuild it (mlciSetup sets it, with a
-#                        private MLCI_VENV_CACHE, for pull requests from forks, whose code could change it)
+#                        private MLCI_VENV_CACHE, for the venv the tests run in (mlciTest, every build)
+#                        and for pull requests from forks: code they run could change it)
 #   MLCI_VENV_SCOPE      whose cache: a team's job folder (mlciSetup passes mlciJobFolder()); each
 #                        scope has its own subdirectory of the cache, so a venv one team's builds ran
 #                        in is never reused by another team's [none: the cache directory itself]
