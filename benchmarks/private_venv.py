@@ -1,6 +1,6 @@
 """Benchmark: what mlciTest's private venv costs a build, against the shared venv cache it replaced.
 
-    .venv/bin/python benchmarks/test_venv_cost.py [--rounds 3] [--wheels dist]
+    .venv/bin/python benchmarks/private_venv.py [--rounds 3] [--wheels dist]
 
 Since issue 22 a build's tests never run in the agents' shared venv cache (a test could plant a .pth
 there that a later deploy runs): mlciTest calls mlciSetup(isolated: true), which runs setup.sh with
@@ -65,7 +65,8 @@ def main() -> int:
         (repo / "mlci.yaml").write_text("project: churn\n")
         shutil.copy2(LIBRARY / "requirements.txt", repo / ".mlci" / "requirements.txt")
         shared, private = root / "shared-cache", root / "private"
-        print(f"warm-up: building the shared venv (fills uv's cache), lock of {sum(1 for _ in open(LIBRARY / 'requirements.txt'))} lines")
+        lines = len((LIBRARY / "requirements.txt").read_text().splitlines())
+        print(f"warm-up: building the shared venv (fills uv's cache), lock of {lines} lines")
         warm = setup(repo, shared, args.wheels, reuse=True)
         print(f"warm-up took {warm:.1f} s")
         reused, rebuilt = [], []
@@ -75,7 +76,8 @@ def main() -> int:
             print(f"round {n}: A shared reused {reused[-1]:.2f} s, B private rebuilt {rebuilt[-1]:.2f} s")
         a, b = statistics.median(reused), statistics.median(rebuilt)
         size = sum(f.stat().st_size for f in private.rglob("*") if f.is_file() and not f.is_symlink())
-        print(f"median: A {a:.2f} s, B {b:.2f} s, B/A {b / a:.0f}x, B - A {b - a:.1f} s per build; private venv {size / 1e6:.0f} MB")
+        print(f"median: A {a:.2f} s, B {b:.2f} s, B/A {b / a:.0f}x, B - A {b - a:.1f} s per build")
+        print(f"private venv {size / 1e6:.0f} MB")
     return 0
 
 
