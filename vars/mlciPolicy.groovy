@@ -3,7 +3,7 @@
  * against the administrator's release policy, and fails the build before anything runs when they
  * widen it. The policy is the administrator's folder or global environment: no build parameter may
  * set MLCI_DEPLOY_BRANCH, MLCI_APPROVERS, MLCI_CONFIG, MLCI_LOCK_NAMESPACE,
- * MLCI_TRUST_FORK_PULL_REQUESTS, MLCI_AGENT_LABEL or MLCI_DEPLOY_AGENT_LABEL (whoever starts a build,
+ * MLCI_TRUST_FORK_PULL_REQUESTS, MLCI_AGENT_LABEL, MLCI_DEPLOY_AGENT_LABEL or MLCI_TEST_SANDBOX (whoever starts a build,
  * or a branch declaring parameters, would choose them); where the administrator set one, the
  * Jenkinsfile may repeat it or, for the approvers, name a subset. Used by mlciPipeline.
  *
@@ -18,7 +18,8 @@
 def call(Map config = [:]) {
     // The release policy's variables: the administrator's (folder or global environment), never a build's.
     List<String> policy = ['MLCI_DEPLOY_BRANCH', 'MLCI_APPROVERS', 'MLCI_CONFIG', 'MLCI_LOCK_NAMESPACE',
-                           'MLCI_TRUST_FORK_PULL_REQUESTS', 'MLCI_AGENT_LABEL', 'MLCI_DEPLOY_AGENT_LABEL']
+                           'MLCI_TRUST_FORK_PULL_REQUESTS', 'MLCI_AGENT_LABEL', 'MLCI_DEPLOY_AGENT_LABEL',
+                           'MLCI_TEST_SANDBOX']
     for (String name : policy) {
         if (params.containsKey(name)) {
             error("mlciPipeline: the build parameter ${name} is refused: it is part of the release policy, which " +

@@ -5,7 +5,12 @@
  * The tests are the branch's (or pull request's) code: they run in a venv of their own, private to
  * this build and thrown away (mlciSetup isolated: true, at .mlci/test-venv), never in the cached venv
  * that Train, Build and the deploys run with their credentials: nothing a test writes there (a .pth
- * file, a patched package) survives into another stage or build.
+ * file, a patched package) survives into another stage or build. And they run sandboxed (`mlci test`
+ * with MLCI_TEST_SANDBOX, Linux Landlock): they can write only beneath the workspace, the temp dir
+ * and their private venv, never into the agents' venv cache, ~/.ssh or another workspace, even as
+ * the agent's user. The administrator's env.MLCI_TEST_SANDBOX chooses: auto (the default: sandboxed
+ * where the kernel has Landlock, said in the log where not), required (a Test stage on an agent
+ * without Landlock fails), off.
  *
  * Parameters (defaults in brackets):
  *   publish    publish JUnit and coverage here [true]; false when `post` calls mlciPublish()
@@ -22,10 +27,16 @@
 def call(Map config = [:]) {
     Map c = [publish: true, isolated: true] + config
     Map run = c
+    List<String> writable = []
     if (c.isolated) {
         Map tools = mlciSetup(c + [venv: '.mlci/test-venv', isolated: true, cleanReports: false]) as Map
         run = c + [mlci: tools.mlci]
+        // The tests' own throwaway venv (mlciSetup's private cache for them) stays writable: bytecode, pip.
+        writable << "${pwd(tmp: true)}/mlci-test-venvs".toString()
     }
+    List<String> sandbox = ["MLCI_TEST_SANDBOX=${env.MLCI_TEST_SANDBOX ?: 'auto'}".toString(),
+                            "MLCI_TEST_WRITABLE=${writable.join(':')}".toString()]
+    run = run + [vars: ((run.vars ?: []) as List) + sandbox]
     // Publishing cannot hide the test run's own failure (a lost agent, a timeout): mlciCleanup.
     int status = mlciCleanup(what: 'publishing the test results', cleanup: {
         if (c.publish) {

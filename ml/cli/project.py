@@ -86,4 +86,4 @@ def test_command(ctx: click.Context) -> None:
     console.header("test", f"running the tests of {config.project}: {' '.join(config.tests.paths)}")
     result = testing.run(config)
     verdicts.require_tests_passed(result)
-    console.result(True, f"tests passed: {result.summary}; JUnit in {result.junit}")
+    console.result(True, f"tests passed: {result.summary}; JUnit in {result.junit}; sandbox: {result.sandbox}")

@@ -95,6 +95,23 @@ def log_level(name: str, raw: str) -> str:
     return level
 
 
+def choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise EnvError(f"{name} must be one of {', '.join(allowed)}, got {raw[:40]!r}")
+        return value
+
+    return parse
+
+
+def paths(name: str, raw: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in raw.split(os.pathsep) if part.strip())
+    if len(parts) > 32 or any(not os.path.isabs(part) for part in parts):
+        raise EnvError(f"{name} must be up to 32 absolute paths separated by {os.pathsep!r}")
+    return parts
+
+
 def token(name: str, raw: str) -> str:
     if len(raw) < 16 or len(raw) > 256 or not raw.isascii() or not raw.isprintable() or " " in raw:
         raise EnvError(f"{name} must be 16 to 256 printable ASCII characters without spaces")
@@ -120,6 +137,16 @@ REGISTRY_PASSWORD: Var[str | None] = Var("MLCI_REGISTRY_PASSWORD", None, text, "
 BASE_IMAGE = Var("MLCI_BASE_IMAGE", "python:3.11-slim-bookworm", text, "base image of the API and dashboard images")
 ROUTER_BASE_IMAGE = Var("MLCI_ROUTER_BASE_IMAGE", "nginx:1.26-bookworm", text, "base image of the router image")
 ROUTER_IMAGE: Var[str | None] = Var("MLCI_ROUTER_IMAGE", None, text, "a router image to deploy instead of building one")
+TEST_SANDBOX = Var(
+    "MLCI_TEST_SANDBOX",
+    "off",
+    choice("off", "auto", "required"),
+    "mlci test: let the tests write only beneath the project, the temp dir and MLCI_TEST_WRITABLE (Linux "
+    "Landlock); auto: when the kernel has it; required: refuse to run the tests without it (mlciTest: auto)",
+)
+TEST_WRITABLE: Var[tuple[str, ...]] = Var(
+    "MLCI_TEST_WRITABLE", (), paths, "more directories sandboxed tests may write to (absolute, ':'-separated)"
+)
 PIP_INDEX_URL: Var[str | None] = Var(
     "PIP_INDEX_URL", None, text, "a package mirror image builds install from (else a host wheelhouse)"
 )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlci.core import reports
+from mlci.core import env, reports, sandbox
 from mlci.core.config import Config
 from mlci.core.errors import BadInput
 from mlci.track import provenance
@@ -33,6 +35,8 @@ class TestResult:
     # they are of its own commit and build (mlci.track.archive.test_outputs), never a stale run's.
     commit: str | None = None
     build_url: str | None = None
+    # How the tests were confined: "off", "unavailable: ..." or "landlock ABI N: writes only beneath ...".
+    sandbox: str = "off"
 
     def report(self) -> dict[str, object]:
         return asdict(self)
@@ -48,6 +52,48 @@ def command(config: Config) -> list[str]:
     return args + config.tests.args
 
 
+@dataclass(frozen=True)
+class SandboxPlan:
+    """How `mlci test` confines the tests: the launcher prefix (empty: not confined), what to say."""
+
+    prefix: list[str] = field(default_factory=list)
+    writable: list[str] = field(default_factory=list)
+    description: str = "off"
+
+
+def sandbox_plan(mode: str, abi: int, writable: Sequence[str]) -> SandboxPlan:
+    """MODE (off, auto, required) on a kernel with Landlock ABI ABI (0: none): the plan. Required without
+    Landlock is refused, auto without it runs unconfined and says so."""
+    if mode == "off":
+        return SandboxPlan()
+    if abi < 1:
+        if mode == "required":
+            raise BadInput(
+                "MLCI_TEST_SANDBOX=required, but this agent's kernel has no Landlock: the tests would run able to "
+                "write wherever the agent's user can",
+                hint="run the tests on agents with Linux >= 5.13 and Landlock enabled (lsm=...,landlock), "
+                "or have the administrator set MLCI_TEST_SANDBOX=auto",
+            )
+        return SandboxPlan(
+            description="unavailable: this kernel has no Landlock, the tests can write where the agent's user can"
+        )
+    prefix = [sys.executable, "-m", "mlci.core.sandbox"]
+    for path in writable:
+        prefix += ["--allow", path]
+    return SandboxPlan(
+        prefix=[*prefix, "--"],
+        writable=list(writable),
+        description=f"landlock ABI {abi}: the tests write only beneath {', '.join(writable)}",
+    )
+
+
+def writable_dirs(config: Config, scratch: str) -> list[str]:
+    """Where sandboxed tests may write: the project (reports, coverage data), the temp dir, SCRATCH (their
+    HOME-like caches), the null and terminal devices, and the administrator's MLCI_TEST_WRITABLE."""
+    dirs = [str(config.root), str(config.reports_dir), tempfile.gettempdir(), scratch, "/dev/null", "/dev/tty"]
+    return [str(path) for path in sandbox.allowed_paths([*dirs, *env.TEST_WRITABLE.get()])]
+
+
 def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestResult:
     """Run the project's tests; each output line goes to `on_line` as it comes (default: this module's
     logger, which `mlci` shows: ops watch the tests live)."""
@@ -57,29 +103,46 @@ def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestRes
         raise BadInput(f"test path(s) not found: {', '.join(missing)}", hint="fix tests.paths in mlci.yaml")
     config.reports_dir.mkdir(parents=True, exist_ok=True)
     args = command(config)
-    lines: list[str] = []
-    # Stream pytest's output as it comes (ops watch it live) and keep the summary line.
-    with subprocess.Popen(args, cwd=config.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            show(lines[-1])
+    mode = env.TEST_SANDBOX.get()
+    with tempfile.TemporaryDirectory(prefix="mlci-test-home-") as scratch:
+        plan = sandbox_plan(mode, sandbox.abi_version() if mode != "off" else 0, writable_dirs(config, scratch))
+        if mode != "off":
+            log.info("sandbox: %s", plan.description)
+        environ = dict(os.environ)
+        if plan.prefix:
+            # Caches the tests' libraries keep under HOME go to the scratch directory, which they may write.
+            environ.update(XDG_CACHE_HOME=scratch, XDG_CONFIG_HOME=scratch, MPLCONFIGDIR=scratch)
+        returncode, lines = _stream([*plan.prefix, *args], config.root, environ, show)
     summary = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), "no summary")
-    if proc.returncode == NO_TESTS_COLLECTED:
+    if returncode == NO_TESTS_COLLECTED:
         raise BadInput(
             f"no tests were collected from {', '.join(config.tests.paths)}",
             hint="point tests.paths in mlci.yaml at the project's tests",
         )
     coverage = config.reports_dir / "coverage.xml"
     result = TestResult(
-        passed=proc.returncode == 0,
-        exit_code=proc.returncode,
+        passed=returncode == 0,
+        exit_code=returncode,
         summary=summary,
         junit=str(Path("reports") / "junit.xml"),
         coverage=str(Path("reports") / "coverage.xml") if coverage.is_file() and config.tests.coverage else None,
         command=args[1:],
         commit=provenance.collect(config.root).commit,
         build_url=provenance.collect_ci()["build_url"],
+        sandbox=plan.description,
     )
     reports.write(config, "test", result.report())
     return result
+
+
+def _stream(args: list[str], cwd: Path, environ: dict[str, str], show: Callable[[str], None]) -> tuple[int, list[str]]:
+    """Runs ARGS, streaming each output line to SHOW as it comes (ops watch the tests live): exit code, lines."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        args, cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            show(lines[-1])
+    return proc.returncode, lines

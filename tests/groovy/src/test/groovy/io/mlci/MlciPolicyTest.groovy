@@ -31,4 +31,11 @@ class MlciPolicyTest extends LibraryTestBase {
 
         assert stepError('mlciPolicy').contains('the build parameter MLCI_DEPLOY_BRANCH is refused')
     }
+
+    @Test
+    void 'a build parameter cannot turn the tests sandbox off'() {
+        params.MLCI_TEST_SANDBOX = 'off'
+
+        assert stepError('mlciPolicy').contains('the build parameter MLCI_TEST_SANDBOX is refused')
+    }
 }

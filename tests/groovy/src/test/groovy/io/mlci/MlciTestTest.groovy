@@ -25,6 +25,19 @@ class MlciTestTest extends LibraryTestBase {
     }
 
     @Test
+    void 'the tests run sandboxed: auto unless the administrator chose, their private venv writable'() {
+        step('mlciTest')
+        assert onlyMlciCall('test').env.MLCI_TEST_SANDBOX == 'auto'
+        assert onlyMlciCall('test').env.MLCI_TEST_WRITABLE == '/ws@tmp/mlci-test-venvs'
+
+        shCalls.clear()
+        envVars.MLCI_TEST_SANDBOX = 'required'
+        step('mlciTest', [isolated: false])
+        assert onlyMlciCall('test').env.MLCI_TEST_SANDBOX == 'required'
+        assert onlyMlciCall('test').env.MLCI_TEST_WRITABLE == ''
+    }
+
+    @Test
     void 'a fork pull request tests in a venv apart from the private venv of its other stages'() {
         envVars.CHANGE_ID = '7'
         envVars.CHANGE_FORK = 'mallory'
