@@ -132,9 +132,11 @@ def test_init_wrote_a_repository_that_imports_only_mlci(team):
 
 def test_test_train_gate_package_and_serve_from_the_team_repository(release: Release, team, tmp_path):
     root, env = team
-    tested = mlci(release, team, "test")
+    # As mlciTest runs it: sandboxed (the launcher is the wheel's mlci.core.sandbox).
+    tested = run([str(release.bin / "mlci"), "test"], root, {**env, "MLCI_TEST_SANDBOX": "required"}, 600)
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert "4 passed" in tested.stdout or " passed" in tested.stdout
+    assert "sandbox: landlock ABI" in tested.stdout and f"beneath {root.resolve()}" in tested.stdout
     assert (root / "reports" / "junit.xml").is_file()
 
     trained = mlci(release, team, "train")
