@@ -5,6 +5,7 @@ is a local engine's (socket.SocketIO), an SSH engine's paramiko channel, or a TL
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import time
@@ -43,15 +44,33 @@ def close_write(sock: Any) -> None:
         inner.shutdown(socket.SHUT_WR)
 
 
+def _response_file(sock: Any) -> Any:
+    """The file the HTTP response read its headers from (docker-py keeps the response on the socket)."""
+    response = getattr(sock, "_response", None)
+    return getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+
+
 def read_all(sock: Any, deadline: float) -> bytes:
-    """Everything the other end sends until it closes; TimeoutError at `deadline` (time.monotonic())."""
+    """Everything the other end sends until it closes; TimeoutError at `deadline` (time.monotonic()).
+
+    The HTTP response reads its headers through a buffered file, which may read the stream's first
+    bytes with them when they arrive together (over SSH they often do: a short command's whole output).
+    Those bytes are the output's start: a local or TLS engine's buffered reader is read through, an SSH
+    engine's channel file gives up what it holds, then the socket is read."""
     inner, data = raw(sock), bytearray()
+    source = _response_file(sock)
+    read = inner.recv
+    if isinstance(source, io.BufferedReader):
+        read = source.read1  # its buffer first, then the socket (with the timeout set on it below)
+    elif isinstance(getattr(source, "_rbuffer", None), bytes | bytearray):  # paramiko's ChannelFile
+        data += source._rbuffer
+        source._rbuffer = b""
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("no end of output")
         inner.settimeout(remaining)
-        chunk = inner.recv(65536)
+        chunk = read(65536)
         if not chunk:
             return bytes(data)
         data += chunk

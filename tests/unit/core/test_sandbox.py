@@ -80,4 +80,6 @@ def test_the_launcher_says_how_to_use_it_and_what_failed(tmp_path):
     assert run_sandboxed([], cwd=tmp_path).returncode == 2
     missing = run_sandboxed([tmp_path], "no-such-command-here", cwd=tmp_path)
     assert missing.returncode == 127
-    assert missing.stderr == "error: cannot run no-such-command-here: No such file or directory\n"
+    # (Under make test's coverage, the launcher's own coverage data cannot be written either: more lines follow.)
+    assert missing.stderr.startswith("error: cannot run no-such-command-here: No such file or directory\n")
+    assert "Traceback" not in missing.stderr.split("Exception ignored in atexit")[0]
