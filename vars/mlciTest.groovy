@@ -6,8 +6,9 @@
  * this build and thrown away (mlciSetup isolated: true, at .mlci/test-venv), never in the cached venv
  * that Train, Build and the deploys run with their credentials: nothing a test writes there (a .pth
  * file, a patched package) survives into another stage or build. And they run sandboxed (`mlci test`
- * with MLCI_TEST_SANDBOX, Linux Landlock): they can write only beneath the workspace, the temp dir
- * and their private venv, never into the agents' venv cache, ~/.ssh or another workspace, even as
+ * with MLCI_TEST_SANDBOX, Linux Landlock): they can write only beneath the workspace's entries (not
+ * its .git, whose hooks the next checkout runs), the temp dir and their private venv, never into the
+ * agents' venv cache, ~/.ssh or another workspace, even as
  * the agent's user. The administrator's env.MLCI_TEST_SANDBOX chooses: auto (the default: sandboxed
  * where the kernel has Landlock, said in the log where not), required (a Test stage on an agent
  * without Landlock fails), off.

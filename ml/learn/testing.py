@@ -61,9 +61,10 @@ class SandboxPlan:
     description: str = "off"
 
 
-def sandbox_plan(mode: str, abi: int, writable: Sequence[str]) -> SandboxPlan:
-    """MODE (off, auto, required) on a kernel with Landlock ABI ABI (0: none): the plan. Required without
-    Landlock is refused, auto without it runs unconfined and says so."""
+def sandbox_plan(mode: str, abi: int, writable: Sequence[str], shown: str | None = None) -> SandboxPlan:
+    """MODE (off, auto, required) on a kernel with Landlock ABI ABI (0: none): the plan, writing only beneath
+    WRITABLE (SHOWN: how the log names them). Required without Landlock is refused, auto without it runs
+    unconfined and says so."""
     if mode == "off":
         return SandboxPlan()
     if abi < 1:
@@ -83,15 +84,27 @@ def sandbox_plan(mode: str, abi: int, writable: Sequence[str]) -> SandboxPlan:
     return SandboxPlan(
         prefix=[*prefix, "--"],
         writable=list(writable),
-        description=f"landlock ABI {abi}: the tests write only beneath {', '.join(writable)}",
+        description=f"landlock ABI {abi}: the tests write only beneath {shown or ', '.join(writable)}",
     )
 
 
+# Never writable to the tests, though in the project: what a later checkout or stage runs there (git's
+# hooks and config: a post-checkout hook would run outside any sandbox), and mlci's own files and venv.
+PROTECTED = frozenset({".git", ".hg", ".svn", ".mlci", ".venv"})
+
+
+def project_entries(root: Path) -> list[str]:
+    """The project's top-level entries the tests may write beneath: all but PROTECTED and symlinks (a
+    link may point at the agents' venv cache). The project directory itself stays read-only: nothing
+    new appears at its top (coverage data goes to the reports directory)."""
+    return [str(entry) for entry in sorted(root.iterdir()) if entry.name not in PROTECTED and not entry.is_symlink()]
+
+
 def writable_dirs(config: Config, scratch: str) -> list[str]:
-    """Where sandboxed tests may write: the project (reports, coverage data), the temp dir, SCRATCH (their
-    HOME-like caches), the null and terminal devices, and the administrator's MLCI_TEST_WRITABLE."""
-    dirs = [str(config.root), str(config.reports_dir), tempfile.gettempdir(), scratch, "/dev/null", "/dev/tty"]
-    return [str(path) for path in sandbox.allowed_paths([*dirs, *env.TEST_WRITABLE.get()])]
+    """Where sandboxed tests may write: the project's entries (not its .git), the reports, the temp dir,
+    SCRATCH (their HOME-like caches), the null and terminal devices, and MLCI_TEST_WRITABLE."""
+    dirs = [*project_entries(config.root), str(config.reports_dir), tempfile.gettempdir(), scratch]
+    return [str(path) for path in sandbox.allowed_paths([*dirs, "/dev/null", "/dev/tty", *env.TEST_WRITABLE.get()])]
 
 
 def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestResult:
@@ -105,13 +118,21 @@ def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestRes
     args = command(config)
     mode = env.TEST_SANDBOX.get()
     with tempfile.TemporaryDirectory(prefix="mlci-test-home-") as scratch:
-        plan = sandbox_plan(mode, sandbox.abi_version() if mode != "off" else 0, writable_dirs(config, scratch))
+        writable = writable_dirs(config, scratch)
+        shown = ", ".join(
+            [f"{config.root}/* (not {', '.join(sorted(PROTECTED))} or links)"]
+            + [path for path in writable if not Path(path).is_relative_to(config.root.resolve())]
+        )
+        plan = sandbox_plan(mode, sandbox.abi_version() if mode != "off" else 0, writable, shown)
         if mode != "off":
             log.info("sandbox: %s", plan.description)
         environ = dict(os.environ)
         if plan.prefix:
-            # Caches the tests' libraries keep under HOME go to the scratch directory, which they may write.
+            # Caches the tests' libraries keep under HOME go to the scratch directory, which they may write;
+            # coverage's data file to the reports directory (the project's top stays read-only).
             environ.update(XDG_CACHE_HOME=scratch, XDG_CONFIG_HOME=scratch, MPLCONFIGDIR=scratch)
+            environ["COVERAGE_FILE"] = str(config.reports_dir / ".coverage")
+            environ["TMPDIR"] = tempfile.gettempdir()  # the temp dir the sandbox allows, whatever the default
         returncode, lines = _stream([*plan.prefix, *args], config.root, environ, show)
     summary = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), "no summary")
     if returncode == NO_TESTS_COLLECTED:

@@ -52,12 +52,17 @@ def test_cannot_plant_a_pth_in_the_venv_cache():
         pathlib.Path(os.environ["CACHE"], "evil.pth").write_text("import os; os.system('steal')")
 
 def test_cannot_rename_a_file_of_the_project_into_it():
-    pathlib.Path("moved.txt").write_text("x")
+    pathlib.Path("tests", "moved.txt").write_text("x")
     with pytest.raises(PermissionError):
-        os.rename("moved.txt", pathlib.Path(os.environ["CACHE"], "moved.pth"))
+        os.rename("tests/moved.txt", pathlib.Path(os.environ["CACHE"], "moved.pth"))
+
+def test_cannot_touch_git_for_the_next_checkout_or_add_files_at_the_top():
+    for path in (".git/hooks/post-checkout", ".git/config", "sitecustomize.py"):
+        with pytest.raises(PermissionError):
+            pathlib.Path(path).write_text("#!/bin/sh\\nsteal")
 
 def test_writes_the_project_the_temp_dir_and_its_caches(tmp_path):
-    pathlib.Path("out.txt").write_text("ok")
+    pathlib.Path("tests", "out.txt").write_text("ok")
     (tmp_path / "t").write_text("ok")
     pathlib.Path(os.environ.get("XDG_CACHE_HOME", str(tmp_path)), "lib-cache").write_text("ok")
 """
@@ -84,7 +89,18 @@ def test_sandboxed_tests_cannot_write_outside_the_project_and_temp_dir(project, 
     assert result.exit_code == 0, result.stdout
     assert "sandbox: landlock ABI" in result.stdout and str(project.root) in result.stdout
     assert list(cache.iterdir()) == []
+    assert not (project.root / ".git" / "hooks" / "post-checkout").exists()
     assert project.report("test")["sandbox"].startswith("landlock ABI")
+
+
+def test_sandboxed_tests_still_measure_coverage(project, monkeypatch):
+    write_tests(project, "import json\n\ndef test_json():\n    assert json.loads('1') == 1\n")
+    project.edit(tests={"paths": ["tests"], "coverage": ["json"]})
+    monkeypatch.setenv("MLCI_TEST_SANDBOX", "required")
+    result = project.mlci("test")
+    assert result.exit_code == 0, result.stdout
+    assert (project.root / "reports" / "coverage.xml").is_file()
+    assert not (project.root / ".coverage").exists()
 
 
 def test_without_the_sandbox_the_same_tests_poison_the_cache(project, tmp_path, monkeypatch):
@@ -93,8 +109,9 @@ def test_without_the_sandbox_the_same_tests_poison_the_cache(project, tmp_path, 
     result = project.mlci("test")
 
     assert result.exit_code == 1
-    assert "2 failed, 1 passed" in result.stdout
+    assert "3 failed, 1 passed" in result.stdout
     assert sorted(p.name for p in cache.iterdir()) == ["evil.pth", "moved.pth"]
+    assert (project.root / ".git" / "hooks" / "post-checkout").read_text().endswith("steal")
     assert project.report("test")["sandbox"] == "off"
 
 
