@@ -57,7 +57,6 @@ class SandboxPlan:
     """How `mlci test` confines the tests: the launcher prefix (empty: not confined), what to say."""
 
     prefix: list[str] = field(default_factory=list)
-    writable: list[str] = field(default_factory=list)
     description: str = "off"
 
 
@@ -83,7 +82,6 @@ def sandbox_plan(mode: str, abi: int, writable: Sequence[str], shown: str | None
         prefix += ["--allow", path]
     return SandboxPlan(
         prefix=[*prefix, "--"],
-        writable=list(writable),
         description=f"landlock ABI {abi}: the tests write only beneath {shown or ', '.join(writable)}",
     )
 
@@ -96,7 +94,7 @@ PROTECTED = frozenset({".git", ".hg", ".svn", ".mlci", ".venv"})
 def project_entries(root: Path) -> list[str]:
     """The project's top-level entries the tests may write beneath: all but PROTECTED and symlinks (a
     link may point at the agents' venv cache). The project directory itself stays read-only: nothing
-    new appears at its top (coverage data goes to the reports directory)."""
+    new appears at its top (coverage data goes to the scratch directory)."""
     return [str(entry) for entry in sorted(root.iterdir()) if entry.name not in PROTECTED and not entry.is_symlink()]
 
 
@@ -105,6 +103,16 @@ def writable_dirs(config: Config, scratch: str) -> list[str]:
     SCRATCH (their HOME-like caches), the null and terminal devices, and MLCI_TEST_WRITABLE."""
     dirs = [*project_entries(config.root), str(config.reports_dir), tempfile.gettempdir(), scratch]
     return [str(path) for path in sandbox.allowed_paths([*dirs, "/dev/null", "/dev/tty", *env.TEST_WRITABLE.get()])]
+
+
+def plan_for(config: Config, mode: str, scratch: str) -> SandboxPlan:
+    """The sandbox of this project's tests under MODE: where they may write, how the log names it."""
+    if mode == "off":
+        return SandboxPlan()
+    writable = writable_dirs(config, scratch)
+    outside = [path for path in writable if not Path(path).is_relative_to(config.root.resolve())]
+    shown = ", ".join([f"{config.root}/* (not {', '.join(sorted(PROTECTED))} or links)", *outside])
+    return sandbox_plan(mode, sandbox.abi_version(), writable, shown)
 
 
 def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestResult:
@@ -118,20 +126,15 @@ def run(config: Config, on_line: Callable[[str], None] | None = None) -> TestRes
     args = command(config)
     mode = env.TEST_SANDBOX.get()
     with tempfile.TemporaryDirectory(prefix="mlci-test-home-") as scratch:
-        writable = writable_dirs(config, scratch)
-        shown = ", ".join(
-            [f"{config.root}/* (not {', '.join(sorted(PROTECTED))} or links)"]
-            + [path for path in writable if not Path(path).is_relative_to(config.root.resolve())]
-        )
-        plan = sandbox_plan(mode, sandbox.abi_version() if mode != "off" else 0, writable, shown)
+        plan = plan_for(config, mode, scratch)
         if mode != "off":
             log.info("sandbox: %s", plan.description)
         environ = dict(os.environ)
         if plan.prefix:
-            # Caches the tests' libraries keep under HOME go to the scratch directory, which they may write;
-            # coverage's data file to the reports directory (the project's top stays read-only).
+            # Caches the tests' libraries keep under HOME, and coverage's data file (the project's top stays
+            # read-only; coverage.xml is written from it before pytest ends), go to the scratch directory.
             environ.update(XDG_CACHE_HOME=scratch, XDG_CONFIG_HOME=scratch, MPLCONFIGDIR=scratch)
-            environ["COVERAGE_FILE"] = str(config.reports_dir / ".coverage")
+            environ["COVERAGE_FILE"] = str(Path(scratch) / ".coverage")
             environ["TMPDIR"] = tempfile.gettempdir()  # the temp dir the sandbox allows, whatever the default
         returncode, lines = _stream([*plan.prefix, *args], config.root, environ, show)
     summary = next((m.group(1) for line in reversed(lines) if (m := SUMMARY.match(line))), "no summary")

@@ -341,12 +341,7 @@ class JenkinsfileTest extends PipelineTestBase {
     @Test
     void 'an older build overtaken at the staging lock ends NOT_BUILT, deploys nothing and says what to do'() {
         String staging = 'mlci/ml/iris/staging'
-        def (Controller.Build older, Controller.Build newer) = givenOlderBuildAtApprovalAndNewerQueued(staging)
-        meanwhile { ->
-            controller.pass(older, 30)
-            controller.release(older, staging)
-        }
-        meanwhile { -> controller.pass(newer, 20) }
+        givenNewerBuildTakesTheStagingLockFirst(staging)
 
         DeclarativeRun run = runJenkinsfile()
 

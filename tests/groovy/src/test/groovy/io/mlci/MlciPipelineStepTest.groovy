@@ -249,12 +249,7 @@ class MlciPipelineStepTest extends PipelineTestBase {
     @Test
     void 'waiting at the staging lock, an older build is cancelled when the newest waiter gets the lock first'() {
         String staging = 'mlci/ml/iris/staging'
-        def (Controller.Build older, Controller.Build newer) = givenOlderBuildAtApprovalAndNewerQueued(staging)
-        meanwhile { ->
-            controller.pass(older, 30)
-            controller.release(older, staging)
-        }
-        meanwhile { -> controller.pass(newer, 20) }
+        givenNewerBuildTakesTheStagingLockFirst(staging)
 
         runScripted('mlciPipeline')
 

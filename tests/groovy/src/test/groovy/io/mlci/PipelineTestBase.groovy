@@ -164,6 +164,20 @@ abstract class PipelineTestBase extends LibraryTestBase {
         return [older, newer]
     }
 
+    /**
+     * That race, on: #6 is approved and lets the staging lock go; the newest waiter (#8) gets it and
+     * passes Deploy staging, which cancels this build, still waiting. Returns [older, newer].
+     */
+    List<Controller.Build> givenNewerBuildTakesTheStagingLockFirst(String stagingLock) {
+        def (Controller.Build older, Controller.Build newer) = givenOlderBuildAtApprovalAndNewerQueued(stagingLock)
+        meanwhile { ->
+            controller.pass(older, 30)
+            controller.release(older, stagingLock)
+        }
+        meanwhile { -> controller.pass(newer, 20) }
+        return [older, newer]
+    }
+
     // ---- running -----------------------------------------------------------------------------
 
     /**
