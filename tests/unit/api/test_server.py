@@ -88,9 +88,15 @@ def test_real_server_concurrent_single_records(server, loans_fitted, loans_bundl
 def test_real_server_logs_startup_and_access_lines_as_json(server):
     base, log = server
     httpx.get(f"{base}/health", headers={"X-Request-ID": "trace-me"})
-    time.sleep(0.3)
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    startups = [line for line in lines if line.get("event") == "startup"]
+    # The fixture waits for one worker to answer; on a busy box the second logs its start-up a moment later.
+    deadline = time.monotonic() + 15
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        startups = [line for line in lines if line.get("event") == "startup"]
+        logged = any(line.get("request_id") == "trace-me" for line in lines)
+        if (len(startups) >= 2 and logged) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(startups) == 2  # one per worker
     assert startups[0]["version"] == "3" and startups[0]["format"] == "onnx" and startups[0]["ready"] is True
     access = [line for line in lines if line.get("request_id") == "trace-me"]
