@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
 import os
 import time
 from contextlib import asynccontextmanager
@@ -23,10 +22,11 @@ from mlci.api.logs import APP_LOGGER, configure_logging, log_event
 from mlci.api.metrics import Metrics
 from mlci.api.responses import MAX_DETAILS, error_response
 from mlci.api.routes import drift, health, info, metrics, predict, shadow
-from mlci.api.schema import example_record, request_model
+from mlci.api.schema import example_record, request_model, response_model
 from mlci.api.settings import Settings
 from mlci.api.shadow import AnswerRing, ShadowRecorder, shadow_dir
 from mlci.api.state import ServiceState
+from mlci.contract import answers
 from mlci.contract.bundle import Bundle, load_bundle
 
 API_VERSION = "1"
@@ -59,14 +59,12 @@ def warm_up(state: ServiceState) -> None:
         state.ready, state.ready_reason = False, f"warm-up failed: {type(error).__name__}: {error}"
         return
     tolerance = float((bundle.metadata.get("parity") or {}).get("tolerance", 1e-5))
-    for i, (label, row, want) in enumerate(zip(labels, probabilities, expected)):
-        got = dict(zip(bundle.classes, row))
-        if label != want["label"] or any(
-            not math.isclose(got[c], p, rel_tol=0, abs_tol=tolerance) for c, p in want["probabilities"].items()
-        ):
+    for i, (output, row, want) in enumerate(zip(labels, probabilities, expected)):
+        got = answers.answer(bundle.task, bundle.classes, output, row)
+        if problem := answers.difference(bundle.task, got, want, tolerance):
             state.ready, state.ready_reason = (
                 False,
-                (f"warm-up: reference record {i} gives {label} {got}, the bundle expects {want}"),
+                f"warm-up: reference record {i} gives {got}, the bundle expects {want}: {problem}",
             )
             return
     state.warmup_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -80,7 +78,7 @@ def create_app(
     configure_logging(settings.log_level)
     log = logging.getLogger(APP_LOGGER)
     bundle = load_bundle(Path(bundle_dir), expected_sha256=expected_sha256)
-    metrics_ = Metrics(bundle.name, bundle.version)
+    metrics_ = Metrics(bundle.name, bundle.version, (bundle.metadata.get("target") or {}).get("edges"))
     drift_monitor = DriftMonitor(bundle, metrics_.registry)
     batcher = MicroBatcher(
         bundle.predict,
@@ -180,6 +178,10 @@ def create_app(
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(body.pop("$defs", {}))
         schemas["PredictRequest"] = body
+        # The route declares the classifier's answer; a regression's bundle answers values: say so.
+        answer = response_model(bundle.task).model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(answer.pop("$defs", {}))
+        schemas["PredictResponse"] = answer
         app.openapi_schema = document
         return document
 

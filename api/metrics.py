@@ -1,4 +1,5 @@
-"""The API's Prometheus metrics: requests and latency by route and status, predictions by label,
+"""The API's Prometheus metrics: requests and latency by route and status, predictions by label (a
+regression: predicted values in buckets of the training target's deciles),
 micro-batch sizes and the model served, on a registry of the app's own.
 
 With several uvicorn workers (PROMETHEUS_MULTIPROC_DIR set by mlci.api.server), each worker writes its
@@ -19,7 +20,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     """Prometheus metrics on a registry of their own (one per app, never the global one)."""
 
-    def __init__(self, model_name: str, model_version: str):
+    def __init__(self, model_name: str, model_version: str, value_buckets: list[float] | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         self.model_version = model_version
@@ -38,6 +39,18 @@ class Metrics:
         )
         self.predictions = Counter(
             "mlci_predictions", "Predictions by predicted label", ["label", "model_version"], registry=self.registry
+        )
+        # A regression's answers: how the predicted values spread (buckets from the bundle's training target).
+        self.values = (
+            Histogram(
+                "mlci_prediction_value",
+                "Predicted values (regression), in buckets of the training target's deciles",
+                ["model_version"],
+                buckets=sorted(set(value_buckets)),
+                registry=self.registry,
+            )
+            if value_buckets
+            else None
         )
         self.batch_rows = Histogram(
             "mlci_micro_batch_rows",
@@ -68,6 +81,15 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_predictions(self, outputs: list[Any]) -> None:
+        """Count labels (classification) or put values in their buckets (regression)."""
+        if self.values is not None:
+            child = self.values.labels(self.model_version)
+            for value in outputs:
+                child.observe(value)
+            return
+        self.count_labels(outputs)
 
     def count_labels(self, labels: list[str]) -> None:
         for label in labels:

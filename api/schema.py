@@ -78,14 +78,33 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: str
-    probabilities: dict[str, float]
+    """A classifier's answer for one record."""
+
+    label: str = Field(description="the predicted class")
+    probabilities: dict[str, float] = Field(description="the probability of each class, summing to 1")
+
+
+class ValuePrediction(BaseModel):
+    """A regression's answer for one record."""
+
+    value: float = Field(description="the predicted number")
 
 
 class PredictResponse(BaseModel):
     model: ModelRef
     request_id: str
-    predictions: list[Prediction]
+    predictions: list[Prediction] = Field(description="one answer per record, in the order of `records`")
+
+
+class ValuePredictResponse(BaseModel):
+    model: ModelRef
+    request_id: str
+    predictions: list[ValuePrediction] = Field(description="one answer per record, in the order of `records`")
+
+
+def response_model(task: str) -> type[BaseModel]:
+    """The /predict answer of the bundle's task: what OpenAPI shows."""
+    return ValuePredictResponse if task == "regression" else PredictResponse
 
 
 class ErrorItem(BaseModel):

@@ -137,11 +137,14 @@ def _alive(pid: int) -> bool:
 
 
 def _predictions(body: bytes) -> dict[str, Any]:
-    """Labels and probabilities of a /predict answer, at most MAX_ROWS rows; nothing on a foreign shape."""
+    """Labels and probabilities (a regression: values) of a /predict answer, at most MAX_ROWS rows;
+    nothing on a foreign shape."""
     if len(body) > MAX_BODY:
         return {"truncated": True}
     try:
         rows = orjson.loads(body)["predictions"]
+        if rows and isinstance(rows[0], dict) and "value" in rows[0]:
+            return {"values": [float(row["value"]) for row in rows[:MAX_ROWS]], "truncated": len(rows) > MAX_ROWS}
         labels = [str(row["label"]) for row in rows[:MAX_ROWS]]
         probabilities = [{str(k): float(v) for k, v in row["probabilities"].items()} for row in rows[:MAX_ROWS]]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):

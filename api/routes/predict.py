@@ -14,6 +14,7 @@ from mlci.api.responses import error_response, request_id_of
 from mlci.api.schema import ErrorResponse, PredictResponse
 from mlci.api.state import service
 from mlci.api.validation import Invalid, summary, validate
+from mlci.contract import answers
 
 router = APIRouter(tags=["predict"])
 INLINE_ROWS = 64  # bigger batches run in the thread pool so the event loop keeps serving
@@ -41,7 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=PredictResponse,
     responses=ERRORS,
     openapi_extra=REQUEST_BODY,
-    summary="Predict labels and class probabilities for 1..MLCI_MAX_BATCH records",
+    summary="Predict 1..MLCI_MAX_BATCH records: a label and class probabilities each, or a value (regression)",
 )
 async def predict(request: Request) -> Response:
     state = service(request)
@@ -75,13 +76,13 @@ async def predict(request: Request) -> Response:
         labels, probabilities = bundle.predict(columns)
     else:
         labels, probabilities = await run_in_threadpool(bundle.predict, columns)
-    state.metrics.count_labels(labels)
+    state.metrics.count_predictions(labels)
     state.drift.observe(columns)  # counts per feature and bin only: the records themselves are not kept
-    classes = bundle.classes
+    task, classes = bundle.task, bundle.classes
     rows = np.asarray(probabilities, dtype=np.float64).tolist()
     content = {
         "model": {"name": bundle.name, "version": bundle.version},
         "request_id": request_id_of(request),
-        "predictions": [{"label": label, "probabilities": dict(zip(classes, row))} for label, row in zip(labels, rows)],
+        "predictions": [answers.answer(task, classes, output, row) for output, row in zip(labels, rows)],
     }
     return Response(orjson.dumps(content), media_type="application/json")

@@ -127,6 +127,19 @@ def promote(ctx: click.Context, version: str, alias: str) -> None:
     console.result(True, f"{config.model_name}@{alias} -> version {info.version}")
 
 
+def parity_line(parity: dict, tolerance: float) -> str:
+    """The parity figures of a package: predictions for a regression, labels and probabilities otherwise."""
+    if "max_abs_prediction_diff" in parity:
+        return (
+            f"{parity['rows']} held-out rows, max |Δ prediction| {parity['max_abs_prediction_diff']:.2e} "
+            f"(tolerance {tolerance:g})"
+        )
+    return (
+        f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
+        f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {tolerance:g})"
+    )
+
+
 @click.command()
 @click.option("--version", default=None, help="Model version number (default: the one this workspace trained).")
 @click.option("--alias", default=None, help="Registry alias, e.g. candidate (read only when named).")
@@ -147,8 +160,7 @@ def package(ctx: click.Context, version: str | None, alias: str | None, out: str
     console.facts(
         {
             "format": f"{result.format} ({result.precision})",
-            "parity": f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
-            f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {result.parity_tolerance:g})",
+            "parity": parity_line(parity, result.parity_tolerance),
             "reference rows": result.reference_rows,
             "files": ", ".join(f"{n} ({s:,} B)" for n, s in result.files.items()),
             "bundle sha256": f"{result.bundle_sha256} (tag {registry.BUNDLE_DIGEST_TAG} on the version)",

@@ -16,7 +16,13 @@ if TYPE_CHECKING:  # mlci.flow.status imports MLflow's side of mlci: loaded only
 
 @click.command()
 @click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="The CSV to learn from.")
-@click.option("--target", required=True, help="The column holding the classes to predict.")
+@click.option("--target", required=True, help="The column to predict: classes, or a number.")
+@click.option(
+    "--task",
+    type=click.Choice(["classification", "regression"]),
+    default=None,
+    help="What the target is (default: inferred; a numeric target with over 20 distinct values is a regression).",
+)
 @click.option("--project", default=None, help="Project name (default: the folder's name).")
 @click.option(
     "--dir",
@@ -34,6 +40,7 @@ if TYPE_CHECKING:  # mlci.flow.status imports MLflow's side of mlci: loaded only
 def init(
     data_file: str,
     target: str,
+    task: str | None,
     project: str | None,
     directory: str,
     delimiter: str,
@@ -44,12 +51,14 @@ def init(
     """Scaffold a team's repository from a CSV: mlci.yaml (types, categories and ranges inferred from
     the data, to review), the one-line Jenkinsfile, tests/test_data.py and .gitignore.
 
-    Nothing is written when the data cannot train a classifier or a file exists (unless --force)."""
+    Nothing is written when the data cannot train a model or a file exists (unless --force)."""
 
     from mlci.learn import scaffold
 
     console.header("init", f"scaffolding {directory} from {data_file} (target {target})")
-    result = scaffold.init(Path(data_file), target, Path(directory), project, force, delimiter, positive_label, port)
+    result = scaffold.init(
+        Path(data_file), target, Path(directory), project, force, delimiter, positive_label, port, task
+    )
     inference = result.inference
     rows = [
         (
@@ -63,9 +72,11 @@ def init(
     console.table(["feature", "type", "declared", "missing"], rows)
     console.facts(
         {
-            "target": f"{inference.target}: " + ", ".join(f"{k} ({v})" for k, v in inference.classes.items()),
+            "task": f"{inference.task}: {inference.task_reason}; change it with task: in mlci.yaml",
+            "target": f"{inference.target}: " + target_facts(inference),
             "left out": ", ".join(f"{e.name} ({e.reason})" for e in inference.excluded) or "none",
-            "positive label": result.positive or "none (more than two classes)",
+            "positive label": result.positive
+            or ("none (a regression)" if inference.task == "regression" else "none (more than two classes)"),
             "router ports": f"production {result.ports.production}, staging {result.ports.staging}, "
             f"dashboard {result.ports.dashboard} (unique per Docker host)",
             "data": result.data_path + (" (copied into the folder)" if result.data_copied else ""),
@@ -73,6 +84,13 @@ def init(
         }
     )
     console.result(True, f"{result.project}: review mlci.yaml, then commit these files and push")
+
+
+def target_facts(inference) -> str:
+    if inference.summary is not None:
+        s = inference.summary
+        return f"numbers from {s.min:g} to {s.max:g}, mean {s.mean:g}, standard deviation {s.std:g}"
+    return ", ".join(f"{k} ({v})" for k, v in inference.classes.items())
 
 
 @click.command("test")

@@ -115,21 +115,35 @@ def open_onnx_session(model: bytes | str | Path):
     return ort.InferenceSession(source, sess_options=session_options(), providers=["CPUExecutionProvider"])
 
 
-class OnnxRunner:
-    """Runs an onnxruntime session whose inputs are one [N, 1] tensor per feature."""
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
 
-    def __init__(self, session, features: list[Feature]):
+
+class OnnxRunner:
+    """Runs an onnxruntime session whose inputs are one [N, 1] tensor per feature.
+
+    Returns (labels, probabilities [N, classes]) for a classifier, (values [N] float64, an [N, 0] array)
+    for a regression: one shape for the batcher and the routes, whatever the task."""
+
+    def __init__(self, session, features: list[Feature], task: str = CLASSIFICATION):
         self.session = session
+        self.task = task
         inputs = {i.name: i.type for i in session.get_inputs()}
         expected = {f.name for f in features}
         if set(inputs) != expected:
             raise BundleError(f"model inputs {sorted(inputs)} do not match the feature schema {sorted(expected)}")
         outputs = [o.name for o in session.get_outputs()]
-        if len(outputs) < 2:
-            raise BundleError(f"model has outputs {outputs}; expected a label and probabilities")
-        self.output_names = outputs[:2]
+        wanted = 1 if task == REGRESSION else 2
+        if len(outputs) < wanted:
+            what = "a predicted value" if task == REGRESSION else "a label and probabilities"
+            raise BundleError(f"model has outputs {outputs}; expected {what}")
+        self.output_names = outputs[:wanted]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.task == REGRESSION:
+            (values,) = self.session.run(self.output_names, feeds)
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+            return values, np.empty((len(values), 0), dtype=np.float64)
         labels, probabilities = self.session.run(self.output_names, feeds)
         return labels, np.asarray(probabilities, dtype=np.float64)
 
@@ -137,7 +151,8 @@ class OnnxRunner:
 class SklearnRunner:
     """The fallback: a scikit-learn pipeline saved with skops. Needs scikit-learn and pandas installed."""
 
-    def __init__(self, path: Path, features: list[Feature]):
+    def __init__(self, path: Path, features: list[Feature], task: str = CLASSIFICATION):
+        self.task = task
         try:
             import pandas as pd
             import skops.io as sio
@@ -167,6 +182,9 @@ class SklearnRunner:
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         frame = self._pd.DataFrame({f.name: feeds[f.name][:, 0] for f in self.features})
+        if self.task == REGRESSION:
+            values = np.asarray(self.pipeline.predict(frame), dtype=np.float64).reshape(-1)
+            return values, np.empty((len(values), 0), dtype=np.float64)
         return self.pipeline.predict(frame), self.pipeline.predict_proba(frame)
 
 
@@ -192,6 +210,14 @@ class Bundle:
     def format(self) -> str:
         return str(self.metadata["format"])
 
+    @property
+    def task(self) -> str:
+        return str(self.metadata.get("task", CLASSIFICATION))
+
+    @property
+    def regression(self) -> bool:
+        return self.task == REGRESSION
+
     def empty_columns(self, rows: int) -> dict[str, np.ndarray]:
         return {
             f.name: (np.empty((rows, 1), dtype=np.float64) if f.type == NUMERIC else np.empty((rows, 1), dtype=object))
@@ -211,8 +237,9 @@ class Bundle:
                 columns[name] = np.array(values, dtype=object).reshape(-1, 1)
         return columns
 
-    def predict(self, columns: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-        """Labels (as strings) and class probabilities (rows x classes, in `self.classes` order)."""
+    def predict(self, columns: dict[str, np.ndarray]) -> tuple[list[Any], np.ndarray]:
+        """Labels (as strings) and class probabilities (rows x classes, in `self.classes` order); for a
+        regression, the predicted values (floats) and an [N, 0] array."""
         feeds = {}
         for feature in self.features:
             column = columns[feature.name]
@@ -220,6 +247,8 @@ class Bundle:
                 column = column.reshape(-1, 1)
             feeds[feature.name] = column
         labels, probabilities = self.runner(feeds)
+        if self.regression:
+            return [float(v) for v in np.asarray(labels, dtype=np.float64).ravel().tolist()], probabilities
         return [str(label) for label in np.asarray(labels).ravel().tolist()], probabilities
 
 
@@ -252,7 +281,7 @@ def load_bundle(path: str | Path, expected_sha256: str | None = None) -> Bundle:
     metadata_path, reference_path = root / METADATA_FILE, root / REFERENCE_FILE
     meta = bundle_schema.parse(bundle_schema.Metadata, metadata_path, "bundle metadata")
     bundle_schema.check_metadata(metadata_path, meta, MODEL_FILES)
-    reference = bundle_schema.parse(bundle_schema.Reference, reference_path, "reference rows")
+    reference = bundle_schema.parse(bundle_schema.reference_model(meta.task), reference_path, "reference rows")
     bundle_schema.check_reference(reference_path, reference, meta)
     distribution = _distribution(root / DISTRIBUTION_FILE, meta)
     features = [Feature.from_entry(f) for f in meta.features]
@@ -261,13 +290,13 @@ def load_bundle(path: str | Path, expected_sha256: str | None = None) -> Bundle:
         raise BundleError(f"model file {model_file} is missing")
     if meta.format == FORMAT_ONNX:
         try:
-            runner: Any = OnnxRunner(open_onnx_session(model_file), features)
+            runner: Any = OnnxRunner(open_onnx_session(model_file), features, meta.task)
         except BundleError:
             raise
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own types for a bad file
             raise BundleError(f"onnxruntime cannot load {model_file}: {error}") from None
     else:
-        runner = SklearnRunner(model_file, features)
+        runner = SklearnRunner(model_file, features, meta.task)
     return Bundle(
         path=root,
         metadata=meta.model_dump(),

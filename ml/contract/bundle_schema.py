@@ -57,10 +57,14 @@ class DataFacts(BaseModel):
 
 
 class Parity(BaseModel):
+    """How far the served model is from scikit-learn's on the held-out rows: labels and probabilities for
+    a classifier, the predicted number for a regression (the other task's keys are absent)."""
+
     model_config = STRICT
     rows: int
-    labels_equal: bool
-    max_abs_proba_diff: float
+    labels_equal: bool | None = None
+    max_abs_proba_diff: float | None = None
+    max_abs_prediction_diff: float | None = None
     tolerance: float
 
 
@@ -83,6 +87,18 @@ class DriftSettings(BaseModel):
     )
 
 
+class TargetFacts(BaseModel):
+    """A regression's target over the training rows: the range the dashboard draws and the API's buckets."""
+
+    model_config = STRICT
+    min: Edge
+    max: Edge
+    mean: Edge
+    std: Edge
+    # Deciles of the training target, increasing: the buckets of the API's predicted-value histogram.
+    edges: list[Edge] = Field(max_length=MAX_DRIFT_EDGES)
+
+
 class Metadata(BaseModel):
     """Every key `ml.bundle.export_bundle` writes, and nothing else."""
 
@@ -103,10 +119,12 @@ class Metadata(BaseModel):
     model_file: Short
     model_sha256: Short | None = None  # information only: it lives beside the edit it would detect
     precision: Short
-    task: Literal["classification"]
+    task: Literal["classification", "regression"]
     estimator: Short
     features: list[FeatureEntry] = Field(min_length=1, max_length=MAX_FEATURES)
-    classes: list[Short] = Field(min_length=1, max_length=MAX_CLASSES)
+    # A classifier's classes, in the order of its probabilities; none for a regression.
+    classes: list[Short] = Field(default_factory=list, max_length=MAX_CLASSES)
+    target: TargetFacts | None = None  # regression only
     parity: Parity | None = None
     fallback_reason: Long | None = None
     created_at: Short | None = None
@@ -149,15 +167,39 @@ class Distribution(BaseModel):
 
 
 class Expected(BaseModel):
+    """A classifier's answer for a reference record."""
+
     model_config = STRICT
     label: Short
     probabilities: dict[Short, float] = Field(max_length=MAX_CLASSES)
 
 
+class ExpectedValue(BaseModel):
+    """A regression's answer for a reference record."""
+
+    model_config = STRICT
+    value: Annotated[float, Field(allow_inf_nan=False)]
+
+
 class Reference(BaseModel):
+    """reference.json of a classifier: records and, for each, the label and probabilities expected."""
+
     model_config = STRICT
     records: list[dict[Short, float | Short | None]] = Field(max_length=MAX_REFERENCE_ROWS)
     expected: list[Expected] = Field(max_length=MAX_REFERENCE_ROWS)
+
+
+class ValueReference(BaseModel):
+    """reference.json of a regression: records and, for each, the value expected."""
+
+    model_config = STRICT
+    records: list[dict[Short, float | Short | None]] = Field(max_length=MAX_REFERENCE_ROWS)
+    expected: list[ExpectedValue] = Field(max_length=MAX_REFERENCE_ROWS)
+
+
+def reference_model(task: str) -> type[Reference] | type[ValueReference]:
+    """The reference.json schema of the bundle's task (metadata.json is read first)."""
+    return ValueReference if task == "regression" else Reference
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -210,12 +252,20 @@ def check_metadata(path: Path, metadata: Metadata, model_files: dict[str, str]) 
         raise BundleError(f"{path}: key features: feature names repeat")
     if len(set(metadata.classes)) != len(metadata.classes):
         raise BundleError(f"{path}: key classes: class names repeat")
+    if metadata.task == "classification" and len(metadata.classes) < 2:
+        raise BundleError(f"{path}: key classes: a classifier has at least two classes")
+    if metadata.task == "regression" and metadata.classes:
+        raise BundleError(f"{path}: key classes: a regression has no classes")
+    if metadata.task == "classification" and metadata.target is not None:
+        raise BundleError(f"{path}: key target: a classifier's target is its classes")
+    if metadata.target is not None and any(b <= a for a, b in zip(metadata.target.edges, metadata.target.edges[1:])):
+        raise BundleError(f"{path}: key target.edges: edges are not strictly increasing")
     unknown = sorted(set(metadata.drift.features) - set(names)) if metadata.drift else []
     if unknown:
         raise BundleError(f"{path}: key drift.features: {', '.join(unknown)} is not a feature")
 
 
-def check_reference(path: Path, reference: Reference, metadata: Metadata) -> None:
+def check_reference(path: Path, reference: Reference | ValueReference, metadata: Metadata) -> None:
     """Reference records carry exactly the features; expected outputs name exactly the classes."""
     if len(reference.records) != len(reference.expected):
         raise BundleError(
@@ -227,6 +277,8 @@ def check_reference(path: Path, reference: Reference, metadata: Metadata) -> Non
         if set(record) != features:
             wrong = sorted(set(record) ^ features)
             raise BundleError(f"{path}: key records[{i}]: keys {wrong} do not match the features of metadata.json")
+    if isinstance(reference, ValueReference):
+        return
     for i, expected in enumerate(reference.expected):
         if expected.label not in classes:
             raise BundleError(f"{path}: key expected[{i}].label: {expected.label!r} is not a class of metadata.json")

@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -133,11 +133,40 @@ def module_allowed(module: str, allowed: list[str]) -> bool:
     return any(module == prefix or module.startswith(prefix + ".") for prefix in allowed)
 
 
+Task = Literal["classification", "regression"]
+CLASSIFICATION: Final = "classification"
+REGRESSION: Final = "regression"
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
-Metric = Literal["accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"]
+# rmse, mae, median_ae and mape are errors (lower is better); r2 and explained_variance are shares of the
+# target's variance explained (higher is better, 1 at best).
+REGRESSION_METRICS = ("rmse", "mae", "median_ae", "mape", "r2", "explained_variance")
+TASK_METRICS = {CLASSIFICATION: CLASSIFICATION_METRICS, REGRESSION: REGRESSION_METRICS}
+DEFAULT_PRIMARY = {CLASSIFICATION: "roc_auc", REGRESSION: "rmse"}
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "median_ae", "mape"})
+Metric = Literal[
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "roc_auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "median_ae",
+    "mape",
+    "r2",
+    "explained_variance",
+]
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of `metric` is the better one (the errors and log-loss)."""
+    return metric in LOWER_IS_BETTER
 
 
 class Metrics(Strict):
+    # Unset: the task's usual one (roc_auc for classification, rmse for regression; Config fills it in).
     primary: Metric = "roc_auc"
     direction: Literal["maximize", "minimize"] | None = None
     # Binary problems: the class f1/precision/recall are about; default the last in sorted order.
@@ -147,7 +176,7 @@ class Metrics(Strict):
     def higher_is_better(self) -> bool:
         if self.direction is not None:
             return self.direction == "maximize"
-        return self.primary != "log_loss"
+        return not lower_is_better(self.primary)
 
 
 class Threshold(Strict):
@@ -198,6 +227,9 @@ class Shadow(Strict):
     # Bound on each copy's trip to the shadow (connect, send, answer): a hanging shadow holds at most
     # this long one of the router's few in-flight copies, never a production connection (router.conf.j2).
     timeout_ms: int = Field(default=1000, ge=10, le=10000)
+    # Regression only, and required there: the largest |candidate - production| difference of a prediction
+    # that counts as agreeing, in the target's units (classifiers agree on the label).
+    tolerance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 def http_tracking_uri(value: str) -> str:
@@ -311,6 +343,9 @@ class Monitoring(Strict):
 
 class Config(Strict):
     project: Annotated[str, Field(pattern=NAME_PATTERN)]
+    # What the model predicts: a class (classification) or a number (regression). Every stage follows it:
+    # metrics and the gate's direction, the estimator checked, the bundle, the API's answer, the dashboard.
+    task: Task = CLASSIFICATION
     data: Data
     split: Split = Split()
     model: Model
@@ -327,6 +362,39 @@ class Config(Strict):
     root: Path = Field(default=Path("."), exclude=True)
     # The file itself (None when the config did not come from a file): the run logs it.
     source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _primary_of_the_task(cls, raw: Any) -> Any:
+        # metrics.primary defaults to the task's usual metric; filled in before validation, so the
+        # frozen config always names one.
+        if not isinstance(raw, dict):
+            return raw
+        task = raw.get("task", CLASSIFICATION)
+        metrics = raw.get("metrics")
+        unset = metrics is None or (isinstance(metrics, dict) and "primary" not in metrics)
+        if task in DEFAULT_PRIMARY and unset:
+            return {**raw, "metrics": {**(metrics or {}), "primary": DEFAULT_PRIMARY[task]}}
+        return raw
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> Config:
+        known = TASK_METRICS[self.task]
+        other = REGRESSION if self.task == CLASSIFICATION else CLASSIFICATION
+        named = [("metrics.primary", self.metrics.primary)] + [
+            (f"gate.secondary.{name}", name) for name in self.gate.secondary
+        ]
+        for where, metric in named:
+            if metric not in known:
+                raise ValueError(
+                    f"{where}: {metric} is a {other} metric and task is {self.task} "
+                    f"(metrics of {self.task}: {', '.join(known)})"
+                )
+        if self.task == REGRESSION and self.metrics.positive_label is not None:
+            raise ValueError(
+                "metrics.positive_label: a regression has no classes (remove it, or set task: classification)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _environments_do_not_share_ports(self) -> Config:
@@ -374,6 +442,24 @@ class Config(Strict):
                 raise ValueError(
                     f"environments.{name}.shadow.env: {env.shadow.env} is on another Docker host "
                     f"({target.docker_host or 'local'} vs {env.docker_host or 'local'}): shadow needs one engine"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _shadow_fits_the_task(self) -> Config:
+        for name, env in self.environments.items():
+            if env.shadow is None:
+                continue
+            if self.task == REGRESSION and env.shadow.tolerance is None:
+                raise ValueError(
+                    f"environments.{name}.shadow.tolerance: required for a regression: the largest difference "
+                    "between the candidate's and production's predictions that counts as agreeing, in the "
+                    f"units of {self.data.target}"
+                )
+            if self.task == CLASSIFICATION and env.shadow.tolerance is not None:
+                raise ValueError(
+                    f"environments.{name}.shadow.tolerance: a classifier's answers agree on the label; "
+                    "tolerance is for task: regression"
                 )
         return self
 

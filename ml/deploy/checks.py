@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from mlci.contract import answers
 from mlci.core import polling
 from mlci.core.errors import CheckFailed
 from mlci.deploy.router import Names, Router
@@ -85,13 +86,10 @@ def _smoke(docker: Docker, names: Names, router: Router, colour: str, target: Ta
     if answer.status_code != 200:
         raise CheckFailed(f"smoke test: /predict answered {answer.status_code}", details=[answer.text[:300]])
     problems = []
+    task = "regression" if reference["expected"] and "value" in reference["expected"][0] else "classification"
     for index, (got, expected) in enumerate(zip(answer.json()["predictions"], reference["expected"])):
-        if got["label"] != expected["label"]:
-            problems.append(f"reference row {index}: label {got['label']!r}, expected {expected['label']!r}")
-            continue
-        worst = max(abs(got["probabilities"][k] - v) for k, v in expected["probabilities"].items())
-        if worst > tolerance:
-            problems.append(f"reference row {index}: probabilities off by {worst:.2e} (tolerance {tolerance:g})")
+        if problem := answers.difference(task, got, expected, tolerance):
+            problems.append(f"reference row {index}: {problem}")
     if problems:
         raise CheckFailed(
             f"smoke test: {len(problems)} of {len(reference['expected'])} reference rows differ", details=problems[:5]

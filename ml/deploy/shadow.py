@@ -217,7 +217,7 @@ def report(config: Config, env_name: str) -> ShadowReport:
         on=_is_on(config, source),
         candidate_version=_version(candidate_model),
         production_version=_version(production_model),
-        comparison=compare(production, candidate),
+        comparison=compare(production, candidate, source_env.shadow.tolerance, config.task),
     )
     result.summary = summarize(result)
     return result

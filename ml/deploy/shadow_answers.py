@@ -121,11 +121,15 @@ def _page(response: httpx.Response, endpoint: str, what: str) -> dict[str, Any]:
 
 
 def _is_answer(answer: Any) -> bool:
-    """One ring entry as compare() reads it: id, status, latency; labels and probabilities side by side."""
+    """One ring entry as compare() reads it: id, status, latency; labels and probabilities side by side, or
+    a regression's values."""
     if not isinstance(answer, dict) or not isinstance(answer.get("status"), int):
         return False
     if not isinstance(answer.get("ms"), int | float) or not isinstance(answer.get("id") or "", str):
         return False
+    values = answer.get("values")
+    if values is not None:
+        return isinstance(values, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     labels, probabilities = answer.get("labels") or [], answer.get("probabilities") or []
     return (
         isinstance(labels, list)

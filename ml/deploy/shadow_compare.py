@@ -23,7 +23,9 @@ class Comparison:
     compared: int = 0  # mirrored requests both sides answered 200, joined by request id
     unmatched: int = 0  # mirrored requests production's ring no longer (or never) held
     rows: int = 0  # prediction rows compared
-    agreement: float | None = None  # share of rows with the same label
+    # Classifier: the share of rows with the same label. Regression: the share of rows whose values differ
+    # by at most `tolerance` (environments.<source>.shadow.tolerance, in the target's units).
+    agreement: float | None = None
     mean_probability_diff: float | None = None  # mean over rows of the largest per-class difference
     max_probability_diff: float | None = None
     candidate_p50_ms: float | None = None
@@ -31,6 +33,10 @@ class Comparison:
     candidate_errors: int = 0  # a 5xx, or a refusal (non-200) of a request production answered 200
     production_errors: int = 0  # production's own 5xx on the mirrored requests: not the candidate's fault
     production_p50_ms: float | None = None
+    task: str = "classification"  # regression: the answers were values, compared by their difference
+    tolerance: float | None = None
+    mean_abs_diff: float | None = None  # regression: mean |candidate - production| over rows
+    max_abs_diff: float | None = None
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -65,12 +71,33 @@ def _candidate_error(status: int, production_status: int | None) -> bool:
     return status >= 500 or (status != 200 and production_status == 200)
 
 
-def compare(production: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> Comparison:
-    """Join the two rings' answers on request id; only the candidate's mirrored answers count."""
+def _row_pairs(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, list[tuple[Any, Any]]] | None:
+    """The rows of one request side by side, as ("values", [(ours, theirs)]) or ("labels", [((label, p),
+    (label, p))]); None when a side kept no rows (a body too big) or the two differ in shape."""
+    if ours.get("values") is not None or theirs.get("values") is not None:
+        a, b = ours.get("values") or [], theirs.get("values") or []
+        return ("values", list(zip(a, b))) if a and len(a) == len(b) else None
+    a, b = ours.get("labels") or [], theirs.get("labels") or []
+    if not a or len(a) != len(b):
+        return None
+    return "labels", list(zip(zip(a, ours["probabilities"]), zip(b, theirs["probabilities"])))
+
+
+def compare(
+    production: list[dict[str, Any]],
+    candidate: list[dict[str, Any]],
+    tolerance: float | None = None,
+    task: str = "classification",
+) -> Comparison:
+    """Join the two rings' answers on request id; only the candidate's mirrored answers count.
+
+    Classifiers' answers compare by label (agreement) and probabilities; regressions' by the difference
+    of the values: within `tolerance` counts as agreeing, with the mean and largest absolute difference."""
     by_id = {a["id"]: a for a in _once(production) if a.get("id")}
     mirrored = _once([a for a in candidate if a.get("shadow")])
-    result = Comparison(mirrored=len(mirrored))
+    result = Comparison(mirrored=len(mirrored), task=task, tolerance=tolerance)
     agree, diffs, latencies, production_ms = 0, [], [], []
+    value_diffs: list[float] = []
     for answer in mirrored:
         latencies.append(float(answer["ms"]))
         theirs = by_id.get(answer["id"]) if answer.get("id") else None
@@ -82,15 +109,25 @@ def compare(production: list[dict[str, Any]], candidate: list[dict[str, Any]]) -
         result.production_errors += theirs["status"] >= 500
         if answer["status"] != 200 or theirs["status"] != 200:
             continue
-        ours, their_labels = answer.get("labels") or [], theirs.get("labels") or []
-        if not ours or len(ours) != len(their_labels):
+        pairs = _row_pairs(answer, theirs)
+        if pairs is None:
             continue  # a body too big to keep on one side: nothing to compare row by row
         result.compared += 1
-        for label, p, their_label, q in zip(ours, answer["probabilities"], their_labels, theirs["probabilities"]):
+        kind, rows = pairs
+        if kind == "values":
+            value_diffs.extend(abs(float(a) - float(b)) for a, b in rows)
+            continue
+        for (label, p), (their_label, q) in rows:
             agree += label == their_label
             diffs.append(_row_diff(p, q))
-    result.rows = len(diffs)
-    if diffs:
+    if value_diffs:
+        result.rows = len(value_diffs)
+        within = sum(d <= (tolerance or 0.0) for d in value_diffs)
+        result.agreement = round(within / len(value_diffs), 6)
+        result.mean_abs_diff = round(sum(value_diffs) / len(value_diffs), 6)
+        result.max_abs_diff = round(max(value_diffs), 6)
+    elif diffs:
+        result.rows = len(diffs)
         result.agreement = round(agree / len(diffs), 6)
         result.mean_probability_diff = round(sum(diffs) / len(diffs), 6)
         result.max_probability_diff = round(max(diffs), 6)
@@ -127,10 +164,18 @@ def summarize(report: ShadowReport) -> str:
     errors = f"{c.candidate_errors} candidate errors, {c.production_errors} production errors"
     if not c.compared:
         return f"{head}: no compared request yet ({c.mirrored} mirrored, {c.unmatched} unmatched, {errors})"
+    if c.task == "regression":
+        figures = (
+            f"{c.agreement:.2%} of {c.rows} predictions within {c.tolerance or 0:g}, "
+            f"|difference| mean {c.mean_abs_diff:.4g} max {c.max_abs_diff:.4g}"
+        )
+    else:
+        figures = (
+            f"agreement {c.agreement:.2%}, "
+            f"probability diff mean {c.mean_probability_diff:.4f} max {c.max_probability_diff:.4f}"
+        )
     return (
-        f"{head}: {c.compared} requests compared of {c.mirrored} mirrored, {c.unmatched} unmatched, "
-        f"agreement {c.agreement:.2%}, "
-        f"probability diff mean {c.mean_probability_diff:.4f} max {c.max_probability_diff:.4f}, "
+        f"{head}: {c.compared} requests compared of {c.mirrored} mirrored, {c.unmatched} unmatched, {figures}, "
         f"candidate p50 {c.candidate_p50_ms} ms {p99_text(c)}, {errors}"
     )
 

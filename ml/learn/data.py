@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mlci.contract.bundle_digest import sha256_file  # the one file hasher, in api/: the API image ships no ml/
-from mlci.core.config import Config
+from mlci.core.config import REGRESSION, Config
 from mlci.core.errors import BadInput, DataError
 
 MAX_EXAMPLES = 3
@@ -166,6 +166,29 @@ def _check_categorical(name: str, raw: pd.Series, config: Config, problems: list
         )
 
 
+def _check_target(target: pd.Series, config: Config, problems: list[str]) -> None:
+    name = config.data.target
+    what = "value(s)" if config.task == REGRESSION else "label(s)"
+    if target.isna().any():
+        problems.append(f"target {name!r}: {int(target.isna().sum())} missing {what} (lines {_rows(target.isna())})")
+    if config.task == REGRESSION:
+        values = pd.to_numeric(target, errors="coerce")
+        bad = target.notna() & (values.isna() | ~np.isfinite(values.astype(float)))
+        if bad.any():
+            examples = ", ".join(repr(v) for v in target[bad].unique()[:MAX_EXAMPLES])
+            problems.append(
+                f"target {name!r}: {int(bad.sum())} value(s) that are not finite numbers such as {examples} "
+                f"(lines {_rows(bad)}); a regression predicts a number (task: classification predicts a class)"
+            )
+        elif values.dropna().nunique() < 2:
+            problems.append(f"target {name!r}: every value is the same: there is nothing to learn")
+        return
+    classes = target.dropna().unique()
+    if len(classes) < 2:
+        shown = f"only {classes[0]!r}" if len(classes) else "no labels"
+        problems.append(f"target {name!r}: at least two classes are needed to train a classifier, found {shown}")
+
+
 def validate_frame(frame: pd.DataFrame, config: Config, source: str) -> list[str]:
     """All the problems of a raw (all-text) frame against the config, as lines for a human."""
     data = config.data
@@ -188,15 +211,7 @@ def validate_frame(frame: pd.DataFrame, config: Config, source: str) -> list[str
                 f"column {name!r}: {int(raw.isna().sum())} missing value(s) (lines {_rows(raw.isna())}); "
                 f"fill them, or set data.missing: impute (or nullable: true on the feature)"
             )
-    target = frame[data.target]
-    if target.isna().any():
-        problems.append(
-            f"target {data.target!r}: {int(target.isna().sum())} missing label(s) (lines {_rows(target.isna())})"
-        )
-    classes = target.dropna().unique()
-    if len(classes) < 2:
-        shown = f"only {classes[0]!r}" if len(classes) else "no labels"
-        problems.append(f"target {data.target!r}: at least two classes are needed to train a classifier, found {shown}")
+    _check_target(frame[data.target], config, problems)
     return problems
 
 

@@ -1,4 +1,4 @@
-"""Held-out split and classification metrics, shared by training and the gate.
+"""Held-out split and the task's metrics (classification or regression), shared by training and the gate.
 
 The gate must score the candidate and production on the same rows as training held out, so the
 split lives here, driven only by the config (test fraction and seed) and the data.
@@ -6,15 +6,16 @@ split lives here, driven only by the config (test fraction and seed) and the dat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from mlci.core.config import CLASSIFICATION_METRICS, Config
+from mlci.core.config import CLASSIFICATION_METRICS, REGRESSION, REGRESSION_METRICS, TASK_METRICS, Config
 from mlci.core.errors import ConfigError, DataError
 from mlci.learn.data import Dataset
 from mlci.learn.model import model_frame
@@ -28,17 +29,28 @@ class Split:
     y_test: pd.Series
 
 
+def target(frame: pd.DataFrame, config: Config) -> pd.Series:
+    """The target as the model learns it: class names (strings) or numbers (float64) for a regression."""
+    y = frame[config.data.target]
+    if config.task == REGRESSION:
+        return pd.to_numeric(y, errors="raise").astype(np.float64)
+    return y.astype(str)
+
+
 def holdout(dataset: Dataset, config: Config) -> Split:
     x = model_frame(dataset.frame, config)
-    y = dataset.frame[config.data.target].astype(str)
+    y = target(dataset.frame, config)
+    # Classes keep their shares in both sets; a regression's target is split at random.
+    stratify = None if config.task == REGRESSION else y
     try:
         x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=config.split.test_size, random_state=config.split.seed, stratify=y
+            x, y, test_size=config.split.test_size, random_state=config.split.seed, stratify=stratify
         )
     except ValueError as error:
         raise DataError(
             f"cannot split the data into train and test sets: {error}",
-            hint="each class needs at least two rows; add data or change split.test_size",
+            hint="add data or change split.test_size"
+            + ("" if config.task == REGRESSION else " (each class needs at least two rows)"),
         ) from None
     return Split(x_train, x_test, y_train, y_test)
 
@@ -55,6 +67,28 @@ def positive_label(classes: np.ndarray, config: Config) -> str:
 
 
 def score(model, x: pd.DataFrame, y: pd.Series, config: Config) -> dict[str, float]:
+    """Every metric mlci knows for the task, for a fitted model on (x, y)."""
+    if config.task == REGRESSION:
+        return score_regression(y.to_numpy(dtype=np.float64), np.asarray(model.predict(x), dtype=np.float64))
+    return score_classification(model, x, y, config)
+
+
+def score_regression(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """rmse, mae, median_ae, mape, r2 and explained_variance of predictions against actual values."""
+    result = {
+        "rmse": math.sqrt(skm.mean_squared_error(actual, predicted)),
+        "mae": skm.mean_absolute_error(actual, predicted),
+        "median_ae": skm.median_absolute_error(actual, predicted),
+        # scikit-learn's: |error| / max(|actual|, machine epsilon), so a zero target gives a huge, finite share.
+        "mape": skm.mean_absolute_percentage_error(actual, predicted),
+        "r2": skm.r2_score(actual, predicted) if len(actual) > 1 else float("nan"),
+        "explained_variance": skm.explained_variance_score(actual, predicted) if len(actual) > 1 else float("nan"),
+    }
+    assert set(result) == set(REGRESSION_METRICS)
+    return {k: float(v) for k, v in result.items()}
+
+
+def score_classification(model, x: pd.DataFrame, y: pd.Series, config: Config) -> dict[str, float]:
     """Every classification metric mlci knows, for a fitted classifier on (x, y)."""
     classes = model.classes_
     predicted = model.predict(x)
@@ -96,24 +130,25 @@ def fit(pipeline, x: pd.DataFrame, y: pd.Series, config: Config):
 
 
 def _folds(split: Split, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
-    folds = StratifiedKFold(n_splits=config.split.cv_folds, shuffle=True, random_state=config.split.seed)
+    kind = KFold if config.task == REGRESSION else StratifiedKFold
+    folds = kind(n_splits=config.split.cv_folds, shuffle=True, random_state=config.split.seed)
     try:
         return list(folds.split(split.x_train, split.y_train))
     except ValueError as error:
         raise DataError(
             f"cannot cross-validate with {config.split.cv_folds} folds: {error}",
-            hint="lower split.cv_folds or add rows of the rarest class",
+            hint="lower split.cv_folds or add rows" + ("" if config.task == REGRESSION else " of the rarest class"),
         ) from None
 
 
 def cross_validate(pipeline, split: Split, config: Config) -> dict[str, float]:
-    """Mean and standard deviation of each metric over stratified folds of the training rows."""
+    """Mean and standard deviation of each metric over folds of the training rows (stratified by class)."""
     per_fold: list[dict[str, float]] = []
     for train_idx, valid_idx in _folds(split, config):
         model = fit(clone(pipeline), split.x_train.iloc[train_idx], split.y_train.iloc[train_idx], config)
         per_fold.append(score(model, split.x_train.iloc[valid_idx], split.y_train.iloc[valid_idx], config))
     summary = {}
-    for name in CLASSIFICATION_METRICS:
+    for name in TASK_METRICS[config.task]:
         values = np.array([fold[name] for fold in per_fold])
         summary[f"cv_{name}_mean"] = float(np.mean(values))
         summary[f"cv_{name}_std"] = float(np.std(values))

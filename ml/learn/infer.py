@@ -1,6 +1,7 @@
 """What `mlci init` reads from a CSV it has never seen: each column's type, categories or range,
-whether it has missing values, and the target's classes. Pure decisions on the all-text frame that
-ml.data.read_csv parses (one parser: only an empty field is missing, `NA` stays a category)."""
+whether it has missing values, and the target: its classes, or its range when it is a number to
+predict. Pure decisions on the all-text frame that ml.data.read_csv parses (one parser: only an
+empty field is missing, `NA` stays a category)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from mlci.core.errors import DataError
 
 # More distinct text values than this is an identifier or free text, not a category a model can learn.
 MAX_CATEGORIES = 50
-# A target with more classes than this is almost surely a number to regress, which mlci does not do.
+# A numeric target with more distinct values than this is a number to predict (a regression); a text
+# target with more is refused (an identifier or free text, not classes).
 MAX_CLASSES = 20
+CLASSIFICATION, REGRESSION = "classification", "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
 # How far the declared range reaches past what was seen, as a fraction of the observed span: a new
 # value slightly outside today's data is not an error; one far outside it is.
 RANGE_MARGIN = 0.1
@@ -53,12 +57,27 @@ class Excluded:
 
 
 @dataclass(frozen=True)
+class TargetSummary:
+    """A regression target as seen: what `mlci init` writes as comments and as the gate's starting ceiling."""
+
+    min: float
+    max: float
+    mean: float
+    std: float  # the rmse of always predicting the mean: the baseline a model must beat
+    distinct: int
+
+
+@dataclass(frozen=True)
 class Inference:
     rows: int
     target: str
-    classes: dict[str, int]  # class -> rows
+    classes: dict[str, int]  # class -> rows (empty for a regression)
     features: list[FeatureGuess] = field(default_factory=list)
     excluded: list[Excluded] = field(default_factory=list)
+    task: str = CLASSIFICATION
+    # Why this task: the rule that chose it, or that it was given (`mlci init --task`).
+    task_reason: str = ""
+    summary: TargetSummary | None = None  # regression only
 
 
 def _nice_step(margin: float) -> float:
@@ -137,7 +156,7 @@ def min_class_rows(cv_folds: int, test_size: float) -> int:
     return math.ceil((cv_folds + 1) / (1 - test_size))
 
 
-def _check_target(frame: pd.DataFrame, target: str, cv_folds: int, test_size: float) -> dict[str, int]:
+def _require_column(frame: pd.DataFrame, target: str) -> pd.Series:
     if target not in frame.columns:
         raise DataError(
             f"no column named {target!r} in the data",
@@ -148,9 +167,36 @@ def _check_target(frame: pd.DataFrame, target: str, cv_folds: int, test_size: fl
     if (empty := int(labels.isna().sum())) > 0:
         lines = ", ".join(str(i + 2) for i in labels[labels.isna()].index[:3])
         raise DataError(
-            f"target {target!r} has {empty} missing label(s) (lines {lines}…)",
-            hint="every row needs a label: fill or drop those rows",
+            f"target {target!r} has {empty} missing value(s) (lines {lines}…)",
+            hint="every row needs a target value: fill or drop those rows",
         )
+    return labels
+
+
+def choose_task(labels: pd.Series, given: str | None) -> tuple[str, str]:
+    """The task, and why: the one given, else regression for a numeric target with over MAX_CLASSES
+    distinct values, classification otherwise."""
+    distinct = labels.nunique()
+    if given is not None:
+        if given not in TASKS:
+            raise DataError(
+                f"--task {given!r} is not one of {', '.join(TASKS)}", hint="pass --task classification or regression"
+            )
+        return given, "given with --task"
+    numbers = _numeric(labels)
+    if numbers is not None and distinct > MAX_CLASSES:
+        return REGRESSION, (
+            f"numeric target with {distinct} distinct values, over {MAX_CLASSES}: a number to predict "
+            "(pass --task classification if these are classes)"
+        )
+    kind = "numeric target" if numbers is not None else "text target"
+    return CLASSIFICATION, (
+        f"{kind} with {distinct} distinct values: classes"
+        + (" (pass --task regression if it is a number to predict)" if numbers is not None else "")
+    )
+
+
+def _check_classes(labels: pd.Series, target: str, cv_folds: int, test_size: float) -> dict[str, int]:
     counts = {str(k): int(v) for k, v in labels.value_counts().sort_index().items()}
     if len(counts) < 2:
         raise DataError(
@@ -158,9 +204,12 @@ def _check_target(frame: pd.DataFrame, target: str, cv_folds: int, test_size: fl
             hint="check --target names the label column, or add rows of the other classes",
         )
     if len(counts) > MAX_CLASSES:
+        numeric = _numeric(labels) is not None
         raise DataError(
-            f"target {target!r} has {len(counts)} distinct values, over {MAX_CLASSES}: mlci trains classifiers",
-            hint="pass --target with a column of classes (a number to predict is a regression, not supported)",
+            f"target {target!r} has {len(counts)} distinct values, over {MAX_CLASSES}: too many classes to learn",
+            hint="pass --task regression to predict it as a number"
+            if numeric
+            else "pass --target with a column of classes (this one looks like an identifier or free text)",
         )
     needed = min_class_rows(cv_folds, test_size)
     if rare := {k: v for k, v in counts.items() if v < needed}:
@@ -168,13 +217,35 @@ def _check_target(frame: pd.DataFrame, target: str, cv_folds: int, test_size: fl
             f"target {target!r}: class(es) with fewer than {needed} rows, too rare for the "
             f"{cv_folds}-fold cross-validation after a {test_size:g} held-out split",
             details=[f"{k!r}: {v} row(s)" for k, v in rare.items()],
-            hint="add rows of those classes, or merge or drop them",
+            hint="add rows of those classes, or merge or drop them (or pass --task regression for a number)",
         )
     return counts
 
 
-def infer(frame: pd.DataFrame, target: str, cv_folds: int = 5, test_size: float = 0.2) -> Inference:
-    """The guesses for every column of an all-text frame; DataError when it cannot train a classifier."""
+def _summarise(labels: pd.Series, target: str) -> TargetSummary:
+    numbers = _numeric(labels)
+    if numbers is None:
+        examples = ", ".join(repr(v) for v in labels[pd.to_numeric(labels, errors="coerce").isna()].unique()[:3])
+        raise DataError(
+            f"target {target!r} is not numeric (values such as {examples}): a regression predicts a number",
+            hint="pass --task classification, or --target with a numeric column",
+        )
+    if numbers.nunique() < 2:
+        raise DataError(f"target {target!r} has one value only: there is nothing to predict", hint="check --target")
+    return TargetSummary(
+        min=float(numbers.min()),
+        max=float(numbers.max()),
+        mean=float(numbers.mean()),
+        std=float(numbers.std(ddof=0)),
+        distinct=int(numbers.nunique()),
+    )
+
+
+def infer(
+    frame: pd.DataFrame, target: str, cv_folds: int = 5, test_size: float = 0.2, task: str | None = None
+) -> Inference:
+    """The guesses for every column of an all-text frame and the task (given, or inferred from the target);
+    DataError when it cannot train a model of that task."""
     if len(frame.columns) < 2:
         raise DataError(
             f"the data has {len(frame.columns)} column(s): it needs the target and at least one feature",
@@ -182,7 +253,13 @@ def infer(frame: pd.DataFrame, target: str, cv_folds: int = 5, test_size: float 
         )
     if len(frame) < MIN_ROWS:
         raise DataError(f"the data has {len(frame)} row(s), mlci trains on at least {MIN_ROWS}", hint="add rows")
-    classes = _check_target(frame, target, cv_folds, test_size)
+    labels = _require_column(frame, target)
+    chosen, reason = choose_task(labels, task)
+    classes, summary = {}, None
+    if chosen == REGRESSION:
+        summary = _summarise(labels, target)
+    else:
+        classes = _check_classes(labels, target, cv_folds, test_size)
     guesses = [guess_feature(str(name), frame[name]) for name in frame.columns if name != target]
     features = [g for g in guesses if isinstance(g, FeatureGuess)]
     excluded = [g for g in guesses if isinstance(g, Excluded)]
@@ -192,4 +269,13 @@ def infer(frame: pd.DataFrame, target: str, cv_folds: int = 5, test_size: float 
             details=[f"{e.name}: {e.reason}" for e in excluded],
             hint="a feature is a numeric column or a text column with few distinct values",
         )
-    return Inference(rows=len(frame), target=target, classes=classes, features=features, excluded=excluded)
+    return Inference(
+        rows=len(frame),
+        target=target,
+        classes=classes,
+        features=features,
+        excluded=excluded,
+        task=chosen,
+        task_reason=reason,
+        summary=summary,
+    )

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlci.core.config import Config, module_allowed
+from mlci.core.config import REGRESSION, Config, module_allowed
 from mlci.core.errors import ConfigError
 
 MISSING_CATEGORY = ""
@@ -31,7 +31,7 @@ def load_estimator_class(path: str, allowed_modules: list[str]) -> type[BaseEsti
     if not module_allowed(module_name, allowed_modules):
         raise ConfigError(
             f"model.estimator: module {module_name!r} is not in model.allowed_modules {allowed_modules}",
-            hint="use a scikit-learn classifier, or add its package to model.allowed_modules if you trust its code",
+            hint="use a scikit-learn estimator, or add its package to model.allowed_modules if you trust its code",
         )
     try:
         module = importlib.import_module(module_name)
@@ -85,13 +85,29 @@ def build_estimator(config: Config) -> BaseEstimator:
         estimator._validate_params()
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model.params: {cls.__name__} rejects its parameters: {error}") from None
+    _require_task(estimator, config)
+    return estimator
+
+
+def _require_task(estimator: BaseEstimator, config: Config) -> None:
+    """The estimator predicts what the task asks for: a number (regressor) or a class with probabilities."""
+    name = type(estimator).__name__
+    if config.task == REGRESSION:
+        if not is_regressor(estimator):
+            raise ConfigError(
+                f"model.estimator: {name} is not a regressor and task is regression",
+                hint="use a regressor (e.g. sklearn.ensemble.RandomForestRegressor, sklearn.linear_model.Ridge), "
+                "or set task: classification if the target is a class",
+            )
+        return
     if not is_classifier(estimator):
         raise ConfigError(
-            f"model.estimator: {cls.__name__} is not a classifier",
-            hint="mlci trains classifiers; use e.g. sklearn.linear_model.LogisticRegression",
+            f"model.estimator: {name} is not a classifier and task is classification",
+            hint="use a classifier (e.g. sklearn.linear_model.LogisticRegression), "
+            "or set task: regression if the target is a number to predict",
         )
+    accepted = inspect.signature(type(estimator).__init__).parameters
     _require_probabilities(estimator, accepted)
-    return estimator
 
 
 def numeric_features(config: Config) -> list[str]:

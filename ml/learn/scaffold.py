@@ -9,6 +9,7 @@ validation against it). Files are then written to a temporary folder beside them
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -151,7 +152,7 @@ def render(context: dict[str, Any]) -> dict[str, str]:
         keep_trailing_newline=True,
         autoescape=False,  # YAML, Groovy and Python files, never HTML
     )
-    env.filters.update(y=yaml_scalar, num=number, comment=comment, pyrepr=repr)
+    env.filters.update(y=yaml_scalar, num=number, comment=comment, pyrepr=repr, sig=significant)
     return {target: env.get_template(name).render(**context) for name, target in FILES.items()}
 
 
@@ -203,6 +204,19 @@ def positive_class(classes: dict[str, int], given: str | None) -> str | None:
     return min(sorted(classes, reverse=True), key=lambda label: classes[label])
 
 
+def significant(value: float, digits: int = 3) -> float:
+    """The value rounded to a few significant digits: a starting threshold reads 58.2, not 58.1866…"""
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def regression_gate(summary: infer.TargetSummary) -> dict[str, float]:
+    """The gate a regression starts with: rmse no higher than always predicting the mean (the target's
+    standard deviation), and at most 1 % of it worse than production."""
+    return {"threshold": significant(summary.std), "max_regression": significant(summary.std / 100)}
+
+
 def ports(project: str, base: int | None) -> Ports:
     """Router ports on the Docker host: the given base, else one derived from the project name, so two
     teams' projects on one host rarely collide and none lands on Jenkins' 8080."""
@@ -226,6 +240,7 @@ def init(
     delimiter: str = ",",
     positive_label: str | None = None,
     port: int | None = None,
+    task: str | None = None,
 ) -> InitResult:
     if directory.exists() and not directory.is_dir():
         raise BadInput(f"{directory} is not a folder", hint="pass --dir with a folder (created if missing)")
@@ -233,7 +248,13 @@ def init(
     delimiter = data.parse_delimiter(delimiter)
     router_ports = ports(name, port)
     frame = read_data(data_file, delimiter)
-    inference = infer.infer(frame, target, CV_FOLDS, TEST_SIZE)
+    inference = infer.infer(frame, target, CV_FOLDS, TEST_SIZE, task)
+    if inference.task == infer.REGRESSION and positive_label is not None:
+        raise BadInput(
+            "--positive-label names a class, and the target is a number to predict (task regression)",
+            details=[f"task: {inference.task_reason}"],
+            hint="drop --positive-label, or pass --task classification if the target holds classes",
+        )
     positive = positive_class(inference.classes, positive_label)
     data_path, copied = _data_path(data_file, directory)
     classes = list(inference.classes)
@@ -256,6 +277,9 @@ def init(
             "cv_folds": CV_FOLDS,
             "test_size": TEST_SIZE,
             "delimiter": delimiter,
+            "task": inference.task,
+            "summary": inference.summary,
+            "gate": regression_gate(inference.summary) if inference.summary else None,
         }
     )
     self_check(files["mlci.yaml"], directory, frame)

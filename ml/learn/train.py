@@ -27,7 +27,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixe
 
 from mlci.contract import mlflow_reads
 from mlci.core import reports
-from mlci.core.config import Config
+from mlci.core.config import CLASSIFICATION, REGRESSION, Config
 from mlci.core.errors import BadInput, DataError
 from mlci.learn import data, evaluate, profile_distribution
 from mlci.learn.model import build_pipeline
@@ -93,13 +93,13 @@ def trusted_types(model) -> list[str]:
 
 
 def _log_plots(model, split: evaluate.Split, config: Config) -> list[str]:
-    """Confusion matrix (and ROC for binary problems) on the held-out rows, logged as run artifacts."""
+    """The plots of the held-out rows a team looks at, logged as run artifacts: confusion matrix (and ROC
+    for binary problems) for a classifier; predicted against actual and the residuals for a regression."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mlflow
-    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 
     def log(name: str, draw) -> str:
         fig, ax = plt.subplots(figsize=(5, 4))
@@ -110,8 +110,19 @@ def _log_plots(model, split: evaluate.Split, config: Config) -> list[str]:
             plt.close(fig)
         return name
 
-    names = [
-        log(
+    plots = (
+        plot_regression(model, split, config)
+        if config.task == REGRESSION
+        else plot_classification(model, split, config)
+    )
+    return [log(name, draw) for name, draw in plots]
+
+
+def plot_classification(model, split: evaluate.Split, config: Config) -> list[tuple[str, object]]:
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    plots: list[tuple[str, object]] = [
+        (
             "plots/confusion_matrix.png",
             lambda ax: (
                 ConfusionMatrixDisplay.from_estimator(model, split.x_test, split.y_test, ax=ax, colorbar=False),
@@ -121,8 +132,8 @@ def _log_plots(model, split: evaluate.Split, config: Config) -> list[str]:
     ]
     if len(model.classes_) == 2:
         positive = evaluate.positive_label(model.classes_, config)
-        names.append(
-            log(
+        plots.append(
+            (
                 "plots/roc_curve.png",
                 lambda ax: (
                     RocCurveDisplay.from_estimator(model, split.x_test, split.y_test, pos_label=positive, ax=ax),
@@ -130,7 +141,26 @@ def _log_plots(model, split: evaluate.Split, config: Config) -> list[str]:
                 ),
             )
         )
-    return names
+    return plots
+
+
+def plot_regression(model, split: evaluate.Split, config: Config) -> list[tuple[str, object]]:
+    from sklearn.metrics import PredictionErrorDisplay
+
+    predicted = model.predict(split.x_test)
+    target = config.data.target
+
+    def draw(kind: str, title: str):
+        return lambda ax: (
+            PredictionErrorDisplay.from_predictions(split.y_test, predicted, kind=kind, ax=ax),
+            ax.set_title(f"{config.model_name}: {title} (test)"),
+            ax.set_xlabel(f"predicted {target}") if kind == "residual_vs_predicted" else None,
+        )
+
+    return [
+        ("plots/predicted_vs_actual.png", draw("actual_vs_predicted", f"actual vs predicted {target}")),
+        ("plots/residuals.png", draw("residual_vs_predicted", "residuals (actual - predicted)")),
+    ]
 
 
 def _params(config: Config, pipeline) -> dict[str, object]:
@@ -154,8 +184,16 @@ def _params(config: Config, pipeline) -> dict[str, object]:
 
 def check_folds(split: evaluate.Split, config: Config) -> None:
     """Every class must appear in every cross-validation fold: a fold without it scores NaN (no ROC
-    without both classes), and a NaN score would be registered as if it were a result."""
+    without both classes), and a NaN score would be registered as if it were a result. A regression's
+    folds need two rows each (r2 of one row is not a number)."""
     folds = config.split.cv_folds
+    if config.task == REGRESSION:
+        if len(split.y_train) < 2 * folds:
+            raise DataError(
+                f"{len(split.y_train)} training rows are too few for {folds}-fold cross-validation",
+                hint="lower split.cv_folds in mlci.yaml or add rows (each fold needs at least 2)",
+            )
+        return
     counts = split.y_train.value_counts()
     rare = counts[counts < folds]
     if rare.empty:
@@ -170,7 +208,7 @@ def check_folds(split: evaluate.Split, config: Config) -> None:
     )
 
 
-def check_metrics(metrics: dict[str, float], cv_metrics: dict[str, float]) -> None:
+def check_metrics(metrics: dict[str, float], cv_metrics: dict[str, float], task: str = CLASSIFICATION) -> None:
     """A metric that is not a number means an evaluation set missed a class: a data problem, not a score."""
     broken = [f"test {k}" for k, v in metrics.items() if not np.isfinite(v)]
     broken += [k for k, v in cv_metrics.items() if not np.isfinite(v)]
@@ -178,7 +216,10 @@ def check_metrics(metrics: dict[str, float], cv_metrics: dict[str, float]) -> No
         raise DataError(
             f"training produced metrics that are not numbers: {', '.join(broken)}",
             hint="an evaluation set lacks a class: add rows of the rarest class, "
-            "or change split.test_size / split.cv_folds",
+            "or change split.test_size / split.cv_folds"
+            if task != REGRESSION
+            else "an evaluation set is too small or its target constant: add rows or change split.test_size / "
+            "split.cv_folds",
         )
 
 
@@ -205,7 +246,7 @@ def fit(config: Config, dataset: data.Dataset):
     cv_metrics = evaluate.cross_validate(pipeline, split, config)
     evaluate.fit(pipeline, split.x_train, split.y_train, config)
     metrics = evaluate.score(pipeline, split.x_test, split.y_test, config)
-    check_metrics(metrics, cv_metrics)
+    check_metrics(metrics, cv_metrics, config.task)
     return pipeline, split, metrics, cv_metrics
 
 
@@ -292,7 +333,11 @@ def data_reports(config: Config, dataset: data.Dataset, split: evaluate.Split) -
         "features": {name: feature.type for name, feature in config.data.features.items()},
     }
     profile = profile_distribution.training_distribution(split.x_train, config).model_dump()
-    profile["classes"] = {str(k): int(v) for k, v in dataset.frame[target].value_counts().items()}
+    if config.task == REGRESSION:
+        values = evaluate.target(dataset.frame, config)
+        profile["target"] = {k: float(v) for k, v in values.describe().items()}
+    else:
+        profile["classes"] = {str(k): int(v) for k, v in dataset.frame[target].value_counts().items()}
     return {"data": validation, "data-profile": profile}
 
 

@@ -14,6 +14,7 @@ without scikit-learn; this module is the only writer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from mlci.contract import bundle as fmt
 from mlci.contract import bundle_digest
 from mlci.contract.bundle_schema import Distribution
-from mlci.core.config import Config
+from mlci.core.config import REGRESSION, Config
 from mlci.core.errors import BadInput, CheckFailed
 from mlci.learn import profile_distribution
 
@@ -40,7 +41,10 @@ FALLBACK_HINT = (
     "instead (slower, and the API image then needs scikit-learn)"
 )
 ONNX_OPSET = 18
+LEGACY_ML_OPSET = 3  # ai.onnx.ml opset of the stock converters' TreeEnsembleRegressor/Classifier
 MAX_ROWS_SHOWN = 10
+# What metadata.json and the package report say of parity: a classifier's keys or a regression's.
+PUBLIC_PARITY = ("rows", "labels_equal", "max_abs_proba_diff", "max_abs_prediction_diff")
 
 
 def mlci_version() -> str:
@@ -87,19 +91,25 @@ def _initial_types(config: Config):
     ]
 
 
-def _convert(pipeline: Pipeline, config: Config) -> bytes:
+def _convert(pipeline: Pipeline, config: Config, float64: bool = True) -> bytes:
+    """The pipeline as ONNX. float64: mlci's float64 tree converters, which write ai.onnx.ml opset 5's
+    `TreeEnsemble`; otherwise the stock converters, whose `TreeEnsembleRegressor`/`Classifier` opset 5
+    no longer runs (deprecated there), so ai.onnx.ml stays at 3."""
     from skl2onnx import convert_sklearn
 
     from mlci.ship import onnx_double, onnx_names
 
     onnx_double.register()
     estimator = pipeline.steps[-1][1]
-    with onnx_double.ml_opset():
+    # Classifiers answer a label and a probability tensor (no ZipMap); a regressor's one output is its value.
+    options = {} if config.task == REGRESSION else {id(estimator): {"zipmap": False}}
+    opset = onnx_double.TREE_ENSEMBLE_OPSET if float64 else LEGACY_ML_OPSET
+    with onnx_double.ml_opset() if float64 else contextlib.nullcontext():
         model = convert_sklearn(
             pipeline,
             initial_types=_initial_types(config),
-            options={id(estimator): {"zipmap": False}},
-            target_opset={"": ONNX_OPSET, "ai.onnx.ml": onnx_double.TREE_ENSEMBLE_OPSET},
+            options=options,
+            target_opset={"": ONNX_OPSET, "ai.onnx.ml": opset},
         )
     # skl2onnx made the input names C identifiers; the schema, the API and every feed use the config's.
     return onnx_names.restore_input_names(model, list(config.data.features)).SerializeToString()
@@ -115,7 +125,30 @@ def _cast_before_estimator(pipeline: Pipeline) -> Pipeline:
     return Pipeline([*head, ("cast_float32", cast), last])
 
 
+def _parity_regression(runner, pipeline: Pipeline, frame: pd.DataFrame, config: Config) -> dict[str, Any]:
+    values, _ = runner(onnx_columns(frame, config))
+    values = np.asarray(values, dtype=np.float64).ravel()
+    expected = np.asarray(pipeline.predict(frame), dtype=np.float64).ravel()
+    if values.shape != expected.shape:
+        return {
+            "rows": len(frame),
+            "max_abs_prediction_diff": math.inf,
+            "prediction_mismatch_rows": [],
+            "problem": f"predictions have shape {values.shape}, scikit-learn's {expected.shape}",
+        }
+    diff = np.abs(values - expected)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rows = np.flatnonzero(diff > config.package.parity_tolerance)
+    return {
+        "rows": len(frame),
+        "max_abs_prediction_diff": float(diff.max()) if diff.size else 0.0,
+        "prediction_mismatch_rows": [int(i) for i in rows],
+    }
+
+
 def _parity(runner, pipeline: Pipeline, frame: pd.DataFrame, config: Config) -> dict[str, Any]:
+    if config.task == REGRESSION:
+        return _parity_regression(runner, pipeline, frame, config)
     feeds = onnx_columns(frame, config)
     labels, probabilities = runner(feeds)
     labels = np.asarray(labels).ravel().astype(str)
@@ -149,13 +182,20 @@ def _parity_problem(parity: dict[str, Any], tolerance: float) -> str | None:
     if "problem" in parity:
         return parity["problem"]
     problems = []
-    if not parity["labels_equal"]:
+    if parity.get("prediction_mismatch_rows"):
+        rows = parity["prediction_mismatch_rows"]
+        problems.append(
+            f"predictions differ by up to {parity['max_abs_prediction_diff']:.3g} (tolerance {tolerance:g}) "
+            f"on {len(rows)} of {parity['rows']} rows (rows {rows[:MAX_ROWS_SHOWN]}"
+            f"{' …' if len(rows) > MAX_ROWS_SHOWN else ''})"
+        )
+    if parity.get("labels_equal") is False:
         rows = parity["label_mismatch_rows"]
         problems.append(
             f"labels differ from scikit-learn's on {len(rows)} of {parity['rows']} rows "
             f"(rows {rows[:MAX_ROWS_SHOWN]}{' …' if len(rows) > MAX_ROWS_SHOWN else ''})"
         )
-    if parity["proba_mismatch_rows"]:
+    if parity.get("proba_mismatch_rows"):
         rows = parity["proba_mismatch_rows"]
         problems.append(
             f"probabilities differ by up to {parity['max_abs_proba_diff']:.3g} (tolerance {tolerance:g}) "
@@ -171,14 +211,16 @@ def convert_with_parity(pipeline: Pipeline, config: Config, frame: pd.DataFrame)
     """
     attempts: list[dict[str, Any]] = []
     candidates = [
-        ("float64", lambda: pipeline),
-        ("float64 preprocessing, float32 estimator", lambda: _cast_before_estimator(pipeline)),
+        ("float64", lambda: pipeline, True),
+        ("float64 preprocessing, float32 estimator", lambda: _cast_before_estimator(pipeline), False),
     ]
-    for precision, build in candidates:
+    for precision, build, float64 in candidates:
         try:
-            model = _convert(build(), config)
+            model = _convert(build(), config, float64)
             runner = fmt.OnnxRunner(
-                fmt.open_onnx_session(model), [fmt.Feature(n, f.type) for n, f in config.data.features.items()]
+                fmt.open_onnx_session(model),
+                [fmt.Feature(n, f.type) for n, f in config.data.features.items()],
+                config.task,
             )
             parity = _parity(runner, pipeline, frame, config)
         except Exception as error:  # noqa: BLE001 - any converter/runtime failure means "unsupported"
@@ -232,13 +274,30 @@ def reference_records(frame: pd.DataFrame, config: Config, rows: int) -> list[di
     return records
 
 
-def _expected(pipeline: Pipeline, frame: pd.DataFrame, classes: list[str]) -> list[dict[str, Any]]:
+def _expected(pipeline: Pipeline, frame: pd.DataFrame, classes: list[str], config: Config) -> list[dict[str, Any]]:
+    if config.task == REGRESSION:
+        return [{"value": float(v)} for v in np.asarray(pipeline.predict(frame), dtype=np.float64).ravel()]
     labels = pipeline.predict(frame)
     probabilities = pipeline.predict_proba(frame)
     return [
         {"label": str(label), "probabilities": {c: float(p) for c, p in zip(classes, row)}}
         for label, row in zip(labels, probabilities)
     ]
+
+
+def target_facts(target: pd.Series | None) -> dict[str, Any] | None:
+    """A regression's training target: range, mean, spread and deciles (None when not given)."""
+    if target is None or target.empty:
+        return None
+    values = target.to_numpy(dtype=np.float64)
+    edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+    return {
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "edges": [float(e) for e in edges],
+    }
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -271,12 +330,32 @@ def _replace_dir(staging: Path, out_dir: Path) -> None:
 
 
 def _check_inputs(pipeline: Pipeline, config: Config, frame: pd.DataFrame) -> list[str]:
-    if not hasattr(pipeline, "predict_proba"):
-        raise BadInput("the model has no predict_proba; mlci packages classifiers only")
-    try:
-        classes = [str(c) for c in pipeline.classes_]
-    except AttributeError:
-        raise BadInput("the pipeline is not fitted (no classes_)") from None
+    """The classes of a classifier (none for a regression), once the model and frame fit the task."""
+    from sklearn.base import is_regressor
+    from sklearn.utils.validation import check_is_fitted
+
+    if config.task == REGRESSION:
+        if not is_regressor(pipeline):
+            raise BadInput(
+                f"the model is a {type(pipeline.steps[-1][1]).__name__}, not a regressor, and task is regression",
+                hint="train the model with this mlci.yaml (mlci train), or package with the mlci.yaml it was "
+                "trained with",
+            )
+        classes: list[str] = []
+        try:
+            check_is_fitted(pipeline)
+        except Exception:  # noqa: BLE001 - NotFittedError and friends
+            raise BadInput("the pipeline is not fitted") from None
+    else:
+        if not hasattr(pipeline, "predict_proba"):
+            raise BadInput(
+                "the model has no predict_proba and task is classification",
+                hint="train the model with this mlci.yaml (mlci train); a regressor needs task: regression",
+            )
+        try:
+            classes = [str(c) for c in pipeline.classes_]
+        except AttributeError:
+            raise BadInput("the pipeline is not fitted (no classes_)") from None
     missing = [n for n in config.data.features if n not in frame.columns]
     if missing:
         raise BadInput(
@@ -308,6 +387,7 @@ def export_bundle(
     parity_frame: pd.DataFrame,
     out_dir: Path,
     training_frame: pd.DataFrame | None = None,
+    training_target: pd.Series | None = None,
 ) -> dict[str, Any]:
     """Write a self-contained bundle to out_dir (atomically) and return a summary for reports/package.json.
 
@@ -337,9 +417,13 @@ def export_bundle(
                 hint=FALLBACK_HINT,
             )
         fmt_name, model_file, fallback_reason = fmt.FORMAT_SKLEARN, fmt.SKLEARN_FILE, reason
-        parity = {"rows": len(frame), "labels_equal": True, "max_abs_proba_diff": 0.0}
+        parity = (
+            {"rows": len(frame), "max_abs_prediction_diff": 0.0}
+            if config.task == REGRESSION
+            else {"rows": len(frame), "labels_equal": True, "max_abs_proba_diff": 0.0}
+        )
         precision = "scikit-learn (float64)"
-    public_parity = {k: parity[k] for k in ("rows", "labels_equal", "max_abs_proba_diff")}
+    public_parity = {k: parity[k] for k in PUBLIC_PARITY if k in parity}
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -359,10 +443,11 @@ def export_bundle(
             "model_file": model_file,
             "model_sha256": bundle_digest.sha256_file(model_path),
             "precision": precision,
-            "task": "classification",
+            "task": config.task,
             "estimator": type(pipeline.steps[-1][1]).__name__,
             "features": feature_schema(config),
             "classes": classes,
+            "target": target_facts(training_target) if config.task == REGRESSION else None,
             "parity": {**public_parity, "tolerance": tolerance},
             "fallback_reason": fallback_reason,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -372,7 +457,7 @@ def export_bundle(
         _write_json(staging / fmt.METADATA_FILE, full_metadata)
         _write_json(
             staging / fmt.REFERENCE_FILE,
-            {"records": records, "expected": _expected(pipeline, reference_frame, classes)},
+            {"records": records, "expected": _expected(pipeline, reference_frame, classes, config)},
         )
         if distribution is not None:
             _write_json(staging / fmt.DISTRIBUTION_FILE, distribution.model_dump(mode="json"))
@@ -394,6 +479,7 @@ def export_bundle(
         "fallback_reason": fallback_reason,
         "attempts": [{k: v for k, v in a.items() if k != "parity"} for a in result["attempts"]],
         "classes": classes,
+        "task": config.task,
         "reference_rows": len(records),
         "files": files,
         "name": metadata.get("name"),

@@ -119,7 +119,9 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
         dataset.fingerprint.sha256,
         metadata["data"]["sha256"],  # type: ignore[index]
     )
-    summary = export.export_bundle(model, config, metadata, split.x_test, Path(out), training_frame=training.frame)
+    summary = export.export_bundle(
+        model, config, metadata, split.x_test, Path(out), training_frame=training.frame, training_target=split.y_train
+    )
     if training.reason:
         summary["drift"]["skipped"] = training.reason
         log.warning(f"warning: no training distribution in the bundle (drift unavailable): {training.reason}")

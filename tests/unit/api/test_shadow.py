@@ -81,6 +81,13 @@ def test_the_ring_is_bounded():
     assert RING_SIZE >= 1000
 
 
+def test_a_regressions_answer_keeps_its_values():
+    from mlci.api.shadow import _predictions
+
+    kept = _predictions(b'{"predictions": [{"value": 1.5}, {"value": 2}]}')
+    assert kept == {"values": [1.5, 2.0], "truncated": False}
+
+
 def test_a_foreign_body_is_kept_without_predictions():
     ring = AnswerRing(size=10)
     ring.add("x", 200, 1.0, b"not json", False)

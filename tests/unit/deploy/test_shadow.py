@@ -113,6 +113,32 @@ def test_compare_joins_on_request_id_and_counts_only_mirrored_answers():
     assert result.candidate_p50_ms == 10 and result.candidate_p99_ms == 30
 
 
+def values_answer(request_id: str, values: list[float], ms: float = 1, mirrored: bool = False) -> dict[str, Any]:
+    return {"id": request_id, "status": 200, "ms": ms, "values": values, "shadow": mirrored}
+
+
+def test_a_regressions_answers_compare_by_their_difference_within_the_tolerance():
+    production = [values_answer("1", [100.0]), values_answer("2", [50.0, 70.0]), values_answer("3", [10.0])]
+    candidate = [
+        values_answer("1", [100.4], ms=3, mirrored=True),  # 0.4: within 0.5
+        values_answer("2", [52.0, 70.0], ms=5, mirrored=True),  # 2.0 (outside) and 0.0
+        values_answer("4", [1.0], mirrored=True),  # production no longer holds it
+    ]
+    result = shadow_compare.compare(production, candidate, tolerance=0.5, task="regression")
+    assert (result.mirrored, result.compared, result.unmatched, result.rows) == (3, 2, 1, 3)
+    assert result.agreement == pytest.approx(2 / 3, abs=1e-6)
+    assert result.mean_abs_diff == pytest.approx((0.4 + 2.0 + 0.0) / 3, abs=1e-6)
+    assert result.max_abs_diff == pytest.approx(2.0)
+    assert result.mean_probability_diff is None and result.max_probability_diff is None
+    line = shadow_compare.summarize(shadow_compare.ShadowReport("staging", "production", 0.1, True, "2", "1", result))
+    assert "66.67% of 3 predictions within 0.5, |difference| mean 0.8 max 2" in line
+    assert "agreement" not in line
+    # A ring entry of a regression passes the shape check compare() relies on; a value that is not a number does not.
+    assert shadow_answers._is_answer(values_answer("1", [1.5, 2]))
+    assert not shadow_answers._is_answer(values_answer("1", ["1.5"]))  # type: ignore[list-item]
+    assert not shadow_answers._is_answer({**values_answer("1", [1.0]), "values": [True]})
+
+
 def test_compare_with_nothing_mirrored_says_so():
     result = shadow_compare.compare([answer("1")], [answer("1")])
     assert result.mirrored == 0 and result.compared == 0 and result.agreement is None

@@ -144,12 +144,17 @@ BAD_INPUTS = {
     "missing labels": (
         lambda p: write_csv(p, ["n", "kind", "label"], [[i, "x", "" if i == 3 else "ab"[i % 2]] for i in range(100)]),
         "label",
-        "1 missing label(s) (lines 5",
+        "1 missing value(s) (lines 5",
     ),
-    "a number as target": (
-        lambda p: write_csv(p, ["n", "kind", "label"], [[i, "x", i * 1.5] for i in range(100)]),
+    "free text as target": (
+        lambda p: write_csv(p, ["n", "kind", "label"], [[i, "x", f"note {i}"] for i in range(100)]),
         "label",
-        "100 distinct values, over 20",
+        "100 distinct values, over 20: too many classes",
+    ),
+    "one number as target": (
+        lambda p: write_csv(p, ["n", "kind", "label"], [[i, "x", 7] for i in range(100)]),
+        "label",
+        "one class only",
     ),
     "duplicate columns": (lambda p: write_csv(p, ["n", "n", "label"], two_classes()), "label", "duplicate column"),
     "semicolons": (
