@@ -7,9 +7,9 @@ strings with "" for missing (ONNX string tensors have no NaN, so "" is the missi
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlci.core.config import REGRESSION, Config, module_allowed
 from mlci.core.errors import ConfigError
+from mlci.learn.encoded import NEEDS_INDICES, LabelEncodedClassifier
 
 MISSING_CATEGORY = ""
 
@@ -46,7 +47,7 @@ def load_estimator_class(path: str, allowed_modules: list[str]) -> type[BaseEsti
     return cls
 
 
-def _require_probabilities(estimator: BaseEstimator, accepted: Mapping[str, inspect.Parameter]) -> None:
+def _require_probabilities(estimator: BaseEstimator, accepted: list[str]) -> None:
     # The gate (roc_auc, log_loss), the bundle's parity check and the API all need probabilities:
     # refuse before any training rather than fail after it. scikit-learn's `available_if` makes
     # hasattr exact (SVC has predict_proba only with probability=True).
@@ -67,25 +68,48 @@ def _require_probabilities(estimator: BaseEstimator, accepted: Mapping[str, insp
     )
 
 
+# Defaults mlci gives an estimator unless model.params sets them: LightGBM prints ~30 lines per fit.
+QUIET = {"lightgbm": {"verbose": -1}, "xgboost": {"verbosity": 0}}
+
+
+def accepted_parameters(cls: type[BaseEstimator]) -> list[str]:
+    """The parameters an estimator class takes: its __init__'s, or, for one that takes **kwargs
+    (XGBoost, LightGBM), the ones its get_params() lists."""
+    signature = inspect.signature(cls.__init__).parameters
+    names = [p for p in signature if p != "self" and signature[p].kind != inspect.Parameter.VAR_KEYWORD]
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in signature.values()):
+        # A class that cannot be built without arguments keeps its signature's names.
+        with contextlib.suppress(Exception):
+            names = list(dict.fromkeys([*names, *cls().get_params(deep=False)]))
+        names += [k for k in QUIET.get(cls.__module__.partition(".")[0], {}) if k not in names]
+    return names
+
+
 def build_estimator(config: Config) -> BaseEstimator:
     cls = load_estimator_class(config.model.estimator, config.model.allowed_modules)
     params = dict(config.model.params)
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = accepted_parameters(cls)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ConfigError(
             f"model.params: {cls.__name__} has no parameter(s) {', '.join(unknown)}",
-            hint=f"valid parameters: {', '.join(p for p in accepted if p != 'self')}",
+            hint=f"valid parameters: {', '.join(accepted)}",
         )
     # Determinism: a randomised estimator without an explicit seed takes the split seed.
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = config.split.seed
+    package = cls.__module__.partition(".")[0]
+    params = {**{k: v for k, v in QUIET.get(package, {}).items() if k in accepted}, **params}
     try:
         estimator = cls(**params)
-        estimator._validate_params()
+        if hasattr(estimator, "_parameter_constraints"):  # scikit-learn's own check, before minutes of fitting
+            estimator._validate_params()
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model.params: {cls.__name__} rejects its parameters: {error}") from None
     _require_task(estimator, config)
+    if f"{cls.__module__}.{cls.__name__}" in NEEDS_INDICES or config.model.estimator in NEEDS_INDICES:
+        # XGBClassifier learns class indices only: taught on them, it answers with the class names.
+        return LabelEncodedClassifier(estimator)
     return estimator
 
 
@@ -106,8 +130,7 @@ def _require_task(estimator: BaseEstimator, config: Config) -> None:
             hint="use a classifier (e.g. sklearn.linear_model.LogisticRegression), "
             "or set task: regression if the target is a number to predict",
         )
-    accepted = inspect.signature(type(estimator).__init__).parameters
-    _require_probabilities(estimator, accepted)
+    _require_probabilities(estimator, accepted_parameters(type(estimator)))
 
 
 def numeric_features(config: Config) -> list[str]:

@@ -257,9 +257,15 @@ def _log_model(pipeline, split: evaluate.Split):
     example = split.x_test.head(3)
     signature = infer_signature(example, pipeline.predict(example))
     # Explicit requirements: MLflow's inference of them loads the model in a subprocess (seconds).
-    requirements = [
-        f"{name}=={provenance.package_version(name)}" for name in ("scikit-learn", "skops", "numpy", "pandas", "scipy")
-    ]
+    packages = ["scikit-learn", "skops", "numpy", "pandas", "scipy"]
+    # A boosted model needs its library to load (on an agent: `pip install mlci[boosting]`).
+    module = type(pipeline.steps[-1][1]).__module__
+    inner = getattr(pipeline.steps[-1][1], "estimator", None)
+    for library, distributions in (("lightgbm", ("lightgbm",)), ("xgboost", ("xgboost-cpu", "xgboost"))):
+        if module.startswith(library) or type(inner).__module__.startswith(library):
+            installed = [d for d in distributions if provenance.package_version(d) != provenance.UNKNOWN]
+            packages.append(installed[0] if installed else distributions[0])
+    requirements = [f"{name}=={provenance.package_version(name)}" for name in packages]
     return mlflow.sklearn.log_model(
         pipeline,
         name="model",

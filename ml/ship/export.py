@@ -33,7 +33,7 @@ from mlci.contract import bundle as fmt
 from mlci.contract import bundle_digest
 from mlci.contract.bundle_schema import Distribution
 from mlci.core.config import REGRESSION, Config
-from mlci.core.errors import BadInput, CheckFailed
+from mlci.core.errors import BadInput
 from mlci.learn import profile_distribution
 
 FALLBACK_HINT = (
@@ -97,10 +97,12 @@ def _convert(pipeline: Pipeline, config: Config, float64: bool = True) -> bytes:
     no longer runs (deprecated there), so ai.onnx.ml stays at 3."""
     from skl2onnx import convert_sklearn
 
-    from mlci.ship import onnx_double, onnx_names
+    from mlci.ship import onnx_boosting, onnx_double, onnx_names
 
     onnx_double.register()
     estimator = pipeline.steps[-1][1]
+    if onnx_boosting.needed(estimator):
+        onnx_boosting.register(estimator)
     # Classifiers answer a label and a probability tensor (no ZipMap); a regressor's one output is its value.
     options = {} if config.task == REGRESSION else {id(estimator): {"zipmap": False}}
     opset = onnx_double.TREE_ENSEMBLE_OPSET if float64 else LEGACY_ML_OPSET
@@ -236,6 +238,28 @@ def convert_with_parity(pipeline: Pipeline, config: Config, frame: pd.DataFrame)
 # --- files ------------------------------------------------------------------------------------------
 
 
+def refusal_hint(pipeline: Pipeline, attempts: list[dict[str, Any]]) -> str:
+    """What to change when no conversion matched: the smallest difference measured says whether a looser
+    package.parity_tolerance would do; a boosted model cannot fall back (the API image has no LightGBM/XGBoost)."""
+    from mlci.ship import onnx_boosting
+
+    measured = [
+        value
+        for a in attempts
+        for key in ("max_abs_prediction_diff", "max_abs_proba_diff")
+        if (value := (a.get("parity") or {}).get(key)) is not None and math.isfinite(value)
+    ]
+    closest = (
+        f"the closest conversion differs by up to {min(measured):.3g}: if that is acceptable, set "
+        f"package.parity_tolerance to at least {min(measured) * 1.01:.2g} in mlci.yaml; otherwise "
+        if measured
+        else ""
+    )
+    if onnx_boosting.needed(pipeline.steps[-1][1]):
+        return closest + "choose another estimator (a boosted model ships as ONNX only)"
+    return closest + FALLBACK_HINT
+
+
 def _dump_skops(pipeline: Pipeline, path: Path) -> None:
     """Save the fallback model, refusing one the API's exact skops allow-list would not load."""
     import skops.io as sio
@@ -243,7 +267,7 @@ def _dump_skops(pipeline: Pipeline, path: Path) -> None:
     data = sio.dumps(pipeline)
     refused = sorted(set(sio.get_untrusted_types(data=data)) - fmt.SKOPS_ALLOWED_TYPES)
     if refused:
-        raise CheckFailed(
+        raise BadInput(
             f"cannot ship {type(pipeline.steps[-1][1]).__name__} as a scikit-learn bundle: the API loads only "
             f"the types of mlci's supported pipelines, and this one needs {', '.join(refused)}",
             hint="use a supported estimator (LogisticRegression, DecisionTree, RandomForest, GradientBoosting, "
@@ -409,12 +433,14 @@ def export_bundle(
         details = [f"{a['precision']}: {a['error']}" for a in result["attempts"]]
         reason = "ONNX conversion unsupported or not equal to scikit-learn — " + " | ".join(details)
         if not config.package.allow_sklearn_fallback:
-            raise CheckFailed(
+            # Exit 2: the model this mlci.yaml chose cannot be served as trained (no silent drift between
+            # training and serving); the config must change (tolerance, fallback or estimator).
+            raise BadInput(
                 f"cannot package {metadata.get('name', 'the model')} as ONNX: the conversion failed or the "
                 f"converted model does not reproduce scikit-learn (parity tolerance {tolerance:g}); each attempt "
                 "says which",
                 details=details,
-                hint=FALLBACK_HINT,
+                hint=refusal_hint(pipeline, result["attempts"]),
             )
         fmt_name, model_file, fallback_reason = fmt.FORMAT_SKLEARN, fmt.SKLEARN_FILE, reason
         parity = (

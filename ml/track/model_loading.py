@@ -6,7 +6,8 @@ packages it executes (a pickle runs its code; a skops file whose MLmodel trusts 
 too) — on the agent that holds the MLflow, registry and Docker credentials. Here mlci decides instead:
 the MLmodel is parsed as plain YAML (bounded), only the sklearn flavour saved with skops is accepted
 (refused before any model file is downloaded), and skops may instantiate only the types skops trusts
-itself plus the exact list the serving side allows (`mlci.contract.bundle.SKOPS_ALLOWED_TYPES`, one list for both).
+itself plus the exact list the serving side allows (`mlci.contract.bundle.SKOPS_ALLOWED_TYPES`) and, on the
+agent only, the boosting estimators' types (BOOSTING_TYPES: a bundle never holds them).
 """
 
 from __future__ import annotations
@@ -101,9 +102,27 @@ def accepted_format(mlmodel: dict[str, Any], label: str) -> ModelFormat:
     return ModelFormat(serialization_format=fmt, model_file=model_file)
 
 
+# Beyond the serving side's list, on the agent only: the gradient-boosting estimators mlci trains
+# (`pip install mlci[boosting]`), exactly the types skops reports for their pipelines. A bundle never holds
+# them (the API image has neither library: such a model ships as ONNX or not at all).
+BOOSTING_TYPES = frozenset(
+    {
+        "collections.OrderedDict",  # LightGBM's best_score_
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
+        "mlci.learn.encoded.LabelEncodedClassifier",
+    }
+)
+AGENT_TYPES = SKOPS_ALLOWED_TYPES | BOOSTING_TYPES
+
+
 def allowed_types() -> list[str]:
     # Never the MLmodel's own skops_trusted_types: that list is written by whoever registered the version.
-    return sorted(SKOPS_ALLOWED_TYPES)
+    return sorted(AGENT_TYPES)
 
 
 def load_skops(path: Path, label: str):
@@ -114,7 +133,7 @@ def load_skops(path: Path, label: str):
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception as error:  # noqa: BLE001 - any failure to audit the file means it is not a model we load
         raise BadInput(f"{label}: {path.name} is not a readable skops file: {error}", hint=HINT) from None
-    refused = sorted(set(untrusted) - SKOPS_ALLOWED_TYPES)
+    refused = sorted(set(untrusted) - AGENT_TYPES)
     if refused:
         raise BadInput(
             f"{label}: {path.name} asks for types mlci does not load",

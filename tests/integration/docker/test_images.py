@@ -169,7 +169,7 @@ def test_a_bundle_failing_parity_never_becomes_an_image(image_project):
     image_project.commit("gradient boosting")
     assert image_project.mlci("train").exit_code == 0
     result = image_project.mlci("build", *ROLES)
-    assert result.exit_code == 1, result.stdout + result.stderr
+    assert result.exit_code == 2, result.stdout + result.stderr  # the config's model cannot be served as trained
     assert "does not reproduce scikit-learn" in result.stderr
     name = image_project.config["project"]
     assert docker("images", "-q", f"{name}-api").stdout.strip() == ""

@@ -332,3 +332,37 @@ def test_config_refuses_metrics_of_the_other_task(tmp_path):
     assert "environments.production.shadow.tolerance: required for a regression" in str(shadow.value.details)
     del raw["metrics"]
     assert config_module.parse({**raw, "environments": {}}).metrics.primary == "rmse"
+
+
+def test_a_lightgbm_regression_through_train_gate_package_serve(regression, free_port):
+    project = regression
+    config = project.config
+    config["model"] = {
+        "allowed_modules": ["sklearn", "lightgbm"],
+        "estimator": "lightgbm.LGBMRegressor",
+        "params": {"n_estimators": 60, "learning_rate": 0.05, "num_leaves": 8},
+    }
+    project.write_config(config)
+    project.commit("lightgbm")
+    trained = project.mlci("train")
+    assert trained.exit_code == 0, trained.output
+    assert "[LightGBM]" not in trained.output  # quiet by default (verbose: -1)
+    report = project.report("train")
+    _, x_test, _, y_test = direct_split(project)
+    model = load_trained(project, report)
+    assert type(model.steps[-1][1]).__name__ == "LGBMRegressor"
+    assert report["metrics"]["rmse"] == pytest.approx(math.sqrt(skm.mean_squared_error(y_test, model.predict(x_test))))
+    gated = project.mlci("gate")
+    assert gated.exit_code in (0, 1) and "rmse ceiling" in gated.output
+
+    packaged = project.mlci("package", "--out", str(project.root / "lgbm-bundle"))
+    assert packaged.exit_code == 0, packaged.output
+    package = project.report("package")
+    assert package["precision"] == "float64" and package["parity"]["max_abs_prediction_diff"] <= 1e-9
+    process, base = served(project.root / "lgbm-bundle", free_port())
+    try:
+        records = json.loads(x_test.head(3).to_json(orient="records"))
+        values = [p["value"] for p in httpx.post(f"{base}/predict", json={"records": records}).json()["predictions"]]
+        assert values == pytest.approx(model.predict(x_test.head(3)).tolist(), abs=1e-9)
+    finally:
+        stop(process)

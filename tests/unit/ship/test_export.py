@@ -12,7 +12,7 @@ import pytest
 from mlci.contract import bundle as fmt
 from mlci.contract import bundle_digest
 from mlci.contract.bundle import load_bundle
-from mlci.core.errors import BadInput, CheckFailed
+from mlci.core.errors import BadInput
 from mlci.ship.export import export_bundle, onnx_columns
 
 
@@ -83,7 +83,7 @@ def test_parity_failure_fails_loudly_and_writes_nothing(helpers, loans_config, t
         loans_config, "sklearn.ensemble.GradientBoostingClassifier", {"n_estimators": 30}, parity_tolerance=1e-15
     )
     fitted = helpers.fit(config)
-    with pytest.raises(CheckFailed) as caught:
+    with pytest.raises(BadInput) as caught:
         export_bundle(fitted.pipeline, config, helpers.metadata(config), fitted.test_frame, tmp_path / "b")
     error = caught.value
     assert "parity tolerance 1e-15" in error.message
@@ -283,7 +283,7 @@ def test_a_regression_the_converter_cannot_match_is_refused(helpers, loans_confi
         return stock(pipeline, config, float64)
 
     monkeypatch.setattr(export, "_convert", float32_only)
-    with pytest.raises(CheckFailed) as refused:
+    with pytest.raises(BadInput) as refused:
         export_bundle(pipeline, config, helpers.metadata(config), frame, tmp_path / "b")
     details = " ".join(refused.value.details)
     assert "float64 switched off" in details and "predictions differ by up to" in details
@@ -296,7 +296,7 @@ def test_a_regressor_without_a_converter_is_refused_saying_why(helpers, loans_co
     config, pipeline, frame = regression_fitted(
         helpers, loans_config, "sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 10}
     )
-    with pytest.raises(CheckFailed) as refused:
+    with pytest.raises(BadInput) as refused:
         export_bundle(pipeline, config, helpers.metadata(config), frame, tmp_path / "b")
     assert [d.split(":")[0] for d in refused.value.details] == ["float64", "float64 preprocessing, float32 estimator"]
     assert not (tmp_path / "b").exists()

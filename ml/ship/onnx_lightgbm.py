@@ -1,0 +1,170 @@
+"""A float64 skl2onnx converter for LightGBM's LGBMClassifier and LGBMRegressor.
+
+LightGBM predicts in double: double features, double thresholds (`x <= t` goes left), double leaf values,
+trees summed in order (the initial score is folded into the first tree's leaves), then its link function
+(sigmoid for binary, softmax for multi-class, none for a regression). Here: ONNX-ML `TreeEnsemble`
+(ai.onnx.ml opset 5) with float64 splits and leaf weights, summed tree by tree, and the same link in float64:
+within 1e-15 of LightGBM on one thread (see mlci.contract.bundle.session_options). An objective or a split
+it does not reproduce (categorical `==` splits, zero-as-missing, other objectives) raises
+NotImplementedError: mlci then tries the float32 estimator (onnxmltools' converter) and checks its parity.
+Registered by mlci.ship.onnx_boosting; float32 inputs go to onnxmltools' converter there.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from onnx import numpy_helper
+from skl2onnx.common.data_types import DoubleTensorType
+from skl2onnx.proto import onnx_proto
+
+TREE_ENSEMBLE_OPSET = 5
+
+
+def is_double(operator: Any) -> bool:
+    return isinstance(operator.inputs[0].type, DoubleTensorType)
+
+
+def _tree_ensemble(scope: Any, container: Any, x: str, out: str, booster: Any, n_targets: int) -> None:
+    dump = booster.dump_model()
+    keys = ("splits", "features", "true_ids", "false_ids", "true_leaf", "false_leaf", "missing")
+    node: dict[str, list[Any]] = {k: [] for k in keys}
+    leaf_targets: list[int] = []
+    leaf_weights: list[float] = []
+    roots: list[int] = []
+    for i, info in enumerate(dump["tree_info"]):
+        target = i % n_targets
+        struct = info["tree_structure"]
+        if "leaf_value" in struct and "split_index" not in struct:  # single-leaf tree
+            leaf = len(leaf_targets)
+            leaf_targets.append(target)
+            leaf_weights.append(float(struct["leaf_value"]))
+            roots.append(len(node["splits"]))
+            node["splits"].append(np.inf)
+            node["features"].append(0)
+            node["missing"].append(1)
+            for side in ("true", "false"):
+                node[f"{side}_ids"].append(leaf)
+                node[f"{side}_leaf"].append(1)
+            continue
+
+        def visit(n: dict[str, Any], target: int = target) -> tuple[int, int]:
+            """Append node n (internal); return (index, is_leaf)."""
+            if "split_index" not in n:
+                leaf_targets.append(target)
+                leaf_weights.append(float(n["leaf_value"]))
+                return len(leaf_targets) - 1, 1
+            if n["decision_type"] != "<=":
+                raise NotImplementedError(f"LightGBM categorical split {n['decision_type']!r} (use one-hot input)")
+            if n["missing_type"] == "Zero":
+                raise NotImplementedError("LightGBM zero_as_missing splits are not converted in float64")
+            k = len(node["splits"])
+            node["splits"].append(float(n["threshold"]))
+            node["features"].append(int(n["split_feature"]))
+            # missing_type "NaN": NaN follows default_left; "None": LightGBM maps NaN to 0.0 (not emulated:
+            # mlci imputes numerics before the model, so no NaN reaches it).
+            node["missing"].append(int(bool(n["default_left"])) if n["missing_type"] == "NaN" else 0)
+            for side in ("true", "false"):
+                node[f"{side}_ids"].append(None)
+                node[f"{side}_leaf"].append(None)
+            for side, child in (("true", n["left_child"]), ("false", n["right_child"])):
+                idx, is_leaf = visit(child)
+                node[f"{side}_ids"][k] = idx
+                node[f"{side}_leaf"][k] = is_leaf
+            return k, 0
+
+        root, _ = visit(struct)
+        roots.append(root)
+
+    container.add_node(
+        "TreeEnsemble",
+        [x],
+        [out],
+        op_domain="ai.onnx.ml",
+        op_version=TREE_ENSEMBLE_OPSET,
+        name=scope.get_unique_operator_name("TreeEnsemble"),
+        n_targets=n_targets,
+        aggregate_function=1,  # SUM
+        post_transform=0,
+        tree_roots=roots,
+        nodes_featureids=node["features"],
+        nodes_splits=numpy_helper.from_array(np.asarray(node["splits"], dtype=np.float64)),
+        nodes_modes=numpy_helper.from_array(np.zeros(len(node["splits"]), dtype=np.uint8)),  # BRANCH_LEQ
+        nodes_truenodeids=node["true_ids"],
+        nodes_trueleafs=node["true_leaf"],
+        nodes_falsenodeids=node["false_ids"],
+        nodes_falseleafs=node["false_leaf"],
+        nodes_missing_value_tracks_true=node["missing"],
+        leaf_targetids=leaf_targets,
+        leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype=np.float64)),
+    )
+
+
+def _objective(model: Any) -> str:
+    return model.booster_.dump_model().get("objective", "")
+
+
+def convert_classifier(scope: Any, operator: Any, container: Any) -> None:
+    op = operator.raw_operator
+    classes = np.asarray(op.classes_)
+    n_classes = len(classes)
+    objective = _objective(op)
+    x = operator.inputs[0].full_name
+    raw = scope.get_unique_variable_name("lgbm_raw")
+    proba = operator.outputs[1].full_name
+    if n_classes == 2:
+        if not objective.startswith("binary"):
+            raise NotImplementedError(f"LightGBM objective {objective!r}")
+        sigmoid = float(objective.split("sigmoid:")[1].split()[0]) if "sigmoid:" in objective else 1.0
+        _tree_ensemble(scope, container, x, raw, op.booster_, 1)
+        scaled = raw
+        if sigmoid != 1.0:
+            k = scope.get_unique_variable_name("sigmoid_k")
+            container.add_initializer(k, onnx_proto.TensorProto.DOUBLE, [], [sigmoid])
+            scaled = scope.get_unique_variable_name("lgbm_scaled")
+            container.add_node("Mul", [raw, k], [scaled], name=scope.get_unique_operator_name("Mul"))
+        # p = 1 / (1 + exp(-s)) exactly as LightGBM's BinaryLogloss::ConvertOutput; 1 - p as predict_proba
+        neg = scope.get_unique_variable_name("neg")
+        container.add_node("Neg", [scaled], [neg], name=scope.get_unique_operator_name("Neg"))
+        ex = scope.get_unique_variable_name("exp")
+        container.add_node("Exp", [neg], [ex], name=scope.get_unique_operator_name("Exp"))
+        one = scope.get_unique_variable_name("one")
+        container.add_initializer(one, onnx_proto.TensorProto.DOUBLE, [], [1.0])
+        den = scope.get_unique_variable_name("den")
+        container.add_node("Add", [one, ex], [den], name=scope.get_unique_operator_name("Add"))
+        p1 = scope.get_unique_variable_name("p1")
+        container.add_node("Div", [one, den], [p1], name=scope.get_unique_operator_name("Div"))
+        p0 = scope.get_unique_variable_name("p0")
+        container.add_node("Sub", [one, p1], [p0], name=scope.get_unique_operator_name("Sub"))
+        container.add_node("Concat", [p0, p1], [proba], axis=1, name=scope.get_unique_operator_name("Concat"))
+    else:
+        if not objective.startswith("multiclass") or "multiclassova" in objective:
+            raise NotImplementedError(f"LightGBM objective {objective!r}")
+        _tree_ensemble(scope, container, x, raw, op.booster_, n_classes)
+        container.add_node("Softmax", [raw], [proba], axis=1, name=scope.get_unique_operator_name("Softmax"))
+    index = scope.get_unique_variable_name("argmax")
+    container.add_node("ArgMax", [proba], [index], axis=1, keepdims=0, name=scope.get_unique_operator_name("ArgMax"))
+    labels = scope.get_unique_variable_name("class_labels")
+    if all(isinstance(c, str) for c in classes):
+        container.add_initializer(labels, onnx_proto.TensorProto.STRING, [n_classes], [str(c) for c in classes])
+    elif all(isinstance(c, (numbers.Integral, np.integer, bool, np.bool_)) for c in classes):
+        container.add_initializer(labels, onnx_proto.TensorProto.INT64, [n_classes], [int(c) for c in classes])
+    else:
+        raise NotImplementedError(f"class labels of type {classes.dtype}")
+    container.add_node(
+        "Gather",
+        [labels, index],
+        [operator.outputs[0].full_name],
+        axis=0,
+        name=scope.get_unique_operator_name("Gather"),
+    )
+
+
+def convert_regressor(scope: Any, operator: Any, container: Any) -> None:
+    op = operator.raw_operator
+    objective = _objective(op)
+    if not objective.startswith(("regression", "huber", "fair", "quantile", "mape")):
+        raise NotImplementedError(f"LightGBM objective {objective!r} (needs a link function)")
+    _tree_ensemble(scope, container, operator.inputs[0].full_name, operator.outputs[0].full_name, op.booster_, 1)
