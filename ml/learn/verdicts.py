@@ -27,4 +27,7 @@ def require_gate_passed(result: GateResult) -> None:
 
 def gate_reference(result: GateResult) -> str:
     """What the candidate was judged against, in words."""
-    return f"production v{result.production['version']}" if result.production else "the floor"
+    if result.production:
+        return f"production v{result.production['version']}"
+    # The primary metric's absolute bound: a floor when higher is better, a ceiling for an error.
+    return "the ceiling" if result.checks and result.checks[0].name.endswith("ceiling") else "the floor"
