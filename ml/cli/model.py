@@ -129,15 +129,10 @@ def promote(ctx: click.Context, version: str, alias: str) -> None:
 
 def parity_line(parity: dict, tolerance: float) -> str:
     """The parity figures of a package: predictions for a regression, labels and probabilities otherwise."""
-    if "max_abs_prediction_diff" in parity:
-        return (
-            f"{parity['rows']} held-out rows, max |Δ prediction| {parity['max_abs_prediction_diff']:.2e} "
-            f"(tolerance {tolerance:g})"
-        )
-    return (
-        f"{parity['rows']} held-out rows, labels equal: {parity['labels_equal']}, "
-        f"max |Δp| {parity['max_abs_proba_diff']:.2e} (tolerance {tolerance:g})"
-    )
+    from mlci.ship.package import parity_figure
+
+    labels = "" if parity.get("labels_equal") is None else f"labels equal: {parity['labels_equal']}, "
+    return f"{parity['rows']} held-out rows, {labels}{parity_figure(parity)} (tolerance {tolerance:g})"
 
 
 @click.command()

@@ -288,7 +288,7 @@ def build(
     metadata = json.loads((config.root / BUNDLE_DIR / "metadata.json").read_text(encoding="utf-8"))
     log.info(
         f"bundle: {bundle.name} version {bundle.version} ({bundle.format}, "
-        f"parity max |Δp| {bundle.parity['max_abs_proba_diff']:.1e}, sha256 {bundle_sha256})"
+        f"parity {package.parity_figure(bundle.parity)}, sha256 {bundle_sha256})"
     )
     wheelhouse = ensure_wheelhouse(config, [s.lock for s in specs if s.lock])
     log.info(f"python packages: {'PIP_INDEX_URL' if wheelhouse is None else 'wheelhouse ' + str(WHEELHOUSE)}")

@@ -139,6 +139,14 @@ def package(config: Config, out: Path, version: str | None = None, alias: str | 
     return result
 
 
+def parity_figure(parity: dict[str, Any]) -> str:
+    """The largest difference between the served model and the trained one, in a few characters: the
+    predicted value's for a regression, the probabilities' for a classifier."""
+    if parity.get("max_abs_prediction_diff") is not None:
+        return f"max |Δ prediction| {parity['max_abs_prediction_diff']:.2e}"
+    return f"max |Δp| {parity.get('max_abs_proba_diff', float('nan')):.2e}"
+
+
 def parity_json(result: PackageResult) -> bytes:
     """The bundle's parity check on its own: what the approver looks for in the run."""
     parity = {"format": result.format, "tolerance": result.parity_tolerance, **result.parity}
