@@ -19,10 +19,15 @@ from tests.helpers.project import REPO
 EXAMPLE = REPO / "examples" / "churn-team"
 
 
-def test_the_example_holds_no_mlci_source():
-    assert (EXAMPLE / "Jenkinsfile").read_text() == f"@Library('mlci@v{VERSION}') _\nmlciPipeline()\n"
+@pytest.mark.parametrize("example", ["churn-team", "progression-team", "wine-team"])
+def test_the_examples_hold_no_mlci_source(example):
+    root = REPO / "examples" / example
+    assert (root / "Jenkinsfile").read_text() == f"@Library('mlci@v{VERSION}') _\nmlciPipeline()\n"
     for source in ("ml", "api", "dashboard", "docker", "requirements", "setup.cfg", "vars"):
-        assert not (EXAMPLE / source).exists(), source
+        assert not (root / source).exists(), source
+    assert "mlci==" not in (root / "README.md").read_text().replace(f"mlci=={VERSION}", "").replace(
+        f"mlci[boosting]=={VERSION}", ""
+    )  # every pin in its README is this release
 
 
 @pytest.fixture
