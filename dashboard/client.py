@@ -8,7 +8,7 @@ page can tell "the API is down or slow" (show a banner, retry) from "the API ref
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -85,8 +85,24 @@ class ApiRejected(ApiError):
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str
-    probabilities: dict[str, float]
+    """One record's answer: a classifier's label and class probabilities, or a regression's value."""
+
+    label: str = ""
+    probabilities: dict[str, float] = field(default_factory=dict)
+    value: float | None = None  # a regression's predicted number (then no label, no probabilities)
+
+    @property
+    def is_value(self) -> bool:
+        return self.value is not None
+
+
+def prediction(answer: dict[str, Any]) -> Prediction:
+    """An answer of POST /predict, for either task (mlci.contract.answers: {"value"} or {"label", "probabilities"})."""
+    if "value" in answer:
+        return Prediction(value=float(answer["value"]))
+    return Prediction(
+        label=str(answer["label"]), probabilities={str(k): float(v) for k, v in answer["probabilities"].items()}
+    )
 
 
 @dataclass(frozen=True)
@@ -227,7 +243,7 @@ class ApiClient:
         return body
 
     def schema(self) -> dict[str, Any]:
-        """Features (name, type, min, max, categories, nullable), classes, example record, max_batch."""
+        """Features (name, type, min, max, categories, nullable), task, classes, example record, max_batch."""
         body = self._json(self._request("GET", "/schema"))
         if not isinstance(body, dict) or not isinstance(body.get("features"), list):
             raise ApiServerError(f"GET /schema at {self.base_url} did not return a feature schema")
@@ -263,10 +279,5 @@ class ApiClient:
             model_name=str(model.get("name", "")),
             model_version=str(model.get("version", "")),
             request_id=str(body.get("request_id", "")),
-            predictions=[
-                Prediction(
-                    label=str(p["label"]), probabilities={str(k): float(v) for k, v in p["probabilities"].items()}
-                )
-                for p in body.get("predictions", [])
-            ],
+            predictions=[prediction(p) for p in body.get("predictions", [])],
         )

@@ -235,3 +235,31 @@ def primary_metric(version: dict[str, Any]) -> tuple[str | None, float | None]:
     name = version.get("primary_metric") or (next(iter(metrics)) if metrics else None)
     value = metrics.get(name) if name else None
     return name, (float(value) if isinstance(value, (int, float)) else None)
+
+
+def known_metrics() -> list[str]:
+    """The metrics mlci computes, classification's then regression's, in mlci.core.config's order (imported on
+    first use: it brings pydantic and yaml, which the other pages do not need)."""
+    from mlci.core import config
+
+    return [m for names in config.TASK_METRICS.values() for m in names]
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """The direction of a metric mlci computes (rmse, mae, log_loss… lower; r2, roc_auc… higher); None for a
+    metric mlci does not know."""
+    from mlci.core import config
+
+    return None if metric not in known_metrics() else not config.lower_is_better(metric)
+
+
+def metric_order(names: list[str]) -> list[str]:
+    """Metric names in mlci's order, unknown ones last (alphabetically)."""
+    known = known_metrics()
+    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), n))
+
+
+def direction_text(metric: str) -> str:
+    """'lower is better', 'higher is better', or '' for a metric of unknown direction."""
+    higher = higher_is_better(metric)
+    return "" if higher is None else ("higher is better" if higher else "lower is better")

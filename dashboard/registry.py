@@ -1,8 +1,9 @@
 """The Models page's data: the MLflow registry's versions of the served model, read-only.
 
 Reads the versions (newest first) and the aliases straight from MLflow, and the primary metric from
-the version tags `mlci train` writes (`mlci.primary_metric`, `mlci.metric.<name>`), so a page load is
-two requests, not one per version. It imports only mlci.contract (not the training tooling), so the dashboard
+the version tags `mlci train` writes (`mlci.primary_metric`, `mlci.metric.<name>`); the other test
+metrics of each version (a regression's rmse, mae, r2…) come from their runs in one search, so a page
+load is four requests, not one per version. It imports only mlci.contract (not the training tooling), so the dashboard
 image carries only mlflow-skinny; mlflow is imported lazily: the other pages work without it.
 """
 
@@ -21,6 +22,7 @@ from mlci.core import env
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 MAX_VERSIONS = 50
+TEST_PREFIX = "test_"  # `mlci train` logs the held-out metrics as test_<name>
 
 HOW_TO_CONFIGURE = """\
 The Models page reads the MLflow model registry, and no tracking server is configured for this dashboard.
@@ -75,6 +77,37 @@ class RegistryView:
     primary_metric: str | None
     aliases: dict[str, str] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)  # the other test metrics, each a key of the rows
+
+
+def best_version(rows: list[dict[str, Any]], higher_is_better: bool | None) -> int | None:
+    """The version with the best primary metric in its direction (the newest of equals); None without a
+    direction or a score."""
+    scored = [r for r in rows if isinstance(r.get("metric"), (int, float))]
+    if higher_is_better is None or not scored:
+        return None
+    sign = 1 if higher_is_better else -1
+    return max(scored, key=lambda r: (sign * r["metric"], r["version"]))["version"]
+
+
+def _run_metrics(client: Any, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """run id -> its test metrics (name without the prefix), from one search in the newest run's experiment;
+    {} when MLflow cannot say (the page keeps the primary metric of the tags)."""
+    ids = [r for r in run_ids if r]
+    if not ids:
+        return {}
+    try:
+        experiment = client.get_run(ids[0]).info.experiment_id
+        quoted = ", ".join("'" + r.replace("'", "") + "'" for r in ids)
+        runs = client.search_runs([experiment], filter_string=f"attributes.run_id IN ({quoted})", max_results=len(ids))
+    except Exception:  # noqa: BLE001 - a deleted run, a refused search: the extra columns are optional
+        return {}
+    return {
+        run.info.run_id: {
+            k.removeprefix(TEST_PREFIX): float(v) for k, v in run.data.metrics.items() if k.startswith(TEST_PREFIX)
+        }
+        for run in runs
+    }
 
 
 def tracking_uri(environ: Mapping[str, str] | None = None) -> str | None:
@@ -180,6 +213,21 @@ def load(uri: str, name: str) -> RegistryView:
     tags = [dict(mv.tags or {}) for mv in versions]
     primary = next((t["mlci.primary_metric"] for t in tags if t.get("mlci.primary_metric")), None)
     rows = [_row(mv, t, t.get("mlci.primary_metric") or primary, aliases) for mv, t in zip(versions, tags)]
+    by_run = _run_metrics(client, [str(mv.run_id or "") for mv in versions])
+    fixed = set(rows[0]) if rows else set()  # the table's own columns
+    names: list[str] = []
+    for row in rows:
+        for metric, value in by_run.get(row["run_id"], {}).items():
+            if metric == primary or metric in fixed:
+                continue
+            if metric not in names:
+                names.append(metric)
+            row[metric] = value
     return RegistryView(
-        tracking_uri=mlflow_reads.redact(uri), model_name=name, primary_metric=primary, aliases=aliases, rows=rows
+        tracking_uri=mlflow_reads.redact(uri),
+        model_name=name,
+        primary_metric=primary,
+        aliases=aliases,
+        rows=rows,
+        metrics=names,
     )

@@ -11,7 +11,8 @@ Prometheus' `rate()` does:
 - an interval across a blue/green switch (the served model or colour changed) mixes two processes'
   counters, so it gives no rate at all: the chart shows a gap and a marker there.
 
-Only the three metric families the page draws are read, the exposition is bounded in bytes and in
+Only the metric families the page draws are read (a regression's predicted-value histogram instead of
+the predictions by label), the exposition is bounded in bytes and in
 series, and nothing in it is evaluated.
 """
 
@@ -30,8 +31,9 @@ PREDICT_ROUTE = "/predict"
 REQUESTS = "mlci_requests_total"
 BUCKETS = "mlci_request_duration_seconds_bucket"
 PREDICTIONS = "mlci_predictions_total"
+VALUES = "mlci_prediction_value_bucket"  # a regression's predicted values, in buckets of the target's deciles
 MODEL_INFO = "mlci_model_info"
-WANTED = (REQUESTS, BUCKETS, PREDICTIONS, MODEL_INFO)
+WANTED = (REQUESTS, BUCKETS, PREDICTIONS, VALUES, MODEL_INFO)
 MAX_SERIES = 2000  # label sets kept from one scrape: far above what the API exports, bounds a hostile one
 MAX_SAMPLES = 400  # per API URL: 20 minutes at the default 3 s refresh
 WINDOW_SECONDS = 600.0  # what the charts show: the last 10 minutes
@@ -51,6 +53,7 @@ class Sample:
     requests: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (status, model_version, method)
     buckets: dict[tuple[str, str, float], float] = field(default_factory=dict)  # (status, model_version, le)
     predictions: dict[tuple[str, str], float] = field(default_factory=dict)  # (label, model_version)
+    values: dict[tuple[str, float], float] = field(default_factory=dict)  # (model_version, le): a regression's
     served: frozenset[str] = frozenset()  # model versions /metrics itself says it serves (mlci_model_info)
 
     @property
@@ -71,6 +74,7 @@ class Point:
     p50_ms: float | None
     p99_ms: float | None
     classes: dict[str, float]  # predicted label -> predictions per second
+    values: dict[float, float] = field(default_factory=dict)  # a regression: le -> predicted values below it, added
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def parse(text: str, at: float, model: tuple[str, str]) -> Sample:
     requests: dict[tuple[str, str, str], float] = {}
     buckets: dict[tuple[str, str, float], float] = {}
     predictions: dict[tuple[str, str], float] = {}
+    values: dict[tuple[str, float], float] = {}
     served: set[str] = set()
     kept = 0
     for line in text.splitlines():
@@ -124,10 +129,13 @@ def parse(text: str, at: float, model: tuple[str, str]) -> Sample:
         if name == REQUESTS:
             key = (labels.get("status", ""), version, labels.get("method", ""))
             requests[key] = requests.get(key, 0.0) + value
-        elif name == BUCKETS:
+        elif name in (BUCKETS, VALUES):
             try:
                 le = float(labels.get("le", ""))
             except ValueError:
+                continue
+            if name == VALUES:
+                values[(version, le)] = values.get((version, le), 0.0) + value
                 continue
             bucket = (labels.get("status", ""), version, le)
             buckets[bucket] = buckets.get(bucket, 0.0) + value
@@ -137,7 +145,13 @@ def parse(text: str, at: float, model: tuple[str, str]) -> Sample:
         elif name == MODEL_INFO and value > 0:
             served.add(version)
     return Sample(
-        at=at, model=model, requests=requests, buckets=buckets, predictions=predictions, served=frozenset(served)
+        at=at,
+        model=model,
+        requests=requests,
+        buckets=buckets,
+        predictions=predictions,
+        values=values,
+        served=frozenset(served),
     )
 
 
@@ -151,13 +165,14 @@ def increase(before: dict[Any, float], after: dict[Any, float]) -> dict[Any, flo
 
 
 def _histogram_increase(before: dict[Any, float], after: dict[Any, float]) -> dict[float, float]:
-    """Bucket increases summed over statuses and versions; a series with any bucket down is reset whole."""
-    series: dict[tuple[str, str], dict[float, float]] = {}
-    for (status, version, le), value in after.items():
-        series.setdefault((status, version), {})[le] = value
+    """Bucket increases summed over the other labels (the key's last item is `le`); a series with any bucket
+    down is reset whole."""
+    series: dict[tuple[Any, ...], dict[float, float]] = {}
+    for key, value in after.items():
+        series.setdefault(tuple(key[:-1]), {})[key[-1]] = value
     out: dict[float, float] = {}
-    for (status, version), now in series.items():
-        old = {le: before.get((status, version, le), 0.0) for le in now}
+    for head, now in series.items():
+        old = {le: before.get((*head, le), 0.0) for le in now}
         reset = any(now[le] < old[le] for le in now)
         for le, value in now.items():
             out[le] = out.get(le, 0.0) + (value if reset else value - old[le])
@@ -208,6 +223,7 @@ def point(before: Sample, after: Sample) -> Point | None:
         p50_ms=p50 * 1000 if p50 is not None else None,
         p99_ms=p99 * 1000 if p99 is not None else None,
         classes=classes,
+        values=_histogram_increase(before.values, after.values),
     )
 
 
@@ -224,6 +240,18 @@ def traffic(samples: list[Sample], window: float = WINDOW_SECONDS, now: float | 
         elif (p := point(before, after)) is not None:
             points.append(p)
     return Traffic(points=points, switches=switches)
+
+
+def served_values(data: Traffic) -> dict[float, float]:
+    """A regression's predicted values over the window, as cumulative buckets (le -> count below it): the
+    points since the last switch only (another model has other buckets)."""
+    since = max((s.at for s in data.switches), default=-math.inf)
+    out: dict[float, float] = {}
+    for p in data.points:
+        if p.at > since:
+            for le, count in p.values.items():
+                out[le] = out.get(le, 0.0) + count
+    return out
 
 
 class Series:

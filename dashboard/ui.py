@@ -89,6 +89,23 @@ def fetch_version() -> dict[str, Any]:
     return version
 
 
+def model_facts(name: str, version: str) -> dict[str, Any]:
+    """GET /version of the model that answered (a regression's target range lives there): the live model's,
+    read again if the API moved on since; {} when the API now serves another model."""
+
+    def same(found: dict[str, Any]) -> bool:
+        return (str(found.get("name")), str(found.get("version"))) == (str(name), str(version))
+
+    live = st.session_state.get("mlci_live") or {}
+    if same(live):
+        return live
+    try:
+        found = fetch_version()
+    except ApiError:
+        return {}
+    return found if same(found) else {}
+
+
 def change_banner(key: str) -> None:
     change = st.session_state.get("mlci_change")
     if not change:

@@ -1,4 +1,8 @@
-"""Batch: a CSV checked against GET /schema, sent to POST /predict in chunks within the API's limit."""
+"""Batch: a CSV checked against GET /schema, sent to POST /predict in chunks within the API's limit.
+
+A classifier's results add the label and a probability column per class, with the label counts; a
+regression's add the predicted number, with a histogram of them against the training target's range.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mlci.dashboard import core, ui
-from mlci.dashboard.client import ApiRejected, ApiUnavailable
+from mlci.dashboard import core, regression, regression_charts, ui
+from mlci.dashboard.client import ApiRejected, ApiUnavailable, Prediction
 
 
 def _source() -> tuple[str, bytes] | None:
@@ -27,10 +31,9 @@ def _source() -> tuple[str, bytes] | None:
 
 def _send(check: core.CsvCheck, size: int, digest: str) -> None:
     records = check.records
-    labels: list[str] = []
-    probabilities: list[dict[str, float]] = []
+    predictions: list[Prediction] = []
     versions: list[str] = []
-    classes: list[str] = []
+    last = ("", "")  # the model that answered the last chunk: name, version (whose target range is shown)
     total = len(records)
     bar = st.progress(0.0, text=f"0 / {total} rows")
     problem: str | None = None
@@ -58,25 +61,50 @@ def _send(check: core.CsvCheck, size: int, digest: str) -> None:
             ]
             break
         except ApiUnavailable as error:
-            problem = f"The API became unavailable after {len(labels)} rows: {error.message}"
+            problem = f"The API became unavailable after {len(predictions)} rows: {error.message}"
             break
-        for p in answer.predictions:
-            labels.append(p.label)
-            probabilities.append(p.probabilities)
-            versions.append(answer.model_version)
-            for cls in p.probabilities:
-                if cls not in classes:
-                    classes.append(cls)
+        predictions.extend(answer.predictions)
+        versions.extend([answer.model_version] * len(answer.predictions))
+        last = (answer.model_name, answer.model_version)
         offset += len(chunk)
-        bar.progress(len(labels) / total, text=f"{len(labels)} / {total} rows")
-    frame = core.results_frame(check.frame, labels, probabilities, classes, versions)
+        bar.progress(len(predictions) / total, text=f"{len(predictions)} / {total} rows")
+    values = bool(predictions) and all(p.is_value for p in predictions)
     st.session_state["batch_result"] = {
         "digest": digest,
-        "frame": frame,
+        "frame": _frame(check, predictions, versions, values),
+        "values": values,
+        "model": ui.model_facts(*last) if values else {},
         "problem": problem,
         "rejected": rejected,
         "total": total,
     }
+
+
+def _frame(check: core.CsvCheck, predictions: list[Prediction], versions: list[str], values: bool) -> pd.DataFrame:
+    """The results table: a regression's values, or a classifier's labels and probabilities (classes in the
+    order they came)."""
+    if values:
+        return regression.results_frame(check.frame, [float(p.value or 0.0) for p in predictions], versions)
+    classes: list[str] = []
+    for p in predictions:
+        classes.extend(c for c in p.probabilities if c not in classes)
+    labels = [p.label for p in predictions]
+    return core.results_frame(check.frame, labels, [p.probabilities for p in predictions], classes, versions)
+
+
+def _values(frame: pd.DataFrame, model: dict[str, Any]) -> None:
+    """A regression's results: the table, then the histogram of predicted values and their summary."""
+    st.dataframe(frame, width="stretch", height=360)
+    facts = regression.target(model)
+    cols = st.columns([3, 1])
+    with cols[0]:
+        st.markdown("**Predicted values**")
+        st.altair_chart(regression_charts.values_histogram(frame["prediction"], facts), width="stretch")
+        if facts is not None:
+            st.caption(f"Dashed grey: the training target's min, mean and max ({facts.text()}).")
+    with cols[1]:
+        for name, value in regression.summary(frame["prediction"]).items():
+            st.metric(f"{name} prediction", value)
 
 
 def _show(result: dict[str, Any]) -> None:
@@ -93,12 +121,15 @@ def _show(result: dict[str, Any]) -> None:
         f"{', '.join('v' + v for v in versions)}",
         icon=":material/check_circle:",
     )
-    cols = st.columns([3, 1])
-    with cols[0]:
-        st.dataframe(frame, width="stretch", height=360)
-    with cols[1]:
-        st.markdown("**Labels**")
-        st.bar_chart(frame["prediction"].value_counts().rename("rows"), height=220)
+    if result.get("values"):
+        _values(frame, result.get("model") or {})
+    else:
+        cols = st.columns([3, 1])
+        with cols[0]:
+            st.dataframe(frame, width="stretch", height=360)
+        with cols[1]:
+            st.markdown("**Labels**")
+            st.bar_chart(frame["prediction"].value_counts().rename("rows"), height=220)
     st.download_button(
         "Download results (CSV)",
         frame.to_csv(index=False).encode(),

@@ -1,4 +1,8 @@
-"""Live model: what the API serves right now (GET /version), refreshed on its own every few seconds."""
+"""Live model: what the API serves right now (GET /version), refreshed on its own every few seconds.
+
+A classifier's traffic shows the predicted classes over time; a regression's, how the values it
+served spread over the training target's deciles (the API's `mlci_prediction_value` histogram).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mlci.dashboard import core, drift, traffic, traffic_charts, ui
+from mlci.dashboard import core, drift, regression, regression_charts, traffic, traffic_charts, ui
 from mlci.dashboard.client import ApiError
 
 st.title("Live model")
@@ -36,7 +40,8 @@ def _figure(value: float | None, unit: str, digits: int = 1) -> str:
 
 
 def traffic_panel(version: dict[str, Any]) -> None:
-    """Requests/s, latency, errors and class mix of /predict over the last minutes, switches marked."""
+    """Requests/s, latency, errors and class mix (a regression: served values) of /predict over the last
+    minutes, switches marked."""
     minutes = traffic.WINDOW_SECONDS / 60
     st.markdown(f"#### Traffic on /predict, last {minutes:g} minutes")
     try:
@@ -66,11 +71,36 @@ def traffic_panel(version: dict[str, Any]) -> None:
     left.altair_chart(traffic_charts.lines(data, ["requests/s"], "requests/s"), width="stretch")
     right.altair_chart(traffic_charts.lines(data, ["p50 ms", "p99 ms"], "latency (ms)"), width="stretch")
     left.altair_chart(traffic_charts.lines(data, ["errors %", "rejected %"], "share of requests (%)"), width="stretch")
-    right.altair_chart(traffic_charts.class_mix(data), width="stretch")
+    if regression.is_regression(version):
+        with right:
+            _served_values(data, version)
+    else:
+        right.altair_chart(traffic_charts.class_mix(data), width="stretch")
     st.caption(
         "From the API's Prometheus counters (all its workers), read every "
         f"{ui.refresh_seconds():g} s; rates are differences between two readings, a counter reset counts "
         "from zero, and no rate is drawn across a switch."
+    )
+
+
+def _served_values(data: traffic.Traffic, version: dict[str, Any]) -> None:
+    """A regression's predicted values since the last switch, in the API's buckets (the training target's deciles)."""
+    if regression.target(version) is None:
+        st.info(
+            "This bundle records no training target (packaged without it): the API keeps no histogram of "
+            "the values it predicts.",
+            icon=":material/info:",
+        )
+        return
+    found = regression.bins(traffic.served_values(data))
+    total = sum(b.count for b in found)
+    if not total:
+        st.info("No prediction served in this window yet: the predicted values' histogram fills as requests come.")
+        return
+    st.altair_chart(regression_charts.served_values(found, deciles=len(found) == 10), width="stretch")
+    st.caption(
+        f"{total:.0f} predicted values since the last switch (the window's last model only). "
+        + ("Grey ticks: a tenth of the training targets lies in each bin." if len(found) == 10 else "")
     )
 
 
@@ -94,7 +124,10 @@ def live_panel() -> None:
     cols[1].metric("Colour", str(version.get("colour", "—")))
     cols[2].metric("Environment", str(version.get("environment", "—")))
     primary, value = core.primary_metric(version)
-    cols[3].metric(f"Primary metric ({primary or '—'})", f"{value:.4f}" if value is not None else "—")
+    label = f"Primary metric ({primary or '—'})"
+    if regression.is_regression(version) and primary:
+        label = f"Primary metric ({primary}, {core.direction_text(primary)})"
+    cols[3].metric(label, f"{value:.4f}" if value is not None else "—")
 
     data = version.get("data") or {}
     facts = {
@@ -110,8 +143,13 @@ def live_panel() -> None:
         "estimator": version.get("estimator"),
         "bundle format": f"{version.get('format', '?')} ({version.get('precision', '?')})",
         "bundle created at": version.get("created_at"),
-        "classes": ", ".join(map(str, version.get("classes") or [])),
     }
+    target = regression.target(version)
+    if regression.is_regression(version):
+        facts["task"] = "regression (predicts a number)"
+        facts["training target"] = target.text() if target else "—"
+    else:
+        facts["classes"] = ", ".join(map(str, version.get("classes") or []))
     left, right = st.columns([3, 2])
     with left:
         st.markdown("#### Provenance")
@@ -122,7 +160,10 @@ def live_panel() -> None:
         st.markdown("#### Test metrics")
         metrics = {k: v for k, v in (version.get("metrics") or {}).items() if isinstance(v, (int, float))}
         if metrics:
-            st.table(pd.DataFrame({"value": [f"{v:.4f}" for v in metrics.values()]}, index=list(metrics)))
+            table = pd.DataFrame({"value": [f"{v:.4f}" for v in metrics.values()]}, index=list(metrics))
+            if regression.is_regression(version):
+                table["better"] = [core.direction_text(m) for m in metrics]
+            st.table(table)
         else:
             st.info("The bundle records no metrics.")
         st.caption(f"Data fingerprint `{_short(data.get('sha256'))}…` · commit `{_short(version.get('commit'), 10)}`")

@@ -1,11 +1,15 @@
-"""Models: the MLflow registry's versions of the served model — aliases, primary metric, provenance. Read-only."""
+"""Models: the MLflow registry's versions of the served model — aliases, metrics, provenance. Read-only.
+
+The primary metric is ranked in its direction (a regression's rmse: lower is better; roc_auc or r2:
+higher), and each version's other test metrics are columns of the table.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from mlci.dashboard import registry, ui
+from mlci.dashboard import core, registry, ui
 from mlci.dashboard.client import ApiError
 
 REGISTRY_TTL = 15
@@ -75,18 +79,24 @@ def page() -> None:
         st.info(f"Model `{view.model_name}` has no registered version yet (`mlci train` registers one).")
         return
     live = st.session_state.get("mlci_live") or {}
-    if view.aliases:
-        cols = st.columns(max(len(view.aliases), 1) + 1)
+    metric = view.primary_metric or "primary metric"
+    direction = core.direction_text(metric)
+    best = registry.best_version(view.rows, core.higher_is_better(metric))
+    if view.aliases or best is not None:
+        cols = st.columns(len(view.aliases) + 2)
         for col, (alias, version) in zip(cols, sorted(view.aliases.items())):
             col.metric(f"@{alias}", f"v{version}")
+        if best is not None:
+            cols[-2].metric(f"Best {metric}", f"v{best}", help=f"{metric}: {direction}")
         if live.get("name") == view.model_name:
             cols[-1].metric("API serves", f"v{live.get('version')}")
-    frame = pd.DataFrame(view.rows)
-    metric = view.primary_metric or "primary metric"
-    frame = frame.rename(columns={"metric": metric})
+    others = core.metric_order(view.metrics)
+    frame = pd.DataFrame(view.rows).rename(columns={"metric": metric})
+    fixed = [c for c in frame.columns if c not in (metric, *others)]
+    frame = frame[[*fixed[:2], metric, *others, *fixed[2:]]]  # version, aliases, the metrics, provenance
     chart = frame[["version", metric, "aliases"]].dropna(subset=[metric]).sort_values("version")
     if not chart.empty:
-        st.markdown(f"#### {metric} over versions")
+        st.markdown(f"#### {metric} over versions" + (f" ({direction})" if direction else ""))
         st.altair_chart(_metric_chart(chart, metric), width="stretch")
     st.markdown("#### Versions")
     st.dataframe(
@@ -95,7 +105,10 @@ def page() -> None:
         width="stretch",
         column_config={
             "version": st.column_config.NumberColumn("version", format="v%d"),
-            metric: st.column_config.NumberColumn(metric, format="%.4f"),
+            **{
+                m: st.column_config.NumberColumn(m, format="%.4f", help=core.direction_text(m) or None)
+                for m in (metric, *others)
+            },
         },
     )
 

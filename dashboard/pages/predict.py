@@ -1,5 +1,8 @@
 """Predict: a form generated from GET /schema, answered by POST /predict.
 
+A classifier's answer shows its label and class probabilities; a regression's shows the predicted number
+and where it sits in the training target (its range and deciles, from GET /version).
+
 Numeric inputs state their range but do not clamp: the API is the judge, and its 4xx messages are
 shown under the field they name (a value out of range, a category the served model does not know).
 """
@@ -12,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from mlci.dashboard import core, ui
+from mlci.dashboard import core, regression, regression_charts, ui
 from mlci.dashboard.client import ApiRejected
 
 COLUMNS = 4
@@ -52,8 +55,38 @@ def _categorical(feature: dict[str, Any], example: Any, key: str):
     )
 
 
-def _result(result: dict[str, Any]) -> None:
+def _answered_by(result: dict[str, Any]) -> None:
     live = st.session_state.get("mlci_live") or {}
+    st.markdown(f"Answered by **{result['model_name']} v{result['model_version']}**")
+    st.caption(f"request id `{result['request_id']}`")
+    if live and str(live.get("version")) != str(result["model_version"]):
+        st.info(f"The API now serves v{live.get('version')}: submit again to ask it.")
+
+
+def _value(result: dict[str, Any]) -> None:
+    """A regression's answer: the number, and where it sits in the training target."""
+    value = float(result["value"])
+    facts = regression.target(result.get("model"))
+    st.subheader("Prediction")
+    cols = st.columns([1, 2])
+    with cols[0]:
+        st.metric("Predicted value", regression.number(value))
+        if facts is not None and facts.deciles and facts.min <= value <= facts.max:
+            st.metric("Training percentile", f"≈ {regression.ordinal(round(regression.percentile(value, facts)))}")
+        _answered_by(result)
+    with cols[1]:
+        if facts is None:
+            st.info("The bundle records no training target range to compare this value with.")
+            return
+        st.markdown(f"**{regression.number(value)}** is {regression.position(value, facts)}.")
+        st.altair_chart(regression_charts.prediction_on_target(facts, value), width="stretch")
+        st.caption(f"Training target: {facts.text()}. Each shaded bin holds about a tenth of the training targets.")
+
+
+def _result(result: dict[str, Any]) -> None:
+    if "value" in result:
+        _value(result)
+        return
     st.subheader("Prediction")
     cols = st.columns([1, 2])
     with cols[0]:
@@ -61,10 +94,7 @@ def _result(result: dict[str, Any]) -> None:
         top = max(result["probabilities"].values()) if result["probabilities"] else None
         if top is not None:
             st.metric("Confidence", f"{top:.1%}")
-        st.markdown(f"Answered by **{result['model_name']} v{result['model_version']}**")
-        st.caption(f"request id `{result['request_id']}`")
-        if live and str(live.get("version")) != str(result["model_version"]):
-            st.info(f"The API now serves v{live.get('version')}: submit again to ask it.")
+        _answered_by(result)
     with cols[1]:
         frame = core.probability_frame(result["probabilities"])
         st.bar_chart(frame, y="probability", horizontal=True, height=60 + 40 * len(frame))
@@ -114,9 +144,13 @@ def page() -> None:
             errors = {}
             st.session_state.setdefault("predict_errors", {})[form_key] = {}
             p = answer.predictions[0]
+            shown = (
+                {"value": p.value, "model": ui.model_facts(answer.model_name, answer.model_version)}
+                if p.is_value
+                else {"label": p.label, "probabilities": p.probabilities}
+            )
             st.session_state["predict_result"] = {
-                "label": p.label,
-                "probabilities": p.probabilities,
+                **shown,
                 "model_name": answer.model_name,
                 "model_version": answer.model_version,
                 "request_id": answer.request_id,
