@@ -38,6 +38,8 @@ def schema_document(bundle: Bundle, settings: Settings) -> dict:
         "task": bundle.metadata.get("task"),
         "features": [f.to_dict() for f in bundle.features],
         "classes": bundle.classes,
+        # A regression's training target (range, mean, deciles): what the dashboard draws a value against.
+        "target": bundle.metadata.get("target"),
         "example": example_record(bundle),
         "max_batch": settings.max_batch,
     }

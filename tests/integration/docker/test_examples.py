@@ -29,6 +29,7 @@ import yaml
 
 from mlci.api.shadow import FLUSH_SECONDS
 from tests.fixtures.release import host_wheelhouse
+from tests.helpers.docker_line import remove_environments
 from tests.helpers.environment import LEAKY
 
 REPO = Path(__file__).resolve().parents[3]
@@ -134,22 +135,9 @@ def examples(tmp_path_factory, base_images, build_sources, free_ports) -> Iterat
     try:
         yield made
     finally:
-        # Removed at once (`mlci down` stops each container gracefully in turn: 30 s for these four
-        # environments; its own tests are test_deploy.py's).
         for example in made.values():
-            containers = docker_out("ps", "-aq", "--filter", f"label=io.mlci.project={example.name}").split()
-            if containers:
-                docker_out("rm", "-f", *containers)
-            for env_name in ("production", "staging"):
-                docker_out("network", "rm", f"{example.name}-{env_name}")
-            volumes = docker_out("volume", "ls", "-q", "--filter", f"name={example.name}-").split()
-            if volumes:  # the state and socket volumes of both environments
-                docker_out("volume", "rm", *volumes)
+            remove_environments(example.name)
             remove_images(example.name)
-
-
-def docker_out(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120).stdout
 
 
 def run_line(example: Example) -> subprocess.CompletedProcess:

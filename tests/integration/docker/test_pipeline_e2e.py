@@ -33,6 +33,7 @@ from mlflow import MlflowClient
 
 from tests.helpers import mlflow_ui
 from tests.helpers.browser import shot
+from tests.helpers.docker_line import remove_environments
 from tests.helpers.environment import LEAKY
 from tests.helpers.files import copy_checkout
 
@@ -163,10 +164,7 @@ def demo_line(tmp_path_factory, base_images, build_sources, free_ports) -> Itera
         run_id = json.loads((root / "reports" / "train.json").read_text())["run_id"]
         yield DemoLine(Clone(root), first, run_id, client.get_run(run_id).info.experiment_id, client)
     finally:
-        for env_name in ("production", "staging"):
-            subprocess.run([MLCI, "down", "--env", env_name], cwd=root, env=env, capture_output=True, timeout=120)
-            # the history outlives mlci down on purpose; a test's environment leaves nothing behind
-            subprocess.run(["docker", "volume", "rm", f"{name}-{env_name}-state"], capture_output=True, timeout=60)
+        remove_environments(name)  # containers, networks and volumes (the state's too: a test leaves nothing)
         monkeypatch.undo()
         remove_images(name)
 
