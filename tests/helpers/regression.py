@@ -24,40 +24,53 @@ REGISTRY_METRICS = [
 ]
 
 
-def regression_config():
+DASHBOARD_PARAMS = {"n_estimators": 10, "max_depth": 5, "random_state": 0, "n_jobs": 1}
+
+
+def regression_config(
+    estimator: str = "sklearn.ensemble.RandomForestRegressor",
+    params: dict | None = None,
+    allowed_modules: list[str] | None = None,
+):
     """loans.yaml as a regression: debt_ratio from region, employment, income and age; rmse primary."""
     from mlci.core import config as config_module
 
     loans = config_module.load(LOANS_CONFIG)
     features = {k: v for k, v in loans.data.features.items() if k != TARGET}
+    model = {"estimator": estimator, "params": DASHBOARD_PARAMS if params is None else params}
+    if allowed_modules is not None:
+        model["allowed_modules"] = allowed_modules
     return loans.model_copy(
         update={
             "task": "regression",
             "data": loans.data.model_copy(update={"target": TARGET, "features": features}),
-            "model": loans.model.model_copy(
-                update={
-                    "estimator": "sklearn.ensemble.RandomForestRegressor",
-                    "params": {"n_estimators": 10, "max_depth": 5, "random_state": 0, "n_jobs": 1},
-                }
-            ),
+            "model": loans.model.model_copy(update=model),
             "metrics": loans.metrics.model_copy(update={"primary": "rmse"}),
         }
     )
 
 
-def make_regression_bundle(out: Path) -> Path:
-    """Fit, score on the held-out rows and export with the training target (so metadata.json has `target`)."""
+def fit_regression(config, test_size: float = 0.25):
+    """The config's pipeline fitted on loans' training rows: (pipeline, held-out model frame, held-out
+    target, training model frame, training target)."""
     from sklearn.model_selection import train_test_split
 
     from mlci.learn.model import build_pipeline, model_frame
+
+    frame = pd.read_csv(LOANS_CSV)
+    x = model_frame(frame, config)
+    y = frame[TARGET].astype(float)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, random_state=1)
+    return build_pipeline(config).fit(x_train, y_train), x_test, y_test, x_train, y_train
+
+
+def make_regression_bundle(out: Path) -> Path:
+    """Fit, score on the held-out rows and export with the training target (so metadata.json has `target`)."""
     from mlci.ship.export import export_bundle
 
     config = regression_config()
     frame = pd.read_csv(LOANS_CSV)
-    x = model_frame(frame, config)
-    y = frame[TARGET].astype(float)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=1)
-    pipeline = build_pipeline(config).fit(x_train, y_train)
+    pipeline, x_test, y_test, x_train, y_train = fit_regression(config)
     error = pipeline.predict(x_test) - y_test.to_numpy()
     rmse = float(np.sqrt(np.mean(error**2)))
     metadata = {

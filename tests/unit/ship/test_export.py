@@ -14,6 +14,7 @@ from mlci.contract import bundle_digest
 from mlci.contract.bundle import load_bundle
 from mlci.core.errors import BadInput
 from mlci.ship.export import export_bundle, onnx_columns
+from tests.helpers.regression import fit_regression, regression_config
 
 
 def assert_parity(fitted, bundle_dir):
@@ -221,26 +222,11 @@ def test_api_imports_neither_ml_nor_the_training_stack(helpers, loans_bundle):
     assert loaded == ["LOADED="], loaded
 
 
-def regression_fitted(helpers, loans_config, estimator: str, params: dict):
+def regression_fitted(estimator: str, params: dict, allowed_modules: list[str] | None = None):
     """Loans as a regression (debt_ratio from the rest): categoricals and missing values, a number to predict."""
-    from sklearn.model_selection import train_test_split
-
-    from mlci.learn.model import build_pipeline, model_frame
-
-    features = {k: v for k, v in loans_config.data.features.items() if k != "debt_ratio"}
-    config = loans_config.model_copy(
-        update={
-            "task": "regression",
-            "data": loans_config.data.model_copy(update={"target": "debt_ratio", "features": features}),
-            "model": loans_config.model.model_copy(update={"estimator": estimator, "params": params}),
-        }
-    )
-    import pandas as pd
-
-    frame = pd.read_csv(config.data_path)
-    x = model_frame(frame, config)
-    x_train, x_test, y_train, _ = train_test_split(x, frame["debt_ratio"].astype(float), test_size=0.25, random_state=1)
-    return config, build_pipeline(config).fit(x_train, y_train), x_test
+    config = regression_config(estimator, params, allowed_modules)
+    pipeline, x_test, *_ = fit_regression(config)
+    return config, pipeline, x_test
 
 
 @pytest.mark.parametrize(
@@ -255,7 +241,7 @@ def regression_fitted(helpers, loans_config, estimator: str, params: dict):
 def test_regressors_convert_in_float64_with_scikit_learns_predictions(
     helpers, loans_config, tmp_path, estimator, params
 ):
-    config, pipeline, frame = regression_fitted(helpers, loans_config, estimator, params)
+    config, pipeline, frame = regression_fitted(estimator, params)
     assert frame.isna().any().any(), "the held-out rows must contain missing values"
     summary = export_bundle(pipeline, config, helpers.metadata(config), frame, tmp_path / "b")
     assert summary["precision"] == "float64" and summary["task"] == "regression"
@@ -273,7 +259,7 @@ def test_a_regression_the_converter_cannot_match_is_refused(helpers, loans_confi
     # float32 attempt, the float64 one is made to fail. Packaging says which rows differ and writes nothing.
     from mlci.ship import export
 
-    config, pipeline, frame = regression_fitted(helpers, loans_config, "sklearn.ensemble.RandomForestRegressor", {})
+    config, pipeline, frame = regression_fitted("sklearn.ensemble.RandomForestRegressor", {})
     config = config.model_copy(update={"package": config.package.model_copy(update={"parity_tolerance": 1e-300})})
     stock = export._convert
 
@@ -293,9 +279,7 @@ def test_a_regression_the_converter_cannot_match_is_refused(helpers, loans_confi
 
 def test_a_regressor_without_a_converter_is_refused_saying_why(helpers, loans_config, tmp_path):
     # skl2onnx cannot convert this scikit-learn's HistGradientBoostingRegressor (in any precision): refused.
-    config, pipeline, frame = regression_fitted(
-        helpers, loans_config, "sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 10}
-    )
+    config, pipeline, frame = regression_fitted("sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 10})
     with pytest.raises(BadInput) as refused:
         export_bundle(pipeline, config, helpers.metadata(config), frame, tmp_path / "b")
     assert [d.split(":")[0] for d in refused.value.details] == ["float64", "float64 preprocessing, float32 estimator"]

@@ -40,9 +40,7 @@ def boosted(config, estimator: str, params: dict | None = None):
 def test_boosted_regressors_ship_as_onnx_within_the_enforced_tolerance(
     helpers, loans_config, tmp_path, estimator, precision, bound
 ):
-    config, pipeline, frame = regression_fitted(
-        helpers, boosted(loans_config, estimator), estimator, {"n_estimators": 40}
-    )
+    config, pipeline, frame = regression_fitted(estimator, {"n_estimators": 40}, BOOSTING)
     summary = export_bundle(pipeline, config, helpers.metadata(config), frame, tmp_path / "b")
     assert summary["format"] == "onnx" and summary["precision"] == precision
     values, _ = load_bundle(tmp_path / "b").predict(onnx_columns(frame, config))
@@ -103,9 +101,7 @@ def test_a_boosted_model_is_loaded_by_name_on_the_agent_and_never_falls_back_to_
 def test_a_conversion_off_by_more_than_the_tolerance_is_exit_2_with_the_measured_difference(
     helpers, loans_config, tmp_path
 ):
-    config, pipeline, frame = regression_fitted(
-        helpers, boosted(loans_config, "xgboost.XGBRegressor"), "xgboost.XGBRegressor", {"n_estimators": 40}
-    )
+    config, pipeline, frame = regression_fitted("xgboost.XGBRegressor", {"n_estimators": 40}, BOOSTING)
     config = config.model_copy(update={"package": config.package.model_copy(update={"parity_tolerance": 1e-12})})
     with pytest.raises(BadInput) as refused:
         export_bundle(pipeline, config, helpers.metadata(config), frame, tmp_path / "b")
