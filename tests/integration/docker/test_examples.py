@@ -159,16 +159,17 @@ def test_the_regression_example_reaches_production_and_its_candidate_is_shadowed
     v1 = example.model("1").predict(records)
     assert [p["value"] for p in answer["predictions"]] == pytest.approx(v1.tolist(), abs=1e-9)
 
-    # A candidate with smaller trees (rmse 51.0 against 51.3 held out: it passes the gate), trained, gated
-    # and deployed to staging only (no approval, no production): production's router now mirrors every
-    # /predict to it (share 1 in this clone).
+    # A candidate with smaller trees (rmse 51.0 against 51.3 held out: it passes the gate), trained, gated,
+    # built and deployed to staging only, the pipeline's stages one by one (its Test stage and approval
+    # add nothing here): production's router now mirrors every /predict to it (share 1 in this clone).
     config = example.config
     config["model"]["params"]["num_leaves"] = 4
     (example.root / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     example.commit("smaller trees")
-    candidate = example.mlci("pipeline", "run", "--no-approve")
-    assert "stage 6/8: Deploy staging — ok" in candidate.stdout, candidate.stdout[-3000:] + candidate.stderr[-3000:]
-    assert "v2 was not approved: production is untouched" in candidate.stdout + candidate.stderr
+    for step in (["train"], ["gate"], ["build", "--only", "api"], ["deploy", "--env", "staging"]):
+        done = example.mlci(*step)
+        assert done.returncode == 0, f"{step}: " + done.stdout[-2000:] + done.stderr[-2000:]
+    assert "shadow traffic production -> staging: on" in done.stdout + done.stderr
     sent = example.records().iloc[100:160]
     with httpx.Client(timeout=10) as client:
         for _, row in sent.iterrows():

@@ -139,6 +139,19 @@ def test_a_regressions_answers_compare_by_their_difference_within_the_tolerance(
     assert not shadow_answers._is_answer({**values_answer("1", [1.0]), "values": [True]})
 
 
+def test_three_classes_compare_by_label_and_the_largest_probability_difference():
+    p = {"barolo": 0.7, "grignolino": 0.2, "barbera": 0.1}
+    q = {"barolo": 0.4, "grignolino": 0.5, "barbera": 0.1}
+    production = [answer("1", ["barolo", "barbera"], [p, {"barolo": 0, "grignolino": 0, "barbera": 1}])]
+    candidate = [
+        answer("1", ["grignolino", "barbera"], [q, {"barolo": 0, "grignolino": 0.1, "barbera": 0.9}], mirrored=True)
+    ]
+    result = shadow_compare.compare(production, candidate)
+    assert (result.rows, result.agreement) == (2, 0.5)
+    assert result.max_probability_diff == pytest.approx(0.3) and result.mean_probability_diff == pytest.approx(0.2)
+    assert result.task == "classification" and result.mean_abs_diff is None
+
+
 def test_compare_with_nothing_mirrored_says_so():
     result = shadow_compare.compare([answer("1")], [answer("1")])
     assert result.mirrored == 0 and result.compared == 0 and result.agreement is None
