@@ -50,6 +50,12 @@ def train(ctx: click.Context) -> None:
         for m, v in result.metrics.items()
     ]
     console.table(["metric", "cross-validation", "held-out test"], rows)
+    if len(result.per_class) > 2:  # a binary problem's figures are the positive class's, above
+        per_class = [
+            (label, *(metric(f[m]) for m in ("precision", "recall", "f1")), int(f["support"]))
+            for label, f in result.per_class.items()
+        ]
+        console.table(["class (held-out)", "precision", "recall", "f1", "rows"], per_class)
     console.facts(
         {
             "commit": f"{result.provenance['commit']} ({result.provenance['branch']})",

@@ -7,6 +7,7 @@ split lives here, driven only by the config (test fraction and seed) and the dat
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +113,26 @@ def score_classification(model, x: pd.DataFrame, y: pd.Series, config: Config) -
         result["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
     assert set(result) == set(CLASSIFICATION_METRICS)
     return {k: float(v) for k, v in result.items()}
+
+
+PER_CLASS_METRICS = ("precision", "recall", "f1")
+
+
+def per_class(model, x: pd.DataFrame, y: pd.Series) -> dict[str, dict[str, float]]:
+    """A classifier's precision, recall and f1 for each class on (x, y), and its support (rows), by class."""
+    classes = [str(c) for c in model.classes_]
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y, model.predict(x), labels=model.classes_, zero_division=0
+    )
+    return {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": float(n)}
+        for name, p, r, f, n in zip(classes, precision, recall, f1, support)
+    }
+
+
+def metric_key(metric: str, label: str) -> str:
+    """An MLflow metric name for a class's metric: letters, digits and _-./ only (others become _)."""
+    return f"{metric}_class_" + re.sub(r"[^A-Za-z0-9_\-./ ]", "_", label)[:200]
 
 
 def fit(pipeline, x: pd.DataFrame, y: pd.Series, config: Config):

@@ -57,6 +57,9 @@ class TrainResult:
     alias_reason: str = ""
     tracking_uri: str = ""  # redacted: which store `version` belongs to (mlci.track.selection checks it)
     plots: list[str] = field(default_factory=list)
+    # A classifier's precision, recall, f1 and support of each class on the held-out rows (the macro
+    # averages are in `metrics`); logged on the run as test_<metric>_class_<class>.
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def report(self) -> dict[str, object]:
         payload = asdict(self)
@@ -386,6 +389,14 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
             )
             log_dataset(source, dataset.fingerprint.sha256)
             plots = _log_plots(pipeline, split, config)
+            classes = {} if config.task == REGRESSION else evaluate.per_class(pipeline, split.x_test, split.y_test)
+            mlflow.log_metrics(
+                {
+                    f"test_{evaluate.metric_key(name, label)}": figures[name]
+                    for label, figures in classes.items()
+                    for name in evaluate.PER_CLASS_METRICS
+                }
+            )
             # The file --config named, under its own name: the settings this run was trained with.
             if config.source is not None and config.source.is_file():
                 mlflow.log_artifact(str(config.source), artifact_path="config")
@@ -419,6 +430,7 @@ def train(config: Config, dataset: data.Dataset | None = None) -> TrainResult:
                 alias_reason=alias_reason,
                 tracking_uri=mlflow_reads.redact(config.tracking_uri),
                 plots=plots,
+                per_class=classes,
             )
             _write_report(config, result, data_payloads)
     except BaseException:

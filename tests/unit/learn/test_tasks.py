@@ -231,6 +231,16 @@ def test_multiclass_through_train_gate_package_serve(tmp_path, free_port):
     assert {k: report["metrics"][k] for k in expected} == pytest.approx(expected, rel=1e-12)
     artifacts = {a.path for a in project.client().list_artifacts(report["run_id"], "plots")}
     assert artifacts == {"plots/confusion_matrix.png"}
+    # Per class, beside the macro averages: the report and the run agree with scikit-learn's.
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y_test, predicted, labels=model.classes_)
+    for i, label in enumerate(model.classes_):
+        figures = report["per_class"][label]
+        assert (figures["precision"], figures["recall"], figures["f1"], figures["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i])
+        )
+    assert "class (held-out)" in trained.output
+    logged = project.client().get_run(report["run_id"]).data.metrics
+    assert logged["test_f1_class_barolo"] == pytest.approx(report["per_class"]["barolo"]["f1"])
 
     assert project.mlci("gate").exit_code == 0
     assert project.mlci("package", "--out", str(project.root / "bundle")).exit_code == 0
