@@ -547,6 +547,9 @@ def describe_errors(error: ValidationError) -> list[str]:
             lines.append(f"{where}: unknown key (check its spelling)")
         elif item["type"] == "missing":
             lines.append(f"{where}: required key is missing")
+        elif not item["loc"] and item["type"] == "value_error":
+            # A check across keys (the config's own validators): its message names the key itself.
+            lines.append(str(item["msg"]).removeprefix("Value error, "))
         else:
             got = item.get("input")
             shown = "" if isinstance(got, dict) else f" (got {_short(repr(got))})"
