@@ -111,60 +111,96 @@ def _tree_classifier_converter(stock):
         classes = np.asarray(op.classes_)
         n_classes = len(classes)
 
-        node: dict[str, list[Any]] = {
-            "splits": [],
-            "features": [],
-            "true_ids": [],
-            "false_ids": [],
-            "true_leaf": [],
-            "false_leaf": [],
-        }
-        leaf_targets: list[int] = []
-        leaf_weights: list[float] = []
-        roots: list[int] = []
+        ensemble = Ensemble()
         # One copy of every tree per class (a TreeEnsemble leaf feeds one target); class-major order so
         # each class sums its trees in scikit-learn's order.
         for target in range(n_classes):
             for tree in trees:
                 proba = _leaf_probabilities(tree, n_classes)
-                left, right = tree.children_left, tree.children_right
-                internal = [i for i in range(tree.node_count) if left[i] != -1]
-                leaves = [i for i in range(tree.node_count) if left[i] == -1]
-                node_index = {n: len(node["splits"]) + k for k, n in enumerate(internal)}
-                leaf_index = {n: len(leaf_targets) + k for k, n in enumerate(leaves)}
-                for n in leaves:
-                    leaf_targets.append(target)
-                    leaf_weights.append(float(proba[n, target]))
-                if not internal:  # a single-leaf tree: a node whose both branches reach that leaf
-                    roots.append(len(node["splits"]))
-                    node["splits"].append(np.inf)
-                    node["features"].append(0)
-                    for side in ("true", "false"):
-                        node[f"{side}_ids"].append(leaf_index[0])
-                        node[f"{side}_leaf"].append(1)
-                    continue
-                roots.append(node_index[0])
-                for n in internal:
-                    node["splits"].append(sklearn_threshold(tree.threshold[n], np.float64, "BRANCH_LEQ"))
-                    node["features"].append(int(tree.feature[n]))
-                    for side, child in (("true", left[n]), ("false", right[n])):
-                        is_leaf = left[child] == -1
-                        node[f"{side}_ids"].append(leaf_index[child] if is_leaf else node_index[child])
-                        node[f"{side}_leaf"].append(int(is_leaf))
-
-        x = operator.inputs[0].full_name
+                ensemble.add_tree(tree, target, lambda n, proba=proba, target=target: float(proba[n, target]))
         sums = scope.get_unique_variable_name("tree_sums")
+        ensemble.emit(scope, container, operator.inputs[0].full_name, sums, n_classes)
+        count = scope.get_unique_variable_name("tree_count")
+        container.add_initializer(count, onnx_proto.TensorProto.DOUBLE, [], [float(len(trees))])
+        container.add_node(
+            "Div", [sums, count], [operator.outputs[1].full_name], name=scope.get_unique_operator_name("Div")
+        )
+        emit_labels(scope, container, classes, operator.outputs[1].full_name, operator.outputs[0].full_name)
+        return None
+
+    return convert
+
+
+class Ensemble:
+    """The arrays of one ONNX-ML `TreeEnsemble` (ai.onnx.ml opset 5), filled tree by tree, in summation order."""
+
+    def __init__(self) -> None:
+        keys = ("splits", "features", "true_ids", "false_ids", "true_leaf", "false_leaf", "missing")
+        self.node: dict[str, list[Any]] = {k: [] for k in keys}
+        self.roots: list[int] = []
+        self.leaf_targets: list[int] = []
+        self.leaf_weights: list[float] = []
+
+    def add_leaf(self, target: int, weight: float) -> int:
+        self.leaf_targets.append(target)
+        self.leaf_weights.append(weight)
+        return len(self.leaf_weights) - 1
+
+    def add_single_leaf(self, target: int, weight: float) -> None:
+        """A tree of one leaf: a node whose both branches reach it."""
+        leaf = self.add_leaf(target, weight)
+        self.roots.append(len(self.node["splits"]))
+        self.add_split(np.inf, 0)
+        self.link(len(self.node["splits"]) - 1, "true", leaf, True)
+        self.link(len(self.node["splits"]) - 1, "false", leaf, True)
+
+    def add_split(self, threshold: float, feature: int, missing_goes_true: bool = False) -> int:
+        """A `x[feature] <= threshold` node, its children linked later; its index."""
+        for key, value in (("splits", threshold), ("features", feature), ("missing", int(missing_goes_true))):
+            self.node[key].append(value)
+        for side in ("true", "false"):
+            self.node[f"{side}_ids"].append(None)
+            self.node[f"{side}_leaf"].append(None)
+        return len(self.node["splits"]) - 1
+
+    def link(self, index: int, side: str, child: int, is_leaf: bool) -> None:
+        self.node[f"{side}_ids"][index] = child
+        self.node[f"{side}_leaf"][index] = int(is_leaf)
+
+    def add_tree(self, tree, target: int, weight) -> None:
+        """A scikit-learn tree, its leaves weighing `weight(node)`, with float64 thresholds chosen so that
+        `x <= w` holds exactly when scikit-learn's `float32(x) <= threshold` does."""
+        left, right = tree.children_left, tree.children_right
+        if left[0] == -1:
+            self.add_single_leaf(target, weight(0))
+            return
+        index: dict[int, tuple[int, bool]] = {}
+        for n in range(tree.node_count):  # parents come before their children in scikit-learn's arrays
+            if left[n] == -1:
+                index[n] = (self.add_leaf(target, weight(n)), True)
+            else:
+                split = sklearn_threshold(tree.threshold[n], np.float64, "BRANCH_LEQ")
+                index[n] = (self.add_split(split, int(tree.feature[n])), False)
+        self.roots.append(index[0][0])
+        for n in range(tree.node_count):
+            if left[n] != -1:
+                for side, child in (("true", left[n]), ("false", right[n])):
+                    self.link(index[n][0], side, *index[child])
+
+    def emit(self, scope: Any, container: Any, x: str, out: str, n_targets: int) -> None:
+        """The `TreeEnsemble` node, summing the trees' leaves per target (no post-transform)."""
+        node = self.node
         container.add_node(
             "TreeEnsemble",
             [x],
-            [sums],
+            [out],
             op_domain="ai.onnx.ml",
             op_version=TREE_ENSEMBLE_OPSET,
             name=scope.get_unique_operator_name("TreeEnsemble"),
-            n_targets=n_classes,
+            n_targets=n_targets,
             aggregate_function=1,
             post_transform=0,
-            tree_roots=roots,
+            tree_roots=self.roots,
             nodes_featureids=node["features"],
             nodes_splits=numpy_helper.from_array(np.asarray(node["splits"], dtype=np.float64)),
             nodes_modes=numpy_helper.from_array(np.zeros(len(node["splits"]), dtype=np.uint8)),
@@ -172,75 +208,27 @@ def _tree_classifier_converter(stock):
             nodes_trueleafs=node["true_leaf"],
             nodes_falsenodeids=node["false_ids"],
             nodes_falseleafs=node["false_leaf"],
-            leaf_targetids=leaf_targets,
-            leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype=np.float64)),
+            nodes_missing_value_tracks_true=node["missing"],
+            leaf_targetids=self.leaf_targets,
+            leaf_weights=numpy_helper.from_array(np.asarray(self.leaf_weights, dtype=np.float64)),
         )
-        count = scope.get_unique_variable_name("tree_count")
-        container.add_initializer(count, onnx_proto.TensorProto.DOUBLE, [], [float(len(trees))])
-        container.add_node(
-            "Div", [sums, count], [operator.outputs[1].full_name], name=scope.get_unique_operator_name("Div")
-        )
-        index = scope.get_unique_variable_name("argmax")
-        container.add_node(
-            "ArgMax",
-            [operator.outputs[1].full_name],
-            [index],
-            axis=1,
-            keepdims=0,
-            name=scope.get_unique_operator_name("ArgMax"),
-        )
-        labels = scope.get_unique_variable_name("class_labels")
-        if all(isinstance(c, str) for c in classes):
-            container.add_initializer(labels, onnx_proto.TensorProto.STRING, [n_classes], [str(c) for c in classes])
-        elif all(isinstance(c, (numbers.Integral, np.integer, bool, np.bool_)) for c in classes):
-            container.add_initializer(labels, onnx_proto.TensorProto.INT64, [n_classes], [int(c) for c in classes])
-        else:
-            raise NotImplementedError(f"class labels of type {classes.dtype} are not converted in float64")
-        container.add_node(
-            "Gather",
-            [labels, index],
-            [operator.outputs[0].full_name],
-            axis=0,
-            name=scope.get_unique_operator_name("Gather"),
-        )
-        return None
-
-    return convert
 
 
-def _add_tree(node: dict[str, list[Any]], roots: list[int], leaf_weights: list[float], tree, scale: float) -> None:
-    """One tree into the TreeEnsemble's arrays: float64 thresholds equivalent to scikit-learn's float32
-    comparison, each leaf weighing `scale` times its value (1 for averaged forests, the learning rate for
-    boosting, as scikit-learn multiplies)."""
-    left, right = tree.children_left, tree.children_right
-    internal = [i for i in range(tree.node_count) if left[i] != -1]
-    leaves = [i for i in range(tree.node_count) if left[i] == -1]
-    node_index = {n: len(node["splits"]) + k for k, n in enumerate(internal)}
-    leaf_index = {n: len(leaf_weights) + k for k, n in enumerate(leaves)}
-    for n in leaves:
-        value = float(tree.value[n, 0, 0])
-        leaf_weights.append(scale * value if scale != 1.0 else value)
-    if not internal:
-        _single_leaf(node, roots, leaf_index[0])
-        return
-    roots.append(node_index[0])
-    for n in internal:
-        node["splits"].append(sklearn_threshold(tree.threshold[n], np.float64, "BRANCH_LEQ"))
-        node["features"].append(int(tree.feature[n]))
-        for side, child in (("true", left[n]), ("false", right[n])):
-            is_leaf = left[child] == -1
-            node[f"{side}_ids"].append(leaf_index[child] if is_leaf else node_index[child])
-            node[f"{side}_leaf"].append(int(is_leaf))
-
-
-def _single_leaf(node: dict[str, list[Any]], roots: list[int], leaf: int) -> None:
-    """A tree of one leaf: a node whose both branches reach it."""
-    roots.append(len(node["splits"]))
-    node["splits"].append(np.inf)
-    node["features"].append(0)
-    for side in ("true", "false"):
-        node[f"{side}_ids"].append(leaf)
-        node[f"{side}_leaf"].append(1)
+def emit_labels(scope: Any, container: Any, classes: np.ndarray, probabilities: str, out: str) -> None:
+    """The label of each row: the class of its first largest probability, as `numpy.argmax` takes it."""
+    index = scope.get_unique_variable_name("argmax")
+    container.add_node(
+        "ArgMax", [probabilities], [index], axis=1, keepdims=0, name=scope.get_unique_operator_name("ArgMax")
+    )
+    labels = scope.get_unique_variable_name("class_labels")
+    n_classes = len(classes)
+    if all(isinstance(c, str) for c in classes):
+        container.add_initializer(labels, onnx_proto.TensorProto.STRING, [n_classes], [str(c) for c in classes])
+    elif all(isinstance(c, (numbers.Integral, np.integer, bool, np.bool_)) for c in classes):
+        container.add_initializer(labels, onnx_proto.TensorProto.INT64, [n_classes], [int(c) for c in classes])
+    else:
+        raise NotImplementedError(f"class labels of type {np.asarray(classes).dtype} are not converted in float64")
+    container.add_node("Gather", [labels, index], [out], axis=0, name=scope.get_unique_operator_name("Gather"))
 
 
 def _regressor_trees(op) -> tuple[list[Any], float, float | None, float]:
@@ -264,41 +252,20 @@ def _tree_regressor_converter(stock):
         if getattr(op, "n_outputs_", 1) != 1:
             raise NotImplementedError("multi-output tree regressors are not converted in float64")
         trees, scale, base, divisor = _regressor_trees(op)
-        node: dict[str, list[Any]] = {
-            k: [] for k in ("splits", "features", "true_ids", "false_ids", "true_leaf", "false_leaf")
-        }
-        roots: list[int] = []
-        leaf_weights: list[float] = []
+        ensemble = Ensemble()
         if base is not None:
             # The initial value as a first tree of one leaf: the sum starts 0 + base = base, then adds each
             # tree in order, exactly as scikit-learn's raw prediction does.
-            leaf_weights.append(base)
-            _single_leaf(node, roots, 0)
+            ensemble.add_single_leaf(0, base)
         for tree in trees:
-            _add_tree(node, roots, leaf_weights, tree, scale)
-        x = operator.inputs[0].full_name
+            # Each leaf weighs `scale` times its value (1 for averaged forests, the learning rate for
+            # boosting), multiplied as scikit-learn multiplies.
+            values = tree.value[:, 0, 0]
+            ensemble.add_tree(
+                tree, 0, lambda n, values=values: scale * float(values[n]) if scale != 1.0 else float(values[n])
+            )
         sums = scope.get_unique_variable_name("tree_sums") if divisor != 1.0 else operator.outputs[0].full_name
-        container.add_node(
-            "TreeEnsemble",
-            [x],
-            [sums],
-            op_domain="ai.onnx.ml",
-            op_version=TREE_ENSEMBLE_OPSET,
-            name=scope.get_unique_operator_name("TreeEnsemble"),
-            n_targets=1,
-            aggregate_function=1,
-            post_transform=0,
-            tree_roots=roots,
-            nodes_featureids=node["features"],
-            nodes_splits=numpy_helper.from_array(np.asarray(node["splits"], dtype=np.float64)),
-            nodes_modes=numpy_helper.from_array(np.zeros(len(node["splits"]), dtype=np.uint8)),
-            nodes_truenodeids=node["true_ids"],
-            nodes_trueleafs=node["true_leaf"],
-            nodes_falsenodeids=node["false_ids"],
-            nodes_falseleafs=node["false_leaf"],
-            leaf_targetids=[0] * len(leaf_weights),
-            leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype=np.float64)),
-        )
+        ensemble.emit(scope, container, operator.inputs[0].full_name, sums, 1)
         if divisor != 1.0:
             count = scope.get_unique_variable_name("tree_count")
             container.add_initializer(count, onnx_proto.TensorProto.DOUBLE, [], [divisor])

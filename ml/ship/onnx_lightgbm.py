@@ -12,15 +12,13 @@ Registered by mlci.ship.onnx_boosting; float32 inputs go to onnxmltools' convert
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
-from onnx import numpy_helper
 from skl2onnx.common.data_types import DoubleTensorType
 from skl2onnx.proto import onnx_proto
 
-TREE_ENSEMBLE_OPSET = 5
+from mlci.ship.onnx_double import Ensemble, emit_labels
 
 
 def is_double(operator: Any) -> bool:
@@ -28,78 +26,33 @@ def is_double(operator: Any) -> bool:
 
 
 def _tree_ensemble(scope: Any, container: Any, x: str, out: str, booster: Any, n_targets: int) -> None:
-    dump = booster.dump_model()
-    keys = ("splits", "features", "true_ids", "false_ids", "true_leaf", "false_leaf", "missing")
-    node: dict[str, list[Any]] = {k: [] for k in keys}
-    leaf_targets: list[int] = []
-    leaf_weights: list[float] = []
-    roots: list[int] = []
-    for i, info in enumerate(dump["tree_info"]):
+    """LightGBM's trees, in its order (tree i feeds target i mod n_targets), as one float64 TreeEnsemble."""
+    ensemble = Ensemble()
+    for i, info in enumerate(booster.dump_model()["tree_info"]):
         target = i % n_targets
         struct = info["tree_structure"]
-        if "leaf_value" in struct and "split_index" not in struct:  # single-leaf tree
-            leaf = len(leaf_targets)
-            leaf_targets.append(target)
-            leaf_weights.append(float(struct["leaf_value"]))
-            roots.append(len(node["splits"]))
-            node["splits"].append(np.inf)
-            node["features"].append(0)
-            node["missing"].append(1)
-            for side in ("true", "false"):
-                node[f"{side}_ids"].append(leaf)
-                node[f"{side}_leaf"].append(1)
+        if "split_index" not in struct:  # a tree of one leaf
+            ensemble.add_single_leaf(target, float(struct["leaf_value"]))
             continue
 
-        def visit(n: dict[str, Any], target: int = target) -> tuple[int, int]:
-            """Append node n (internal); return (index, is_leaf)."""
+        def visit(n: dict[str, Any], target: int = target) -> tuple[int, bool]:
+            """Add node n and its subtree; (its index, whether it is a leaf)."""
             if "split_index" not in n:
-                leaf_targets.append(target)
-                leaf_weights.append(float(n["leaf_value"]))
-                return len(leaf_targets) - 1, 1
+                return ensemble.add_leaf(target, float(n["leaf_value"])), True
             if n["decision_type"] != "<=":
                 raise NotImplementedError(f"LightGBM categorical split {n['decision_type']!r} (use one-hot input)")
             if n["missing_type"] == "Zero":
                 raise NotImplementedError("LightGBM zero_as_missing splits are not converted in float64")
-            k = len(node["splits"])
-            node["splits"].append(float(n["threshold"]))
-            node["features"].append(int(n["split_feature"]))
             # missing_type "NaN": NaN follows default_left; "None": LightGBM maps NaN to 0.0 (not emulated:
             # mlci imputes numerics before the model, so no NaN reaches it).
-            node["missing"].append(int(bool(n["default_left"])) if n["missing_type"] == "NaN" else 0)
-            for side in ("true", "false"):
-                node[f"{side}_ids"].append(None)
-                node[f"{side}_leaf"].append(None)
+            missing_left = n["missing_type"] == "NaN" and bool(n["default_left"])
+            k = ensemble.add_split(float(n["threshold"]), int(n["split_feature"]), missing_left)
             for side, child in (("true", n["left_child"]), ("false", n["right_child"])):
-                idx, is_leaf = visit(child)
-                node[f"{side}_ids"][k] = idx
-                node[f"{side}_leaf"][k] = is_leaf
-            return k, 0
+                ensemble.link(k, side, *visit(child))
+            return k, False
 
-        root, _ = visit(struct)
-        roots.append(root)
-
-    container.add_node(
-        "TreeEnsemble",
-        [x],
-        [out],
-        op_domain="ai.onnx.ml",
-        op_version=TREE_ENSEMBLE_OPSET,
-        name=scope.get_unique_operator_name("TreeEnsemble"),
-        n_targets=n_targets,
-        aggregate_function=1,  # SUM
-        post_transform=0,
-        tree_roots=roots,
-        nodes_featureids=node["features"],
-        nodes_splits=numpy_helper.from_array(np.asarray(node["splits"], dtype=np.float64)),
-        nodes_modes=numpy_helper.from_array(np.zeros(len(node["splits"]), dtype=np.uint8)),  # BRANCH_LEQ
-        nodes_truenodeids=node["true_ids"],
-        nodes_trueleafs=node["true_leaf"],
-        nodes_falsenodeids=node["false_ids"],
-        nodes_falseleafs=node["false_leaf"],
-        nodes_missing_value_tracks_true=node["missing"],
-        leaf_targetids=leaf_targets,
-        leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype=np.float64)),
-    )
+        ensemble.roots.append(visit(struct)[0])
+    ensemble.emit(scope, container, x, out, n_targets)
 
 
 def _objective(model: Any) -> str:
@@ -144,22 +97,7 @@ def convert_classifier(scope: Any, operator: Any, container: Any) -> None:
             raise NotImplementedError(f"LightGBM objective {objective!r}")
         _tree_ensemble(scope, container, x, raw, op.booster_, n_classes)
         container.add_node("Softmax", [raw], [proba], axis=1, name=scope.get_unique_operator_name("Softmax"))
-    index = scope.get_unique_variable_name("argmax")
-    container.add_node("ArgMax", [proba], [index], axis=1, keepdims=0, name=scope.get_unique_operator_name("ArgMax"))
-    labels = scope.get_unique_variable_name("class_labels")
-    if all(isinstance(c, str) for c in classes):
-        container.add_initializer(labels, onnx_proto.TensorProto.STRING, [n_classes], [str(c) for c in classes])
-    elif all(isinstance(c, (numbers.Integral, np.integer, bool, np.bool_)) for c in classes):
-        container.add_initializer(labels, onnx_proto.TensorProto.INT64, [n_classes], [int(c) for c in classes])
-    else:
-        raise NotImplementedError(f"class labels of type {classes.dtype}")
-    container.add_node(
-        "Gather",
-        [labels, index],
-        [operator.outputs[0].full_name],
-        axis=0,
-        name=scope.get_unique_operator_name("Gather"),
-    )
+    emit_labels(scope, container, classes, proba, operator.outputs[0].full_name)
 
 
 def convert_regressor(scope: Any, operator: Any, container: Any) -> None:

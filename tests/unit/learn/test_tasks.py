@@ -270,42 +270,22 @@ def load_trained(project: Project, report: dict):
     return model_loading.load_version(report["model_name"], report["version"])
 
 
+def init_as(tmp_path: Path, frame: pd.DataFrame, folder: str, task: str):
+    """`mlci init` on the frame with its `target` column, forcing --task."""
+    args = ["init", "--data", str(_csv(tmp_path, frame)), "--target", "target", "--dir", str(tmp_path / folder)]
+    return CliRunner().invoke(cli, [*args, "--task", task])
+
+
 def test_init_task_flag_and_refusals(tmp_path):
     frame = load_diabetes(as_frame=True, scaled=False).frame
     # A numeric target taken as classes: 214 of them are too many, and the hint says --task regression.
-    refused = CliRunner().invoke(
-        cli,
-        [
-            "init",
-            "--data",
-            str(_csv(tmp_path, frame)),
-            "--target",
-            "target",
-            "--dir",
-            str(tmp_path / "a"),
-            "--task",
-            "classification",
-        ],
-    )
+    refused = init_as(tmp_path, frame, "a", "classification")
     assert refused.exit_code == 2
     assert "too many classes" in refused.output and "--task regression" in refused.output
     assert not (tmp_path / "a" / "mlci.yaml").exists()
     # A text target cannot be a regression.
     frame["target"] = np.where(frame["target"] > 140, "high", "low")
-    text = CliRunner().invoke(
-        cli,
-        [
-            "init",
-            "--data",
-            str(_csv(tmp_path, frame)),
-            "--target",
-            "target",
-            "--dir",
-            str(tmp_path / "b"),
-            "--task",
-            "regression",
-        ],
-    )
+    text = init_as(tmp_path, frame, "b", "regression")
     assert text.exit_code == 2 and "is not numeric" in text.output and "--task classification" in text.output
 
 
